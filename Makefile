@@ -1,0 +1,76 @@
+# pg_poolguard — built with PGXS.  `make && make install` builds and installs the extension;
+# `make test` runs every test on throwaway clusters; `make demo` shows it working.
+
+EXTENSION  = pg_poolguard
+MODULE_big = pg_poolguard
+
+CORE_SRCS  = $(sort $(wildcard src/core/*.cpp))
+GLUE_SRCS  = $(sort $(wildcard src/*.cpp))
+OBJS       = $(GLUE_SRCS:.cpp=.o) $(CORE_SRCS:.cpp=.o)
+
+# The install script is assembled from one fragment per module.
+DATA_built = pg_poolguard--1.0.sql
+SQL_PARTS  = $(sort $(wildcard src/sql/*.sql))
+
+# pg_regress: every sql/NAME.sql, in name order.  The test cluster pre-creates the database
+# (the worker is connected to it, so pg_regress must not drop and recreate it).
+REGRESS      = $(sort $(notdir $(basename $(wildcard sql/*.sql))))
+REGRESS_OPTS = --use-existing
+
+TAP_TESTS   = 1
+PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
+
+PG_CPPFLAGS = -Isrc
+PG_CXXFLAGS = -std=c++17 -Wno-register -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
+SHLIB_LINK += -lstdc++
+
+# Debian's PGXS would also compile every .cpp to LLVM bitcode with clang, ignoring our flags.
+override with_llvm = no
+
+EXTRA_CLEAN = build
+
+PG_CONFIG ?= pg_config
+PGXS := $(wildcard $(shell $(PG_CONFIG) --pgxs 2>/dev/null))
+ifneq ($(PGXS),)
+include $(PGXS)
+else
+# No server development files yet: `make test` / `make demo` install them (as root) first.
+all install installcheck tap:
+	@echo "PGXS not found: install postgresql-server-dev-15 (make test does it when run as root)" >&2
+	@exit 1
+endif
+
+$(DATA_built): $(SQL_PARTS)
+	cat $^ > $@
+
+# ---- unit tests of the pure C++ core (GoogleTest), plain and under ASan+UBSan ----
+UNIT_SRCS   = $(sort $(wildcard test/unit/*.cpp))
+UNIT_FLAGS  = -std=c++17 -Wall -Wextra -Werror -g -Isrc/core
+SAN_FLAGS   = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+build/unit_tests: $(UNIT_SRCS) $(CORE_SRCS) $(wildcard src/core/*.h)
+	@mkdir -p build
+	$(CXX) $(UNIT_FLAGS) -O1 -o $@ $(UNIT_SRCS) $(CORE_SRCS) -lgtest -lgtest_main -pthread
+
+build/unit_tests_sanitized: $(UNIT_SRCS) $(CORE_SRCS) $(wildcard src/core/*.h)
+	@mkdir -p build
+	$(CXX) $(UNIT_FLAGS) -O1 $(SAN_FLAGS) -o $@ $(UNIT_SRCS) $(CORE_SRCS) -lgtest -lgtest_main -pthread
+
+unit: build/unit_tests build/unit_tests_sanitized
+	build/unit_tests
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build/unit_tests_sanitized
+
+# TAP tests alone (scripts/test.sh runs pg_regress with TAP_TESTS= and then this).
+tap:
+	$(prove_installcheck)
+
+test:
+	bash scripts/test.sh
+
+demo:
+	bash scripts/demo.sh
+
+bench:
+	bash bench/run.sh
+
+.PHONY: unit tap test demo bench

@@ -1,0 +1,95 @@
+# scripts/lib.sh — shared helpers for test.sh, demo.sh and bench/run.sh.
+# Throwaway clusters run as the `postgres` OS user when we are root (initdb refuses root).
+
+PG_CONFIG=${PG_CONFIG:-pg_config}
+
+# Debian packages the build and the tests need.
+POOLGUARD_PACKAGES="g++ make perl postgresql-15 postgresql-server-dev-15 postgresql-contrib-15 libkrb5-dev libipc-run-perl libgtest-dev"
+
+log() { printf '\n==> %s\n' "$*"; }
+
+# Installs whatever of POOLGUARD_PACKAGES is missing (root only; others must have them).
+install_deps() {
+    local missing=() p
+    for p in $POOLGUARD_PACKAGES "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "missing packages: ${missing[*]} (run as root, or install them)" >&2
+        return 1
+    fi
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # Debian's package starts a default cluster on 5432; our tests never use it.
+}
+
+pg_bindir() { "$PG_CONFIG" --bindir; }
+
+# as_pg CMD...: runs CMD as the postgres OS user when root, as ourselves otherwise.
+as_pg() {
+    if [ "$(id -u)" -eq 0 ]; then
+        runuser -u postgres -- env PATH="$(pg_bindir):$PATH" "$@"
+    else
+        env PATH="$(pg_bindir):$PATH" "$@"
+    fi
+}
+
+# make_workdir: a fresh directory the cluster user owns; prints its path.
+make_workdir() {
+    local dir
+    dir=$(mktemp -d /tmp/pg_poolguard.XXXXXX)
+    chmod 755 "$dir"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
+    echo "$dir"
+}
+
+# free_port: a TCP port nobody listens on.
+free_port() {
+    local port
+    for port in $(shuf -i 20000-40000 -n 50); do
+        if ! (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then
+            echo "$port"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# cluster_start DIR PORT [CONF_LINE...]: initdb DIR/data, add the lines to postgresql.conf,
+# start the server with its socket in DIR and wait until it accepts connections.
+cluster_start() {
+    local dir=$1 port=$2
+    shift 2
+    as_pg initdb -D "$dir/data" -U postgres --auth=trust --no-sync >"$dir/initdb.log" 2>&1 || {
+        cat "$dir/initdb.log"
+        return 1
+    }
+    {
+        echo "port = $port"
+        echo "listen_addresses = '127.0.0.1'"
+        echo "unix_socket_directories = '$dir'"
+        echo "shared_preload_libraries = 'pg_poolguard'"
+        echo "fsync = off"
+        for line in "$@"; do echo "$line"; done
+    } | as_pg tee -a "$dir/data/postgresql.conf" >/dev/null
+    as_pg pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null || {
+        cat "$dir/server.log"
+        return 1
+    }
+}
+
+cluster_stop() {
+    local dir=$1
+    [ -f "$dir/data/postmaster.pid" ] && as_pg pg_ctl -D "$dir/data" -m immediate -w stop >/dev/null 2>&1
+    return 0
+}
+
+# psql_at DIR PORT [ARGS...]: psql against the throwaway cluster.
+psql_at() {
+    local dir=$1 port=$2
+    shift 2
+    as_pg psql -X -h "$dir" -p "$port" -U postgres -v ON_ERROR_STOP=1 "$@"
+}

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# scripts/test.sh — `make test`: every pg_poolguard test on throwaway clusters.
+#   1. installs missing packages (as root), builds and installs the extension;
+#   2. unit tests of the C++ core, plain and under AddressSanitizer + UBSan;
+#   3. pg_regress (sql/, expected/) against a cluster with the library preloaded;
+#   4. TAP tests (test/t/*.pl) with PostgreSQL::Test::Cluster.
+# Clusters run as the postgres OS user from a copy of the tree it owns; exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+. scripts/lib.sh
+
+set -e
+install_deps
+log "build and install"
+make -s -j"$(nproc)" 2>&1
+make -s install >/dev/null
+set +e
+
+status=0
+passed=0
+failed=0
+count() { # count PASSED FAILED
+    passed=$((passed + $1))
+    failed=$((failed + $2))
+}
+
+log "unit tests (GoogleTest, plain and sanitized)"
+if make -s unit >build-unit.log 2>&1; then
+    grep -E '^\[  PASSED  \]' build-unit.log
+    n=$(grep -E '^\[  PASSED  \]' build-unit.log | awk '{s+=$4} END {print s+0}')
+    count "$n" 0
+else
+    cat build-unit.log
+    count 0 1
+    status=1
+fi
+rm -f build-unit.log
+
+WORK=$(make_workdir)
+cleanup() {
+    cluster_stop "$WORK/regress"
+    if [ "${KEEP_WORKDIR:-0}" = 1 ] || [ $status -ne 0 ]; then
+        echo "test work directory kept: $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+
+# The cluster user's copy of the tree (the checkout may live where it cannot write).
+tar -C "$ROOT" --exclude=.git --exclude=results --exclude=tmp_check -cf - . | (cd "$WORK" && tar xf -)
+mkdir -p "$WORK/regress"
+[ "$(id -u)" -eq 0 ] && chown -R postgres: "$WORK"
+
+log "pg_regress"
+PORT=$(free_port)
+cluster_start "$WORK/regress" "$PORT" \
+    "poolguard.database = 'contrib_regression'" \
+    "poolguard.enabled = off" || exit 1
+psql_at "$WORK/regress" "$PORT" -q -d postgres -c 'CREATE DATABASE contrib_regression' || exit 1
+(cd "$WORK" && as_pg make -s installcheck TAP_TESTS= PGHOST="$WORK/regress" PGPORT="$PORT" PGUSER=postgres) 2>&1 | tee "$WORK/regress.out"
+if grep -qE 'All [0-9]+ tests passed' "$WORK/regress.out"; then
+    count "$(grep -oE 'All [0-9]+ tests' "$WORK/regress.out" | grep -oE '[0-9]+')" 0
+else
+    status=1
+    [ -f "$WORK/regression.diffs" ] && cat "$WORK/regression.diffs"
+    n=$(grep -oE '[0-9]+ of [0-9]+ tests failed' "$WORK/regress.out" | head -1)
+    n=${n%% *}
+    count 0 "${n:-1}"
+    tail -50 "$WORK/regress/server.log"
+fi
+cluster_stop "$WORK/regress"
+
+log "TAP tests"
+(cd "$WORK" && as_pg make -s tap PROVE_FLAGS="${PROVE_FLAGS:-}") 2>&1 | tee "$WORK/tap.out"
+if grep -q '^All tests successful' "$WORK/tap.out"; then
+    count "$(grep -oE 'Tests=[0-9]+' "$WORK/tap.out" | grep -oE '[0-9]+')" 0
+else
+    status=1
+    count 0 1
+    for f in "$WORK"/tmp_check/log/regress_log_*; do
+        [ -f "$f" ] || continue
+        echo "---- $f (tail)"
+        tail -60 "$f"
+    done
+fi
+
+echo
+echo "tests: $passed passed, $failed failed"
+exit $status

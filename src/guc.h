@@ -1,0 +1,24 @@
+/*
+ * guc.h — pg_poolguard's configuration parameters (postgresql.conf), defined in guc.cpp.
+ */
+#ifndef POOLGUARD_GUC_H
+#define POOLGUARD_GUC_H
+
+#include "postgres_headers.h"
+
+namespace poolguard {
+
+/* Foundation */
+extern bool guc_enabled;          /* poolguard.enabled: SIGHUP */
+extern char *guc_database;        /* poolguard.database: postmaster */
+extern int guc_naptime_ms;        /* poolguard.naptime: SIGHUP */
+
+/*
+ * Defines the GUCs (the PGC_POSTMASTER ones only while preloading) and reserves the
+ * "poolguard." prefix.  Called from _PG_init.
+ */
+void define_gucs(void);
+
+}  // namespace poolguard
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * pg_poolguard.cpp — module entry point: _PG_init wires GUCs, shared memory, hooks and workers.
+ */
+#include "postgres_headers.h"
+
+#include "guard.h"
+#include "guc.h"
+#include "shmem.h"
+#include "version.h"
+#include "worker.h"
+
+extern "C" {
+PG_MODULE_MAGIC;
+void _PG_init(void);
+}
+
+extern "C" void _PG_init(void)
+{
+    using namespace poolguard;
+
+    /* GUCs are defined in every process so that poolguard.* settings are always valid. */
+    define_gucs();
+
+    /*
+     * Shared memory and the worker exist only when preloaded.  Loaded later (CREATE EXTENSION
+     * in a server without the preload), the SQL functions report a clear error instead.
+     */
+    if (!process_shared_preload_libraries_in_progress || IsBinaryUpgrade)
+        return;
+
+    shmem_install_hooks();
+    worker_register();
+}
+
+POOLGUARD_FUNCTION(poolguard_version)
+{
+    PG_RETURN_TEXT_P(cstring_to_text(POOLGUARD_VERSION));
+}
+
+/* poolguard.worker_pid(): the running worker's pid, NULL when none runs. */
+POOLGUARD_FUNCTION(poolguard_worker_pid)
+{
+    poolguard::require_shared_memory();
+    uint32 pid = pg_atomic_read_u32(&poolguard::shared->worker_pid);
+    if (pid == 0)
+        PG_RETURN_NULL();
+    PG_RETURN_INT32((int32) pid);
+}

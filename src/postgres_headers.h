@@ -1,0 +1,73 @@
+/*
+ * postgres_headers.h — the one place pg_poolguard includes PostgreSQL server headers.
+ *
+ * Every PostgreSQL header is included here, inside extern "C", after the C++ standard
+ * headers.  Files under src/core/ must never include this file: they are plain C++ and are
+ * unit-tested without a server (core/no_server_headers.h enforces that).
+ *
+ * The rule that keeps C++ and PostgreSQL apart:
+ *   PostgreSQL reports errors with longjmp.  No C++ object with a non-trivial destructor may be
+ *   live across a call that can ereport(ERROR) — use plain arrays, palloc'd memory and PODs on
+ *   those paths.  And no C++ exception may propagate into PostgreSQL code: every SQL-callable
+ *   function, hook and the worker loop runs inside pg_guard() (guard.h).
+ */
+#ifndef POOLGUARD_POSTGRES_HEADERS_H
+#define POOLGUARD_POSTGRES_HEADERS_H
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+extern "C" {
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_database.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "executor/spi.h"
+#include "libpq/auth.h"
+#include "libpq/libpq-be.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "tcop/tcopprot.h"
+#include "utils/acl.h"
+#include "utils/backend_status.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/inet.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+}
+
+#if PG_VERSION_NUM < 130000
+#error "pg_poolguard needs PostgreSQL 13 or newer"
+#endif
+
+#if PG_VERSION_NUM < 150000
+/* PostgreSQL 15 renamed it; the old name still works there. */
+#define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
+#endif
+
+#endif

@@ -1,0 +1,117 @@
+/*
+ * shmem.cpp — reservation and attachment of pg_poolguard's shared memory.
+ */
+#include "shmem.h"
+
+namespace poolguard {
+
+SharedState *shared = nullptr;
+
+namespace {
+
+constexpr int max_modules = 8;
+ShmemSizeFn module_sizes[max_modules];
+ShmemInitFn module_inits[max_modules];
+int module_count = 0;
+
+#if PG_VERSION_NUM >= 150000
+shmem_request_hook_type prev_shmem_request_hook = nullptr;
+#endif
+shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
+
+Size shared_state_size(void)
+{
+    return MAXALIGN(sizeof(SharedState));
+}
+
+void shared_state_init(void)
+{
+    bool found;
+
+    shared = static_cast<SharedState *>(ShmemInitStruct("pg_poolguard", sizeof(SharedState), &found));
+    if (!found)
+    {
+        shared->lock = &(GetNamedLWLockTranche("pg_poolguard"))->lock;
+        pg_atomic_init_u32(&shared->worker_pid, 0);
+        pg_atomic_init_u32(&shared->database_missing, 0);
+        pg_atomic_init_u64(&shared->worker_starts, 0);
+        shared->worker_latch = nullptr;
+        SpinLockInit(&shared->latch_mutex);
+    }
+}
+
+void request_shared_memory(void)
+{
+    Size total = shared_state_size();
+
+    for (int i = 0; i < module_count; i++)
+        total = add_size(total, module_sizes[i]());
+    RequestAddinShmemSpace(total);
+    RequestNamedLWLockTranche("pg_poolguard", 1);
+}
+
+#if PG_VERSION_NUM >= 150000
+void shmem_request(void)
+{
+    if (prev_shmem_request_hook)
+        prev_shmem_request_hook();
+    request_shared_memory();
+}
+#endif
+
+void shmem_startup(void)
+{
+    if (prev_shmem_startup_hook)
+        prev_shmem_startup_hook();
+
+    LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+    shared_state_init();
+    for (int i = 0; i < module_count; i++)
+        module_inits[i]();
+    LWLockRelease(AddinShmemInitLock);
+}
+
+}  // namespace
+
+void shmem_register(ShmemSizeFn size, ShmemInitFn init)
+{
+    if (module_count >= max_modules)
+        elog(ERROR, "pg_poolguard: too many shared memory modules");
+    module_sizes[module_count] = size;
+    module_inits[module_count] = init;
+    module_count++;
+}
+
+void shmem_install_hooks(void)
+{
+#if PG_VERSION_NUM >= 150000
+    prev_shmem_request_hook = shmem_request_hook;
+    shmem_request_hook = shmem_request;
+#else
+    request_shared_memory();
+#endif
+    prev_shmem_startup_hook = shmem_startup_hook;
+    shmem_startup_hook = shmem_startup;
+}
+
+void require_shared_memory(void)
+{
+    if (shared == nullptr)
+        ereport(ERROR,
+                (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                 errmsg("pg_poolguard must be loaded via shared_preload_libraries"),
+                 errdetail("This function needs the shared memory that pg_poolguard reserves at server start."),
+                 errhint("Add pg_poolguard to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+void wake_worker(void)
+{
+    if (shared == nullptr)
+        return;
+    SpinLockAcquire(&shared->latch_mutex);
+    if (shared->worker_latch != nullptr)
+        SetLatch(shared->worker_latch);
+    SpinLockRelease(&shared->latch_mutex);
+}
+
+}  // namespace poolguard

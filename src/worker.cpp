@@ -1,0 +1,215 @@
+/*
+ * worker.cpp — the life cycle of the "pg_poolguard worker" background worker.
+ *
+ * It connects to poolguard.database, then loops: run one cycle (worker_cycle, errors caught and
+ * logged so one bad cycle never kills it), sleep on its latch until the next deadline, reload the
+ * configuration on SIGHUP.  SIGTERM exits with code 1 so the postmaster restarts it after
+ * bgw_restart_time (pg_terminate_backend on the worker is survivable; shutdown is not affected).
+ *
+ * A missing poolguard.database must not become a crash loop or a log flood: the first failed
+ * connection marks shared memory, and the restarted worker then connects to no database, polls
+ * pg_database each second and logs one error per backoff step (1 s, 2 s, 4 s ... 5 min) until
+ * the database exists, then restarts itself connected to it.
+ */
+#include "worker.h"
+
+#include "guard.h"
+#include "guc.h"
+#include "shmem.h"
+
+namespace poolguard {
+
+namespace {
+
+constexpr int restart_seconds = 1;
+constexpr long database_poll_ms = 1000;
+constexpr long max_log_backoff_ms = 5L * 60 * 1000;
+constexpr long error_backoff_ms = 5000;
+
+bool connected = false;
+
+/* on_shmem_exit: remembers that connecting to poolguard.database failed (FATAL in InitPostgres). */
+void note_connect_failure(int code, Datum arg)
+{
+    if (!connected && shared != nullptr)
+        pg_atomic_write_u32(&shared->database_missing, 1);
+}
+
+/* before_shmem_exit: forget our latch so nobody sets it after we are gone. */
+void worker_detach(int code, Datum arg)
+{
+    if (shared == nullptr)
+        return;
+    SpinLockAcquire(&shared->latch_mutex);
+    shared->worker_latch = nullptr;
+    SpinLockRelease(&shared->latch_mutex);
+    pg_atomic_write_u32(&shared->worker_pid, 0);
+}
+
+/*
+ * Connected to no database, only a heap scan of the shared catalog works (the autovacuum
+ * launcher reads pg_database the same way); get_database_oid's index scan does not.
+ */
+bool database_exists(const char *name)
+{
+    bool exists = false;
+
+    StartTransactionCommand();
+    (void) GetTransactionSnapshot();
+    Relation rel = table_open(DatabaseRelationId, AccessShareLock);
+    TableScanDesc scan = table_beginscan_catalog(rel, 0, NULL);
+    HeapTuple tuple;
+    while (!exists && (tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+    {
+        Form_pg_database db = (Form_pg_database) GETSTRUCT(tuple);
+        exists = strcmp(NameStr(db->datname), name) == 0;
+    }
+    table_endscan(scan);
+    table_close(rel, AccessShareLock);
+    CommitTransactionCommand();
+    return exists;
+}
+
+/* Connected to no database: wait until poolguard.database exists, then exit to be restarted. */
+void wait_for_database(void)
+{
+    long log_interval_ms = 1000;
+    TimestampTz next_log = 0;
+
+    BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+    pgstat_report_appname("pg_poolguard worker");
+
+    for (;;)
+    {
+        CHECK_FOR_INTERRUPTS();
+        if (ConfigReloadPending)
+        {
+            ConfigReloadPending = false;
+            ProcessConfigFile(PGC_SIGHUP);
+        }
+        if (database_exists(guc_database))
+        {
+            pg_atomic_write_u32(&shared->database_missing, 0);
+            ereport(LOG,
+                    (errmsg("pg_poolguard worker found database \"%s\"; restarting to connect to it",
+                            guc_database)));
+            proc_exit(1);
+        }
+        TimestampTz now = GetCurrentTimestamp();
+        if (now >= next_log)
+        {
+            ereport(LOG,
+                    (errcode(ERRCODE_UNDEFINED_DATABASE),
+                     errmsg("pg_poolguard worker cannot start: database \"%s\" does not exist", guc_database),
+                     errdetail("The worker checks again every second and logs this again in %ld s.",
+                               log_interval_ms / 1000),
+                     errhint("Create the database or set poolguard.database in postgresql.conf and restart the server.")));
+            next_log = TimestampTzPlusMilliseconds(now, log_interval_ms);
+            log_interval_ms = Min(log_interval_ms * 2, max_log_backoff_ms);
+        }
+        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, database_poll_ms,
+                         PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+    }
+}
+
+/* Runs one cycle; an ERROR is logged and turned into a backoff, never into an exit. */
+long run_cycle_safely(MemoryContext cycle_context)
+{
+    volatile long sleep_ms = error_backoff_ms;
+    MemoryContext old = MemoryContextSwitchTo(cycle_context);
+
+    PG_TRY();
+    {
+        sleep_ms = pg_guard("worker cycle", []() { return worker_cycle(); });
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(cycle_context);
+        ErrorData *edata = CopyErrorData();
+        FlushErrorState();
+        AbortOutOfAnyTransaction();
+        LWLockReleaseAll();
+        ereport(LOG,
+                (errcode(edata->sqlerrcode),
+                 errmsg("pg_poolguard worker cycle failed: %s", edata->message),
+                 edata->detail ? errdetail("%s", edata->detail) : 0,
+                 errhint("The worker retries in %ld ms.", (long) error_backoff_ms)));
+        sleep_ms = error_backoff_ms;
+    }
+    PG_END_TRY();
+
+    MemoryContextSwitchTo(old);
+    MemoryContextReset(cycle_context);
+    return sleep_ms;
+}
+
+}  // namespace
+
+void worker_register(void)
+{
+    BackgroundWorker worker;
+
+    memset(&worker, 0, sizeof(worker));
+    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+    worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+    worker.bgw_restart_time = restart_seconds;
+    strlcpy(worker.bgw_library_name, "pg_poolguard", BGW_MAXLEN);
+    strlcpy(worker.bgw_function_name, "poolguard_worker_main", BGW_MAXLEN);
+    strlcpy(worker.bgw_name, "pg_poolguard worker", BGW_MAXLEN);
+    strlcpy(worker.bgw_type, "pg_poolguard worker", BGW_MAXLEN);
+    RegisterBackgroundWorker(&worker);
+}
+
+}  // namespace poolguard
+
+using namespace poolguard;
+
+extern "C" void poolguard_worker_main(Datum arg)
+{
+    pqsignal(SIGHUP, SignalHandlerForConfigReload);
+    pqsignal(SIGTERM, die);
+    BackgroundWorkerUnblockSignals();
+
+    pg_atomic_fetch_add_u64(&shared->worker_starts, 1);
+
+    if (pg_atomic_read_u32(&shared->database_missing) != 0)
+        wait_for_database();
+
+    on_shmem_exit(note_connect_failure, (Datum) 0);
+    BackgroundWorkerInitializeConnection(guc_database, NULL, 0);
+    connected = true;
+    pgstat_report_appname("pg_poolguard worker");
+
+    before_shmem_exit(worker_detach, (Datum) 0);
+    SpinLockAcquire(&shared->latch_mutex);
+    shared->worker_latch = MyLatch;
+    SpinLockRelease(&shared->latch_mutex);
+    pg_atomic_write_u32(&shared->worker_pid, (uint32) MyProcPid);
+
+    ereport(LOG, (errmsg("pg_poolguard worker started in database \"%s\"", guc_database)));
+
+    MemoryContext cycle_context =
+        AllocSetContextCreate(TopMemoryContext, "pg_poolguard cycle", ALLOCSET_DEFAULT_SIZES);
+
+    for (;;)
+    {
+        CHECK_FOR_INTERRUPTS();
+        if (ConfigReloadPending)
+        {
+            ConfigReloadPending = false;
+            ProcessConfigFile(PGC_SIGHUP);
+            ereport(LOG, (errmsg("pg_poolguard worker reloaded its configuration (naptime %d ms, enabled %s)",
+                                 guc_naptime_ms, guc_enabled ? "on" : "off")));
+        }
+
+        long sleep_ms = run_cycle_safely(cycle_context);
+        if (sleep_ms < 0)
+            sleep_ms = 0;
+        sleep_ms = Min(sleep_ms, (long) guc_naptime_ms);
+
+        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, sleep_ms,
+                         PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+    }
+}
