@@ -75,7 +75,15 @@ cluster_start() {
         echo "fsync = off"
         for line in "$@"; do echo "$line"; done
     } | as_pg tee -a "$dir/data/postgresql.conf" >/dev/null
-    as_pg pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null || {
+    # The server must not inherit our descriptors beyond stdio (a held flock, a pipe), or it
+    # keeps them open for its whole life.
+    (
+        for fd in /proc/$BASHPID/fd/*; do
+            fd=${fd##*/}
+            [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-"
+        done
+        as_pg pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
+    ) || {
         cat "$dir/server.log"
         return 1
     }

@@ -11,6 +11,35 @@ namespace poolguard {
 bool guc_enabled = true;
 char *guc_database = nullptr;
 int guc_naptime_ms = 1000;
+bool guc_dry_run = false;
+int guc_idle_timeout_ms = 0;
+int guc_idle_in_transaction_timeout_ms = 0;
+int guc_idle_grace_ms = 5000;
+char *guc_exempt_roles = nullptr;
+bool guc_exempt_superusers = true;
+bool guc_log_terminations = true;
+int guc_history_size = 1000;
+int guc_max_policies = 128;
+
+namespace {
+
+/* poolguard.exempt_roles must be a list of identifiers; unknown roles are fine (created later). */
+bool check_exempt_roles(char **newval, void **extra, GucSource source)
+{
+    char *copy = pstrdup(*newval);
+    List *names = NIL;
+    bool ok = SplitIdentifierString(copy, ',', &names);
+    list_free(names);
+    pfree(copy);
+    if (!ok)
+    {
+        GUC_check_errdetail("poolguard.exempt_roles must be a comma-separated list of role names.");
+        return false;
+    }
+    return true;
+}
+
+}  // namespace
 
 void define_gucs(void)
 {
@@ -36,6 +65,52 @@ void define_gucs(void)
                             "The worker wakes earlier when a rule is due to fire.",
                             &guc_naptime_ms, 1000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
                             NULL, NULL, NULL);
+
+    DefineCustomBoolVariable("poolguard.dry_run",
+                             "Records what the reaper would do without signalling anyone.",
+                             NULL, &guc_dry_run, false, PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+    DefineCustomIntVariable("poolguard.idle_timeout",
+                            "Default idle timeout for sessions; 0 turns it off.",
+                            "Policies with a NULL idle_timeout inherit it.",
+                            &guc_idle_timeout_ms, 0, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
+                            NULL, NULL, NULL);
+
+    DefineCustomIntVariable("poolguard.idle_in_transaction_timeout",
+                            "Default idle-in-transaction timeout for sessions; 0 turns it off.",
+                            "Policies with a NULL idle_in_transaction_timeout inherit it.",
+                            &guc_idle_in_transaction_timeout_ms, 0, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
+                            NULL, NULL, NULL);
+
+    DefineCustomIntVariable("poolguard.idle_grace",
+                            "Sessions idle less than this are never ended by max_idle, max_connection_age or max_idle_memory.",
+                            NULL, &guc_idle_grace_ms, 5000, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
+                            NULL, NULL, NULL);
+
+    DefineCustomStringVariable("poolguard.exempt_roles",
+                               "Roles (and their members) pg_poolguard never ends, cancels or refuses.",
+                               NULL, &guc_exempt_roles, "", PGC_SIGHUP, GUC_LIST_INPUT,
+                               check_exempt_roles, NULL, NULL);
+
+    DefineCustomBoolVariable("poolguard.exempt_superusers",
+                             "Never end, cancel or refuse superuser sessions.",
+                             NULL, &guc_exempt_superusers, true, PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+    DefineCustomBoolVariable("poolguard.log_terminations",
+                             "Logs one line for every action pg_poolguard takes.",
+                             NULL, &guc_log_terminations, true, PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+    if (preloading)
+    {
+        DefineCustomIntVariable("poolguard.history_size",
+                                "Number of actions kept in poolguard.terminations.",
+                                NULL, &guc_history_size, 1000, 10, 1000000, PGC_POSTMASTER, 0,
+                                NULL, NULL, NULL);
+        DefineCustomIntVariable("poolguard.max_policies",
+                                "Maximum number of enabled policies in force.",
+                                NULL, &guc_max_policies, 128, 1, 10000, PGC_POSTMASTER, 0,
+                                NULL, NULL, NULL);
+    }
 
     MarkGUCPrefixReserved("poolguard");
 }

@@ -13,6 +13,17 @@ extern bool guc_enabled;          /* poolguard.enabled: SIGHUP */
 extern char *guc_database;        /* poolguard.database: postmaster */
 extern int guc_naptime_ms;        /* poolguard.naptime: SIGHUP */
 
+/* Reaper (GUC times in milliseconds) */
+extern bool guc_dry_run;                       /* poolguard.dry_run */
+extern int guc_idle_timeout_ms;                /* poolguard.idle_timeout, 0 = off */
+extern int guc_idle_in_transaction_timeout_ms; /* poolguard.idle_in_transaction_timeout, 0 = off */
+extern int guc_idle_grace_ms;                  /* poolguard.idle_grace */
+extern char *guc_exempt_roles;                 /* poolguard.exempt_roles: comma list */
+extern bool guc_exempt_superusers;             /* poolguard.exempt_superusers */
+extern bool guc_log_terminations;              /* poolguard.log_terminations */
+extern int guc_history_size;                   /* poolguard.history_size: postmaster */
+extern int guc_max_policies;                   /* poolguard.max_policies: postmaster */
+
 /*
  * Defines the GUCs (the PGC_POSTMASTER ones only while preloading) and reserves the
  * "poolguard." prefix.  Called from _PG_init.

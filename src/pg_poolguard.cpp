@@ -3,8 +3,10 @@
  */
 #include "postgres_headers.h"
 
+#include "actions.h"
 #include "guard.h"
 #include "guc.h"
+#include "policy_store.h"
 #include "shmem.h"
 #include "version.h"
 #include "worker.h"
@@ -28,7 +30,10 @@ extern "C" void _PG_init(void)
     if (!process_shared_preload_libraries_in_progress || IsBinaryUpgrade)
         return;
 
+    policy_store_register();
+    actions_register();
     shmem_install_hooks();
+    actions_install_hooks();
     worker_register();
 }
 

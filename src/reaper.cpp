@@ -1,15 +1,116 @@
 /*
- * reaper.cpp — the worker's cycle.  (Filled in by the reaper: policy loading and session scans.)
+ * reaper.cpp — the worker's cycle and poolguard.reap(): load policies when they changed, scan,
+ * act, and tell the worker loop when the next rule can fire.
  */
-#include "worker.h"
-
+#include "actions.h"
+#include "guard.h"
 #include "guc.h"
+#include "policy_store.h"
+#include "sessions.h"
+#include "shmem.h"
+#include "worker.h"
 
 namespace poolguard {
 
+namespace {
+
+uint64 loaded_change_count = 0;
+Oid loaded_table = InvalidOid;
+MemoryCache *memory_cache = nullptr;
+ActionMemo *action_memo = nullptr;
+
+/* The policy table's oid, InvalidOid while the extension is not installed. */
+Oid policy_table_oid(void)
+{
+    Oid nsp = get_namespace_oid("poolguard", true);
+    return OidIsValid(nsp) ? get_relname_relid("policy", nsp) : InvalidOid;
+}
+
+/* Reloads when a change committed, reload() asked, or the table appeared or vanished. */
+void load_policies_if_changed(void)
+{
+    uint64 wanted = policy_store_change_count();
+    Oid table = policy_table_oid();
+    if (wanted == loaded_change_count && table == loaded_table)
+        return;
+    int n = policy_store_load(wanted);
+    if (table != loaded_table || n > 0 || loaded_change_count != 0)
+        ereport(DEBUG1, (errmsg("pg_poolguard worker loaded %d policies", n)));
+    loaded_change_count = wanted;
+    loaded_table = table;
+}
+
+}  // namespace
+
 long worker_cycle(void)
 {
-    return guc_naptime_ms;
+    if (memory_cache == nullptr)
+    {
+        memory_cache = memory_cache_create();
+        action_memo = action_memo_create();
+    }
+
+    StartTransactionCommand();
+    load_policies_if_changed();
+
+    SessionScan scan;
+    scan_sessions(&scan, MemoryReads::as_rules_need, memory_cache);
+    if (guc_enabled)
+        (void) act_on_scan(&scan, false, action_memo, nullptr, nullptr);
+    CommitTransactionCommand();
+
+    if (scan.next_deadline == DT_NOEND)
+        return guc_naptime_ms;
+    TimestampTz now = GetCurrentTimestamp();
+    long wait_ms = (long) ((scan.next_deadline - now + 999) / 1000);
+    return Max(wait_ms, 0L);
 }
 
 }  // namespace poolguard
+
+using namespace poolguard;
+
+namespace {
+
+struct ReapResults
+{
+    Tuplestorestate *store;
+    TupleDesc desc;
+};
+
+void reap_sink(const ActionRecord *rec, void *arg)
+{
+    ReapResults *results = static_cast<ReapResults *>(arg);
+    Datum values[4];
+    bool nulls[4] = {false, false, false, false};
+
+    values[0] = Int32GetDatum(rec->pid);
+    values[1] = CStringGetTextDatum(core::reason_name(rec->reason));
+    if (rec->policy[0])
+        values[2] = CStringGetTextDatum(rec->policy);
+    else
+        nulls[2] = true;
+    values[3] = CStringGetTextDatum(action_name(rec->action));
+    tuplestore_putvalues(results->store, results->desc, values, nulls);
+}
+
+}  // namespace
+
+/* poolguard.reap(dry_run bool default false): one pass now, in this backend. */
+POOLGUARD_FUNCTION(poolguard_reap)
+{
+    require_shared_memory();
+    bool dry_run = PG_ARGISNULL(0) ? false : PG_GETARG_BOOL(0);
+
+    ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+    InitMaterializedSRF(fcinfo, 0);
+    ReapResults results = {rsinfo->setResult, rsinfo->setDesc};
+
+    if (in_policy_database() && policy_store_loaded_change_count() < policy_store_change_count())
+        (void) policy_store_load(policy_store_change_count());
+
+    SessionScan scan;
+    scan_sessions(&scan, MemoryReads::as_rules_need, nullptr);
+    (void) act_on_scan(&scan, dry_run, nullptr, reap_sink, &results);
+    return (Datum) 0;
+}

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <string>
 
+#include "no_server_headers.h" /* last: fails the build if a server header slipped in */
+
 namespace poolguard::core {
 
 std::optional<IpAddress> parse_ip(std::string_view text)

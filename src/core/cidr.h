@@ -4,7 +4,6 @@
 #ifndef POOLGUARD_CORE_CIDR_H
 #define POOLGUARD_CORE_CIDR_H
 
-#include "no_server_headers.h"
 
 #include <cstdint>
 #include <optional>

@@ -4,6 +4,8 @@
  */
 #include "like.h"
 
+#include "no_server_headers.h" /* last: fails the build if a server header slipped in */
+
 namespace poolguard::core {
 
 namespace {

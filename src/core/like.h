@@ -4,7 +4,6 @@
 #ifndef POOLGUARD_CORE_LIKE_H
 #define POOLGUARD_CORE_LIKE_H
 
-#include "no_server_headers.h"
 
 #include <string_view>
 

@@ -1,12 +1,13 @@
 /*
- * no_server_headers.h — included first by every src/core header: the core is plain C++ that
- * unit tests build without a server, so PostgreSQL headers must never leak into it.
+ * no_server_headers.h — included last by every .cpp file in src/core: the core is plain C++ that unit
+ * tests build without a server, so no PostgreSQL header may reach it, even transitively.
+ * (Glue code includes core headers after postgres.h; that direction is fine.)
  */
 #ifndef POOLGUARD_CORE_NO_SERVER_HEADERS_H
 #define POOLGUARD_CORE_NO_SERVER_HEADERS_H
 
 #ifdef POSTGRES_H
-#error "src/core must not include PostgreSQL server headers (postgres.h is already included)"
+#error "src/core must not include PostgreSQL server headers"
 #endif
 
 #endif

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "no_server_headers.h" /* last: fails the build if a server header slipped in */
+
 namespace poolguard::core {
 
 const char *reason_name(Reason reason)

@@ -8,7 +8,6 @@
 #ifndef POOLGUARD_CORE_RULES_H
 #define POOLGUARD_CORE_RULES_H
 
-#include "no_server_headers.h"
 
 #include <cstdint>
 #include <limits>

@@ -3,6 +3,8 @@
  */
 #include "smaps.h"
 
+#include "no_server_headers.h" /* last: fails the build if a server header slipped in */
+
 namespace poolguard::core {
 
 namespace {

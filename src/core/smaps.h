@@ -4,7 +4,6 @@
 #ifndef POOLGUARD_CORE_SMAPS_H
 #define POOLGUARD_CORE_SMAPS_H
 
-#include "no_server_headers.h"
 
 #include <cstdint>
 #include <string_view>

@@ -12,3 +12,7 @@ CREATE FUNCTION poolguard.worker_pid() RETURNS integer
     LANGUAGE c PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'poolguard_worker_pid';
 COMMENT ON FUNCTION poolguard.worker_pid() IS 'pid of the running pg_poolguard worker, NULL when none runs';
+
+-- Everyone may read the views and call the public functions; what is privileged is revoked
+-- function by function.
+GRANT USAGE ON SCHEMA poolguard TO PUBLIC;

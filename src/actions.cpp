@@ -1,0 +1,449 @@
+/*
+ * actions.cpp — signalling with re-check, client notes, the history ring.
+ *
+ * "The client is told why": before signalling, the acting backend leaves a note in a shared
+ * slot indexed by the target's PGPROC number.  The target's emit_log_hook, while it reports the
+ * resulting FATAL (terminate) or ERROR (cancel), finds the note and adds a detail naming the
+ * reason, the limit and the policy.  Notes are keyed by pid and expire, so a reused slot or a
+ * later, unrelated cancel never shows a stale reason.
+ */
+#include "actions.h"
+
+#include "guc.h"
+#include "shmem.h"
+
+#include <signal.h>
+
+namespace poolguard {
+
+namespace {
+
+constexpr int64 note_lifetime_us = 60LL * 1000 * 1000;
+constexpr int64 resignal_after_us = 5LL * 1000 * 1000;
+
+struct ClientNote
+{
+    slock_t mutex;
+    int pid;
+    TimestampTz set_at;
+    Action action;
+    core::Reason reason;
+    char policy[NAMEDATALEN];
+    int64 limit;
+    int64 observed;
+};
+
+struct History
+{
+    uint64 next; /* total actions ever recorded; slot = next % size */
+    int size;
+    ActionRecord records[FLEXIBLE_ARRAY_MEMBER];
+};
+
+ClientNote *notes = nullptr;
+int note_count = 0;
+History *history = nullptr;
+emit_log_hook_type prev_emit_log_hook = nullptr;
+
+int proc_slots(void)
+{
+#if PG_VERSION_NUM >= 150000
+    return MaxBackends + NUM_AUXILIARY_PROCS;
+#else
+    /* MaxBackends is not computed yet when PostgreSQL 13/14 ask for shared memory. */
+    return MaxConnections + autovacuum_max_workers + 1 + max_worker_processes + max_wal_senders +
+           NUM_AUXILIARY_PROCS;
+#endif
+}
+
+int procno_of(PGPROC *proc)
+{
+#if PG_VERSION_NUM >= 170000
+    return GetNumberFromPGProc(proc);
+#else
+    return proc->pgprocno;
+#endif
+}
+
+Size notes_size(void)
+{
+    return mul_size(sizeof(ClientNote), proc_slots());
+}
+
+Size history_size(void)
+{
+    return add_size(offsetof(History, records), mul_size(sizeof(ActionRecord), guc_history_size));
+}
+
+Size actions_size(void)
+{
+    return add_size(notes_size(), history_size());
+}
+
+void actions_init(void)
+{
+    bool found;
+
+    note_count = proc_slots();
+    notes = static_cast<ClientNote *>(ShmemInitStruct("pg_poolguard client notes", notes_size(), &found));
+    if (!found)
+        for (int i = 0; i < note_count; i++)
+        {
+            SpinLockInit(&notes[i].mutex);
+            notes[i].pid = 0;
+        }
+    history = static_cast<History *>(ShmemInitStruct("pg_poolguard history", history_size(), &found));
+    if (!found)
+    {
+        history->next = 0;
+        history->size = guc_history_size;
+    }
+}
+
+/* "5s", "250ms", "1.5s" — limits as people write them. */
+char *format_duration(int64 us)
+{
+    if (us % 1000000 == 0)
+        return psprintf("%lds", (long) (us / 1000000));
+    if (us % 1000 == 0 && us < 1000000)
+        return psprintf("%ldms", (long) (us / 1000));
+    return psprintf("%.3fs", us / 1e6);
+}
+
+char *format_limit(core::Reason reason, int64 limit)
+{
+    switch (reason)
+    {
+        case core::Reason::max_idle:
+            return psprintf("%ld idle sessions", (long) limit);
+        case core::Reason::max_idle_memory:
+            return psprintf("%ld bytes", (long) limit);
+        case core::Reason::evict_idle:
+            return psprintf("%ld connections", (long) limit);
+        default:
+            return format_duration(limit);
+    }
+}
+
+char *format_observed(core::Reason reason, int64 observed)
+{
+    switch (reason)
+    {
+        case core::Reason::max_idle_memory:
+            return psprintf("%ld bytes of private memory", (long) observed);
+        case core::Reason::max_query_duration:
+            return psprintf("the query ran %.1f s", observed / 1e6);
+        case core::Reason::max_connection_age:
+            return psprintf("the session was %.1f s old", observed / 1e6);
+        default:
+            return psprintf("the session was idle %.1f s", observed / 1e6);
+    }
+}
+
+/* emit_log_hook: add pg_poolguard's reason to the FATAL/ERROR its signal caused. */
+void client_note_hook(ErrorData *edata)
+{
+    if (notes != nullptr && MyProc != NULL && MyProcPid > 0 &&
+        ((edata->elevel == FATAL && edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN) ||
+         (edata->elevel == ERROR && edata->sqlerrcode == ERRCODE_QUERY_CANCELED)))
+    {
+        int slot = procno_of(MyProc);
+        if (slot >= 0 && slot < note_count)
+        {
+            ClientNote note;
+            bool found = false;
+            ClientNote *shared_note = &notes[slot];
+            Action wanted = edata->elevel == FATAL ? Action::terminate : Action::cancel;
+
+            SpinLockAcquire(&shared_note->mutex);
+            if (shared_note->pid == MyProcPid && shared_note->action == wanted &&
+                GetCurrentTimestamp() - shared_note->set_at < note_lifetime_us)
+            {
+                memcpy(&note, shared_note, sizeof(note));
+                shared_note->pid = 0;
+                found = true;
+            }
+            SpinLockRelease(&shared_note->mutex);
+
+            if (found)
+            {
+                const char *policy = note.policy[0] ? note.policy : "(server defaults)";
+                edata->detail = psprintf("pg_poolguard %s: %s, over %s %s of policy \"%s\".",
+                                         wanted == Action::terminate ? "ended this session"
+                                                                     : "cancelled this query",
+                                         format_observed(note.reason, note.observed),
+                                         core::reason_name(note.reason),
+                                         format_limit(note.reason, note.limit), policy);
+                edata->hint = pstrdup(wanted == Action::terminate
+                                          ? "Reconnect when needed; ask the database administrator about the pg_poolguard policy if this is unexpected."
+                                          : "Make the query faster or ask the database administrator about the pg_poolguard policy.");
+            }
+        }
+    }
+    if (prev_emit_log_hook)
+        prev_emit_log_hook(edata);
+}
+
+/* ---- the worker's memo ---- */
+
+}  // namespace
+
+struct ActionMemo
+{
+    struct Entry
+    {
+        int pid;
+        TimestampTz backend_start;
+        TimestampTz state_change;
+        core::Reason reason;
+        TimestampTz acted_at;
+    };
+    int size;
+    Entry *entries; /* direct-mapped by pid */
+};
+
+namespace {
+
+/* True if this verdict was already handled (dry-run: ever; signalled: recently). */
+bool memo_seen(ActionMemo *memo, const SessionRow *row, bool dry_run, TimestampTz now)
+{
+    if (memo == nullptr)
+        return false;
+    ActionMemo::Entry *e = &memo->entries[row->pid % memo->size];
+    return e->pid == row->pid && e->backend_start == row->backend_start &&
+           e->state_change == row->state_change && e->reason == row->verdict.reason &&
+           (dry_run || now - e->acted_at < resignal_after_us);
+}
+
+void memo_remember(ActionMemo *memo, const SessionRow *row, TimestampTz now)
+{
+    if (memo == nullptr)
+        return;
+    ActionMemo::Entry *e = &memo->entries[row->pid % memo->size];
+    e->pid = row->pid;
+    e->backend_start = row->backend_start;
+    e->state_change = row->state_change;
+    e->reason = row->verdict.reason;
+    e->acted_at = now;
+}
+
+/* What the rule judged: idle time, query time, age, or memory. */
+int64 observed_value(const SessionScan *scan, const SessionRow *row)
+{
+    switch (row->verdict.reason)
+    {
+        case core::Reason::max_query_duration:
+            return scan->now - row->query_start;
+        case core::Reason::max_connection_age:
+            return scan->now - row->backend_start;
+        case core::Reason::max_idle_memory:
+            return row->private_memory;
+        default:
+            return scan->now - row->state_change;
+    }
+}
+
+/* Does the fresh status entry still show the state the verdict was based on? */
+bool still_qualifies(const SessionRow *row, const PgBackendStatus *be)
+{
+    if (be->st_procpid != row->pid || be->st_backendType != B_BACKEND ||
+        be->st_proc_start_timestamp != row->backend_start || be->st_state != row->raw_state)
+        return false;
+    if (row->verdict.reason == core::Reason::max_query_duration)
+        return be->st_activity_start_timestamp == row->query_start;
+    return be->st_state_start_timestamp == row->state_change;
+}
+
+void fill_record(ActionRecord *rec, const SessionScan *scan, const SessionRow *row, Action action)
+{
+    *rec = ActionRecord();
+    rec->at = GetCurrentTimestamp();
+    rec->pid = row->pid;
+    const char *role = GetUserNameFromId(row->userid, true);
+    namestrcpy(&rec->role_name, role ? role : "");
+    const char *db = OidIsValid(row->dbid) ? get_database_name(row->dbid) : NULL;
+    namestrcpy(&rec->database_name, db ? db : "");
+    strlcpy(rec->application_name, row->application_name, NAMEDATALEN);
+    rec->client = row->client;
+    rec->reason = row->verdict.reason;
+    rec->action = action;
+    rec->state = row->raw_state;
+    strlcpy(rec->policy, row_policy_name(scan, row), NAMEDATALEN);
+    rec->state_duration = scan->now - (row->state == core::SessionState::active ? row->query_start : row->state_change);
+    rec->backend_age = scan->now - row->backend_start;
+    rec->private_memory = row->private_memory;
+}
+
+void log_action(const ActionRecord *rec, int64 limit)
+{
+    if (!guc_log_terminations)
+        return;
+    const char *verb = rec->action == Action::terminate ? "terminated session"
+                       : rec->action == Action::cancel  ? "cancelled the query of session"
+                                                        : "would end (dry run) session";
+    ereport(LOG,
+            (errmsg("pg_poolguard %s %d: %s %s exceeded (policy \"%s\")", verb, rec->pid,
+                    core::reason_name(rec->reason), format_limit(rec->reason, limit),
+                    rec->policy[0] ? rec->policy : "(server defaults)"),
+             errdetail("role \"%s\", database \"%s\", application \"%s\", state \"%s\" for %.3f s, session age %.1f s.",
+                       NameStr(rec->role_name), NameStr(rec->database_name), rec->application_name,
+                       state_name(rec->state), rec->state_duration / 1e6, rec->backend_age / 1e6)));
+}
+
+bool send_signal(int pid, int signal)
+{
+    if (BackendPidGetProc(pid) == NULL)
+        return false;
+#ifdef HAVE_SETSID
+    return kill(-pid, signal) == 0;
+#else
+    return kill(pid, signal) == 0;
+#endif
+}
+
+}  // namespace
+
+const char *action_name(Action action)
+{
+    switch (action)
+    {
+        case Action::terminate:
+            return "terminate";
+        case Action::cancel:
+            return "cancel";
+        case Action::dry_run:
+            return "dry_run";
+    }
+    return "";
+}
+
+ActionMemo *action_memo_create(void)
+{
+    ActionMemo *memo = static_cast<ActionMemo *>(MemoryContextAllocZero(TopMemoryContext, sizeof(ActionMemo)));
+    memo->size = 2 * MaxBackends + 1;
+    memo->entries = static_cast<ActionMemo::Entry *>(
+        MemoryContextAllocZero(TopMemoryContext, sizeof(ActionMemo::Entry) * memo->size));
+    return memo;
+}
+
+bool leave_client_note(int pid, Action action, core::Reason reason, const char *policy, int64 limit,
+                       int64 observed)
+{
+    PGPROC *proc = BackendPidGetProc(pid);
+    if (proc == NULL)
+        return false;
+    int slot = procno_of(proc);
+    if (slot < 0 || slot >= note_count)
+        return true;
+    ClientNote *note = &notes[slot];
+    SpinLockAcquire(&note->mutex);
+    note->pid = pid;
+    note->set_at = GetCurrentTimestamp();
+    note->action = action;
+    note->reason = reason;
+    strlcpy(note->policy, policy, NAMEDATALEN);
+    note->limit = limit;
+    note->observed = observed;
+    SpinLockRelease(&note->mutex);
+    return true;
+}
+
+void record_action(const ActionRecord *record)
+{
+    LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+    history->records[history->next % history->size] = *record;
+    history->next++;
+    LWLockRelease(shared->lock);
+}
+
+int history_copy(ActionRecord **records)
+{
+    require_shared_memory();
+    LWLockAcquire(shared->lock, LW_SHARED);
+    uint64 total = history->next;
+    int count = (int) Min(total, (uint64) history->size);
+    ActionRecord *out = static_cast<ActionRecord *>(palloc(sizeof(ActionRecord) * Max(count, 1)));
+    for (int i = 0; i < count; i++)
+        out[i] = history->records[(total - count + i) % history->size];
+    LWLockRelease(shared->lock);
+    *records = out;
+    return count;
+}
+
+int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink sink, void *sink_arg)
+{
+    int *targets = static_cast<int *>(palloc(sizeof(int) * Max(scan->count, 1)));
+    int ntargets = 0;
+    bool caller_is_superuser = superuser();
+
+    for (int i = 0; i < scan->count; i++)
+    {
+        SessionRow *row = &scan->rows[i];
+        if (row->verdict.reason == core::Reason::none || row->exempt || row->is_self)
+            continue;
+        /* A non-superuser (granted reap()) never signals a superuser, whatever the settings. */
+        if (row->superuser && !caller_is_superuser)
+            continue;
+        bool row_dry_run = dry_run || guc_dry_run ||
+                           (row->policy >= 0 && scan->policies.policies[row->policy].dry_run);
+        if (memo_seen(memo, row, row_dry_run, scan->now))
+            continue;
+        targets[ntargets++] = i;
+    }
+    if (ntargets == 0)
+        return 0;
+
+    /* Re-read every target's state right before signalling; act only if it still qualifies. */
+    pgstat_clear_snapshot();
+    int n = pgstat_fetch_stat_numbackends();
+    int actions = 0;
+    for (int t = 0; t < ntargets; t++)
+    {
+        SessionRow *row = &scan->rows[targets[t]];
+        bool row_dry_run = dry_run || guc_dry_run ||
+                           (row->policy >= 0 && scan->policies.policies[row->policy].dry_run);
+        bool still = false;
+        for (int i = 1; i <= n && !still; i++)
+        {
+            LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
+            if (local != NULL && local->backendStatus.st_procpid == row->pid)
+                still = still_qualifies(row, &local->backendStatus);
+        }
+        if (!still)
+            continue;
+
+        bool cancel = row->verdict.reason == core::Reason::max_query_duration;
+        Action action = row_dry_run ? Action::dry_run : cancel ? Action::cancel : Action::terminate;
+        if (action != Action::dry_run)
+        {
+            if (!leave_client_note(row->pid, action, row->verdict.reason, row_policy_name(scan, row),
+                                   row->verdict.limit, observed_value(scan, row)))
+                continue;
+            if (!send_signal(row->pid, cancel ? SIGINT : SIGTERM))
+                continue;
+        }
+        memo_remember(memo, row, scan->now);
+
+        ActionRecord rec;
+        fill_record(&rec, scan, row, action);
+        record_action(&rec);
+        log_action(&rec, row->verdict.limit);
+        if (sink)
+            sink(&rec, sink_arg);
+        actions++;
+    }
+    return actions;
+}
+
+void actions_register(void)
+{
+    shmem_register(actions_size, actions_init);
+}
+
+void actions_install_hooks(void)
+{
+    prev_emit_log_hook = emit_log_hook;
+    emit_log_hook = client_note_hook;
+}
+
+}  // namespace poolguard

@@ -1,0 +1,161 @@
+/*
+ * views.cpp — set-returning functions behind poolguard.sessions and poolguard.terminations.
+ *
+ * Visibility follows pg_stat_activity: details of a session (address, state, memory, verdict)
+ * are shown only to members of pg_read_all_stats and to roles with the privileges of the
+ * session's role.
+ */
+#include "actions.h"
+#include "guard.h"
+#include "sessions.h"
+#include "shmem.h"
+
+#include <arpa/inet.h>
+
+using namespace poolguard;
+
+namespace {
+
+bool may_see(Oid role)
+{
+    return has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS) ||
+           (OidIsValid(role) && has_privs_of_role(GetUserId(), role));
+}
+
+/* inet Datum of an address; false for Unix sockets. */
+bool inet_datum(const core::IpAddress &ip, Datum *out)
+{
+    char text[INET6_ADDRSTRLEN];
+    if (ip.family == 0 || inet_ntop(ip.family == 4 ? AF_INET : AF_INET6, ip.bytes, text, sizeof(text)) == NULL)
+        return false;
+    *out = DirectFunctionCall1(inet_in, CStringGetDatum(text));
+    return true;
+}
+
+Datum interval_datum(int64 us)
+{
+    Interval *iv = static_cast<Interval *>(palloc0(sizeof(Interval)));
+    iv->time = us;
+    return IntervalPGetDatum(iv);
+}
+
+Datum name_datum(const char *s)
+{
+    Name name = static_cast<Name>(palloc0(NAMEDATALEN));
+    namestrcpy(name, s ? s : "");
+    return NameGetDatum(name);
+}
+
+}  // namespace
+
+POOLGUARD_FUNCTION(poolguard_sessions)
+{
+    require_shared_memory();
+    ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+    InitMaterializedSRF(fcinfo, 0);
+
+    SessionScan scan;
+    scan_sessions(&scan, MemoryReads::all, nullptr);
+
+    for (int i = 0; i < scan.count; i++)
+    {
+        const SessionRow *row = &scan.rows[i];
+        Datum values[13];
+        bool nulls[13];
+        memset(nulls, 0, sizeof(nulls));
+
+        values[0] = Int32GetDatum(row->pid);
+        const char *role = OidIsValid(row->userid) ? GetUserNameFromId(row->userid, true) : NULL;
+        if (role)
+            values[1] = name_datum(role);
+        else
+            nulls[1] = true;
+        const char *db = OidIsValid(row->dbid) ? get_database_name(row->dbid) : NULL;
+        if (db)
+            values[2] = name_datum(db);
+        else
+            nulls[2] = true;
+        values[3] = CStringGetTextDatum(row->application_name);
+
+        if (may_see(row->userid))
+        {
+            nulls[4] = !inet_datum(row->client, &values[4]);
+            values[5] = TimestampTzGetDatum(row->backend_start);
+            values[6] = CStringGetTextDatum(state_name(row->raw_state));
+            values[7] = TimestampTzGetDatum(row->state_change);
+            bool idle = row->state == core::SessionState::idle ||
+                        row->state == core::SessionState::idle_in_transaction ||
+                        row->state == core::SessionState::idle_in_transaction_aborted;
+            if (idle)
+                values[8] = interval_datum(scan.now - row->state_change);
+            else
+                nulls[8] = true;
+            if (row->private_memory >= 0)
+                values[9] = Int64GetDatum(row->private_memory);
+            else
+                nulls[9] = true;
+            if (row->policy >= 0)
+                values[10] = CStringGetTextDatum(row_policy_name(&scan, row));
+            else
+                nulls[10] = true;
+            if (row->verdict.reason != core::Reason::none)
+            {
+                values[11] = CStringGetTextDatum(core::reason_name(row->verdict.reason));
+                values[12] = TimestampTzGetDatum(scan.now);
+            }
+            else
+            {
+                nulls[11] = true;
+                if (row->verdict.deadline != DT_NOEND)
+                    values[12] = TimestampTzGetDatum(row->verdict.deadline);
+                else
+                    nulls[12] = true;
+            }
+        }
+        else
+            for (int c = 4; c < 13; c++)
+                nulls[c] = true;
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    return (Datum) 0;
+}
+
+POOLGUARD_FUNCTION(poolguard_terminations)
+{
+    require_shared_memory();
+    ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+    InitMaterializedSRF(fcinfo, 0);
+
+    ActionRecord *records;
+    int count = history_copy(&records);
+    for (int i = 0; i < count; i++)
+    {
+        const ActionRecord *r = &records[i];
+        Datum values[13];
+        bool nulls[13];
+        memset(nulls, 0, sizeof(nulls));
+
+        values[0] = TimestampTzGetDatum(r->at);
+        values[1] = Int32GetDatum(r->pid);
+        values[2] = name_datum(NameStr(r->role_name));
+        values[3] = name_datum(NameStr(r->database_name));
+        values[4] = CStringGetTextDatum(r->application_name);
+        bool visible = may_see(get_role_oid(NameStr(r->role_name), true));
+        nulls[5] = !visible || !inet_datum(r->client, &values[5]);
+        values[6] = CStringGetTextDatum(core::reason_name(r->reason));
+        if (r->policy[0])
+            values[7] = CStringGetTextDatum(r->policy);
+        else
+            nulls[7] = true;
+        values[8] = CStringGetTextDatum(action_name(r->action));
+        values[9] = CStringGetTextDatum(state_name(r->state));
+        values[10] = interval_datum(r->state_duration);
+        values[11] = interval_datum(r->backend_age);
+        if (r->private_memory >= 0 && visible)
+            values[12] = Int64GetDatum(r->private_memory);
+        else
+            nulls[12] = true;
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    return (Datum) 0;
+}
