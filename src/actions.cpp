@@ -271,7 +271,8 @@ void fill_record(ActionRecord *rec, const SessionScan *scan, const SessionRow *r
     strlcpy(rec->policy, row_policy_name(scan, row), NAMEDATALEN);
     rec->state_duration = scan->now - (row->state == core::SessionState::active ? row->query_start : row->state_change);
     rec->backend_age = scan->now - row->backend_start;
-    rec->private_memory = row->private_memory;
+    /* Actions are rare: measure what the session held even when no rule needed it. */
+    rec->private_memory = row->private_memory >= 0 ? row->private_memory : read_private_memory(row->pid);
 }
 
 void log_action(const ActionRecord *rec, int64 limit)
