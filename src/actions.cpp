@@ -271,8 +271,7 @@ void fill_record(ActionRecord *rec, const SessionScan *scan, const SessionRow *r
     strlcpy(rec->policy, row_policy_name(scan, row), NAMEDATALEN);
     rec->state_duration = scan->now - (row->state == core::SessionState::active ? row->query_start : row->state_change);
     rec->backend_age = scan->now - row->backend_start;
-    /* Actions are rare: measure what the session held even when no rule needed it. */
-    rec->private_memory = row->private_memory >= 0 ? row->private_memory : read_private_memory(row->pid);
+    rec->private_memory = row->private_memory;
 }
 
 void log_action(const ActionRecord *rec, int64 limit)
@@ -413,6 +412,9 @@ int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink si
         if (!still)
             continue;
 
+        /* Actions are rare: measure what the session holds, before the signal frees it. */
+        if (row->private_memory < 0)
+            row->private_memory = read_private_memory(row->pid);
         bool cancel = row->verdict.reason == core::Reason::max_query_duration;
         Action action = row_dry_run ? Action::dry_run : cancel ? Action::cancel : Action::terminate;
         if (action != Action::dry_run)
