@@ -11,6 +11,7 @@
 
 #include "guc.h"
 #include "shmem.h"
+#include "stats.h"
 
 #include <signal.h>
 
@@ -430,6 +431,9 @@ int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink si
         ActionRecord rec;
         fill_record(&rec, scan, row, action);
         record_action(&rec);
+        stats_add(action == Action::terminate ? Counter::terminated
+                  : action == Action::cancel  ? Counter::cancelled
+                                              : Counter::dry_run_actions);
         log_action(&rec, row->verdict.limit);
         if (sink)
             sink(&rec, sink_arg);

@@ -8,6 +8,7 @@
 #include "guc.h"
 #include "policy_store.h"
 #include "shmem.h"
+#include "stats.h"
 #include "version.h"
 #include "worker.h"
 
@@ -32,6 +33,7 @@ extern "C" void _PG_init(void)
 
     policy_store_register();
     actions_register();
+    stats_register();
     shmem_install_hooks();
     actions_install_hooks();
     worker_register();

@@ -8,6 +8,7 @@
 #include "policy_store.h"
 #include "sessions.h"
 #include "shmem.h"
+#include "stats.h"
 #include "worker.h"
 
 namespace poolguard {
@@ -50,6 +51,7 @@ long worker_cycle(void)
         action_memo = action_memo_create();
     }
 
+    TimestampTz started = GetCurrentTimestamp();
     StartTransactionCommand();
     load_policies_if_changed();
 
@@ -58,6 +60,8 @@ long worker_cycle(void)
     if (guc_enabled)
         (void) act_on_scan(&scan, false, action_memo, nullptr, nullptr);
     CommitTransactionCommand();
+    TimestampTz finished = GetCurrentTimestamp();
+    stats_scan_done(finished, finished - started);
 
     if (scan.next_deadline == DT_NOEND)
         return guc_naptime_ms;

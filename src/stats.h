@@ -1,0 +1,35 @@
+/*
+ * stats.h — cumulative counters behind poolguard.stats (shared memory, atomics only, so that
+ * counting never takes a lock on a hot path).
+ */
+#ifndef POOLGUARD_STATS_H
+#define POOLGUARD_STATS_H
+
+#include "postgres_headers.h"
+
+namespace poolguard {
+
+enum class Counter : int
+{
+    scans,
+    terminated,
+    cancelled,
+    dry_run_actions,
+    rejected_connections,
+    evicted_connections,
+    invalidations,
+    notifications_sent,
+    count_ /* number of counters */
+};
+
+void stats_register(void);
+
+/* Adds n to a counter (no-op without shared memory). */
+void stats_add(Counter counter, uint64 n = 1);
+
+/* Records a finished worker scan: its end time and duration. */
+void stats_scan_done(TimestampTz end, int64 duration_us);
+
+}  // namespace poolguard
+
+#endif
