@@ -71,8 +71,12 @@ for n in $SCAN_SIZES; do
     t_all=$(sql -c "\\timing on" -c "SELECT count(private_memory) FROM poolguard.sessions" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p')
     t_base=$(sql -c "\\timing on" -c "SELECT count(*) FROM pg_stat_activity" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p')
     mem_row="| reading private memory | $(awk -v a="$t_all" -v b="$t_base" -v n="$n" 'BEGIN {printf "%.1f µs/session", (a - b) * 1000 / n}') | sessions view ${t_all} ms vs pg_stat_activity ${t_base} ms at $n sessions |"
-    kill "$holder" 2>/dev/null || true
+    pkill -f "application_name=held" 2>/dev/null || true
     wait "$holder" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+        [ "$(sql -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'held'")" -eq 0 ] && break
+        sleep 0.1
+    done
 done
 
 mkdir -p bench/results
