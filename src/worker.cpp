@@ -17,6 +17,8 @@
 #include "guc.h"
 #include "shmem.h"
 
+#include <malloc.h>
+
 namespace poolguard {
 
 namespace {
@@ -170,6 +172,17 @@ extern "C" void poolguard_worker_main(Datum arg)
     pqsignal(SIGHUP, SignalHandlerForConfigReload);
     pqsignal(SIGTERM, die);
     BackgroundWorkerUnblockSignals();
+
+    /*
+     * Every scan builds and frees PostgreSQL's backend-status snapshot (about 1.5 KB per
+     * backend slot).  With glibc's default thresholds those blocks are mmap'd and unmapped each
+     * time, so every scan pays fresh page faults; keeping them in the heap makes the memory
+     * reusable from one scan to the next.
+     */
+#ifdef M_MMAP_THRESHOLD
+    mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 128 * 1024 * 1024);
+#endif
 
     pg_atomic_fetch_add_u64(&shared->worker_starts, 1);
 
