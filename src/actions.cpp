@@ -9,6 +9,7 @@
  */
 #include "actions.h"
 
+#include "caps.h"
 #include "guc.h"
 #include "shmem.h"
 #include "stats.h"
@@ -45,26 +46,6 @@ ClientNote *notes = nullptr;
 int note_count = 0;
 History *history = nullptr;
 emit_log_hook_type prev_emit_log_hook = nullptr;
-
-int proc_slots(void)
-{
-#if PG_VERSION_NUM >= 150000
-    return MaxBackends + NUM_AUXILIARY_PROCS;
-#else
-    /* MaxBackends is not computed yet when PostgreSQL 13/14 ask for shared memory. */
-    return MaxConnections + autovacuum_max_workers + 1 + max_worker_processes + max_wal_senders +
-           NUM_AUXILIARY_PROCS;
-#endif
-}
-
-int procno_of(PGPROC *proc)
-{
-#if PG_VERSION_NUM >= 170000
-    return GetNumberFromPGProc(proc);
-#else
-    return proc->pgprocno;
-#endif
-}
 
 Size notes_size(void)
 {
@@ -431,6 +412,8 @@ int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink si
         ActionRecord rec;
         fill_record(&rec, scan, row, action);
         record_action(&rec);
+        if (action == Action::terminate)
+            policy_count(rec.policy, PolicyCount::terminated);
         stats_add(action == Action::terminate ? Counter::terminated
                   : action == Action::cancel  ? Counter::cancelled
                                               : Counter::dry_run_actions);

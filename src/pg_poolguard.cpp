@@ -4,6 +4,7 @@
 #include "postgres_headers.h"
 
 #include "actions.h"
+#include "caps.h"
 #include "guard.h"
 #include "guc.h"
 #include "policy_store.h"
@@ -34,8 +35,10 @@ extern "C" void _PG_init(void)
     policy_store_register();
     actions_register();
     stats_register();
+    caps_register();
     shmem_install_hooks();
     actions_install_hooks();
+    caps_install_hooks();
     worker_register();
 }
 

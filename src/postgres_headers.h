@@ -40,6 +40,8 @@ extern "C" {
 #include "libpq/auth.h"
 #include "libpq/libpq-be.h"
 #include "postmaster/bgworker.h"
+#include "replication/walsender.h"
+#include "postmaster/autovacuum.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"

@@ -55,7 +55,8 @@ core::SessionFacts facts_of(const SessionRow *row)
     return f;
 }
 
-/* Oids of poolguard.exempt_roles that exist; *count set. */
+}  // namespace
+
 Oid *exempt_role_oids(int *count)
 {
     char *copy = pstrdup(guc_exempt_roles ? guc_exempt_roles : "");
@@ -73,6 +74,8 @@ Oid *exempt_role_oids(int *count)
     }
     return oids;
 }
+
+namespace {
 
 /* A tiny per-scan cache of database names (sessions spread over few databases). */
 struct DatabaseNames

@@ -71,6 +71,9 @@ const char *state_name(BackendState state);
 /* Private_Clean + Private_Dirty of a process in bytes, -1 if unreadable. */
 int64 read_private_memory(int pid);
 
+/* Oids of the poolguard.exempt_roles that exist (palloc'd); *count set. */
+Oid *exempt_role_oids(int *count);
+
 /* Converts a backend's client address (family 0 for Unix sockets). */
 core::IpAddress client_address(const SockAddr *addr);
 

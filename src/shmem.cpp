@@ -31,7 +31,9 @@ void shared_state_init(void)
     shared = static_cast<SharedState *>(ShmemInitStruct("pg_poolguard", sizeof(SharedState), &found));
     if (!found)
     {
-        shared->lock = &(GetNamedLWLockTranche("pg_poolguard"))->lock;
+        LWLockPadded *locks = GetNamedLWLockTranche("pg_poolguard");
+        shared->lock = &locks[0].lock;
+        shared->caps_lock = &locks[1].lock;
         pg_atomic_init_u32(&shared->worker_pid, 0);
         pg_atomic_init_u32(&shared->database_missing, 0);
         pg_atomic_init_u64(&shared->worker_starts, 0);
@@ -47,7 +49,7 @@ void request_shared_memory(void)
     for (int i = 0; i < module_count; i++)
         total = add_size(total, module_sizes[i]());
     RequestAddinShmemSpace(total);
-    RequestNamedLWLockTranche("pg_poolguard", 1);
+    RequestNamedLWLockTranche("pg_poolguard", 2);
 }
 
 #if PG_VERSION_NUM >= 150000
@@ -102,6 +104,26 @@ void require_shared_memory(void)
                  errmsg("pg_poolguard must be loaded via shared_preload_libraries"),
                  errdetail("This function needs the shared memory that pg_poolguard reserves at server start."),
                  errhint("Add pg_poolguard to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+int proc_slots(void)
+{
+#if PG_VERSION_NUM >= 150000
+    return MaxBackends + NUM_AUXILIARY_PROCS;
+#else
+    /* MaxBackends is not computed yet when PostgreSQL 13/14 ask for shared memory. */
+    return MaxConnections + autovacuum_max_workers + 1 + max_worker_processes + max_wal_senders +
+           NUM_AUXILIARY_PROCS;
+#endif
+}
+
+int procno_of(PGPROC *proc)
+{
+#if PG_VERSION_NUM >= 170000
+    return GetNumberFromPGProc(proc);
+#else
+    return proc->pgprocno;
+#endif
 }
 
 void wake_worker(void)

@@ -18,7 +18,8 @@ typedef void (*ShmemInitFn)(void);
 /* The state every module shares: the worker's identity and the main lock. */
 struct SharedState
 {
-    LWLock *lock;                      /* guards policies, history and client notes */
+    LWLock *lock;                      /* guards policies and history */
+    LWLock *caps_lock;                 /* guards login accounting (caps.cpp) */
     pg_atomic_uint32 worker_pid;       /* 0 when no worker runs */
     pg_atomic_uint32 database_missing; /* 1 after the worker failed to connect */
     pg_atomic_uint64 worker_starts;    /* how many times the worker started */
@@ -39,6 +40,12 @@ void shmem_install_hooks(void);
  * and its shared memory exists.  Every SQL function that touches shared memory calls it first.
  */
 void require_shared_memory(void);
+
+/* Number of PGPROC slots: shared arrays indexed by procno_of() have this many entries. */
+int proc_slots(void);
+
+/* The PGPROC number of a process (an index below proc_slots()). */
+int procno_of(PGPROC *proc);
 
 /* Wakes the worker (no-op if it is not running). */
 void wake_worker(void);

@@ -3,6 +3,7 @@
  */
 #include "stats.h"
 
+#include "caps.h"
 #include "guard.h"
 #include "shmem.h"
 
@@ -112,5 +113,6 @@ POOLGUARD_FUNCTION(poolguard_reset_stats)
     pg_atomic_write_u64(&stats->last_scan, 0);
     pg_atomic_write_u64(&stats->last_scan_duration, 0);
     pg_atomic_write_u64(&stats->stats_reset, (uint64) now);
+    caps_reset_counters();
     PG_RETURN_TIMESTAMPTZ(now);
 }
