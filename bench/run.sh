@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# bench/run.sh — `make bench`: every benchmark, each side by side with its baseline, and
+# bench/RESULTS.md assembled from their results.  Loopback only; bounded run time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for b in bench/*.sh; do
+    [ "$b" = bench/run.sh ] && continue
+    echo "==> $b"
+    bash "$b"
+done
+{
+    echo "# pg_poolguard benchmarks"
+    echo
+    echo "Each figure is measured side by side with its baseline in one run on this machine."
+    echo "Re-measure with \`make bench\`; each section names its own command."
+    for r in bench/results/*.md; do echo; cat "$r"; done
+} >bench/RESULTS.md
+echo "wrote bench/RESULTS.md"
