@@ -18,7 +18,7 @@ make -s -j"$(nproc)" && make -s install >/dev/null
 
 GUARD=$(make_workdir); PLAIN=$(make_workdir)
 PG_PORT=$(free_port); PLAIN_PORT=$(free_port)
-trap 'cluster_stop "$GUARD"; cluster_stop "$PLAIN"; rm -rf "$GUARD" "$PLAIN"' EXIT
+trap 'cat "$GUARD/pgbench.err" "$PLAIN/pgbench.err" 2>/dev/null | tail -5; cluster_stop "$GUARD"; cluster_stop "$PLAIN"; rm -rf "$GUARD" "$PLAIN"' EXIT
 cluster_start "$GUARD" "$PG_PORT" "max_connections = 200"
 cluster_start "$PLAIN" "$PLAIN_PORT" "max_connections = 200" "shared_preload_libraries = ''"
 
@@ -27,7 +27,7 @@ for side in GUARD PLAIN; do
     psql_at "$dir" "$port" -d postgres -q -c "CREATE ROLE app LOGIN" -c "CREATE ROLE stormer LOGIN" \
         -c "GRANT ALL ON SCHEMA public TO app"
     as_pg pgbench -q -i -s 1 -h "$dir" -p "$port" -U postgres postgres >/dev/null 2>&1
-    psql_at "$dir" "$port" -d postgres -q -c "GRANT SELECT ON pgbench_accounts TO app"
+    psql_at "$dir" "$port" -d postgres -q -c "GRANT SELECT ON pgbench_accounts, pgbench_branches TO app"
 done
 psql_at "$GUARD" "$PG_PORT" -d postgres -q -c "CREATE EXTENSION pg_poolguard" -c "
     INSERT INTO poolguard.policy (name, priority, application_name, max_connections)
@@ -38,7 +38,7 @@ psql_at "$GUARD" "$PG_PORT" -d postgres -q -c "CREATE EXTENSION pg_poolguard" -c
 psql_at "$PLAIN" "$PLAIN_PORT" -d postgres -q -c "ALTER ROLE stormer CONNECTION LIMIT 10"
 
 tps() { # DIR PORT
-    as_pg pgbench -n -C -S -c 4 -j 2 -T "$SECONDS_PER_RUN" -h "$1" -p "$2" -U app postgres 2>/dev/null |
+    as_pg pgbench -n -C -S -c 4 -j 2 -T "$SECONDS_PER_RUN" -h "$1" -p "$2" -U app postgres 2>>"$1/pgbench.err" |
         sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1
 }
 : >"$GUARD/tps"; : >"$PLAIN/tps"
