@@ -43,11 +43,17 @@ done
 # is the postgres superuser, so the demo turns that exemption off for this cluster.
 sql -q -c "ALTER SYSTEM SET poolguard.exempt_superusers = off" -c "SELECT pg_reload_conf()" >/dev/null
 
-for _ in $(seq 1 100); do
-    n=$(sql -Atq -c "SELECT count(*) FROM poolguard.sessions WHERE application_name = 'next-app' AND state = 'idle' AND private_memory > 30000000")
-    [ "$n" -ge 11 ] && break
-    sleep 0.2
-done
+# wait_until SQL: polls (up to 20 s) until the boolean query is true.
+wait_until() {
+    for _ in $(seq 1 200); do
+        [ "$(sql -Atq -c "SELECT ($1)")" = t ] && return 0
+        sleep 0.1
+    done
+    echo "timed out waiting for: $1" >&2
+    return 1
+}
+idle_count="SELECT count(*) FROM poolguard.sessions WHERE application_name = 'next-app' AND state = 'idle'"
+wait_until "($idle_count AND private_memory > 30000000) >= 11"
 
 report() {
     sql -c "SELECT application_name, state, count(*) AS connections,
@@ -62,19 +68,11 @@ log "apply one policy"
 sql -c "INSERT INTO poolguard.policy (name, application_name, idle_timeout, max_idle)
         VALUES ('next-app', 'next-app%', '5s', 2)"
 
-for _ in $(seq 1 100); do
-    n=$(sql -Atq -c "SELECT count(*) FROM poolguard.sessions WHERE application_name = 'next-app' AND state = 'idle'")
-    [ "$n" -le 2 ] && break
-    sleep 0.1
-done
+wait_until "($idle_count) <= 2"
 log "after max_idle = 2 (longest-idle first, within a second)"
 report
 
-for _ in $(seq 1 100); do
-    n=$(sql -Atq -c "SELECT count(*) FROM poolguard.sessions WHERE application_name = 'next-app' AND state = 'idle'")
-    [ "$n" -eq 0 ] && break
-    sleep 0.1
-done
+wait_until "($idle_count) = 0"
 log "after idle_timeout = 5s"
 report
 

@@ -240,13 +240,7 @@ void fill_record(ActionRecord *rec, const SessionScan *scan, const SessionRow *r
 {
     *rec = ActionRecord();
     rec->at = GetCurrentTimestamp();
-    rec->pid = row->pid;
-    const char *role = GetUserNameFromId(row->userid, true);
-    namestrcpy(&rec->role_name, role ? role : "");
-    const char *db = OidIsValid(row->dbid) ? get_database_name(row->dbid) : NULL;
-    namestrcpy(&rec->database_name, db ? db : "");
-    strlcpy(rec->application_name, row->application_name, NAMEDATALEN);
-    rec->client = row->client;
+    record_identity(rec, row->pid, row->userid, row->dbid, row->application_name, row->client);
     rec->reason = row->verdict.reason;
     rec->action = action;
     rec->state = row->raw_state;
@@ -272,7 +266,9 @@ void log_action(const ActionRecord *rec, int64 limit)
                        state_name(rec->state), rec->state_duration / 1e6, rec->backend_age / 1e6)));
 }
 
-bool send_signal(int pid, int signal)
+}  // namespace
+
+bool signal_backend(int pid, int signal)
 {
     if (BackendPidGetProc(pid) == NULL)
         return false;
@@ -283,7 +279,17 @@ bool send_signal(int pid, int signal)
 #endif
 }
 
-}  // namespace
+void record_identity(ActionRecord *rec, int pid, Oid userid, Oid dbid, const char *application_name,
+                     const core::IpAddress &client)
+{
+    rec->pid = pid;
+    const char *role = OidIsValid(userid) ? GetUserNameFromId(userid, true) : NULL;
+    namestrcpy(&rec->role_name, role ? role : "");
+    const char *db = OidIsValid(dbid) ? get_database_name(dbid) : NULL;
+    namestrcpy(&rec->database_name, db ? db : "");
+    strlcpy(rec->application_name, application_name, NAMEDATALEN);
+    rec->client = client;
+}
 
 const char *action_name(Action action)
 {
@@ -404,7 +410,7 @@ int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink si
             if (!leave_client_note(row->pid, action, row->verdict.reason, row_policy_name(scan, row),
                                    row->verdict.limit, observed_value(scan, row)))
                 continue;
-            if (!send_signal(row->pid, cancel ? SIGINT : SIGTERM))
+            if (!signal_backend(row->pid, cancel ? SIGINT : SIGTERM))
                 continue;
         }
         memo_remember(memo, row, scan->now);

@@ -58,6 +58,13 @@ void record_action(const ActionRecord *record);
 /* Copies the history, oldest first, into a palloc'd array; returns the count. */
 int history_copy(ActionRecord **records);
 
+/* Fills a record's who-fields (role and database names resolved now). */
+void record_identity(ActionRecord *record, int pid, Oid userid, Oid dbid, const char *application_name,
+                     const core::IpAddress &client);
+
+/* SIGTERM / SIGINT to a client backend's process group; false if it is no longer a backend. */
+bool signal_backend(int pid, int signal);
+
 /* Leaves the note a signalled backend will show its client; false if the pid is gone. */
 bool leave_client_note(int pid, Action action, core::Reason reason, const char *policy, int64 limit,
                        int64 observed);

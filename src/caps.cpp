@@ -214,13 +214,7 @@ bool evict_and_admit(const CompiledPolicy *policy, int counter, int procno, Oid 
                       policy->max_connections, now - victim_since);
     ActionRecord rec = ActionRecord();
     rec.at = now;
-    rec.pid = victim_pid;
-    const char *role = GetUserNameFromId(victim_user, true);
-    namestrcpy(&rec.role_name, role ? role : "");
-    const char *db = OidIsValid(victim_db) ? get_database_name(victim_db) : NULL;
-    namestrcpy(&rec.database_name, db ? db : "");
-    strlcpy(rec.application_name, victim_app, NAMEDATALEN);
-    rec.client = victim_client;
+    record_identity(&rec, victim_pid, victim_user, victim_db, victim_app, victim_client);
     rec.reason = core::Reason::evict_idle;
     rec.action = Action::terminate;
     rec.state = STATE_IDLE;
@@ -228,11 +222,7 @@ bool evict_and_admit(const CompiledPolicy *policy, int counter, int procno, Oid 
     rec.state_duration = now - victim_since;
     rec.backend_age = now - victim_start;
     rec.private_memory = read_private_memory(victim_pid);
-#ifdef HAVE_SETSID
-    (void) kill(-victim_pid, SIGTERM);
-#else
-    (void) kill(victim_pid, SIGTERM);
-#endif
+    (void) signal_backend(victim_pid, SIGTERM);
     record_action(&rec);
     policy_count(policy->name, PolicyCount::evicted);
     stats_add(Counter::evicted_connections);
