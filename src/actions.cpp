@@ -418,8 +418,9 @@ int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink si
         ActionRecord rec;
         fill_record(&rec, scan, row, action);
         record_action(&rec);
-        if (action == Action::terminate)
-            policy_count(rec.policy, PolicyCount::terminated);
+        if (action != Action::dry_run)
+            policy_count(rec.policy, action == Action::terminate ? PolicyCount::terminated : PolicyCount::cancelled,
+                         rec.reason);
         stats_add(action == Action::terminate ? Counter::terminated
                   : action == Action::cancel  ? Counter::cancelled
                                               : Counter::dry_run_actions);

@@ -6,6 +6,7 @@
 
 #include "actions.h"
 #include "guard.h"
+#include "srf.h"
 #include "guc.h"
 #include "policy_store.h"
 #include "sessions.h"
@@ -19,15 +20,6 @@ namespace poolguard {
 namespace {
 
 constexpr int64 evict_wait_us = 1000 * 1000; /* how long a login waits for its victim's slot */
-
-struct PolicyCounter
-{
-    char name[NAMEDATALEN]; /* "" = free */
-    int32 sessions;         /* live backends admitted through this policy */
-    int64 rejected;
-    int64 evicted;
-    int64 terminated;
-};
 
 struct BackendSlot
 {
@@ -224,7 +216,7 @@ bool evict_and_admit(const CompiledPolicy *policy, int counter, int procno, Oid 
     rec.private_memory = read_private_memory(victim_pid);
     (void) signal_backend(victim_pid, SIGTERM);
     record_action(&rec);
-    policy_count(policy->name, PolicyCount::evicted);
+    policy_count(policy->name, PolicyCount::evicted, core::Reason::evict_idle);
     stats_add(Counter::evicted_connections);
     if (guc_log_terminations)
         ereport(LOG,
@@ -315,23 +307,45 @@ void caps_install_hooks(void)
     ClientAuthentication_hook = client_auth_hook;
 }
 
-void policy_count(const char *policy, PolicyCount what)
+void policy_count(const char *policy, PolicyCount what, core::Reason reason)
 {
-    if (caps.counters == nullptr || policy == nullptr || policy[0] == '\0')
+    if (caps.counters == nullptr || policy == nullptr)
         return;
     LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
-    int i = find_counter(policy, true);
+    int i = find_counter(policy[0] ? policy : default_policy_key, true);
     if (i >= 0)
     {
         PolicyCounter *c = &caps.counters[i];
-        if (what == PolicyCount::rejected)
-            c->rejected++;
-        else if (what == PolicyCount::evicted)
-            c->evicted++;
-        else
-            c->terminated++;
+        switch (what)
+        {
+            case PolicyCount::rejected:
+                c->rejected++;
+                break;
+            case PolicyCount::evicted:
+                c->evicted++;
+                break;
+            case PolicyCount::terminated:
+                c->terminated++;
+                break;
+            case PolicyCount::cancelled:
+                c->cancelled++;
+                break;
+        }
+        if (reason != core::Reason::none)
+            c->by_reason[(int) reason]++;
     }
     LWLockRelease(shared->caps_lock);
+}
+
+int policy_counters_copy(PolicyCounter **counters)
+{
+    require_shared_memory();
+    PolicyCounter *copy = static_cast<PolicyCounter *>(palloc(sizeof(PolicyCounter) * caps.ncounters));
+    LWLockAcquire(shared->caps_lock, LW_SHARED);
+    memcpy(copy, caps.counters, sizeof(PolicyCounter) * caps.ncounters);
+    LWLockRelease(shared->caps_lock);
+    *counters = copy;
+    return caps.ncounters;
 }
 
 void caps_reset_counters(void)
@@ -344,6 +358,8 @@ void caps_reset_counters(void)
         caps.counters[i].rejected = 0;
         caps.counters[i].evicted = 0;
         caps.counters[i].terminated = 0;
+        caps.counters[i].cancelled = 0;
+        memset(caps.counters[i].by_reason, 0, sizeof(caps.counters[i].by_reason));
     }
     LWLockRelease(shared->caps_lock);
 }
@@ -361,16 +377,14 @@ POOLGUARD_FUNCTION(poolguard_policy_status)
 {
     require_shared_memory();
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-    InitMaterializedSRF(fcinfo, 0);
+    materialized_srf(fcinfo);
 
     SessionScan scan;
     scan_sessions(&scan, MemoryReads::as_rules_need, nullptr);
     int npolicies = scan.policies.count;
 
-    PolicyCounter *counters = static_cast<PolicyCounter *>(palloc(sizeof(PolicyCounter) * caps.ncounters));
-    LWLockAcquire(shared->caps_lock, LW_SHARED);
-    memcpy(counters, caps.counters, sizeof(PolicyCounter) * caps.ncounters);
-    LWLockRelease(shared->caps_lock);
+    PolicyCounter *counters;
+    (void) policy_counters_copy(&counters);
 
     bool *shown = static_cast<bool *>(palloc0(sizeof(bool) * caps.ncounters));
     for (int p = 0; p < npolicies + caps.ncounters; p++)
@@ -389,7 +403,8 @@ POOLGUARD_FUNCTION(poolguard_policy_status)
         else
         {
             c = p - npolicies;
-            if (shown[c] || counters[c].name[0] == '\0' || counters[c].sessions == 0)
+            if (shown[c] || counters[c].name[0] == '\0' || counters[c].sessions == 0 ||
+                strcmp(counters[c].name, default_policy_key) == 0)
                 continue;
             name = counters[c].name;
         }

@@ -11,20 +11,41 @@
 
 #include "postgres_headers.h"
 
+#include "core/rules.h"
+
 namespace poolguard {
 
 enum class PolicyCount
 {
     rejected,
     evicted,
-    terminated,
+    terminated, /* also counted by reason */
+    cancelled,
 };
+
+/* Counters of one policy name; the GUC defaults count under default_policy_key. */
+struct PolicyCounter
+{
+    char name[NAMEDATALEN]; /* "" = free entry */
+    int32 sessions;         /* live backends admitted through this policy */
+    int64 rejected;
+    int64 evicted;
+    int64 terminated;
+    int64 cancelled;
+    int64 by_reason[core::reason_count]; /* terminations and cancels by reason */
+};
+
+/* Counter name of sessions no policy matches (never a valid policy name). */
+constexpr const char *default_policy_key = "\x01";
+
+/* Copies the counter table (palloc'd); returns its size. */
+int policy_counters_copy(PolicyCounter **counters);
 
 void caps_register(void);
 void caps_install_hooks(void);
 
-/* Adds one to a per-policy counter (kept by policy name across reloads). */
-void policy_count(const char *policy, PolicyCount what);
+/* Adds one to a per-policy counter (kept by policy name across reloads); "" = GUC defaults. */
+void policy_count(const char *policy, PolicyCount what, core::Reason reason = core::Reason::none);
 
 /* Zeroes the per-policy counters (not the live session counts). */
 void caps_reset_counters(void);

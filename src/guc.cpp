@@ -6,6 +6,8 @@
  */
 #include "guc.h"
 
+#include "core/http.h"
+
 namespace poolguard {
 
 bool guc_enabled = true;
@@ -20,6 +22,7 @@ bool guc_exempt_superusers = true;
 bool guc_log_terminations = true;
 int guc_history_size = 1000;
 int guc_max_policies = 128;
+char *guc_metrics_listen = nullptr;
 
 namespace {
 
@@ -34,6 +37,28 @@ bool check_exempt_roles(char **newval, void **extra, GucSource source)
     if (!ok)
     {
         GUC_check_errdetail("poolguard.exempt_roles must be a comma-separated list of role names.");
+        return false;
+    }
+    return true;
+}
+
+/* poolguard.metrics_listen: "" or host:port ([v6]:port). */
+bool check_metrics_listen(char **newval, void **extra, GucSource source)
+{
+    if (*newval == NULL || (*newval)[0] == '\0')
+        return true;
+    bool ok = false;
+    try
+    {
+        ok = core::parse_listen_address(*newval).has_value();
+    }
+    catch (...)
+    {
+        ok = false;
+    }
+    if (!ok)
+    {
+        GUC_check_errdetail("poolguard.metrics_listen must be empty or host:port, e.g. 127.0.0.1:9187 or [::1]:9187.");
         return false;
     }
     return true;
@@ -106,6 +131,10 @@ void define_gucs(void)
                                 "Number of actions kept in poolguard.terminations.",
                                 NULL, &guc_history_size, 1000, 10, 1000000, PGC_POSTMASTER, 0,
                                 NULL, NULL, NULL);
+        DefineCustomStringVariable("poolguard.metrics_listen",
+                                   "host:port where the pg_poolguard metrics worker serves GET /metrics; empty = off.",
+                                   "The endpoint is unauthenticated: use a loopback address unless you mean otherwise.",
+                                   &guc_metrics_listen, "", PGC_POSTMASTER, 0, check_metrics_listen, NULL, NULL);
         DefineCustomIntVariable("poolguard.max_policies",
                                 "Maximum number of enabled policies in force.",
                                 NULL, &guc_max_policies, 128, 1, 10000, PGC_POSTMASTER, 0,

@@ -24,6 +24,9 @@ extern bool guc_log_terminations;              /* poolguard.log_terminations */
 extern int guc_history_size;                   /* poolguard.history_size: postmaster */
 extern int guc_max_policies;                   /* poolguard.max_policies: postmaster */
 
+/* Observability */
+extern char *guc_metrics_listen; /* poolguard.metrics_listen: postmaster, "" = off */
+
 /*
  * Defines the GUCs (the PGC_POSTMASTER ones only while preloading) and reserves the
  * "poolguard." prefix.  Called from _PG_init.

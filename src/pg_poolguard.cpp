@@ -7,7 +7,9 @@
 #include "caps.h"
 #include "guard.h"
 #include "guc.h"
+#include "metrics_server.h"
 #include "policy_store.h"
+#include "sessions.h"
 #include "shmem.h"
 #include "stats.h"
 #include "version.h"
@@ -36,10 +38,12 @@ extern "C" void _PG_init(void)
     actions_register();
     stats_register();
     caps_register();
+    sessions_register();
     shmem_install_hooks();
     actions_install_hooks();
     caps_install_hooks();
     worker_register();
+    metrics_server_register();
 }
 
 POOLGUARD_FUNCTION(poolguard_version)

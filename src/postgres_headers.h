@@ -45,6 +45,7 @@ extern "C" {
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/pmsignal.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
@@ -52,8 +53,11 @@ extern "C" {
 #include "storage/spin.h"
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
+#if PG_VERSION_NUM >= 140000
 #include "utils/backend_status.h"
+#endif
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 #include "utils/inet.h"
 #include "utils/lsyscache.h"
@@ -62,7 +66,9 @@ extern "C" {
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
+#if PG_VERSION_NUM >= 140000
 #include "utils/wait_event.h"
+#endif
 }
 
 #if PG_VERSION_NUM < 130000
@@ -72,6 +78,11 @@ extern "C" {
 #if PG_VERSION_NUM < 150000
 /* PostgreSQL 15 renamed it; the old name still works there. */
 #define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
+#endif
+
+#if PG_VERSION_NUM >= 160000
+/* PostgreSQL 16 renamed the accessor of the backend-status snapshot by position. */
+#define pgstat_fetch_stat_local_beentry(i) pgstat_get_local_beentry_by_index(i)
 #endif
 
 #endif

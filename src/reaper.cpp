@@ -4,6 +4,7 @@
  */
 #include "actions.h"
 #include "guard.h"
+#include "srf.h"
 #include "guc.h"
 #include "policy_store.h"
 #include "sessions.h"
@@ -107,7 +108,7 @@ POOLGUARD_FUNCTION(poolguard_reap)
     bool dry_run = PG_ARGISNULL(0) ? false : PG_GETARG_BOOL(0);
 
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-    InitMaterializedSRF(fcinfo, 0);
+    materialized_srf(fcinfo);
     ReapResults results = {rsinfo->setResult, rsinfo->setDesc};
 
     if (in_policy_database() && policy_store_loaded_change_count() < policy_store_change_count())

@@ -4,6 +4,7 @@
 #include "sessions.h"
 
 #include "guc.h"
+#include "shmem.h"
 
 #include "core/smaps.h"
 
@@ -26,6 +27,45 @@ struct MemoryCache
 };
 
 namespace {
+
+/*
+ * The worker's latest /proc reading of each backend, for poolguard.metrics() in any backend.
+ * Direct-mapped by pid; a reader checks the pid, so a collision only hides a reading.
+ */
+struct MeasuredMemory
+{
+    int pid;
+    int64 bytes;
+};
+MeasuredMemory *measured = nullptr;
+int measured_size = 0;
+
+Size measured_shmem_size(void)
+{
+    return mul_size(sizeof(MeasuredMemory), 2 * proc_slots());
+}
+
+void measured_shmem_init(void)
+{
+    bool found;
+    measured_size = 2 * proc_slots();
+    measured = static_cast<MeasuredMemory *>(
+        ShmemInitStruct("pg_poolguard measured memory", measured_shmem_size(), &found));
+    if (!found)
+        memset(measured, 0, measured_shmem_size());
+}
+
+void measured_publish(int pid, int64 bytes)
+{
+    if (measured == nullptr || pid <= 0)
+        return;
+    MeasuredMemory *m = &measured[pid % measured_size];
+    m->pid = 0;
+    pg_write_barrier();
+    m->bytes = bytes;
+    pg_write_barrier();
+    m->pid = pid;
+}
 
 core::SessionState map_state(BackendState state)
 {
@@ -112,10 +152,29 @@ int64 cached_private_memory(MemoryCache *cache, const SessionRow *row, Timestamp
     e->backend_start = row->backend_start;
     e->read_at = now;
     e->value = read_private_memory(row->pid);
+    measured_publish(row->pid, e->value);
     return e->value;
 }
 
 }  // namespace
+
+void sessions_register(void)
+{
+    shmem_register(measured_shmem_size, measured_shmem_init);
+}
+
+int64 measured_private_memory(int pid)
+{
+    if (measured == nullptr || pid <= 0)
+        return -1;
+    MeasuredMemory *m = &measured[pid % measured_size];
+    if (m->pid != pid)
+        return -1;
+    pg_read_barrier();
+    int64 bytes = m->bytes;
+    pg_read_barrier();
+    return m->pid == pid ? bytes : -1;
+}
 
 MemoryCache *memory_cache_create(void)
 {

@@ -59,6 +59,12 @@ enum class MemoryReads
 struct MemoryCache;
 void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache);
 
+/* Registers the shared table of the worker's memory readings. */
+void sessions_register(void);
+
+/* The worker's latest private-memory reading of a backend, -1 if none. */
+int64 measured_private_memory(int pid);
+
 /* The worker's per-session memo of /proc reads. */
 MemoryCache *memory_cache_create(void);
 

@@ -54,6 +54,16 @@ void stats_add(Counter counter, uint64 n)
         pg_atomic_fetch_add_u64(&stats->counters[(int) counter], n);
 }
 
+uint64 stats_get(Counter counter)
+{
+    return stats ? pg_atomic_read_u64(&stats->counters[(int) counter]) : 0;
+}
+
+int64 stats_last_scan_duration(void)
+{
+    return stats ? (int64) pg_atomic_read_u64(&stats->last_scan_duration) : 0;
+}
+
 void stats_scan_done(TimestampTz end, int64 duration_us)
 {
     if (stats == nullptr)

@@ -27,6 +27,12 @@ void stats_register(void);
 /* Adds n to a counter (no-op without shared memory). */
 void stats_add(Counter counter, uint64 n = 1);
 
+/* Current value of a counter (0 without shared memory). */
+uint64 stats_get(Counter counter);
+
+/* Duration of the last worker scan in µs (0 if none yet). */
+int64 stats_last_scan_duration(void);
+
 /* Records a finished worker scan: its end time and duration. */
 void stats_scan_done(TimestampTz end, int64 duration_us);
 

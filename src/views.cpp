@@ -7,6 +7,7 @@
  */
 #include "actions.h"
 #include "guard.h"
+#include "srf.h"
 #include "sessions.h"
 #include "shmem.h"
 
@@ -52,7 +53,7 @@ POOLGUARD_FUNCTION(poolguard_sessions)
 {
     require_shared_memory();
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-    InitMaterializedSRF(fcinfo, 0);
+    materialized_srf(fcinfo);
 
     SessionScan scan;
     scan_sessions(&scan, MemoryReads::all, nullptr);
@@ -124,7 +125,7 @@ POOLGUARD_FUNCTION(poolguard_terminations)
 {
     require_shared_memory();
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-    InitMaterializedSRF(fcinfo, 0);
+    materialized_srf(fcinfo);
 
     ActionRecord *records;
     int count = history_copy(&records);

@@ -20,3 +20,8 @@ CREATE FUNCTION poolguard.reset_stats() RETURNS timestamptz
     AS 'MODULE_PATHNAME', 'poolguard_reset_stats';
 COMMENT ON FUNCTION poolguard.reset_stats() IS 'zero pg_poolguard counters (history is kept)';
 REVOKE ALL ON FUNCTION poolguard.reset_stats() FROM PUBLIC;
+
+CREATE FUNCTION poolguard.metrics() RETURNS text
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'poolguard_metrics';
+COMMENT ON FUNCTION poolguard.metrics() IS 'Prometheus text exposition (format 0.0.4) of pg_poolguard state and counters';
