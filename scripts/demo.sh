@@ -14,7 +14,9 @@ make -s install >/dev/null
 
 WORK=$(make_workdir)
 PORT=$(free_port)
-cluster_start "$WORK" "$PORT" "poolguard.idle_grace = '1s'" "max_connections = 50"
+METRICS_PORT=$(free_port)
+cluster_start "$WORK" "$PORT" "poolguard.idle_grace = '1s'" "max_connections = 50" \
+    "poolguard.metrics_listen = '127.0.0.1:$METRICS_PORT'"
 APP_PIDS=()
 cleanup() {
     for p in "${APP_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -81,6 +83,15 @@ sql -c "SELECT to_char(at, 'HH24:MI:SS.MS') AS at, pid, reason, policy, action, 
                round(extract(epoch FROM state_duration)::numeric, 2) AS idle_s,
                pg_size_pretty(private_memory) AS private_memory
           FROM poolguard.terminations ORDER BY at"
+
+log "the same story as metrics: curl http://127.0.0.1:$METRICS_PORT/metrics"
+fetch_metrics() { # bash's /dev/tcp: no curl needed
+    exec 3<>"/dev/tcp/127.0.0.1/$METRICS_PORT" || return 1
+    printf 'GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n' >&3
+    sed '1,/^\r$/d' <&3
+    exec 3<&-
+}
+fetch_metrics || sql -Atq -c "SELECT poolguard.metrics()"
 
 cat <<MSG
 pg_poolguard $(sql -Atq -c 'SELECT poolguard.version()') keeps running on this throwaway cluster.
