@@ -105,7 +105,12 @@ void reap_sink(const ActionRecord *rec, void *arg)
 POOLGUARD_FUNCTION(poolguard_reap)
 {
     require_shared_memory();
-    bool dry_run = PG_ARGISNULL(0) ? false : PG_GETARG_BOOL(0);
+    if (PG_ARGISNULL(0))
+        ereport(ERROR,
+                (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                 errmsg("dry_run must not be NULL"),
+                 errhint("Call poolguard.reap() to act, or poolguard.reap(true) to see what would be done.")));
+    bool dry_run = PG_GETARG_BOOL(0);
 
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
     materialized_srf(fcinfo);

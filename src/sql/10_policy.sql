@@ -29,6 +29,9 @@ CREATE TABLE poolguard.policy (
     CONSTRAINT policy_durations_not_negative CHECK (
         idle_timeout >= interval '0' AND idle_in_transaction_timeout >= interval '0'
         AND max_connection_age >= interval '0' AND max_query_duration >= interval '0'),
+    CONSTRAINT policy_durations_bounded CHECK (
+        idle_timeout <= interval '100 years' AND idle_in_transaction_timeout <= interval '100 years'
+        AND max_connection_age <= interval '100 years' AND max_query_duration <= interval '100 years'),
     CONSTRAINT policy_counts_not_negative CHECK (max_idle >= 0 AND max_connections >= 0),
     CONSTRAINT policy_max_idle_memory_positive CHECK (max_idle_memory > 0),
     CONSTRAINT policy_on_limit_valid CHECK (on_limit IN ('reject', 'evict_idle'))
@@ -73,6 +76,12 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value',
                       DETAIL = format('The value given was %s.', val),
                       HINT = 'Use NULL to inherit the server default, or 0 to turn the rule off for this policy.';
+        END IF;
+        IF val > interval '100 years' THEN
+            RAISE EXCEPTION '% of policy "%" is too large', col, NEW.name
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = format('The value given was %s; the largest accepted is 100 years.', val),
+                      HINT = 'Use 0 to turn the rule off for this policy.';
         END IF;
     END LOOP;
     IF NEW.max_idle < 0 THEN
