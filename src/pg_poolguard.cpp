@@ -5,6 +5,7 @@
 
 #include "guard.h"
 #include "guc.h"
+#include "invalidation.h"
 #include "shmem.h"
 #include "version.h"
 #include "worker.h"
@@ -28,6 +29,7 @@ extern "C" void _PG_init(void)
     if (!process_shared_preload_libraries_in_progress || IsBinaryUpgrade)
         return;
 
+    invalidation_init();
     shmem_install_hooks();
     worker_register();
 }
