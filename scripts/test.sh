@@ -4,7 +4,8 @@
 #   2. unit tests of the C++ core, plain and under AddressSanitizer + UBSan;
 #   3. pg_regress (sql/, expected/) and pg_isolation_regress (specs/) against a cluster with the
 #      library preloaded;
-#   4. TAP tests (test/t/*.pl) with PostgreSQL::Test::Cluster.
+#   4. the Node.js client's tests (clients/node) against that cluster;
+#   5. TAP tests (test/t/*.pl) with PostgreSQL::Test::Cluster.
 # Clusters run as the postgres OS user from a copy of the tree it owns; exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,8 @@ ROOT=$PWD
 
 set -e
 install_deps
+# The Node.js client's tests need node and npm (Debian's packages when none is installed).
+command -v node >/dev/null && command -v npm >/dev/null || install_deps nodejs npm
 log "build and install"
 make -s -j"$(nproc)" 2>&1
 make -s install >/dev/null
@@ -77,6 +80,22 @@ if [ "$regress_rc" -ne 0 ] || grep -qE '[0-9]+ of [0-9]+ tests failed' "$WORK/re
     tail -50 "$WORK/regress/server.log"
 fi
 
+log "Node.js client tests (clients/node) against the same cluster"
+psql_at "$WORK/regress" "$PORT" -q -d postgres -c 'CREATE DATABASE node_client' &&
+    (cd "$WORK/clients/node" && npm ci --no-audit --no-fund --loglevel=error >/dev/null &&
+        PGHOST="$WORK/regress" PGPORT="$PORT" PGUSER=postgres PGDATABASE=node_client \
+        node --test --test-reporter=tap test/) >"$WORK/node.out" 2>&1
+node_rc=$?
+grep -E '^# (tests|pass|fail|skipped)' "$WORK/node.out"
+n_pass=$(awk '/^# pass / {print $3}' "$WORK/node.out")
+n_fail=$(awk '/^# fail / {print $3}' "$WORK/node.out")
+if [ "$node_rc" -ne 0 ] || [ "${n_fail:-1}" != 0 ]; then
+    status=1
+    cat "$WORK/node.out"
+    count "${n_pass:-0}" "$(( ${n_fail:-0} > 0 ? ${n_fail:-0} : 1 ))"
+else
+    count "${n_pass:-0}" 0
+fi
 cluster_stop "$WORK/regress"
 
 log "TAP tests"
