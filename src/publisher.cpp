@@ -338,6 +338,12 @@ extern "C" void poolguard_publisher_main(Datum database)
     BackgroundWorkerInitializeConnectionByOid(my_database, InvalidOid, 0);
     connected = true;
     pgstat_report_appname("pg_poolguard publisher");
+    /*
+     * Notifications are not durable (the queue does not survive a restart; generations do the
+     * job after one), so the publisher's commits need not wait for a WAL flush: that keeps it
+     * from competing with the writers for fsyncs.
+     */
+    SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
     if (!claim_slot())
         proc_exit(0); /* another publisher serves this database */
