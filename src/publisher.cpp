@@ -288,7 +288,10 @@ bool publish_all_safely(MemoryContext context)
     return ok;
 }
 
-/* Sleeps ms milliseconds (latch sets do not shorten it: used to batch). */
+/*
+ * Sleeps ms milliseconds to batch.  Commits during the sleep only set the latch (no wakeup: the
+ * sleep does not wait on it), so a busy database costs one publisher wakeup per delay.
+ */
 void sleep_ms(long ms)
 {
     TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
@@ -297,8 +300,8 @@ void sleep_ms(long ms)
         long left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until);
         if (left <= 0)
             return;
-        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, left, PG_WAIT_EXTENSION);
-        ResetLatch(MyLatch);
+        /* At most 100 ms at a time, so that SIGTERM is honoured promptly. */
+        (void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, Min(left, 100L), PG_WAIT_EXTENSION);
         CHECK_FOR_INTERRUPTS();
     }
 }
