@@ -191,6 +191,21 @@ GRANT EXECUTE ON FUNCTION poolguard.invalidate(text, text) TO poolguard_app_test
 SET ROLE poolguard_app_test;
 SELECT count(*) AS granted_can_invalidate FROM (SELECT poolguard.invalidate('mentor', '1')) s;
 RESET ROLE;
+-- CREATE TRIGGER needs EXECUTE on the trigger function; the trigger then fires for any writer.
+CREATE TABLE trigger_acl (id int);
+ALTER TABLE trigger_acl OWNER TO poolguard_app_test;
+SET ROLE poolguard_app_test;
+CREATE TRIGGER acl AFTER INSERT ON trigger_acl FOR EACH ROW EXECUTE FUNCTION poolguard.invalidation_trigger('acl', 'id');
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION poolguard.invalidation_trigger() TO poolguard_app_test;
+SET ROLE poolguard_app_test;
+CREATE TRIGGER acl AFTER INSERT ON trigger_acl FOR EACH ROW EXECUTE FUNCTION poolguard.invalidation_trigger('acl', 'id');
+RESET ROLE;
+REVOKE ALL ON FUNCTION poolguard.invalidation_trigger() FROM poolguard_app_test;
+SELECT poolguard.cache_generation('acl', '1') AS acl0 \gset
+INSERT INTO trigger_acl VALUES (1);
+SELECT poolguard.cache_generation('acl', '1') > :acl0 AS trigger_fires_after_revoke;
+DROP TABLE trigger_acl;
 REVOKE ALL ON FUNCTION poolguard.invalidate(text, text) FROM poolguard_app_test;
 REVOKE ALL ON SCHEMA poolguard FROM poolguard_app_test;
 DROP ROLE poolguard_app_test;

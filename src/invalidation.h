@@ -118,8 +118,13 @@ void invalidation_publish_committed(const PendingInvalidation *items, int count)
 /* The generation of (MyDatabaseId, scope, key): max of the key's slot and the scope's slot. */
 uint64 invalidation_current_generation(const char *scope, int scope_len, const char *key, int key_len);
 
-/* Validates scope and key like poolguard.invalidate() (ereport ERROR on bad input). */
-void invalidation_validate(const char *scope, int scope_len, const char *key, int key_len);
+/*
+ * Validates scope and key (ereport ERROR on bad input).  for_publication also checks that the
+ * item fits in one notification; cache_generation() skips that (it publishes nothing, and it is
+ * on every cache read's path).
+ */
+void invalidation_validate(const char *scope, int scope_len, const char *key, int key_len,
+                           bool for_publication = true);
 
 /* Adds one invalidation to the current transaction's pending list (deduplicated). */
 void invalidation_schedule(const char *scope, int scope_len, const char *key, int key_len);

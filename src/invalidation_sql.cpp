@@ -43,7 +43,7 @@ POOLGUARD_FUNCTION(poolguard_cache_generation)
     const char *key_data = key ? VARDATA_ANY(key) : nullptr;
     int key_len = key ? (int) VARSIZE_ANY_EXHDR(key) : 0;
 
-    invalidation_validate(scope_data, scope_len, key_data, key_len);
+    invalidation_validate(scope_data, scope_len, key_data, key_len, false);
     PG_RETURN_INT64((int64) invalidation_current_generation(scope_data, scope_len, key_data, key_len));
 }
 

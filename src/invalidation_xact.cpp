@@ -132,7 +132,7 @@ void invalidation_init(void)
     invalidation_register_shmem();
 }
 
-void invalidation_validate(const char *scope, int scope_len, const char *key, int key_len)
+void invalidation_validate(const char *scope, int scope_len, const char *key, int key_len, bool for_publication)
 {
     if (scope == nullptr)
         ereport(ERROR,
@@ -160,7 +160,8 @@ void invalidation_validate(const char *scope, int scope_len, const char *key, in
                  errdetail("The key is %d bytes long; at most %d bytes are allowed.", key_len, (int) core::max_key_bytes),
                  errhint("Invalidate by an identifier (such as a primary key or a hash) rather than by the cached value.")));
     /* Cannot happen within the limits above; checked so that a future limit change cannot break NOTIFY. */
-    if (core::item_json_length(scope, scope_len, key, key_len, PG_UINT64_MAX) + 2 > core::max_payload_bytes)
+    if (for_publication &&
+        core::item_json_length(scope, scope_len, key, key_len, PG_UINT64_MAX) + 2 > core::max_payload_bytes)
         ereport(ERROR,
                 (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
                  errmsg("invalidation does not fit in one notification"),
