@@ -86,8 +86,8 @@ tps notify 1 >/dev/null
 
 declare -A samples
 # Pairs run back to back, in alternating order from run to run: the disk's fsync speed drifts.
-cases="invalidate:1 notify:1 invalidate:8 notify:8 generation:2 select1:2 delay1ms/invalidate:1"
-reversed="notify:1 invalidate:1 notify:8 invalidate:8 select1:2 generation:2 delay1ms/invalidate:1"
+cases="invalidate:1 notify:1 invalidate:8 notify:8 delay1ms/invalidate:1"
+reversed="notify:1 invalidate:1 notify:8 invalidate:8 delay1ms/invalidate:1"
 for run in $(seq "$RUNS"); do
     order=$cases
     [ $((run % 2)) -eq 0 ] && order=$reversed
@@ -104,6 +104,17 @@ for run in $(seq "$RUNS"); do
     # Ratios of back-to-back pairs: the disk's speed drifts between pairs, not within one.
     samples[r1]+="$(ratio "$last_invalidate_1" "$last_notify_1") "
     samples[r8]+="$(ratio "$last_invalidate_8" "$last_notify_8") "
+    # Reads are CPU-bound and the machine is shared: alternate 1-second slices and compare sums.
+    gsum=0; ssum=0
+    for slice in $(seq 5); do
+        gsum=$(awk -v a="$gsum" -v b="$(SECONDS_PER_RUN=1 tps generation 2)" 'BEGIN {print a + b}')
+        ssum=$(awk -v a="$ssum" -v b="$(SECONDS_PER_RUN=1 tps select1 2)" 'BEGIN {print a + b}')
+    done
+    last_generation_2=$(awk -v a="$gsum" 'BEGIN {print a / 5}')
+    last_select1_2=$(awk -v a="$ssum" 'BEGIN {print a / 5}')
+    echo "run $run: generation:2 clients: $last_generation_2 tps, select1:2 clients: $last_select1_2 tps (5 alternating 1 s slices)"
+    samples[generation:2]+="$last_generation_2 "
+    samples[select1:2]+="$last_select1_2 "
     samples[rg]+="$(ratio "$last_generation_2" "$last_select1_2") "
     samples[rd]+="$(ratio "$last_delay1ms_invalidate_1" "$last_notify_1") "
     # Latency under load: 8 invalidating writers for the probe's duration.
@@ -133,7 +144,7 @@ report() {
     echo "- machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); PostgreSQL $("$(pg_bindir)/postgres" --version | awk '{print $3}'); pg_poolguard $(git describe --always --dirty 2>/dev/null)"
     echo "- command: \`bash bench/invalidation.sh\` (throwaway cluster, loopback, fsync on, pgbench -M prepared,"
-    echo "  median of $RUNS runs of ${SECONDS_PER_RUN} s; one session LISTENs on both channels)"
+    echo "  median of $RUNS runs of ${SECONDS_PER_RUN} s; a node listener consumes both channels)"
     echo "- write transaction: \`BEGIN; UPDATE bench_item SET v = v + 1 WHERE id = :id; SELECT <publish>; COMMIT\`,"
     echo "  publish = \`poolguard.invalidate('item', :id)\` vs \`pg_notify('bench_raw', <json>)\`"
     echo
@@ -150,7 +161,7 @@ report() {
     echo
     echo "Raw samples (tps or ms per run):"
     echo
-    for k in $cases p50 p99 r1 r8 rg rd; do echo "- $k: ${samples[$k]}"; done
+    for k in $cases generation:2 select1:2 p50 p99 r1 r8 rg rd; do echo "- $k: ${samples[$k]}"; done
     echo
     echo "publish_delay is 0 (the default: publish as soon as possible) except in the (info) row."
 }
