@@ -130,12 +130,22 @@ for run in $(seq "$RUNS"); do
     samples[p99]+="$(echo "$lat" | awk '{print $2}') "
 done
 
+# In-server cost of one call, without the protocol: a million calls take T ms = T ns per call.
+per_call_ns() {
+    psql_at "$WORK" "$PORT" -q -d postgres -c '\timing on' -c "SELECT count($1) FROM generate_series(1, 1000000) i" |
+        awk '/^Time:/ {printf "%.0f", $2; exit}'
+}
+for i in 1 2 3; do
+    samples[call_generation]+="$(per_call_ns "poolguard.cache_generation('item', i::text)") "
+    samples[call_length]+="$(per_call_ns "length(i::text)") "
+done
+
 med() { echo "${samples[$1]}" | tr ' ' '\n' | grep -v '^$' | median; }
 verdict() { awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN {ok = (op == ">=" ? v >= t : op == ">" ? v > t : v < t); print ok ? "met" : "MISSED"}'; }
 
 i1=$(med invalidate:1); n1=$(med notify:1); i8=$(med invalidate:8); n8=$(med notify:8)
 g=$(med generation:2); s=$(med select1:2); p50=$(med p50); p99=$(med p99)
-d1=$(med delay1ms/invalidate:1)
+d1=$(med delay1ms/invalidate:1); cg=$(med call_generation); cl=$(med call_length)
 r1=$(med r1); r8=$(med r8); rg=$(med rg); rd=$(med rd)
 
 report() {
@@ -157,11 +167,12 @@ report() {
     echo "| write tps, 8 writers | $i8 (invalidate) | $n8 (pg_notify) | $r8 | > 1.5 | $(verdict "$r8" ">" 1.5) |"
     echo "| read tps, 2 clients | $g (cache_generation) | $s (SELECT 1) | $rg | ≥ 0.95 | $(verdict "$rg" ">=" 0.95) |"
     echo "| (info) write tps, 1 writer, \`poolguard.publish_delay = 1ms\` | $d1 (invalidate) | $n1 (pg_notify) | $rd | | |"
+    echo "| (info) in-server cost per call, ns (a million calls in one query) | $cg (\`cache_generation('item', i::text)\`) | $cl (\`length(i::text)\`) | | | |"
     echo "| commit → listener latency under 8 invalidating writers | p50 $p50 ms, p99 $p99 ms | | | p99 < 20 ms | $(verdict "$p99" "<" 20) |"
     echo
     echo "Raw samples (tps or ms per run):"
     echo
-    for k in $cases generation:2 select1:2 p50 p99 r1 r8 rg rd; do echo "- $k: ${samples[$k]}"; done
+    for k in $cases generation:2 select1:2 p50 p99 r1 r8 rg rd call_generation call_length; do echo "- $k: ${samples[$k]}"; done
     echo
     echo "publish_delay is 0 (the default: publish as soon as possible) except in the (info) row."
 }
