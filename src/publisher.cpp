@@ -6,7 +6,8 @@
  * bytes with NOTIFY in one transaction → check the notification queue's fill level.  If a send
  * fails, the drained items are replaced by a resync (nothing is silently lost) and the
  * publisher retries after a backoff.  After poolguard.publisher_idle_timeout with nothing to do
- * it exits; the next commit that invalidates in its database starts a new one.
+ * it exits (code 0: not restarted); the next commit that invalidates in its database starts a new
+ * one.  Terminated (code 1), the postmaster restarts it after a second.
  */
 #include "core/notify_payload.h"
 #include "core/ring.h"
@@ -69,6 +70,14 @@ void publisher_detach(int code, Datum arg)
             slot->resync_pending = true;
     }
     LWLockRelease(inval->lock);
+}
+
+bool slot_exists(void)
+{
+    LWLockAcquire(inval->lock, LW_SHARED);
+    bool exists = invalidation_find_publisher(my_database) != nullptr;
+    LWLockRelease(inval->lock);
+    return exists;
 }
 
 /* Takes the database's slot; false if another publisher already serves it. */
@@ -315,7 +324,11 @@ bool publisher_launch(Oid database)
     memset(&worker, 0, sizeof(worker));
     worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
     worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-    worker.bgw_restart_time = BGW_NEVER_RESTART;
+    /*
+     * Exit code 0 (idle, or another publisher serves the database) is final; a publisher that was
+     * terminated (exit code 1) comes back after a second and drains what was left.
+     */
+    worker.bgw_restart_time = 1;
     strlcpy(worker.bgw_library_name, "pg_poolguard", BGW_MAXLEN);
     strlcpy(worker.bgw_function_name, "poolguard_publisher_main", BGW_MAXLEN);
     snprintf(worker.bgw_name, BGW_MAXLEN, "pg_poolguard publisher for database %u", database);
@@ -336,6 +349,10 @@ extern "C" void poolguard_publisher_main(Datum database)
     pqsignal(SIGHUP, SignalHandlerForConfigReload);
     pqsignal(SIGTERM, die);
     BackgroundWorkerUnblockSignals();
+
+    /* A restart after the database lost its slot (e.g. it was dropped) has nothing to do. */
+    if (!slot_exists())
+        proc_exit(0);
 
     on_shmem_exit(forget_database_on_connect_failure, (Datum) 0);
     BackgroundWorkerInitializeConnectionByOid(my_database, InvalidOid, 0);
