@@ -17,6 +17,10 @@ SQL_PARTS  = $(sort $(wildcard src/sql/*.sql))
 REGRESS      = $(sort $(notdir $(basename $(wildcard sql/*.sql))))
 REGRESS_OPTS = --use-existing
 
+# pg_isolation_regress: every specs/NAME.spec (expected/NAME.out), against the same server.
+ISOLATION      = $(sort $(notdir $(basename $(wildcard specs/*.spec))))
+ISOLATION_OPTS = --load-extension=pg_poolguard
+
 TAP_TESTS   = 1
 PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
 
@@ -27,7 +31,7 @@ SHLIB_LINK += -lstdc++
 # Debian's PGXS would also compile every .cpp to LLVM bitcode with clang, ignoring our flags.
 override with_llvm = no
 
-EXTRA_CLEAN = build
+EXTRA_CLEAN = build output_iso
 
 PG_CONFIG ?= pg_config
 PGXS := $(wildcard $(shell $(PG_CONFIG) --pgxs 2>/dev/null))

@@ -2,8 +2,10 @@
 # scripts/test.sh — `make test`: every pg_poolguard test on throwaway clusters.
 #   1. installs missing packages (as root), builds and installs the extension;
 #   2. unit tests of the C++ core, plain and under AddressSanitizer + UBSan;
-#   3. pg_regress (sql/, expected/) against a cluster with the library preloaded;
-#   4. TAP tests (test/t/*.pl) with PostgreSQL::Test::Cluster.
+#   3. pg_regress (sql/, expected/) and pg_isolation_regress (specs/) against a cluster with the
+#      library preloaded;
+#   4. the Node.js client's tests (clients/node) against that cluster;
+#   5. TAP tests (test/t/*.pl) with PostgreSQL::Test::Cluster.
 # Clusters run as the postgres OS user from a copy of the tree it owns; exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +14,8 @@ ROOT=$PWD
 
 set -e
 install_deps
+# The Node.js client's tests need node and npm (Debian's packages when none is installed).
+command -v node >/dev/null && command -v npm >/dev/null || install_deps nodejs npm
 log "build and install"
 make -s -j"$(nproc)" 2>&1
 make -s install >/dev/null
@@ -49,26 +53,48 @@ cleanup() {
 trap cleanup EXIT
 
 # The cluster user's copy of the tree (the checkout may live where it cannot write).
-tar -C "$ROOT" --exclude=.git --exclude=results --exclude=tmp_check -cf - . | (cd "$WORK" && tar xf -)
+tar -C "$ROOT" --exclude=.git --exclude=results --exclude=tmp_check --exclude=output_iso --exclude=node_modules -cf - . | (cd "$WORK" && tar xf -)
 mkdir -p "$WORK/regress"
 [ "$(id -u)" -eq 0 ] && chown -R postgres: "$WORK"
 
-log "pg_regress"
+log "pg_regress and isolation tests"
 PORT=$(free_port)
 cluster_start "$WORK/regress" "$PORT" \
     "poolguard.database = 'contrib_regression'" \
     "poolguard.enabled = off" || exit 1
 psql_at "$WORK/regress" "$PORT" -q -d postgres -c 'CREATE DATABASE contrib_regression' || exit 1
+# installcheck runs pg_regress (sql/) and then pg_isolation_regress (specs/): each prints its own
+# "All N tests passed" or "M of N tests failed".
 (cd "$WORK" && as_pg make -s installcheck TAP_TESTS= PGHOST="$WORK/regress" PGPORT="$PORT" PGUSER=postgres) 2>&1 | tee "$WORK/regress.out"
-if grep -qE 'All [0-9]+ tests passed' "$WORK/regress.out"; then
-    count "$(grep -oE 'All [0-9]+ tests' "$WORK/regress.out" | grep -oE '[0-9]+')" 0
-else
+regress_rc=${PIPESTATUS[0]}
+n=$(grep -oE 'All [0-9]+ tests passed' "$WORK/regress.out" | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
+count "$n" 0
+if [ "$regress_rc" -ne 0 ] || grep -qE '[0-9]+ of [0-9]+ tests failed' "$WORK/regress.out"; then
     status=1
-    [ -f "$WORK/regression.diffs" ] && cat "$WORK/regression.diffs"
-    n=$(grep -oE '[0-9]+ of [0-9]+ tests failed' "$WORK/regress.out" | head -1)
-    n=${n%% *}
-    count 0 "${n:-1}"
+    for f in "$WORK/regression.diffs" "$WORK/output_iso/regression.diffs"; do
+        [ -f "$f" ] && cat "$f"
+    done
+    n=$(grep -oE '[0-9]+ of [0-9]+ tests failed' "$WORK/regress.out" | awk '{s+=$1} END {print s+0}')
+    [ "$n" -gt 0 ] || n=1
+    count 0 "$n"
     tail -50 "$WORK/regress/server.log"
+fi
+
+log "Node.js client tests (clients/node) against the same cluster"
+psql_at "$WORK/regress" "$PORT" -q -d postgres -c 'CREATE DATABASE node_client' &&
+    (cd "$WORK/clients/node" && npm ci --no-audit --no-fund --loglevel=error >/dev/null &&
+        PGHOST="$WORK/regress" PGPORT="$PORT" PGUSER=postgres PGDATABASE=node_client \
+        node --test --test-reporter=tap test/) >"$WORK/node.out" 2>&1
+node_rc=$?
+grep -E '^# (tests|pass|fail|skipped)' "$WORK/node.out"
+n_pass=$(awk '/^# pass / {print $3}' "$WORK/node.out")
+n_fail=$(awk '/^# fail / {print $3}' "$WORK/node.out")
+if [ "$node_rc" -ne 0 ] || [ "${n_fail:-1}" != 0 ]; then
+    status=1
+    cat "$WORK/node.out"
+    count "${n_pass:-0}" "$(( ${n_fail:-0} > 0 ? ${n_fail:-0} : 1 ))"
+else
+    count "${n_pass:-0}" 0
 fi
 cluster_stop "$WORK/regress"
 

@@ -66,6 +66,41 @@ bool check_metrics_listen(char **newval, void **extra, GucSource source)
 
 }  // namespace
 
+int guc_invalidation_slots = 65536;
+int guc_invalidation_queue_size = 4096;
+char *guc_notify_channel = nullptr;
+int guc_publish_delay_ms = 0;
+int guc_publisher_idle_timeout_ms = 10000;
+
+namespace {
+
+/* Table sizes are powers of two so that a hash or a position maps to an index with a mask. */
+bool check_power_of_two(int *newval, void **extra, GucSource source)
+{
+    if (*newval > 0 && (*newval & (*newval - 1)) == 0)
+        return true;
+    GUC_check_errdetail("The value must be a power of two, for example 65536.");
+    return false;
+}
+
+/* A NOTIFY channel is an identifier: 1 to NAMEDATALEN - 1 bytes. */
+bool check_notify_channel(char **newval, void **extra, GucSource source)
+{
+    if (*newval == nullptr || (*newval)[0] == '\0')
+    {
+        GUC_check_errdetail("The channel name must not be empty.");
+        return false;
+    }
+    if (strlen(*newval) >= NAMEDATALEN)
+    {
+        GUC_check_errdetail("The channel name must be shorter than %d bytes.", NAMEDATALEN);
+        return false;
+    }
+    return true;
+}
+
+}  // namespace
+
 void define_gucs(void)
 {
     /*
@@ -140,6 +175,38 @@ void define_gucs(void)
                                 NULL, &guc_max_policies, 128, 1, 10000, PGC_POSTMASTER, 0,
                                 NULL, NULL, NULL);
     }
+
+    if (preloading)
+    {
+        DefineCustomIntVariable("poolguard.invalidation_slots",
+                                "Number of cache generation slots in shared memory (a power of two).",
+                                "Keys share a slot when their hashes collide, which only causes spurious invalidations.",
+                                &guc_invalidation_slots, 65536, 1024, 1 << 26, PGC_POSTMASTER, 0,
+                                check_power_of_two, NULL, NULL);
+        DefineCustomIntVariable("poolguard.invalidation_queue_size",
+                                "Number of invalidations the shared ring holds until a publisher sends them (a power of two).",
+                                "When it is full, listeners get one resync message instead of the items.",
+                                &guc_invalidation_queue_size, 4096, 64, 1 << 20, PGC_POSTMASTER, 0,
+                                check_power_of_two, NULL, NULL);
+    }
+
+    DefineCustomStringVariable("poolguard.notify_channel",
+                               "Channel on which publishers send cache invalidations.",
+                               NULL,
+                               &guc_notify_channel, "poolguard_invalidate", PGC_SIGHUP, 0,
+                               check_notify_channel, NULL, NULL);
+
+    DefineCustomIntVariable("poolguard.publish_delay",
+                            "How long a publisher waits to batch invalidations before it sends them.",
+                            "0 sends as soon as possible.",
+                            &guc_publish_delay_ms, 0, 0, 10000, PGC_SIGHUP, GUC_UNIT_MS,
+                            NULL, NULL, NULL);
+
+    DefineCustomIntVariable("poolguard.publisher_idle_timeout",
+                            "How long a publisher stays without work before it exits.",
+                            "The next invalidation in its database starts a new one.",
+                            &guc_publisher_idle_timeout_ms, 10000, 100, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
+                            NULL, NULL, NULL);
 
     MarkGUCPrefixReserved("poolguard");
 }

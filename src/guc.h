@@ -27,6 +27,13 @@ extern int guc_max_policies;                   /* poolguard.max_policies: postma
 /* Observability */
 extern char *guc_metrics_listen; /* poolguard.metrics_listen: postmaster, "" = off */
 
+/* Cache invalidation (src/invalidation*.cpp, src/publisher.cpp) */
+extern int guc_invalidation_slots;          /* poolguard.invalidation_slots: postmaster */
+extern int guc_invalidation_queue_size;     /* poolguard.invalidation_queue_size: postmaster */
+extern char *guc_notify_channel;            /* poolguard.notify_channel: SIGHUP */
+extern int guc_publish_delay_ms;            /* poolguard.publish_delay: SIGHUP */
+extern int guc_publisher_idle_timeout_ms;   /* poolguard.publisher_idle_timeout: SIGHUP */
+
 /*
  * Defines the GUCs (the PGC_POSTMASTER ones only while preloading) and reserves the
  * "poolguard." prefix.  Called from _PG_init.

@@ -8,6 +8,7 @@
 #include "metrics.h"
 
 #include "caps.h"
+#include "invalidation.h"
 #include "guard.h"
 #include "sessions.h"
 #include "shmem.h"
@@ -37,15 +38,23 @@ struct PolicyAgg
     double oldest_idle_in_tx; /* seconds, -1 = none */
 };
 
+struct ScopeCount
+{
+    char scope[max_scope_bytes + 1]; /* "" = scopes past the stats table, counted together */
+    uint64 invalidations;
+};
+
 struct MetricsData
 {
+    int nscopes;
+    ScopeCount *scopes;
     int npolicies; /* aggregates: policies in force, then the GUC defaults */
     PolicyAgg *aggs;
     int ncounters;
     PolicyCounter *counters;
     double longest_query;
     double queue_usage;
-    uint64 scans, dry_run_actions, notifications_sent, invalidations;
+    uint64 scans, dry_run_actions, notifications_sent;
     double last_scan_seconds;
 };
 
@@ -130,8 +139,10 @@ char *render(const MetricsData *d)
         m.family("poolguard_dry_run_actions_total", "counter", "Actions recorded without signalling (dry run).");
         m.sample("poolguard_dry_run_actions_total", (double) d->dry_run_actions);
 
-        m.family("poolguard_invalidations_total", "counter", "Cache invalidations published.");
-        m.sample("poolguard_invalidations_total", (double) d->invalidations);
+        m.family("poolguard_invalidations_total", "counter",
+                 "Cache invalidations published, by scope (all databases; \"\" = scopes past the stats table).");
+        for (int i = 0; i < d->nscopes; i++)
+            m.sample("poolguard_invalidations_total", "scope", d->scopes[i].scope, (double) d->scopes[i].invalidations);
 
         m.family("poolguard_notifications_sent_total", "counter", "Invalidation notifications sent.");
         m.sample("poolguard_notifications_sent_total", (double) d->notifications_sent);
@@ -196,11 +207,32 @@ void gather(MetricsData *d)
             d->longest_query = Max(d->longest_query, (scan.now - row->query_start) / 1e6);
     }
     d->ncounters = policy_counters_copy(&d->counters);
+
+    /* Invalidations by scope, summed over databases. */
+    d->scopes = static_cast<ScopeCount *>(palloc0(sizeof(ScopeCount) * (max_scope_stats + 1)));
+    d->nscopes = 0;
+    if (inval != nullptr)
+    {
+        LWLockAcquire(inval->lock, LW_SHARED);
+        for (int i = 0; i <= max_scope_stats; i++)
+        {
+            const ScopeStats *st = i < max_scope_stats ? &inval->scopes[i] : &inval->other_scopes;
+            if (st->invalidations == 0 || (i < max_scope_stats && !OidIsValid(st->database)))
+                continue;
+            const char *scope = i < max_scope_stats ? st->scope : "";
+            int k = 0;
+            while (k < d->nscopes && strcmp(d->scopes[k].scope, scope) != 0)
+                k++;
+            if (k == d->nscopes)
+                strlcpy(d->scopes[d->nscopes++].scope, scope, sizeof(d->scopes[k].scope));
+            d->scopes[k].invalidations += st->invalidations;
+        }
+        LWLockRelease(inval->lock);
+    }
     d->queue_usage = DatumGetFloat8(DirectFunctionCall1(pg_notification_queue_usage, (Datum) 0));
     d->scans = stats_get(Counter::scans);
     d->dry_run_actions = stats_get(Counter::dry_run_actions);
     d->notifications_sent = stats_get(Counter::notifications_sent);
-    d->invalidations = stats_get(Counter::invalidations);
     d->last_scan_seconds = stats_last_scan_duration() / 1e6;
 }
 

@@ -10,6 +10,7 @@
 #include "metrics_server.h"
 #include "policy_store.h"
 #include "sessions.h"
+#include "invalidation.h"
 #include "shmem.h"
 #include "stats.h"
 #include "version.h"
@@ -39,6 +40,7 @@ extern "C" void _PG_init(void)
     stats_register();
     caps_register();
     sessions_register();
+    invalidation_init();
     shmem_install_hooks();
     actions_install_hooks();
     caps_install_hooks();

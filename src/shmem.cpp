@@ -14,6 +14,11 @@ ShmemSizeFn module_sizes[max_modules];
 ShmemInitFn module_inits[max_modules];
 int module_count = 0;
 
+constexpr int max_tranches = 4;
+const char *tranche_names[max_tranches];
+int tranche_sizes[max_tranches];
+int tranche_count = 0;
+
 #if PG_VERSION_NUM >= 150000
 shmem_request_hook_type prev_shmem_request_hook = nullptr;
 #endif
@@ -50,6 +55,8 @@ void request_shared_memory(void)
         total = add_size(total, module_sizes[i]());
     RequestAddinShmemSpace(total);
     RequestNamedLWLockTranche("pg_poolguard", 2);
+    for (int i = 0; i < tranche_count; i++)
+        RequestNamedLWLockTranche(tranche_names[i], tranche_sizes[i]);
 }
 
 #if PG_VERSION_NUM >= 150000
@@ -82,6 +89,15 @@ void shmem_register(ShmemSizeFn size, ShmemInitFn init)
     module_sizes[module_count] = size;
     module_inits[module_count] = init;
     module_count++;
+}
+
+void shmem_register_lwlocks(const char *tranche, int count)
+{
+    if (tranche_count >= max_tranches)
+        elog(ERROR, "pg_poolguard: too many LWLock tranches");
+    tranche_names[tranche_count] = tranche;
+    tranche_sizes[tranche_count] = count;
+    tranche_count++;
 }
 
 void shmem_install_hooks(void)

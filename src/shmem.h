@@ -32,6 +32,12 @@ extern SharedState *shared;
 /* Register a module's shared memory before the hooks run (call from _PG_init). */
 void shmem_register(ShmemSizeFn size, ShmemInitFn init);
 
+/*
+ * Request a module's own named LWLock tranche of `count` locks with the shared memory (call from
+ * _PG_init, before shmem_install_hooks).  Attach with GetNamedLWLockTranche(name) in the init fn.
+ */
+void shmem_register_lwlocks(const char *tranche, int count);
+
 /* Install shmem_request_hook / shmem_startup_hook (call from _PG_init, after registering). */
 void shmem_install_hooks(void);
 

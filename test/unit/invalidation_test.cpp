@@ -1,0 +1,168 @@
+#include "generation.h"
+#include "invalidation_key.h"
+#include "notify_payload.h"
+#include "ring.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <set>
+#include <string>
+
+using namespace poolguard::core;
+
+namespace {
+
+std::uint64_t h(std::uint32_t db, const std::string &scope, const char *key)
+{
+    return invalidation_hash(db, scope.data(), scope.size(), key, key ? std::strlen(key) : 0);
+}
+
+}  // namespace
+
+TEST(InvalidationHash, DependsOnEveryField)
+{
+    EXPECT_EQ(h(1, "mentor", "42"), h(1, "mentor", "42"));
+    EXPECT_NE(h(1, "mentor", "42"), h(2, "mentor", "42"));
+    EXPECT_NE(h(1, "mentor", "42"), h(1, "mentors", "42"));
+    EXPECT_NE(h(1, "mentor", "42"), h(1, "mentor", "43"));
+}
+
+TEST(InvalidationHash, ScopeWideDiffersFromEmptyKey)
+{
+    EXPECT_NE(h(1, "mentor", nullptr), h(1, "mentor", ""));
+}
+
+TEST(InvalidationHash, FieldBoundariesMatter)
+{
+    EXPECT_NE(h(1, "ab", "c"), h(1, "a", "bc"));
+}
+
+TEST(InvalidationHash, SpreadsOverSlots)
+{
+    const std::uint64_t slots = 1024;
+    std::set<std::uint64_t> used;
+    for (int i = 0; i < 512; i++)
+        used.insert(slot_of(h(5, "mentor", std::to_string(i).c_str()), slots));
+    /* 512 keys into 1024 slots: a decent hash leaves few collisions (expected ~400 distinct). */
+    EXPECT_GT(used.size(), 350u);
+}
+
+TEST(InvalidationHash, PowerOfTwo)
+{
+    EXPECT_TRUE(is_power_of_two(1));
+    EXPECT_TRUE(is_power_of_two(65536));
+    EXPECT_FALSE(is_power_of_two(0));
+    EXPECT_FALSE(is_power_of_two(65535));
+    EXPECT_EQ(slot_of(0x12345, 0x100), 0x45u);
+}
+
+TEST(Generation, SeedFromClock)
+{
+    EXPECT_EQ(generation_seed(1732890000000123), 1732890000000123u);
+    EXPECT_EQ(generation_seed(0), 1u);
+    EXPECT_EQ(generation_seed(-5), 1u);
+}
+
+TEST(Generation, EffectiveIsTheLaterOfKeyAndScope)
+{
+    EXPECT_EQ(effective_generation(10, 7), 10u);
+    EXPECT_EQ(effective_generation(7, 10), 10u);
+    EXPECT_TRUE(generation_is_fresh(10, 10));
+    EXPECT_FALSE(generation_is_fresh(10, 11));
+}
+
+TEST(Ring, Arithmetic)
+{
+    RingPositions r{10, 4};
+    EXPECT_EQ(ring_used(r), 6u);
+    EXPECT_EQ(ring_free(r, 8), 2u);
+    EXPECT_TRUE(ring_fits(r, 8, 2));
+    EXPECT_FALSE(ring_fits(r, 8, 3));
+    EXPECT_EQ(ring_index(10, 8), 2u);
+    RingPositions empty{7, 7};
+    EXPECT_EQ(ring_used(empty), 0u);
+    RingPositions full{15, 7};
+    EXPECT_FALSE(ring_fits(full, 8, 1));
+}
+
+TEST(Payload, SingleItems)
+{
+    Payload p;
+    payload_reset(p);
+    ASSERT_TRUE(payload_append(p, "mentor", 6, "42", 2, 17));
+    EXPECT_STREQ(payload_finish(p), R"([{"scope":"mentor","key":"42","generation":17}])");
+
+    payload_reset(p);
+    ASSERT_TRUE(payload_append(p, "mentor", 6, nullptr, 0, 18));
+    ASSERT_TRUE(payload_append_resync(p, 19));
+    EXPECT_STREQ(payload_finish(p),
+                 R"([{"scope":"mentor","key":null,"generation":18},)"
+                 R"({"scope":null,"key":null,"generation":19,"resync":true}])");
+}
+
+TEST(Payload, EmptyArray)
+{
+    Payload p;
+    payload_reset(p);
+    EXPECT_STREQ(payload_finish(p), "[]");
+}
+
+TEST(Payload, Escaping)
+{
+    Payload p;
+    payload_reset(p);
+    const char key[] = "a\"b\\c\n\x01\xc3\xa9";
+    ASSERT_TRUE(payload_append(p, "s", 1, key, sizeof(key) - 1, 1));
+    std::string out = payload_finish(p);
+    EXPECT_EQ(out, "[{\"scope\":\"s\",\"key\":\"a\\\"b\\\\c\\n\\u0001\xc3\xa9\",\"generation\":1}]");
+    EXPECT_EQ(json_escaped_length(key, sizeof(key) - 1), std::string("a\\\"b\\\\c\\n\\u0001\xc3\xa9").size());
+}
+
+TEST(Payload, LengthPredictionMatchesOutput)
+{
+    Payload p;
+    payload_reset(p);
+    const char key[] = "k\t\"x";
+    std::size_t predicted = item_json_length("scope", 5, key, 4, 1234567890123456ULL);
+    ASSERT_TRUE(payload_append(p, "scope", 5, key, 4, 1234567890123456ULL));
+    EXPECT_EQ(p.len, 1 + predicted);
+}
+
+TEST(Payload, WorstCaseItemFits)
+{
+    std::string scope(max_scope_bytes, '\x01');
+    std::string key(max_key_bytes, '\x02');
+    std::uint64_t g = ~0ULL;
+    EXPECT_LT(item_json_length(scope.data(), scope.size(), key.data(), key.size(), g) + 2, max_payload_bytes);
+    Payload p;
+    payload_reset(p);
+    EXPECT_TRUE(payload_append(p, scope.data(), scope.size(), key.data(), key.size(), g));
+    EXPECT_LE(std::strlen(payload_finish(p)), max_payload_bytes);
+}
+
+TEST(Payload, BatchesNeverExceedTheLimit)
+{
+    Payload p;
+    payload_reset(p);
+    std::string key(300, 'k');
+    int sent_items = 0, payloads = 0;
+    for (int i = 0; i < 100; i++)
+    {
+        if (!payload_append(p, "mentor", 6, key.data(), key.size(), 1000 + i))
+        {
+            const char *text = payload_finish(p);
+            EXPECT_LE(std::strlen(text), max_payload_bytes);
+            EXPECT_EQ(text[std::strlen(text) - 1], ']');
+            sent_items += static_cast<int>(p.items);
+            payloads++;
+            payload_reset(p);
+            ASSERT_TRUE(payload_append(p, "mentor", 6, key.data(), key.size(), 1000 + i));
+        }
+    }
+    sent_items += static_cast<int>(p.items);
+    payloads++;
+    EXPECT_EQ(sent_items, 100);
+    EXPECT_GE(payloads, 4); /* ~340 bytes an item: about 23 per payload */
+    EXPECT_LE(payloads, 5);
+}
