@@ -2,7 +2,8 @@
 # bench/caps.sh — login caps, side by side in one run:
 #   1. login throughput (pgbench -C -S) with pg_poolguard preloaded and 100 policies with caps
 #      vs a cluster without the library, rounds alternating, medians;
-#   2. a storm of 80 simultaneous logins against a cap of 10: a pg_poolguard policy vs the
+#   2. query throughput (pgbench -S -M prepared) with and without the library;
+#   3. a storm of 80 simultaneous logins against a cap of 10: a pg_poolguard policy vs the
 #      built-in ALTER ROLE ... CONNECTION LIMIT 10 (admitted / refused).
 # Writes bench/results/caps.md.  SMOKE=1: short rounds, for CI.
 set -euo pipefail
@@ -49,6 +50,18 @@ done
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 g_tps=$(median <"$GUARD/tps"); p_tps=$(median <"$PLAIN/tps")
 
+# Query overhead: prepared read-only transactions on open connections.
+qtps() { # DIR PORT
+    as_pg pgbench -n -S -M prepared -c 4 -j 2 -T "$SECONDS_PER_RUN" -h "$1" -p "$2" -U app postgres 2>>"$1/pgbench.err" |
+        sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1
+}
+: >"$GUARD/qtps"; : >"$PLAIN/qtps"
+for r in $(seq 1 "$ROUNDS"); do
+    qtps "$PLAIN" "$PLAIN_PORT" >>"$PLAIN/qtps"
+    qtps "$GUARD" "$PG_PORT" >>"$GUARD/qtps"
+done
+gq_tps=$(median <"$GUARD/qtps"); pq_tps=$(median <"$PLAIN/qtps")
+
 storm() { # DIR PORT -> "admitted refused"
     local dir=$1 port=$2 ok=0 no=0 pids=() i
     for i in $(seq 1 80); do
@@ -63,7 +76,7 @@ read -r p_ok p_no < <(storm "$PLAIN" "$PLAIN_PORT")
 
 mkdir -p bench/results
 {
-    echo "## Login caps"
+    echo "## Login caps and query overhead"
     echo
     echo "$(date -u +%Y-%m-%d), $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), PostgreSQL $("$PG_CONFIG" --version | awk '{print $2}')$( [ "$SMOKE" = 1 ] && echo ', SMOKE run (not a measurement)')."
     echo "Command: \`bash bench/caps.sh\`. pgbench -C -S -c 4 -j 2, $SECONDS_PER_RUN s per run, $ROUNDS alternating rounds, medians."
@@ -71,6 +84,7 @@ mkdir -p bench/results
     echo "| figure | pg_poolguard | baseline | ratio |"
     echo "|---|---|---|---|"
     echo "| login throughput, 100 policies with caps (tps, new connection per transaction) | $g_tps | $p_tps (library not loaded) | $(awk -v a="$g_tps" -v b="$p_tps" 'BEGIN {printf "%.3f", a / b}') |"
+    echo "| queries: pgbench -S -M prepared (tps, connections kept open) | $gq_tps | $pq_tps (library not loaded) | $(awk -v a="$gq_tps" -v b="$pq_tps" 'BEGIN {printf "%.3f", a / b}') |"
     echo "| storm: 80 simultaneous logins, cap 10 — admitted / refused | $g_ok / $g_no | $p_ok / $p_no (CONNECTION LIMIT 10) | |"
 } >bench/results/caps.md
 cat bench/results/caps.md

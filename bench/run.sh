@@ -3,6 +3,8 @@
 # bench/RESULTS.md assembled from their results.  Loopback only; bounded run time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The invalidation benchmark's listener uses the Node.js client's dependencies.
+[ -d clients/node/node_modules ] || (cd clients/node && npm ci --no-audit --no-fund >/dev/null)
 for b in bench/*.sh; do
     [ "$b" = bench/run.sh ] && continue
     echo "==> $b"
