@@ -38,27 +38,25 @@ psql_at "$GUARD" "$PG_PORT" -d postgres -q -c "CREATE EXTENSION pg_poolguard" -c
     -c "SELECT poolguard.reload()" >/dev/null
 psql_at "$PLAIN" "$PLAIN_PORT" -d postgres -q -c "ALTER ROLE stormer CONNECTION LIMIT 10"
 
-tps() { # DIR PORT
-    as_pg pgbench -n -C -S -c 4 -j 2 -T "$SECONDS_PER_RUN" -h "$1" -p "$2" -U app postgres 2>>"$1/pgbench.err" |
+tps() { # DIR PORT PGBENCH_OPTION...
+    local dir=$1 port=$2
+    shift 2
+    as_pg pgbench -n -S "$@" -c 4 -j 2 -T "$SECONDS_PER_RUN" -h "$dir" -p "$port" -U app postgres 2>>"$dir/pgbench.err" |
         sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1
 }
 : >"$GUARD/tps"; : >"$PLAIN/tps"
 for r in $(seq 1 "$ROUNDS"); do
-    tps "$PLAIN" "$PLAIN_PORT" >>"$PLAIN/tps"
-    tps "$GUARD" "$PG_PORT" >>"$GUARD/tps"
+    tps "$PLAIN" "$PLAIN_PORT" -C >>"$PLAIN/tps"
+    tps "$GUARD" "$PG_PORT" -C >>"$GUARD/tps"
 done
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 g_tps=$(median <"$GUARD/tps"); p_tps=$(median <"$PLAIN/tps")
 
 # Query overhead: prepared read-only transactions on open connections.
-qtps() { # DIR PORT
-    as_pg pgbench -n -S -M prepared -c 4 -j 2 -T "$SECONDS_PER_RUN" -h "$1" -p "$2" -U app postgres 2>>"$1/pgbench.err" |
-        sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1
-}
 : >"$GUARD/qtps"; : >"$PLAIN/qtps"
 for r in $(seq 1 "$ROUNDS"); do
-    qtps "$PLAIN" "$PLAIN_PORT" >>"$PLAIN/qtps"
-    qtps "$GUARD" "$PG_PORT" >>"$GUARD/qtps"
+    tps "$PLAIN" "$PLAIN_PORT" -M prepared >>"$PLAIN/qtps"
+    tps "$GUARD" "$PG_PORT" -M prepared >>"$GUARD/qtps"
 done
 gq_tps=$(median <"$GUARD/qtps"); pq_tps=$(median <"$PLAIN/qtps")
 

@@ -12,9 +12,7 @@ ROWS=70000
 
 install_deps
 make -s -j"$(nproc)" && make -s install >/dev/null
-HOLD=$(mktemp /tmp/hold_sessions.XXXXXX)
-g++ -std=c++17 -O2 -o "$HOLD" bench/hold_sessions.cpp -I"$("$PG_CONFIG" --includedir)" -lpq
-chmod 755 "$HOLD"
+HOLD=$(build_hold_sessions)
 
 WORK=$(make_workdir)
 PORT=$(free_port)
@@ -28,14 +26,7 @@ as_pg "$HOLD" "$CONN" 11 60 "SET temp_buffers = '64MB'; CREATE TEMP TABLE cache 
 for _ in 1 2 3; do
     as_pg psql -X -q -d "$CONN" -c "SELECT pg_sleep(30)" >/dev/null 2>&1 &
 done
-wait_until() {
-    for _ in $(seq 1 300); do
-        [ "$(sql -c "SELECT ($1)")" = t ] && return 0
-        sleep 0.1
-    done
-    echo "timed out waiting for: $1" >&2
-    return 1
-}
+wait_until() { wait_for "$WORK" "$PORT" "$1"; }
 app="FROM poolguard.sessions WHERE application_name = 'next-app'"
 wait_until "(SELECT count(*) $app AND state = 'idle') = 11 AND (SELECT count(*) $app AND state = 'active') = 3"
 before=$(sql -c "SELECT count(*) || ' ' || sum(private_memory) $app")

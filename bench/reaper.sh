@@ -16,9 +16,7 @@ if [ "$SMOKE" = 1 ]; then ROUNDS=1; LATENCY_SESSIONS=10; SCAN_SIZES="20"; CPU_SE
 
 install_deps
 make -s -j"$(nproc)" && make -s install >/dev/null
-HOLD=$(mktemp /tmp/hold_sessions.XXXXXX)
-g++ -std=c++17 -O2 -o "$HOLD" bench/hold_sessions.cpp -I"$("$PG_CONFIG" --includedir)" -lpq
-chmod 755 "$HOLD"
+HOLD=$(build_hold_sessions)
 
 WORK=$(make_workdir)
 PORT=$(free_port)

@@ -45,15 +45,7 @@ done
 # is the postgres superuser, so the demo turns that exemption off for this cluster.
 sql -q -c "ALTER SYSTEM SET poolguard.exempt_superusers = off" -c "SELECT pg_reload_conf()" >/dev/null
 
-# wait_until SQL: polls (up to 20 s) until the boolean query is true.
-wait_until() {
-    for _ in $(seq 1 200); do
-        [ "$(sql -Atq -c "SELECT ($1)")" = t ] && return 0
-        sleep 0.1
-    done
-    echo "timed out waiting for: $1" >&2
-    return 1
-}
+wait_until() { wait_for "$WORK" "$PORT" "$1"; }
 idle_count="SELECT count(*) FROM poolguard.sessions WHERE application_name = 'next-app' AND state = 'idle'"
 wait_until "($idle_count AND private_memory > 30000000) >= 11"
 

@@ -101,3 +101,24 @@ psql_at() {
     shift 2
     as_pg psql -X -h "$dir" -p "$port" -U postgres -v ON_ERROR_STOP=1 "$@"
 }
+
+# wait_for DIR PORT SQL: polls (up to 30 s) until the boolean query is true on the cluster.
+wait_for() {
+    local dir=$1 port=$2 query=$3
+    for _ in $(seq 1 300); do
+        [ "$(psql_at "$dir" "$port" -d postgres -Atq -c "SELECT ($query)")" = t ] && return 0
+        sleep 0.1
+    done
+    echo "timed out waiting for: $query" >&2
+    return 1
+}
+
+# build_hold_sessions: compiles bench/hold_sessions.cpp (libpq) to a temporary file the cluster
+# user can run; prints its path.
+build_hold_sessions() {
+    local bin
+    bin=$(mktemp /tmp/hold_sessions.XXXXXX)
+    g++ -std=c++17 -O2 -o "$bin" bench/hold_sessions.cpp -I"$("$PG_CONFIG" --includedir)" -lpq
+    chmod 755 "$bin"
+    echo "$bin"
+}
