@@ -5,7 +5,7 @@
 #   2. query throughput (pgbench -S -M prepared) with and without the library;
 #   3. a storm of 80 simultaneous logins against a cap of 10: a pg_poolguard policy vs the
 #      built-in ALTER ROLE ... CONNECTION LIMIT 10 (admitted / refused).
-# Writes bench/results/caps.md.  SMOKE=1: short rounds, for CI.
+# Writes bench/measured/caps.md.  SMOKE=1: short rounds, for CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -72,7 +72,7 @@ storm() { # DIR PORT -> "admitted refused"
 read -r g_ok g_no < <(storm "$GUARD" "$PG_PORT")
 read -r p_ok p_no < <(storm "$PLAIN" "$PLAIN_PORT")
 
-mkdir -p bench/results
+mkdir -p bench/measured
 {
     echo "## Login caps and query overhead"
     echo
@@ -84,5 +84,5 @@ mkdir -p bench/results
     echo "| login throughput, 100 policies with caps (tps, new connection per transaction) | $g_tps | $p_tps (library not loaded) | $(awk -v a="$g_tps" -v b="$p_tps" 'BEGIN {printf "%.3f", a / b}') |"
     echo "| queries: pgbench -S -M prepared (tps, connections kept open) | $gq_tps | $pq_tps (library not loaded) | $(awk -v a="$gq_tps" -v b="$pq_tps" 'BEGIN {printf "%.3f", a / b}') |"
     echo "| storm: 80 simultaneous logins, cap 10 — admitted / refused | $g_ok / $g_no | $p_ok / $p_no (CONNECTION LIMIT 10) | |"
-} >bench/results/caps.md
-cat bench/results/caps.md
+} >bench/measured/caps.md
+cat bench/measured/caps.md

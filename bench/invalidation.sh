@@ -6,7 +6,7 @@
 #   2. SELECT poolguard.cache_generation(scope, key) vs SELECT 1 (tps; target >= 0.95);
 #   3. commit-to-listener latency p50/p99 of invalidations while 8 writers invalidate (p99 < 20 ms).
 # Each figure is the median of RUNS runs of SECONDS seconds, on a throwaway cluster (loopback,
-# fsync on: what production commits pay).  Writes bench/results/invalidation.md.
+# fsync on: what production commits pay).  Writes bench/measured/invalidation.md.
 # Needs the extension installed (make install) and node + clients/node's npm dependencies.
 #   BENCH_SMOKE=1 bash bench/invalidation.sh   # 1 run of 1 s each, result file not written
 set -uo pipefail
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
 if [ "${BENCH_SMOKE:-0}" = 1 ]; then RUNS=1; SECONDS_PER_RUN=1; fi
-OUT=bench/results/invalidation.md
+OUT=bench/measured/invalidation.md
 PGBENCH="$(pg_bindir)/pgbench"
 
 command -v node >/dev/null || { echo "node is required (clients/node)" >&2; exit 1; }
@@ -180,6 +180,6 @@ report() {
 if [ "${BENCH_SMOKE:-0}" = 1 ]; then
     report
 else
-    mkdir -p bench/results
+    mkdir -p bench/measured
     report | tee "$OUT"
 fi

@@ -2,7 +2,7 @@
 # bench/memory.sh — the motivating case, measured: 11 idle app sessions each holding private
 # memory (temp buffers filled by a temp table) beside 3 busy ones; total private memory of the
 # app's backends before and after one policy (idle_timeout 5s, max_idle 2).
-# Writes bench/results/memory.md.  SMOKE=1: smaller tables.
+# Writes bench/measured/memory.md.  SMOKE=1: smaller tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -42,7 +42,7 @@ after=$(sql -c "SELECT count(*) || ' ' || coalesce(sum(private_memory), 0) $app"
 freed=$(sql -c "SELECT coalesce(sum(private_memory), 0) FROM poolguard.terminations WHERE policy = 'next-app'")
 
 mb() { awk -v b="$1" 'BEGIN {printf "%.0f MB", b / 1048576}'; }
-mkdir -p bench/results
+mkdir -p bench/measured
 {
     echo "## The motivating case: idle sessions holding memory"
     echo
@@ -55,5 +55,5 @@ mkdir -p bench/results
     echo "| max_idle = 2 applied (${t_maxidle} s after the INSERT) | ${after_maxidle% *} | $(mb "${after_maxidle#* }") |"
     echo "| idle_timeout = 5s applied (${t_timeout} s after the INSERT) | ${after% *} | $(mb "${after#* }") |"
     echo "| held by the ended sessions (poolguard.terminations.private_memory) | | $(mb "$freed") |"
-} >bench/results/memory.md
-cat bench/results/memory.md
+} >bench/measured/memory.md
+cat bench/measured/memory.md

@@ -5,7 +5,7 @@
 #      idle time until the server closed the connection), 3 rounds each, medians reported;
 #   2. worker CPU per scan with 100 and 1,000 idle client sessions (naptime 10ms);
 #   3. time to read private memory (/proc/<pid>/smaps_rollup) per session.
-# Writes bench/results/reaper.md.  SMOKE=1: one small round of each, for CI.
+# Writes bench/measured/reaper.md.  SMOKE=1: one small round of each, for CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -77,7 +77,7 @@ for n in $SCAN_SIZES; do
     done
 done
 
-mkdir -p bench/results
+mkdir -p bench/measured
 {
     echo "## Reaper"
     echo
@@ -95,5 +95,5 @@ mkdir -p bench/results
     echo "|---|---|---|"
     printf "%s" "$cpu_rows"
     echo "$mem_row"
-} >bench/results/reaper.md
-cat bench/results/reaper.md
+} >bench/measured/reaper.md
+cat bench/measured/reaper.md

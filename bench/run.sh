@@ -15,6 +15,6 @@ done
     echo
     echo "Each figure is measured side by side with its baseline in one run on this machine."
     echo "Re-measure with \`make bench\`; each section names its own command."
-    for r in bench/results/*.md; do echo; cat "$r"; done
+    for r in bench/measured/*.md; do echo; cat "$r"; done
 } >bench/RESULTS.md
 echo "wrote bench/RESULTS.md"
