@@ -5,8 +5,8 @@ INSERT INTO poolguard.policy (name, application_name) VALUES ('uncapped', 'pg\_r
 SELECT poolguard.reload();
 SELECT policy, sessions, max_connections, rejected, evicted, terminated
   FROM poolguard.policy_status ORDER BY policy;
--- This session logged in before 'uncapped' existed: matched now, but not counted to it.
-SELECT policy, active FROM poolguard.policy_status WHERE policy = 'uncapped';
+-- This session matches 'uncapped' but, as a superuser, is exempt: it is never counted.
+SELECT policy, sessions, active FROM poolguard.policy_status WHERE policy = 'uncapped';
 SELECT scans >= 0 AS scans, terminated, cancelled, dry_run_actions, rejected_connections,
        evicted_connections, stats_reset <= now() AS reset_in_past
   FROM poolguard.stats;

@@ -23,9 +23,13 @@ constexpr int64 evict_wait_us = 1000 * 1000; /* how long a login waits for its v
 
 struct BackendSlot
 {
-    int32 counter;  /* index into counters, -1 = not counted */
-    bool evicting;  /* chosen as an evict_idle victim */
+    int32 counter; /* index into counters, -1 = not counted */
+    bool evicting; /* chosen as an evict_idle victim */
+    bool live;     /* a client backend holds this PGPROC and will release the slot on exit */
+    int pid;
 };
+
+constexpr BackendSlot free_slot = {-1, false, false, 0};
 
 struct CapsState
 {
@@ -61,7 +65,7 @@ void caps_init(void)
     {
         memset(caps.counters, 0, sizeof(PolicyCounter) * caps.ncounters);
         for (int i = 0; i < proc_slots(); i++)
-            caps.slots[i] = BackendSlot{-1, false};
+            caps.slots[i] = free_slot;
     }
 }
 
@@ -104,7 +108,7 @@ void release_slot(int code, Datum arg)
     BackendSlot *slot = &caps.slots[my_slot];
     if (slot->counter >= 0 && caps.counters[slot->counter].sessions > 0)
         caps.counters[slot->counter].sessions--;
-    *slot = BackendSlot{-1, false};
+    *slot = free_slot;
     LWLockRelease(shared->caps_lock);
     my_slot = -1;
 }
@@ -116,12 +120,21 @@ bool try_admit(int counter, int64 max_connections, int procno)
     if (max_connections >= 0 && c->sessions >= max_connections)
         return false;
     c->sessions++;
-    caps.slots[procno] = BackendSlot{counter, false};
+    caps.slots[procno].counter = counter;
+    caps.slots[procno].evicting = false;
     return true;
 }
 
-void admitted(int procno)
+/*
+ * Every client backend takes part in the accounting, counted or not, so that caps_reconcile()
+ * can count it later (a policy created or changed after it logged in); the exit callback gives
+ * back whatever it is counted for by then.
+ */
+void join_accounting(int procno)
 {
+    LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
+    caps.slots[procno] = BackendSlot{-1, false, true, MyProcPid};
+    LWLockRelease(shared->caps_lock);
     my_slot = procno;
     before_shmem_exit(release_slot, (Datum) 0);
 }
@@ -243,6 +256,11 @@ void check_login(Port *port)
 {
     if (am_walsender || caps.slots == nullptr || MyProc == NULL || port->user_name == NULL)
         return;
+    int procno = procno_of(MyProc);
+    if (procno < 0 || procno >= proc_slots())
+        return;
+    join_accounting(procno);
+
     Oid roleid = get_role_oid(port->user_name, true);
     if (!OidIsValid(roleid))
         return;
@@ -262,9 +280,6 @@ void check_login(Port *port)
     if (index < 0)
         return;
     const CompiledPolicy *policy = &snapshot.policies[index];
-    int procno = procno_of(MyProc);
-    if (procno < 0 || procno >= proc_slots())
-        return;
 
     LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
     int counter = find_counter(policy->name, true);
@@ -272,16 +287,8 @@ void check_login(Port *port)
     LWLockRelease(shared->caps_lock);
     if (counter < 0)
         return;
-    if (ok)
-    {
-        admitted(procno);
+    if (ok || (policy->on_limit == OnLimit::evict_idle && evict_and_admit(policy, counter, procno, exempt, nexempt)))
         return;
-    }
-    if (policy->on_limit == OnLimit::evict_idle && evict_and_admit(policy, counter, procno, exempt, nexempt))
-    {
-        admitted(procno);
-        return;
-    }
     refuse(policy, counter);
 }
 
@@ -305,6 +312,53 @@ void caps_install_hooks(void)
 {
     prev_client_auth_hook = ClientAuthentication_hook;
     ClientAuthentication_hook = client_auth_hook;
+}
+
+namespace {
+
+int compare_pid(const void *a, const void *b)
+{
+    int x = *static_cast<const int *>(a), y = *static_cast<const int *>(b);
+    return x < y ? -1 : x > y;
+}
+
+}  // namespace
+
+void caps_reconcile(const SessionScan *scan)
+{
+    if (caps.slots == nullptr)
+        return;
+    /* (pid, row) pairs sorted by pid, to find each live slot's session. */
+    int *pairs = static_cast<int *>(palloc(sizeof(int) * 2 * Max(scan->count, 1)));
+    for (int r = 0; r < scan->count; r++)
+    {
+        pairs[2 * r] = scan->rows[r].pid;
+        pairs[2 * r + 1] = r;
+    }
+    qsort(pairs, scan->count, sizeof(int) * 2, compare_pid);
+
+    LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
+    for (int p = 0; p < proc_slots(); p++)
+    {
+        BackendSlot *slot = &caps.slots[p];
+        if (!slot->live)
+            continue;
+        const int *found = static_cast<const int *>(bsearch(&slot->pid, pairs, scan->count, sizeof(int) * 2, compare_pid));
+        if (found == nullptr)
+            continue; /* still logging in, or not in this snapshot: its login decides */
+        const SessionRow *row = &scan->rows[found[1]];
+        int want = (row->exempt || row->policy < 0) ? -1 : find_counter(row_policy_name(scan, row), true);
+        if (want == slot->counter)
+            continue;
+        if (slot->counter >= 0 && caps.counters[slot->counter].sessions > 0)
+            caps.counters[slot->counter].sessions--;
+        if (want >= 0)
+            caps.counters[want].sessions++;
+        slot->counter = want;
+        slot->evicting = false;
+    }
+    LWLockRelease(shared->caps_lock);
+    pfree(pairs);
 }
 
 void policy_count(const char *policy, PolicyCount what, core::Reason reason)

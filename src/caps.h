@@ -47,6 +47,15 @@ void caps_install_hooks(void);
 /* Adds one to a per-policy counter (kept by policy name across reloads); "" = GUC defaults. */
 void policy_count(const char *policy, PolicyCount what, core::Reason reason = core::Reason::none);
 
+struct SessionScan;
+
+/*
+ * After the policies changed: counts every live session against the policy it matches now
+ * (moving it from the one that admitted it), so a new or lowered cap counts the sessions that
+ * already exist.  Never ends anyone.
+ */
+void caps_reconcile(const SessionScan *scan);
+
 /* Zeroes the per-policy counters (not the live session counts). */
 void caps_reset_counters(void);
 

@@ -3,8 +3,10 @@
  */
 #include "policy_store.h"
 
+#include "caps.h"
 #include "guard.h"
 #include "guc.h"
+#include "sessions.h"
 #include "shmem.h"
 
 #include "core/like.h"
@@ -293,6 +295,9 @@ POOLGUARD_FUNCTION(poolguard_reload)
     if (in_policy_database())
     {
         int n = policy_store_load(wanted);
+        SessionScan scan;
+        scan_sessions(&scan, MemoryReads::as_rules_need, nullptr);
+        caps_reconcile(&scan);
         wake_worker();
         PG_RETURN_INT32(n);
     }

@@ -3,6 +3,7 @@
  * act, and tell the worker loop when the next rule can fire.
  */
 #include "actions.h"
+#include "caps.h"
 #include "guard.h"
 #include "srf.h"
 #include "guc.h"
@@ -28,18 +29,22 @@ Oid policy_table_oid(void)
     return OidIsValid(nsp) ? get_relname_relid("policy", nsp) : InvalidOid;
 }
 
-/* Reloads when a change committed, reload() asked, or the table appeared or vanished. */
-void load_policies_if_changed(void)
+/*
+ * Reloads when a change committed, reload() asked, or the table appeared or vanished.
+ * Returns true if it loaded.
+ */
+bool load_policies_if_changed(void)
 {
     uint64 wanted = policy_store_change_count();
     Oid table = policy_table_oid();
     if (wanted == loaded_change_count && table == loaded_table)
-        return;
+        return false;
     int n = policy_store_load(wanted);
     if (table != loaded_table || n > 0 || loaded_change_count != 0)
         ereport(DEBUG1, (errmsg("pg_poolguard worker loaded %d policies", n)));
     loaded_change_count = wanted;
     loaded_table = table;
+    return true;
 }
 
 }  // namespace
@@ -54,10 +59,12 @@ long worker_cycle(void)
 
     TimestampTz started = GetCurrentTimestamp();
     StartTransactionCommand();
-    load_policies_if_changed();
+    bool loaded = load_policies_if_changed();
 
     SessionScan scan;
     scan_sessions(&scan, MemoryReads::as_rules_need, memory_cache);
+    if (loaded)
+        caps_reconcile(&scan);
     if (guc_enabled)
         (void) act_on_scan(&scan, false, action_memo, nullptr, nullptr);
     CommitTransactionCommand();

@@ -183,5 +183,21 @@ $node->poll_query_until('postgres', "SELECT sessions = 0 FROM poolguard.policy_s
 ($ret, $err) = login('user=app');
 is($ret, 0, 'admitted once below the cap');
 
+# ---- a cap created after the sessions it matches counts them ----
+$node->safe_psql('postgres', 'TRUNCATE poolguard.policy; SELECT poolguard.reload()');
+my @pre = map { hold('user=app application_name=pre') } 1 .. 3;
+policy(q{(name, application_name, max_connections) VALUES ('late', 'pre%', 2)});
+is($node->safe_psql('postgres', "SELECT sessions FROM poolguard.policy_status WHERE policy = 'late'"), '3',
+    'sessions that logged in before the policy existed are counted by it');
+($ret, $err) = login('user=app application_name=pre-4');
+like($err, qr/The policy allows 2 connections and 3 are in use/, 'and a new login is refused');
+$pre[0]->[0]->quit;
+$pre[1]->[0]->quit;
+$node->poll_query_until('postgres', "SELECT sessions = 1 FROM poolguard.policy_status WHERE policy = 'late'");
+($ret, $err) = login('user=app application_name=pre-5');
+is($ret, 0, 'their exits count down the policy');
+$pre[2]->[0]->quit;
+$node->poll_query_until('postgres', "SELECT sessions = 0 FROM poolguard.policy_status WHERE policy = 'late'");
+
 $node->stop;
 done_testing();
