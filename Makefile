@@ -26,12 +26,14 @@ PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
 
 PG_CPPFLAGS = -Isrc
 PG_CXXFLAGS = -std=c++17 -Wno-register -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
+# Track header dependencies (PGXS does not for extensions): a changed header rebuilds its users.
+PG_CXXFLAGS += -MMD -MP
 SHLIB_LINK += -lstdc++
 
 # Debian's PGXS would also compile every .cpp to LLVM bitcode with clang, ignoring our flags.
 override with_llvm = no
 
-EXTRA_CLEAN = build output_iso
+EXTRA_CLEAN = build $(OBJS:.o=.d) output_iso
 
 PG_CONFIG ?= pg_config
 PGXS := $(wildcard $(shell $(PG_CONFIG) --pgxs 2>/dev/null))
@@ -43,6 +45,8 @@ all install installcheck tap:
 	@echo "PGXS not found: install postgresql-server-dev-15 (make test does it when run as root)" >&2
 	@exit 1
 endif
+
+-include $(OBJS:.o=.d)
 
 $(DATA_built): $(SQL_PARTS)
 	cat $^ > $@

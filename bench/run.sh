@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # The invalidation benchmark's listener uses the Node.js client's dependencies.
 [ -d clients/node/node_modules ] || (cd clients/node && npm ci --no-audit --no-fund >/dev/null)
-for b in bench/*.sh; do
+# ONLY_ASSEMBLE=1: rebuild bench/RESULTS.md from the recorded sections without measuring.
+for b in $([ "${ONLY_ASSEMBLE:-0}" = 1 ] || echo bench/*.sh); do
     [ "$b" = bench/run.sh ] && continue
     echo "==> $b"
     bash "$b"

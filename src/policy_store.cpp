@@ -179,12 +179,18 @@ uint64 policy_store_loaded_change_count(void)
     return loaded;
 }
 
+namespace {
+
+/* A policy role not looked up yet (Oids are 32-bit; this one is never assigned). */
+constexpr Oid unresolved_role = ~(Oid) 0;
+
+}  // namespace
+
 Oid *policy_role_oids(const PolicySnapshot *snapshot)
 {
-    Oid *oids = static_cast<Oid *>(palloc0(sizeof(Oid) * Max(snapshot->count, 1)));
+    Oid *oids = static_cast<Oid *>(palloc(sizeof(Oid) * Max(snapshot->count, 1)));
     for (int i = 0; i < snapshot->count; i++)
-        if (snapshot->policies[i].has_role)
-            oids[i] = get_role_oid(NameStr(snapshot->policies[i].role_name), true);
+        oids[i] = snapshot->policies[i].has_role ? unresolved_role : InvalidOid;
     return oids;
 }
 
@@ -193,14 +199,20 @@ bool role_matches(Oid userid, Oid role)
     return OidIsValid(role) && (userid == role || is_member_of_role_nosuper(userid, role));
 }
 
-int policy_match(const PolicySnapshot *snapshot, const Oid *role_oids, Oid userid,
+int policy_match(const PolicySnapshot *snapshot, Oid *role_oids, Oid userid,
                  const char *database_name, const char *application_name, const core::IpAddress &client)
 {
     for (int i = 0; i < snapshot->count; i++)
     {
         const CompiledPolicy *p = &snapshot->policies[i];
-        if (p->has_role && !role_matches(userid, role_oids[i]))
-            continue;
+        if (p->has_role)
+        {
+            /* Looked up on first need: a login that matches an early policy pays for no others. */
+            if (role_oids[i] == unresolved_role)
+                role_oids[i] = get_role_oid(NameStr(p->role_name), true);
+            if (!role_matches(userid, role_oids[i]))
+                continue;
+        }
         if (p->has_database &&
             (database_name == NULL || strcmp(database_name, NameStr(p->database_name)) != 0))
             continue;

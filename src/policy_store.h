@@ -68,8 +68,9 @@ int policy_store_load(uint64 change_count);
 uint64 policy_store_loaded_change_count(void);
 
 /*
- * Role oids of the policies' role_name (InvalidOid when the role does not exist), resolved now
- * so that roles created or granted after the policy are matched from their next scan/login on.
+ * A cache of the policies' role oids for policy_match(), filled on first need (InvalidOid when
+ * the role does not exist).  Made per scan or login, so roles created or granted after the
+ * policy are matched from their next scan or login on.
  */
 Oid *policy_role_oids(const PolicySnapshot *snapshot);
 
@@ -80,7 +81,7 @@ bool role_matches(Oid userid, Oid role);
  * Index of the first policy (in match order) whose match columns all accept the session, -1 if
  * none.  database_name may be NULL (unknown database: database-bound policies do not match).
  */
-int policy_match(const PolicySnapshot *snapshot, const Oid *role_oids, Oid userid,
+int policy_match(const PolicySnapshot *snapshot, Oid *role_oids, Oid userid,
                  const char *database_name, const char *application_name, const core::IpAddress &client);
 
 /* Is this backend connected to poolguard.database? */
