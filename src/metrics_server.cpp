@@ -14,6 +14,7 @@
 #include "guc.h"
 #include "metrics.h"
 #include "shmem.h"
+#include "worker.h"
 
 #include "core/http.h"
 
@@ -301,14 +302,7 @@ void metrics_server_register(void)
     if (guc_metrics_listen == nullptr || guc_metrics_listen[0] == '\0')
         return;
     BackgroundWorker worker;
-    memset(&worker, 0, sizeof(worker));
-    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-    worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-    worker.bgw_restart_time = 5;
-    strlcpy(worker.bgw_library_name, "pg_poolguard", BGW_MAXLEN);
-    strlcpy(worker.bgw_function_name, "poolguard_metrics_main", BGW_MAXLEN);
-    strlcpy(worker.bgw_name, "pg_poolguard metrics", BGW_MAXLEN);
-    strlcpy(worker.bgw_type, "pg_poolguard metrics", BGW_MAXLEN);
+    init_background_worker(&worker, "poolguard_metrics_main", "pg_poolguard metrics", 5);
     RegisterBackgroundWorker(&worker);
 }
 

@@ -128,12 +128,6 @@ void compile_row(CompiledPolicy *p, HeapTuple tuple, TupleDesc desc)
     p->dry_run = text != NULL && text[0] == 't';
 }
 
-bool policy_table_exists(void)
-{
-    Oid nsp = get_namespace_oid("poolguard", true);
-    return OidIsValid(nsp) && OidIsValid(get_relname_relid("policy", nsp));
-}
-
 /* Intervals become whole microseconds (a month counts 30 days, as interval arithmetic does). */
 const char *load_query =
     "SELECT name, priority::int8, role_name::text, database_name::text, application_name, "
@@ -185,6 +179,12 @@ namespace {
 constexpr Oid unresolved_role = ~(Oid) 0;
 
 }  // namespace
+
+Oid policy_table_oid(void)
+{
+    Oid nsp = get_namespace_oid("poolguard", true);
+    return OidIsValid(nsp) ? get_relname_relid("policy", nsp) : InvalidOid;
+}
 
 Oid *policy_role_oids(const PolicySnapshot *snapshot)
 {
@@ -241,7 +241,7 @@ int policy_store_load(uint64 change_count)
     int total = 0, kept = 0;
     CompiledPolicy *compiled = nullptr;
 
-    if (policy_table_exists())
+    if (OidIsValid(policy_table_oid()))
     {
         if (SPI_connect() != SPI_OK_CONNECT)
             elog(ERROR, "pg_poolguard: SPI_connect failed");

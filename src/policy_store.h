@@ -84,6 +84,9 @@ bool role_matches(Oid userid, Oid role);
 int policy_match(const PolicySnapshot *snapshot, Oid *role_oids, Oid userid,
                  const char *database_name, const char *application_name, const core::IpAddress &client);
 
+/* The oid of poolguard.policy in this database, InvalidOid while the extension is not installed. */
+Oid policy_table_oid(void);
+
 /* Is this backend connected to poolguard.database? */
 bool in_policy_database(void);
 

@@ -18,6 +18,7 @@
 #include "guc.h"
 #include "invalidation.h"
 #include "stats.h"
+#include "worker.h"
 #include "shmem.h"
 
 namespace poolguard {
@@ -323,18 +324,12 @@ bool publisher_launch(Oid database)
 {
     BackgroundWorker worker;
 
-    memset(&worker, 0, sizeof(worker));
-    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-    worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
     /*
      * Exit code 0 (idle, or another publisher serves the database) is final; a publisher that was
      * terminated (exit code 1) comes back after a second and drains what was left.
      */
-    worker.bgw_restart_time = 1;
-    strlcpy(worker.bgw_library_name, "pg_poolguard", BGW_MAXLEN);
-    strlcpy(worker.bgw_function_name, "poolguard_publisher_main", BGW_MAXLEN);
+    init_background_worker(&worker, "poolguard_publisher_main", "pg_poolguard publisher", 1);
     snprintf(worker.bgw_name, BGW_MAXLEN, "pg_poolguard publisher for database %u", database);
-    strlcpy(worker.bgw_type, "pg_poolguard publisher", BGW_MAXLEN);
     worker.bgw_main_arg = ObjectIdGetDatum(database);
     worker.bgw_notify_pid = 0;
     /* No handle: asking for one would palloc, and this runs after commit where errors are not allowed. */

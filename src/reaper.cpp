@@ -22,13 +22,6 @@ Oid loaded_table = InvalidOid;
 MemoryCache *memory_cache = nullptr;
 ActionMemo *action_memo = nullptr;
 
-/* The policy table's oid, InvalidOid while the extension is not installed. */
-Oid policy_table_oid(void)
-{
-    Oid nsp = get_namespace_oid("poolguard", true);
-    return OidIsValid(nsp) ? get_relname_relid("policy", nsp) : InvalidOid;
-}
-
 /*
  * Reloads when a change committed, reload() asked, or the table appeared or vanished.
  * Returns true if it loaded.

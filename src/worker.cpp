@@ -148,18 +148,24 @@ long run_cycle_safely(MemoryContext cycle_context)
 
 }  // namespace
 
+void init_background_worker(BackgroundWorker *worker, const char *function, const char *type,
+                            int restart_seconds)
+{
+    memset(worker, 0, sizeof(*worker));
+    worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+    worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
+    worker->bgw_restart_time = restart_seconds;
+    strlcpy(worker->bgw_library_name, "pg_poolguard", BGW_MAXLEN);
+    strlcpy(worker->bgw_function_name, function, BGW_MAXLEN);
+    strlcpy(worker->bgw_name, type, BGW_MAXLEN);
+    strlcpy(worker->bgw_type, type, BGW_MAXLEN);
+}
+
 void worker_register(void)
 {
     BackgroundWorker worker;
 
-    memset(&worker, 0, sizeof(worker));
-    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-    worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-    worker.bgw_restart_time = restart_seconds;
-    strlcpy(worker.bgw_library_name, "pg_poolguard", BGW_MAXLEN);
-    strlcpy(worker.bgw_function_name, "poolguard_worker_main", BGW_MAXLEN);
-    strlcpy(worker.bgw_name, "pg_poolguard worker", BGW_MAXLEN);
-    strlcpy(worker.bgw_type, "pg_poolguard worker", BGW_MAXLEN);
+    init_background_worker(&worker, "poolguard_worker_main", "pg_poolguard worker", restart_seconds);
     RegisterBackgroundWorker(&worker);
 }
 
