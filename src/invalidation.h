@@ -77,6 +77,8 @@ struct InvalidationShared
     LWLock *lock;
     pg_atomic_uint64 counter; /* last generation handed out */
     uint64 seed;              /* the counter's value at server start */
+    pg_atomic_uint64 floor;   /* every generation read is at least this (raised at start and promotion) */
+    pg_atomic_uint32 floor_pending; /* the floor must be raised once recovery is over */
     uint32 slots;             /* entries in the generation table */
     uint32 queue_size;        /* entries in the ring */
     uint64 head;              /* ring positions (core/ring.h) */
@@ -114,6 +116,14 @@ void invalidation_init(void);
  * never raises an error.
  */
 void invalidation_publish_committed(const PendingInvalidation *items, int count);
+
+/*
+ * Once this server is out of recovery (at start, or when a standby is promoted), raises the
+ * floor of every generation and the counter to the wall clock: a promoted standby then reads
+ * every key as changed after anything the old primary handed out.  Cheap; called by readers,
+ * publishers and the worker.
+ */
+void invalidation_raise_floor_after_recovery(void);
 
 /* The generation of (MyDatabaseId, scope, key): max of the key's slot and the scope's slot. */
 uint64 invalidation_current_generation(const char *scope, int scope_len, const char *key, int key_len);

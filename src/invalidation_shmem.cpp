@@ -48,6 +48,12 @@ Size invalidation_shmem_size(void)
     return add_size(ring_offset(), mul_size(sizeof(RingEntry), guc_invalidation_queue_size));
 }
 
+/* A time as microseconds since the Unix epoch, the unit of seeds and floors. */
+uint64 clock_generation(TimestampTz at)
+{
+    return core::generation_seed((int64) at + (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
+}
+
 void invalidation_shmem_init(void)
 {
     bool found;
@@ -65,9 +71,11 @@ void invalidation_shmem_init(void)
      * Seeded from the clock: every generation after a restart exceeds every generation before
      * it, and a slot never bumped since the start reads as "changed at start".
      */
-    inval->seed = core::generation_seed((int64) GetCurrentTimestamp() +
-                                        (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
+    inval->seed = clock_generation(GetCurrentTimestamp());
     pg_atomic_init_u64(&inval->counter, inval->seed);
+    pg_atomic_init_u64(&inval->floor, inval->seed);
+    /* Raised again by the first reader once recovery is over (a standby: at its promotion). */
+    pg_atomic_init_u32(&inval->floor_pending, 1);
     inval->slots = (uint32) guc_invalidation_slots;
     inval->queue_size = (uint32) guc_invalidation_queue_size;
     for (uint32 i = 0; i < inval->slots; i++)
@@ -150,8 +158,24 @@ PublisherSlot *invalidation_find_publisher(Oid database)
     return nullptr;
 }
 
+void invalidation_raise_floor_after_recovery(void)
+{
+    if (likely(pg_atomic_read_u32(&inval->floor_pending) == 0) || RecoveryInProgress())
+        return;
+    /*
+     * Every backend that gets here raises the floor before anyone clears the flag, so whoever
+     * sees the flag cleared also sees the raised floor.
+     */
+    uint64 now = clock_generation(GetCurrentTimestamp());
+    atomic_max(&inval->floor, now);
+    atomic_max(&inval->counter, now);
+    pg_write_barrier();
+    pg_atomic_write_u32(&inval->floor_pending, 0);
+}
+
 uint64 invalidation_current_generation(const char *scope, int scope_len, const char *key, int key_len)
 {
+    invalidation_raise_floor_after_recovery();
     uint64 slots = inval->slots;
     uint64 scope_gen = pg_atomic_read_u64(
         &inval_generations[core::slot_of(core::invalidation_hash(MyDatabaseId, scope, scope_len, nullptr, 0), slots)]);
@@ -159,9 +183,10 @@ uint64 invalidation_current_generation(const char *scope, int scope_len, const c
     if (key != nullptr)
         key_gen = pg_atomic_read_u64(
             &inval_generations[core::slot_of(core::invalidation_hash(MyDatabaseId, scope, scope_len, key, key_len), slots)]);
+    uint64 floor = pg_atomic_read_u64(&inval->floor);
     /* Whatever the caller reads next (its data snapshot) must not be ordered before this read. */
     pg_read_barrier();
-    return core::effective_generation(key_gen, scope_gen);
+    return core::effective_generation(core::effective_generation(key_gen, scope_gen), floor);
 }
 
 void invalidation_publish_committed(const PendingInvalidation *items, int count)
@@ -169,7 +194,9 @@ void invalidation_publish_committed(const PendingInvalidation *items, int count)
     if (count <= 0 || inval == nullptr)
         return;
 
+    invalidation_raise_floor_after_recovery();
     TimestampTz now = GetCurrentTimestamp();
+    uint64 clock = Max(clock_generation(now), pg_atomic_read_u64(&inval->floor));
     Latch *wake = nullptr;
     bool launch = false;
     bool no_slot = false;
@@ -178,9 +205,15 @@ void invalidation_publish_committed(const PendingInvalidation *items, int count)
 
     /*
      * Generations are taken here, after the commit is visible, and under the ring lock so that
-     * ring order is generation order (= the order in which commits published).
+     * ring order is generation order (= the order in which commits published).  Never below
+     * the clock: a server whose counter was seeded before another server of the cluster
+     * handed out generations (a standby promoted later) still hands out newer ones.
      */
-    uint64 base = pg_atomic_fetch_add_u64(&inval->counter, (uint64) count);
+    uint64 current = pg_atomic_read_u64(&inval->counter);
+    uint64 base;
+    do
+        base = Max(current, clock);
+    while (!pg_atomic_compare_exchange_u64(&inval->counter, &current, base + (uint64) count));
     for (int i = 0; i < count; i++)
     {
         const PendingInvalidation *it = &items[i];
