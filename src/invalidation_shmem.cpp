@@ -15,7 +15,8 @@
  *   generation order), the publisher's drain/claim/detach/stats, the worker's tending.  Shared:
  *   readers of slots and stats (invalidation_publishers, invalidation_stats, metrics, a
  *   publisher's has_work).  Work under it is bounded: O(items of the commit), O(items a drain
- *   takes), O(max_publishers) for the slot table; a database's list is freed in O(1).
+ *   takes), O(max_publishers) for the slot table (once more per database that gives its entries
+ *   up when a commit does not fit); a database's list is freed in O(1).
  * - The counter and the generation table are atomics, read and written without the lock
  *   (cache_generation() takes no lock).  The counter is only advanced with the lock held.
  * - It is a leaf: no other pg_poolguard lock (shmem.cpp's policies/logins locks, caps_lock, the
