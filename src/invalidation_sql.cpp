@@ -2,7 +2,7 @@
  * invalidation_sql.cpp — the SQL face of cache invalidation besides invalidate():
  * cache_generation(), the invalidation_trigger() trigger function and the stats functions.
  */
-#include "core/ring.h"
+#include "core/entry_lists.h"
 
 #include "invalidation.h"
 
@@ -183,7 +183,7 @@ POOLGUARD_FUNCTION(poolguard_invalidation_publishers)
     for (int i = 0; i < max_publishers; i++)
         if (inval->publishers[i].database != InvalidOid)
             rows[count++] = inval->publishers[i];
-    uint64 ring_used = core::ring_used(core::RingPositions{inval->head, inval->tail});
+    uint64 ring_used = inval->queue_size - inval->free_entries.count; /* entries in use, all databases */
     LWLockRelease(inval->lock);
 
     for (int i = 0; i < count; i++)
@@ -195,7 +195,7 @@ POOLGUARD_FUNCTION(poolguard_invalidation_publishers)
         values[0] = ObjectIdGetDatum(p->database);
         values[1] = Int32GetDatum(p->pid);
         nulls[1] = p->pid == 0;
-        values[2] = Int64GetDatum((int64) p->pending);
+        values[2] = Int64GetDatum((int64) p->items.count);
         values[3] = Int64GetDatum((int64) ring_used);
         values[4] = Int64GetDatum((int64) p->publisher_starts);
         values[5] = Int64GetDatum((int64) p->start_failures);
