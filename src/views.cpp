@@ -7,6 +7,7 @@
  */
 #include "actions.h"
 #include "guard.h"
+#include "guc.h"
 #include "srf.h"
 #include "sessions.h"
 #include "shmem.h"
@@ -61,8 +62,9 @@ POOLGUARD_FUNCTION(poolguard_sessions)
     for (int i = 0; i < scan.count; i++)
     {
         const SessionRow *row = &scan.rows[i];
-        Datum values[13];
-        bool nulls[13];
+        constexpr int ncols = 14;
+        Datum values[ncols];
+        bool nulls[ncols];
         memset(nulls, 0, sizeof(nulls));
 
         values[0] = Int32GetDatum(row->pid);
@@ -99,7 +101,15 @@ POOLGUARD_FUNCTION(poolguard_sessions)
                 values[10] = CStringGetTextDatum(row_policy_name(&scan, row));
             else
                 nulls[10] = true;
-            if (row->verdict.reason != core::Reason::none)
+            if (row->exempt)
+            {
+                /* Never acted on: say so, and why (the policy it matches is still shown). */
+                values[11] = CStringGetTextDatum("exempt");
+                nulls[12] = true;
+                values[13] = CStringGetTextDatum(guc_exempt_superusers && row->superuser ? "superuser"
+                                                                                         : "exempt_roles");
+            }
+            else if (row->verdict.reason != core::Reason::none)
             {
                 values[11] = CStringGetTextDatum(core::reason_name(row->verdict.reason));
                 values[12] = TimestampTzGetDatum(scan.now);
@@ -114,8 +124,10 @@ POOLGUARD_FUNCTION(poolguard_sessions)
             }
         }
         else
-            for (int c = 4; c < 13; c++)
+            for (int c = 4; c < ncols; c++)
                 nulls[c] = true;
+        if (!row->exempt)
+            nulls[13] = true;
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
     return (Datum) 0;
@@ -132,8 +144,9 @@ POOLGUARD_FUNCTION(poolguard_terminations)
     for (int i = 0; i < count; i++)
     {
         const ActionRecord *r = &records[i];
-        Datum values[13];
-        bool nulls[13];
+        constexpr int ncols = 14;
+        Datum values[ncols];
+        bool nulls[ncols];
         memset(nulls, 0, sizeof(nulls));
 
         values[0] = TimestampTzGetDatum(r->at);

@@ -52,3 +52,14 @@ CREATE VIEW poolguard.invalidation_publishers AS
       LEFT JOIN pg_catalog.pg_database d ON d.oid = p.datid;
 COMMENT ON VIEW poolguard.invalidation_publishers IS
     'per-database publisher state and counters: notifications sent, resyncs, ring overflows, worker start failures, NOTIFY queue warnings';
+
+CREATE FUNCTION poolguard.publisher_pids() RETURNS SETOF integer
+    LANGUAGE c VOLATILE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'poolguard_publisher_pids';
+COMMENT ON FUNCTION poolguard.publisher_pids() IS
+    'pids of the running pg_poolguard publisher(s) of the current database: a listener accepts notifications only from these';
+-- Deliberately PUBLIC: any role that may connect may NOTIFY on the channel, so every listening
+-- app role must be able to tell the publisher's notifications from forged ones.  It returns
+-- only the current database's publisher pids (pg_stat_activity shows them there anyway) and
+-- nothing about other databases.
+GRANT EXECUTE ON FUNCTION poolguard.publisher_pids() TO PUBLIC;
