@@ -375,11 +375,12 @@ class PoolguardCache extends EventEmitter {
       this.publishers = new Set(res.rows.map((r) => Number(r.pid)));
       this.senderCheckAvailable = true;
     } catch (err) {
-      if (err && err.code === '42883') {
-        // An older pg_poolguard without publisher_pids(): no way to check, accept (and say so).
+      if (err && (err.code === '42883' || err.code === '3F000')) {
+        // An older pg_poolguard without publisher_pids() (42883), or none in this database
+        // (3F000): no way to check, accept (and say so).
         this.senderCheckAvailable = false;
         this._warnOnce('sender-check-unavailable',
-                       'poolguard.publisher_pids() does not exist: notifications are accepted from any sender (update pg_poolguard)');
+                       'poolguard.publisher_pids() does not exist in this database: notifications are accepted from any sender (install or update pg_poolguard)');
         return;
       }
       throw err;

@@ -271,3 +271,20 @@ test('forged NOTIFYs from another role: the cache survives, keeps its entries, s
   assert.equal(await cache.get('mentor', '1', async () => 'reloaded'), 'reloaded');
   assert.equal(await cache.get('mentor', '2', async () => assert.fail('reloaded')), 'v2');
 });
+
+test('without publisher_pids() (older pg_poolguard) notifications are accepted, with one warning', async () => {
+  const listener = new FakeListener([]);
+  listener.query = async (text) => {
+    if (/publisher_pids/.test(text)) throw Object.assign(new Error('function poolguard.publisher_pids() does not exist'), { code: '42883' });
+    return { rows: [] };
+  };
+  const cache = new PoolguardCache({ pool: fakePool(), connect: async () => listener });
+  const warnings = [];
+  cache.on('warning', (w) => warnings.push(w.kind));
+  await cache.start();
+  await cache.get('mentor', '1', async () => 'v');
+  listener.notify('[{"scope":"mentor","key":"1","generation":5}]', 99);
+  assert.equal(cache.entries.size, 0, 'applied');
+  assert.deepEqual(warnings, ['sender-check-unavailable']);
+  await cache.stop();
+});
