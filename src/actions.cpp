@@ -107,19 +107,74 @@ char *format_limit(core::Reason reason, int64 limit)
     }
 }
 
-char *format_observed(core::Reason reason, int64 observed)
+/* Seconds as a reader compares them: "2 s", "1.5 s", "0.25 s" (exact up to the millisecond). */
+char *format_seconds(int64 us)
 {
-    switch (reason)
+    char *text = psprintf("%.3f", us / 1e6);
+    char *end = text + strlen(text) - 1;
+    while (*end == '0')
+        *end-- = '\0';
+    if (*end == '.')
+        *end = '\0';
+    return psprintf("%s s", text);
+}
+
+/*
+ * The DETAIL the client sees: one full sentence per reason that says what was measured and
+ * what the policy allows, in the same unit.  Each sentence is one format string (never pieced
+ * together from fragments).
+ */
+char *format_detail(const ClientNote *note)
+{
+    const char *policy = note->policy;
+    char *observed = format_seconds(note->observed);
+    char *limit = format_seconds(note->limit);
+    long count = (long) note->limit;
+
+    switch (note->reason)
     {
-        case core::Reason::max_idle_memory:
-            return psprintf("%ld bytes of private memory", (long) observed);
-        case core::Reason::max_query_duration:
-            return psprintf("the query ran %.1f s", observed / 1e6);
+        case core::Reason::idle_timeout:
+            if (policy[0] == '\0')
+                return psprintf("pg_poolguard ended this session: it was idle for %s, and the server setting "
+                                "poolguard.idle_timeout ends sessions idle for longer than %s.",
+                                observed, limit);
+            return psprintf("pg_poolguard ended this session: it was idle for %s, and policy \"%s\" ends sessions "
+                            "idle for longer than %s (idle_timeout).",
+                            observed, policy, limit);
+        case core::Reason::idle_in_transaction_timeout:
+            if (policy[0] == '\0')
+                return psprintf("pg_poolguard ended this session: it was idle in a transaction for %s, and the server "
+                                "setting poolguard.idle_in_transaction_timeout ends sessions idle in a transaction "
+                                "for longer than %s.",
+                                observed, limit);
+            return psprintf("pg_poolguard ended this session: it was idle in a transaction for %s, and policy \"%s\" "
+                            "ends sessions idle in a transaction for longer than %s (idle_in_transaction_timeout).",
+                            observed, policy, limit);
         case core::Reason::max_connection_age:
-            return psprintf("the session was %.1f s old", observed / 1e6);
-        default:
-            return psprintf("the session was idle %.1f s", observed / 1e6);
+            return psprintf("pg_poolguard ended this session: it was %s old, and policy \"%s\" ends idle sessions "
+                            "older than %s (max_connection_age).",
+                            observed, policy, limit);
+        case core::Reason::max_idle:
+            return psprintf("pg_poolguard ended this session: it was idle for %s, and policy \"%s\" keeps at most "
+                            "%ld idle sessions, ending the longest-idle ones first (max_idle).",
+                            observed, policy, count);
+        case core::Reason::max_idle_memory:
+            return psprintf("pg_poolguard ended this session: it was idle holding %ld bytes of private memory, and "
+                            "policy \"%s\" ends idle sessions holding more than %ld bytes (max_idle_memory).",
+                            (long) note->observed, policy, count);
+        case core::Reason::max_query_duration:
+            return psprintf("pg_poolguard cancelled this query: it ran for %s, and policy \"%s\" cancels queries "
+                            "running longer than %s (max_query_duration).",
+                            observed, policy, limit);
+        case core::Reason::evict_idle:
+            return psprintf("pg_poolguard ended this session to admit a new login: it was idle for %s, and policy "
+                            "\"%s\" allows %ld connections and, when they are all in use, ends its longest-idle "
+                            "session (on_limit = evict_idle).",
+                            observed, policy, count);
+        case core::Reason::none:
+            break;
     }
+    return psprintf("pg_poolguard ended this session (policy \"%s\").", policy);
 }
 
 /* emit_log_hook: add pg_poolguard's reason to the FATAL/ERROR its signal caused. */
@@ -149,13 +204,7 @@ void client_note_hook(ErrorData *edata)
 
             if (found)
             {
-                const char *policy = note.policy[0] ? note.policy : "(server defaults)";
-                edata->detail = psprintf("pg_poolguard %s: %s, over %s %s of policy \"%s\".",
-                                         wanted == Action::terminate ? "ended this session"
-                                                                     : "cancelled this query",
-                                         format_observed(note.reason, note.observed),
-                                         core::reason_name(note.reason),
-                                         format_limit(note.reason, note.limit), policy);
+                edata->detail = format_detail(&note);
                 edata->hint = pstrdup(wanted == Action::terminate
                                           ? "Reconnect when needed; ask the database administrator about the pg_poolguard policy if this is unexpected."
                                           : "Make the query faster or ask the database administrator about the pg_poolguard policy.");

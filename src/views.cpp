@@ -8,6 +8,7 @@
  */
 #include "actions.h"
 #include "guard.h"
+#include "guc.h"
 #include "srf.h"
 #include "sessions.h"
 #include "shmem.h"
@@ -64,8 +65,9 @@ POOLGUARD_FUNCTION(poolguard_sessions)
         const SessionRow *row = &scan.rows[i];
         if (!may_see(row->userid))
             continue;
-        Datum values[13];
-        bool nulls[13];
+        constexpr int ncols = 14;
+        Datum values[ncols];
+        bool nulls[ncols];
         memset(nulls, 0, sizeof(nulls));
 
         values[0] = Int32GetDatum(row->pid);
@@ -99,7 +101,14 @@ POOLGUARD_FUNCTION(poolguard_sessions)
             values[10] = CStringGetTextDatum(row_policy_name(&scan, row));
         else
             nulls[10] = true;
-        if (row->verdict.reason != core::Reason::none)
+        if (row->exempt)
+        {
+            /* Never acted on: say so, and why (the policy it matches is still shown). */
+            values[11] = CStringGetTextDatum("exempt");
+            nulls[12] = true;
+            values[13] = CStringGetTextDatum(guc_exempt_superusers && row->superuser ? "superuser" : "exempt_roles");
+        }
+        else if (row->verdict.reason != core::Reason::none)
         {
             values[11] = CStringGetTextDatum(core::reason_name(row->verdict.reason));
             values[12] = TimestampTzGetDatum(scan.now);
@@ -112,6 +121,8 @@ POOLGUARD_FUNCTION(poolguard_sessions)
             else
                 nulls[12] = true;
         }
+        if (!row->exempt)
+            nulls[13] = true;
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
     return (Datum) 0;
