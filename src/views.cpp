@@ -17,12 +17,6 @@ using namespace poolguard;
 
 namespace {
 
-bool may_see(Oid role)
-{
-    return has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS) ||
-           (OidIsValid(role) && has_privs_of_role(GetUserId(), role));
-}
-
 /* inet Datum of an address; false for Unix sockets. */
 bool inet_datum(const core::IpAddress &ip, Datum *out)
 {
@@ -56,7 +50,7 @@ POOLGUARD_FUNCTION(poolguard_sessions)
     materialized_srf(fcinfo);
 
     SessionScan scan;
-    scan_sessions(&scan, MemoryReads::all, nullptr);
+    scan_sessions(&scan, MemoryReads::all_visible, nullptr);
 
     for (int i = 0; i < scan.count; i++)
     {
@@ -78,7 +72,7 @@ POOLGUARD_FUNCTION(poolguard_sessions)
             nulls[2] = true;
         values[3] = CStringGetTextDatum(row->application_name);
 
-        if (may_see(row->userid))
+        if (caller_may_see(row->userid))
         {
             nulls[4] = !inet_datum(row->client, &values[4]);
             values[5] = TimestampTzGetDatum(row->backend_start);
@@ -141,7 +135,7 @@ POOLGUARD_FUNCTION(poolguard_terminations)
         values[2] = name_datum(NameStr(r->role_name));
         values[3] = name_datum(NameStr(r->database_name));
         values[4] = CStringGetTextDatum(r->application_name);
-        bool visible = may_see(get_role_oid(NameStr(r->role_name), true));
+        bool visible = caller_may_see(get_role_oid(NameStr(r->role_name), true));
         nulls[5] = !visible || !inet_datum(r->client, &values[5]);
         values[6] = CStringGetTextDatum(core::reason_name(r->reason));
         if (r->policy[0])
