@@ -19,12 +19,6 @@ using namespace poolguard;
 
 namespace {
 
-bool may_see(Oid role)
-{
-    return has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS) ||
-           (OidIsValid(role) && has_privs_of_role(GetUserId(), role));
-}
-
 /* inet Datum of an address; false for Unix sockets. */
 bool inet_datum(const core::IpAddress &ip, Datum *out)
 {
@@ -58,12 +52,12 @@ POOLGUARD_FUNCTION(poolguard_sessions)
     materialized_srf(fcinfo);
 
     SessionScan scan;
-    scan_sessions(&scan, MemoryReads::all, nullptr);
+    scan_sessions(&scan, MemoryReads::all_visible, nullptr);
 
     for (int i = 0; i < scan.count; i++)
     {
         const SessionRow *row = &scan.rows[i];
-        if (!may_see(row->userid))
+        if (!caller_may_see(row->userid))
             continue;
         constexpr int ncols = 14;
         Datum values[ncols];
@@ -139,7 +133,7 @@ POOLGUARD_FUNCTION(poolguard_terminations)
     for (int i = 0; i < count; i++)
     {
         const ActionRecord *r = &records[i];
-        if (!may_see(get_role_oid(NameStr(r->role_name), true)))
+        if (!caller_may_see(get_role_oid(NameStr(r->role_name), true)))
             continue;
         Datum values[13];
         bool nulls[13];
