@@ -3,14 +3,20 @@
 
 EXTENSION  = pg_poolguard
 MODULE_big = pg_poolguard
+# The one version number of a release.  The control file's default_version, src/version.h,
+# META.json and debian/changelog agree with it (scripts/check_release.py, run by make test).
+EXTVERSION = 1.1
 
 CORE_SRCS  = $(sort $(wildcard src/core/*.cpp))
 GLUE_SRCS  = $(sort $(wildcard src/*.cpp))
 OBJS       = $(GLUE_SRCS:.cpp=.o) $(CORE_SRCS:.cpp=.o)
 
-# The install script is assembled from one fragment per module.
-DATA_built = pg_poolguard--1.0.sql
+# The full install script of the current version is assembled from one fragment per module.
+# versions/ holds what was released, never edited again: the 1.0 install script and one
+# upgrade step per release (test/t/080_upgrade.pl: 1.0 + every step = a fresh install).
+DATA_built = pg_poolguard--$(EXTVERSION).sql
 SQL_PARTS  = $(sort $(wildcard src/sql/*.sql))
+DATA       = $(sort $(wildcard versions/pg_poolguard--*.sql))
 
 # pg_regress: every sql/NAME.sql, in name order.  The test cluster pre-creates the database
 # (the worker is connected to it, so pg_regress must not drop and recreate it).
@@ -33,7 +39,7 @@ SHLIB_LINK += -lstdc++
 # Debian's PGXS would also compile every .cpp to LLVM bitcode with clang, ignoring our flags.
 override with_llvm = no
 
-EXTRA_CLEAN = build $(OBJS:.o=.d) output_iso
+EXTRA_CLEAN = build $(OBJS:.o=.d) output_iso dist
 
 PG_CONFIG ?= pg_config
 PGXS := $(wildcard $(shell $(PG_CONFIG) --pgxs 2>/dev/null))
@@ -50,6 +56,23 @@ endif
 
 $(DATA_built): $(SQL_PARTS)
 	cat $^ > $@
+
+# ---- release: version agreement, PGXN metadata, the source archive, Debian packages ----
+# The archive holds what git tracks at HEAD minus what .gitattributes marks export-ignore.
+DISTVERSION = $(EXTVERSION).0
+DISTNAME    = $(EXTENSION)-$(DISTVERSION)
+
+check-release:
+	python3 scripts/check_release.py
+	python3 scripts/validate_meta.py META.json
+
+dist: check-release
+	@mkdir -p dist
+	git archive --format=zip --prefix=$(DISTNAME)/ -o dist/$(DISTNAME).zip HEAD
+	@echo "dist/$(DISTNAME).zip"
+
+deb:
+	bash scripts/build_deb.sh
 
 # ---- unit tests of the pure C++ core (GoogleTest), plain and under ASan+UBSan ----
 UNIT_SRCS   = $(sort $(wildcard test/unit/*.cpp))
@@ -81,4 +104,4 @@ demo:
 bench:
 	bash bench/run.sh
 
-.PHONY: unit tap test demo bench
+.PHONY: unit tap test demo bench check-release dist deb

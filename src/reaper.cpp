@@ -11,6 +11,7 @@
 #include "invalidation.h"
 #include "policy_store.h"
 #include "sessions.h"
+#include "sql_version.h"
 #include "shmem.h"
 #include "stats.h"
 #include "worker.h"
@@ -47,6 +48,7 @@ long worker_cycle(void)
 
     TimestampTz started = GetCurrentTimestamp();
     StartTransactionCommand();
+    warn_if_sql_version_differs();
     /* Publishers that should run and do not (no worker slot, failed connection): retried here. */
     long publisher_retry_ms = invalidation_tend_publishers();
 

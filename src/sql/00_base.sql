@@ -1,5 +1,7 @@
--- pg_poolguard 1.0: foundation.
--- (src/sql/*.sql are concatenated in name order into pg_poolguard--1.0.sql by the Makefile.)
+-- pg_poolguard: foundation.
+-- (src/sql/*.sql are concatenated in name order into pg_poolguard--$(EXTVERSION).sql, the full
+-- install script of the current version, by the Makefile; versions/ holds the frozen scripts of
+-- released versions and the upgrade steps.)
 
 \echo Use "CREATE EXTENSION pg_poolguard" to load this file. \quit
 
