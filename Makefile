@@ -66,13 +66,17 @@ check-release:
 	python3 scripts/check_release.py
 	python3 scripts/validate_meta.py META.json
 
-dist: check-release
-	@mkdir -p dist
-	git archive --format=zip --prefix=$(DISTNAME)/ -o dist/$(DISTNAME).zip HEAD
-	@echo "dist/$(DISTNAME).zip"
+DISTDIR    ?= dist
 
+# The PGXN release archive: pg_poolguard-X.Y.Z.zip (PGXN names distributions by SemVer).
+dist: check-release
+	@mkdir -p $(DISTDIR)
+	git archive --format=zip --prefix=$(DISTNAME)/ -o $(DISTDIR)/$(DISTNAME).zip HEAD
+	python3 scripts/check_dist.py $(DISTDIR)/$(DISTNAME).zip
+
+# Debian packages postgresql-N-poolguard in $(DISTDIR)/deb (scripts/build_deb.sh).
 deb:
-	bash scripts/build_deb.sh
+	bash scripts/build_deb.sh $(DISTDIR)/deb
 
 # ---- unit tests of the pure C++ core (GoogleTest), plain and under ASan+UBSan ----
 UNIT_SRCS   = $(sort $(wildcard test/unit/*.cpp))
