@@ -13,7 +13,7 @@ OBJS       = $(GLUE_SRCS:.cpp=.o) $(CORE_SRCS:.cpp=.o)
 
 # The full install script of the current version is assembled from one fragment per module.
 # versions/ holds what was released, never edited again: the 1.0 install script and one
-# upgrade step per release (test/t/080_upgrade.pl: 1.0 + every step = a fresh install).
+# upgrade step per release (test/t/release_upgrade.pl: 1.0 + every step = a fresh install).
 DATA_built = pg_poolguard--$(EXTVERSION).sql
 SQL_PARTS  = $(sort $(wildcard src/sql/*.sql))
 DATA       = $(sort $(wildcard versions/pg_poolguard--*.sql))

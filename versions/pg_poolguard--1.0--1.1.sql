@@ -1,7 +1,7 @@
 -- pg_poolguard 1.0 -> 1.1: ALTER EXTENSION pg_poolguard UPDATE TO '1.1'.
 --
 -- Frozen once 1.1 is released: later changes go into the next step script.  After this step the
--- catalog equals a fresh install of 1.1 (src/sql/*.sql); test/t/080_upgrade.pl compares them.
+-- catalog equals a fresh install of 1.1 (src/sql/*.sql); test/t/release_upgrade.pl compares them.
 
 \echo Use "ALTER EXTENSION pg_poolguard UPDATE TO '1.1'" to load this file. \quit
 
