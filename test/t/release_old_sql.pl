@@ -43,6 +43,7 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_attribute
 is($node->safe_psql('postgres', q{SELECT policy FROM poolguard.policy_status ORDER BY 1}),
     "capped\nidlers", '1.0 policy_status works');
 like($node->safe_psql('postgres', q{SELECT poolguard.metrics()}), qr/poolguard_/, '1.0 metrics() works');
+is($node->safe_psql('postgres', q{SELECT scans >= 0 FROM poolguard.stats}), 't', '1.0 stats view works');
 
 # The policies of the 1.0 table are enforced by the new library.
 $node->connect_fails($node->connstr('postgres') . ' user=regress_capped',
