@@ -39,6 +39,47 @@ extversion=$(sed -n 's/^EXTVERSION *= *//p' Makefile)
 check "versions agree, upgrade path 1.0 -> $extversion, released scripts unchanged" python3 scripts/check_release.py
 check "META.json valid against the PGXN Meta Spec 1.0.0" python3 scripts/validate_meta.py META.json
 
+# The checks catch what they are for: a copy of the release files with one disagreement each.
+mutant() { # mutant NAME SED_EXPR FILE: check_release.py must fail on the tree with FILE edited
+    local dir="$WORK/mutant-$1"
+    rm -rf "$dir" && mkdir -p "$dir/src/pg" "$dir/src" "$dir/debian"
+    cp -r Makefile pg_poolguard.control META.json versions "$dir/"
+    cp debian/changelog "$dir/debian/"
+    for h in src/version.h src/pg/version.h; do [ -f "$h" ] && cp "$h" "$dir/$h"; done
+    sed -i "$2" "$dir/$3"
+    local out
+    if out=$(cd "$dir" && python3 "$ROOT/scripts/check_release.py" 2>&1); then
+        notok "check_release.py misses: $1"
+    elif [ "$(grep -c '' <<<"$out")" -eq 1 ] && grep -qF "$3" <<<"$out"; then
+        ok "check_release.py fails on: $1"
+    else
+        echo "$out"
+        notok "check_release.py: expected one problem naming $3"
+    fi
+}
+mutant "control default_version differs" "s/^default_version = .*/default_version = '9.9'/" pg_poolguard.control
+mutant "META.json version differs" 's/"version": "[0-9.]*",/"version": "9.9.0",/' META.json
+mutant "released 1.0 script edited" '1s/^/-- edited\n/' versions/pg_poolguard--1.0.sql
+if [ -f src/pg/version.h ]; then header=src/pg/version.h; else header=src/version.h; fi
+mutant "library version differs" 's/^#define POOLGUARD_EXTVERSION ".*"/#define POOLGUARD_EXTVERSION "9.9"/' "$header"
+python3 - "$WORK/bad_meta.json" <<'PY'
+import json, sys
+meta = json.load(open("META.json"))
+meta["version"] = "1.1"          # not SemVer
+del meta["license"]               # required
+meta["provides"]["pg_poolguard"].pop("file")
+meta["surprise"] = True           # unknown key
+json.dump(meta, open(sys.argv[1], "w"))
+PY
+if out=$(python3 scripts/validate_meta.py "$WORK/bad_meta.json" 2>&1); then
+    notok "validate_meta.py accepts a broken META.json"
+elif [ "$(grep -c '' <<<"$out")" -eq 4 ]; then
+    ok "validate_meta.py names the 4 problems of a broken META.json"
+else
+    echo "$out"
+    notok "validate_meta.py: expected 4 problems"
+fi
+
 # ---- 3. the PGXN archive ----
 if git rev-parse --verify -q HEAD >/dev/null 2>&1; then
     if out=$(make -s dist DISTDIR="$WORK/dist" 2>&1); then
