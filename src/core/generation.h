@@ -10,8 +10,6 @@
 #ifndef POOLGUARD_CORE_GENERATION_H
 #define POOLGUARD_CORE_GENERATION_H
 
-#include "no_server_headers.h"
-
 #include <cstdint>
 
 namespace poolguard {

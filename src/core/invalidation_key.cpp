@@ -6,6 +6,8 @@
  */
 #include "invalidation_key.h"
 
+#include "no_server_headers.h" /* last: fails the build if a server header slipped in */
+
 namespace poolguard {
 namespace core {
 

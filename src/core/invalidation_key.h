@@ -9,8 +9,6 @@
 #ifndef POOLGUARD_CORE_INVALIDATION_KEY_H
 #define POOLGUARD_CORE_INVALIDATION_KEY_H
 
-#include "no_server_headers.h"
-
 #include <cstddef>
 #include <cstdint>
 

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "no_server_headers.h" /* last: fails the build if a server header slipped in */
+
 namespace poolguard {
 namespace core {
 

@@ -15,8 +15,6 @@
 #ifndef POOLGUARD_CORE_NOTIFY_PAYLOAD_H
 #define POOLGUARD_CORE_NOTIFY_PAYLOAD_H
 
-#include "no_server_headers.h"
-
 #include <cstddef>
 #include <cstdint>
 

@@ -8,8 +8,6 @@
 #ifndef POOLGUARD_CORE_RING_H
 #define POOLGUARD_CORE_RING_H
 
-#include "no_server_headers.h"
-
 #include <cstdint>
 
 namespace poolguard {
