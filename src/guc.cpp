@@ -7,6 +7,7 @@
 #include "guc.h"
 
 #include "core/http.h"
+#include "core/invalidation_key.h"
 
 namespace poolguard {
 
@@ -77,7 +78,7 @@ namespace {
 /* Table sizes are powers of two so that a hash or a position maps to an index with a mask. */
 bool check_power_of_two(int *newval, void **extra, GucSource source)
 {
-    if (*newval > 0 && (*newval & (*newval - 1)) == 0)
+    if (*newval > 0 && core::is_power_of_two((uint64) *newval))
         return true;
     GUC_check_errdetail("The value must be a power of two, for example 65536.");
     return false;
