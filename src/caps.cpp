@@ -6,7 +6,6 @@
 
 #include "actions.h"
 #include "guard.h"
-#include "srf.h"
 #include "guc.h"
 #include "policy_store.h"
 #include "sessions.h"
@@ -431,7 +430,7 @@ POOLGUARD_FUNCTION(poolguard_policy_status)
 {
     require_shared_memory();
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-    materialized_srf(fcinfo);
+    InitMaterializedSRF(fcinfo, 0);
 
     SessionScan scan;
     scan_sessions(&scan, MemoryReads::as_rules_need, nullptr);

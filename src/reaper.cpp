@@ -6,7 +6,6 @@
 #include "actions.h"
 #include "caps.h"
 #include "guard.h"
-#include "srf.h"
 #include "guc.h"
 #include "policy_store.h"
 #include "sessions.h"
@@ -103,7 +102,7 @@ POOLGUARD_FUNCTION(poolguard_reap)
     bool dry_run = PG_GETARG_BOOL(0);
 
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-    materialized_srf(fcinfo);
+    InitMaterializedSRF(fcinfo, 0);
     ReapResults results = {rsinfo->setResult, rsinfo->setDesc};
 
     SessionScan scan;

@@ -8,7 +8,6 @@
  */
 #include "actions.h"
 #include "guard.h"
-#include "srf.h"
 #include "sessions.h"
 #include "shmem.h"
 
@@ -54,7 +53,7 @@ POOLGUARD_FUNCTION(poolguard_sessions)
 {
     require_shared_memory();
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-    materialized_srf(fcinfo);
+    InitMaterializedSRF(fcinfo, 0);
 
     SessionScan scan;
     scan_sessions(&scan, MemoryReads::all, nullptr);
@@ -121,7 +120,7 @@ POOLGUARD_FUNCTION(poolguard_terminations)
 {
     require_shared_memory();
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-    materialized_srf(fcinfo);
+    InitMaterializedSRF(fcinfo, 0);
 
     ActionRecord *records;
     int count = history_copy(&records);
