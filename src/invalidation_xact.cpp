@@ -137,7 +137,7 @@ void invalidation_validate(const char *scope, int scope_len, const char *key, in
     if (scope == nullptr)
         ereport(ERROR,
                 (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-                 errmsg("invalidation scope must not be null"),
+                 errmsg("invalidation scope must not be NULL"),
                  errdetail("Every invalidation belongs to a scope, such as 'mentor'."),
                  errhint("Pass a scope name; pass key => NULL to invalidate the whole scope.")));
     if (scope_len == 0)

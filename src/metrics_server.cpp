@@ -176,7 +176,7 @@ bool open_listener(void)
     int rc = getaddrinfo(addr->host.c_str(), port, &hints, &res);
     if (rc != 0 || res == nullptr)
     {
-        ereport(LOG, (errmsg("pg_poolguard metrics: cannot resolve \"%s\": %s", guc_metrics_listen, gai_strerror(rc))));
+        ereport(LOG, (errmsg("pg_poolguard metrics: could not resolve \"%s\": %s", guc_metrics_listen, gai_strerror(rc))));
         return false;
     }
     int fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, res->ai_protocol);

@@ -35,7 +35,7 @@ struct PolicyStore
     CompiledPolicy policies[FLEXIBLE_ARRAY_MEMBER];
 };
 
-PolicyStore *store = nullptr;
+PolicyStore *published_policies = nullptr; /* "pg_poolguard policies" in shared memory */
 bool change_pending = false; /* this transaction changed poolguard.policy */
 bool xact_callback_registered = false;
 
@@ -48,14 +48,14 @@ void store_init(void)
 {
     bool found;
 
-    store = static_cast<PolicyStore *>(ShmemInitStruct("pg_poolguard policies", store_size(), &found));
+    published_policies = static_cast<PolicyStore *>(ShmemInitStruct("pg_poolguard policies", store_size(), &found));
     if (!found)
     {
-        pg_atomic_init_u64(&store->change_count, 1); /* the worker loads once at start */
-        store->loaded_change_count = 0;
-        store->version = 0;
-        store->fingerprint = 0;
-        store->count = 0;
+        pg_atomic_init_u64(&published_policies->change_count, 1); /* the worker loads once at start */
+        published_policies->loaded_change_count = 0;
+        published_policies->version = 0;
+        published_policies->fingerprint = 0;
+        published_policies->count = 0;
     }
 }
 
@@ -73,9 +73,9 @@ void policy_xact_callback(XactEvent event, void *arg)
             break;
         case XACT_EVENT_COMMIT:
         case XACT_EVENT_PARALLEL_COMMIT:
-            if (change_pending && store != nullptr)
+            if (change_pending && published_policies != nullptr)
             {
-                pg_atomic_fetch_add_u64(&store->change_count, 1);
+                pg_atomic_fetch_add_u64(&published_policies->change_count, 1);
                 wake_worker();
             }
             change_pending = false;
@@ -221,10 +221,10 @@ void policy_store_snapshot(PolicySnapshot *snapshot)
 {
     require_shared_memory();
     LWLockAcquire(shared->lock, LW_SHARED);
-    snapshot->version = store->version;
-    snapshot->count = store->count;
-    snapshot->policies = static_cast<CompiledPolicy *>(palloc(sizeof(CompiledPolicy) * Max(store->count, 1)));
-    memcpy(snapshot->policies, store->policies, sizeof(CompiledPolicy) * store->count);
+    snapshot->version = published_policies->version;
+    snapshot->count = published_policies->count;
+    snapshot->policies = static_cast<CompiledPolicy *>(palloc(sizeof(CompiledPolicy) * Max(published_policies->count, 1)));
+    memcpy(snapshot->policies, published_policies->policies, sizeof(CompiledPolicy) * published_policies->count);
     LWLockRelease(shared->lock);
 }
 
@@ -233,7 +233,7 @@ uint64 policy_store_loaded_change_count(void)
     uint64 loaded;
 
     LWLockAcquire(shared->lock, LW_SHARED);
-    loaded = store->loaded_change_count;
+    loaded = published_policies->loaded_change_count;
     LWLockRelease(shared->lock);
     return loaded;
 }
@@ -329,7 +329,7 @@ int policy_store_load(uint64 change_count)
             elog(ERROR, "pg_poolguard: SPI_connect failed");
         int rc = SPI_execute(load_query, true, 0);
         if (rc != SPI_OK_SELECT)
-            elog(ERROR, "pg_poolguard: reading poolguard.policy failed: %s", SPI_result_code_string(rc));
+            elog(ERROR, "pg_poolguard could not read poolguard.policy: %s", SPI_result_code_string(rc));
         total = (int) SPI_processed;
         kept = Min(total, guc_max_policies);
         compiled = static_cast<CompiledPolicy *>(
@@ -349,16 +349,16 @@ int policy_store_load(uint64 change_count)
 
     LWLockAcquire(shared->lock, LW_EXCLUSIVE);
     /* A load that started before a newer one published must not overwrite it. */
-    if (change_count >= store->loaded_change_count)
+    if (change_count >= published_policies->loaded_change_count)
     {
         if (kept > 0)
-            memcpy(store->policies, compiled, sizeof(CompiledPolicy) * kept);
-        store->count = kept;
-        store->fingerprint = fingerprint;
-        store->version++;
-        store->loaded_change_count = change_count;
+            memcpy(published_policies->policies, compiled, sizeof(CompiledPolicy) * kept);
+        published_policies->count = kept;
+        published_policies->fingerprint = fingerprint;
+        published_policies->version++;
+        published_policies->loaded_change_count = change_count;
     }
-    int in_force = store->count;
+    int in_force = published_policies->count;
     LWLockRelease(shared->lock);
     return in_force;
 }
@@ -369,15 +369,15 @@ bool policy_store_refresh(bool force)
     if (!in_policy_database())
         return false;
 
-    uint64 wanted = force ? pg_atomic_add_fetch_u64(&store->change_count, 1)
-                          : pg_atomic_read_u64(&store->change_count);
+    uint64 wanted = force ? pg_atomic_add_fetch_u64(&published_policies->change_count, 1)
+                          : pg_atomic_read_u64(&published_policies->change_count);
     if (!force)
     {
         PushActiveSnapshot(GetTransactionSnapshot());
         uint64 fingerprint = table_fingerprint(policy_table_oid());
         PopActiveSnapshot();
         LWLockAcquire(shared->lock, LW_SHARED);
-        bool current = store->loaded_change_count >= wanted && store->fingerprint == fingerprint;
+        bool current = published_policies->loaded_change_count >= wanted && published_policies->fingerprint == fingerprint;
         LWLockRelease(shared->lock);
         if (current)
             return false;
@@ -396,7 +396,7 @@ int policy_store_count(void)
 {
     require_shared_memory();
     LWLockAcquire(shared->lock, LW_SHARED);
-    int n = store->count;
+    int n = published_policies->count;
     LWLockRelease(shared->lock);
     return n;
 }
@@ -404,7 +404,7 @@ int policy_store_count(void)
 uint64 policy_store_request_load(void)
 {
     require_shared_memory();
-    return pg_atomic_add_fetch_u64(&store->change_count, 1);
+    return pg_atomic_add_fetch_u64(&published_policies->change_count, 1);
 }
 
 }  // namespace poolguard

@@ -93,8 +93,8 @@ void wait_for_database(void)
         {
             pg_atomic_write_u32(&shared->database_missing, 0);
             ereport(LOG,
-                    (errmsg("pg_poolguard worker found database \"%s\"; restarting to connect to it",
-                            guc_database)));
+                    (errmsg("pg_poolguard worker found database \"%s\"", guc_database),
+                     errdetail("The worker restarts to connect to it.")));
             proc_exit(1);
         }
         TimestampTz now = GetCurrentTimestamp();
@@ -102,8 +102,8 @@ void wait_for_database(void)
         {
             ereport(LOG,
                     (errcode(ERRCODE_UNDEFINED_DATABASE),
-                     errmsg("pg_poolguard worker cannot start: database \"%s\" does not exist", guc_database),
-                     errdetail("The worker checks again every second and logs this again in %ld s.",
+                     errmsg("pg_poolguard worker could not connect to database \"%s\"", guc_database),
+                     errdetail("The database does not exist. The worker checks again every second and logs this again in %ld s.",
                                log_interval_ms / 1000),
                      errhint("Create the database or set poolguard.database in postgresql.conf and restart the server.")));
             next_log = TimestampTzPlusMilliseconds(now, log_interval_ms);
@@ -134,7 +134,7 @@ long run_cycle_safely(MemoryContext cycle_context)
         LWLockReleaseAll();
         ereport(LOG,
                 (errcode(edata->sqlerrcode),
-                 errmsg("pg_poolguard worker cycle failed: %s", edata->message),
+                 errmsg("pg_poolguard worker could not complete a cycle: %s", edata->message),
                  edata->detail ? errdetail("%s", edata->detail) : 0,
                  errhint("The worker retries in %ld ms.", (long) error_backoff_ms)));
         sleep_ms = error_backoff_ms;

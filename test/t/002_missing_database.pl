@@ -12,7 +12,7 @@ $node->init;
 $node->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_poolguard'\npoolguard.database = 'guarded'");
 $node->start;
 
-my $message = qr/pg_poolguard worker cannot start: database "guarded" does not exist/;
+my $message = qr/pg_poolguard worker could not connect to database "guarded"\n.*DETAIL:\s+The database does not exist\./;
 
 # Wait for the third report: the backoff doubles (1 s, 2 s, 4 s ...), so it takes >= 3 s.
 my $started = time();
