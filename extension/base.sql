@@ -1,5 +1,6 @@
 -- pg_poolguard 1.0: foundation.
--- (src/sql/*.sql are concatenated in name order into pg_poolguard--1.0.sql by the Makefile.)
+-- (extension/*.sql are concatenated, in the order the Makefile's SQL_PARTS lists them, into
+-- pg_poolguard--1.0.sql.)
 
 \echo Use "CREATE EXTENSION pg_poolguard" to load this file. \quit
 
