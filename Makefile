@@ -84,10 +84,14 @@ tap:
 test:
 	bash scripts/test.sh
 
+# Structural rules of the sources (layers, the core boundary, messages, SQL names, schedule).
+lint:
+	python3 scripts/lint.py
+
 demo:
 	bash scripts/demo.sh
 
 bench:
 	bash bench/run.sh
 
-.PHONY: unit tap test demo bench installcheck-regress
+.PHONY: unit tap test lint demo bench installcheck-regress
