@@ -42,6 +42,35 @@ auto pg_guard(const char *where, F &&f) -> decltype(f())
     pg_unreachable();
 }
 
+/*
+ * The top-level error recovery of a background worker loop, in one place: runs f() (through
+ * pg_guard, so a C++ exception becomes an ERROR too) and, if it raises an ERROR, copies the error
+ * into error_context, flushes the error state, aborts any transaction and releases every LWLock,
+ * and returns the copy for the caller to log (and free, or reset error_context); returns nullptr
+ * when f() succeeded.  f must not return a value: it stores results through its captures (the
+ * caller's variables are not in this function's setjmp frame, so they need no volatile).
+ */
+template <typename F>
+ErrorData *run_catching_errors(const char *where, MemoryContext error_context, F &&f)
+{
+    ErrorData *volatile error = nullptr;
+
+    PG_TRY();
+    {
+        pg_guard(where, f);
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(error_context);
+        error = CopyErrorData();
+        FlushErrorState();
+        AbortOutOfAnyTransaction();
+        LWLockReleaseAll();
+    }
+    PG_END_TRY();
+    return error;
+}
+
 }  // namespace poolguard
 
 /*

@@ -10,11 +10,11 @@
  */
 #include "metrics_server.h"
 
+#include "bgworker.h"
 #include "guard.h"
 #include "guc.h"
 #include "metrics.h"
 #include "shmem.h"
-#include "worker.h"
 
 #include "core/http.h"
 
@@ -89,27 +89,23 @@ bool set_text_response(Client *c, int status, const char *body)
 void answer_metrics(Client *c, bool head_only)
 {
     MemoryContext old = CurrentMemoryContext;
-    char *volatile text = nullptr;
+    char *text = nullptr;
 
-    PG_TRY();
-    {
+    ErrorData *error = run_catching_errors("metrics", old, [&text]() {
         StartTransactionCommand();
-        char *built = pg_guard("metrics", []() { return build_metrics(); });
+        char *built = build_metrics();
         text = static_cast<char *>(MemoryContextStrdup(TopMemoryContext, built));
         CommitTransactionCommand();
-    }
-    PG_CATCH();
+    });
+    MemoryContextSwitchTo(old);
+    if (error != nullptr)
     {
-        MemoryContextSwitchTo(old);
-        ErrorData *edata = CopyErrorData();
-        FlushErrorState();
-        AbortOutOfAnyTransaction();
-        ereport(LOG, (errmsg("pg_poolguard metrics: could not build the metrics: %s", edata->message)));
-        FreeErrorData(edata);
+        ereport(LOG, (errmsg("pg_poolguard metrics: could not build the metrics: %s", error->message)));
+        FreeErrorData(error);
+        if (text != nullptr)
+            pfree(text);
         text = nullptr;
     }
-    PG_END_TRY();
-    MemoryContextSwitchTo(old);
 
     if (text == nullptr)
         (void) set_text_response(c, 500, "metrics unavailable, see the server log\n");

@@ -13,6 +13,7 @@
  */
 #include "worker.h"
 
+#include "bgworker.h"
 #include "guard.h"
 #include "guc.h"
 #include "shmem.h"
@@ -118,28 +119,20 @@ void wait_for_database(void)
 /* Runs one cycle; an ERROR is logged and turned into a backoff, never into an exit. */
 long run_cycle_safely(MemoryContext cycle_context)
 {
-    volatile long sleep_ms = error_backoff_ms;
+    long sleep_ms = error_backoff_ms;
     MemoryContext old = MemoryContextSwitchTo(cycle_context);
 
-    PG_TRY();
+    ErrorData *error = run_catching_errors("worker cycle", cycle_context,
+                                           [&sleep_ms]() { sleep_ms = worker_cycle(); });
+    if (error != nullptr)
     {
-        sleep_ms = pg_guard("worker cycle", []() { return worker_cycle(); });
-    }
-    PG_CATCH();
-    {
-        MemoryContextSwitchTo(cycle_context);
-        ErrorData *edata = CopyErrorData();
-        FlushErrorState();
-        AbortOutOfAnyTransaction();
-        LWLockReleaseAll();
         ereport(LOG,
-                (errcode(edata->sqlerrcode),
-                 errmsg("pg_poolguard worker could not complete a cycle: %s", edata->message),
-                 edata->detail ? errdetail("%s", edata->detail) : 0,
+                (errcode(error->sqlerrcode),
+                 errmsg("pg_poolguard worker could not complete a cycle: %s", error->message),
+                 error->detail ? errdetail("%s", error->detail) : 0,
                  errhint("The worker retries in %ld ms.", (long) error_backoff_ms)));
         sleep_ms = error_backoff_ms;
     }
-    PG_END_TRY();
 
     MemoryContextSwitchTo(old);
     MemoryContextReset(cycle_context);
@@ -147,19 +140,6 @@ long run_cycle_safely(MemoryContext cycle_context)
 }
 
 }  // namespace
-
-void init_background_worker(BackgroundWorker *worker, const char *function, const char *type,
-                            int restart_seconds)
-{
-    memset(worker, 0, sizeof(*worker));
-    worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-    worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
-    worker->bgw_restart_time = restart_seconds;
-    strlcpy(worker->bgw_library_name, "pg_poolguard", BGW_MAXLEN);
-    strlcpy(worker->bgw_function_name, function, BGW_MAXLEN);
-    strlcpy(worker->bgw_name, type, BGW_MAXLEN);
-    strlcpy(worker->bgw_type, type, BGW_MAXLEN);
-}
 
 void worker_register(void)
 {

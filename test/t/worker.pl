@@ -1,5 +1,6 @@
 # The worker's life cycle: it starts, shows in pg_stat_activity, survives SIGHUP, comes back
-# after pg_terminate_backend, and the extension explains itself when not preloaded.
+# after pg_terminate_backend, survives a failing cycle (logged, retried, no exit), and the
+# extension explains itself when not preloaded.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -37,6 +38,29 @@ ok($node->poll_query_until('postgres',
     'worker restarted after pg_terminate_backend');
 is($node->safe_psql('postgres', 'SELECT pg_postmaster_start_time()'), $postmaster_start,
     'no cluster restart');
+
+# A cycle that raises an ERROR (here: the policy table locked, the worker's lock_timeout hit) is
+# caught by the worker's recovery (run_catching_errors): logged with its cause and retry hint,
+# the transaction aborted, and the worker keeps its process and resumes once the cause is gone.
+$node->safe_psql('postgres', "ALTER ROLE postgres IN DATABASE postgres SET lock_timeout = '100ms'");
+$pid = $node->safe_psql('postgres', $worker_query);
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");   # reconnect with the setting
+ok($node->poll_query_until('postgres',
+        "SELECT count(*) = 1 FROM ($worker_query) w WHERE w.pid <> $pid"),
+    'worker restarted with lock_timeout set');
+$pid = $node->safe_psql('postgres', $worker_query);
+$log_offset = -s $node->logfile;
+my $locker = $node->background_psql('postgres');
+$locker->query_safe('SET lock_timeout = 0; BEGIN; LOCK TABLE poolguard.policy IN ACCESS EXCLUSIVE MODE');
+$node->wait_for_log(qr/LOG:\s+pg_poolguard worker could not complete a cycle: canceling statement due to lock timeout\n.*HINT:\s+The worker retries in \d+ ms\./,
+    $log_offset);
+pass('a failing cycle is logged with its cause and when the worker retries');
+my $scans = $node->safe_psql('postgres', 'SELECT scans FROM poolguard.stats');
+$locker->query_safe('COMMIT');
+$locker->quit;
+ok($node->poll_query_until('postgres', "SELECT scans > $scans FROM poolguard.stats"),
+    'the worker scans again once the lock is gone');
+is($node->safe_psql('postgres', $worker_query), $pid, 'same worker process: a failed cycle is no exit');
 $node->stop;
 
 # Not preloaded: CREATE EXTENSION works, shared-memory functions name shared_preload_libraries.
