@@ -45,7 +45,8 @@ LAYERS = ['core', 'pg', 'stats', 'policy', 'enforce', 'caps', 'reaper', 'invalid
 # Files not moved into their feature's folder yet (path under src/ -> feature).
 FLAT_FILES = {
     'postgres_headers.h': 'pg', 'guard.h': 'pg', 'srf.h': 'pg', 'version.h': 'pg',
-    'shmem.h': 'pg', 'shmem.cpp': 'pg', 'guc.h': 'pg', 'guc.cpp': 'pg',
+    'shmem.h': 'pg', 'shmem.cpp': 'pg', 'guc.h': 'pg', 'guc.cpp': 'pg', 'bgworker.h': 'pg',
+    'bgworker.cpp': 'pg',
     'stats.h': 'stats', 'stats.cpp': 'stats',
     'policy_store.h': 'policy', 'policy_store.cpp': 'policy',
     'sessions.h': 'enforce', 'sessions.cpp': 'enforce', 'actions.h': 'enforce',

@@ -6,16 +6,11 @@
 
 #include "postgres_headers.h"
 
+#include "bgworker.h" /* init_background_worker, for publisher.cpp until it includes bgworker.h */
+
 extern "C" PGDLLEXPORT void poolguard_worker_main(Datum arg);
 
 namespace poolguard {
-
-/*
- * Fills a BackgroundWorker of this library: connected to a database, started after recovery,
- * restarted restart_seconds after an exit with code 1; name and type are both `type`.
- */
-void init_background_worker(BackgroundWorker *worker, const char *function, const char *type,
-                            int restart_seconds);
 
 /* Registers the static worker with the postmaster (call from _PG_init under preload). */
 void worker_register(void);
