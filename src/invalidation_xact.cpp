@@ -26,18 +26,18 @@ namespace {
 bool callbacks_registered = false;
 
 /* The current transaction's list (NULL when it has none); memory in TopTransactionContext. */
-PendingInvalidation *pending = nullptr;
+PendingInvalidation *pending_items = nullptr;
 int pending_count = 0;
 int pending_capacity = 0;
-int *buckets = nullptr; /* open addressing: index into pending, or -1 */
+int *pending_index = nullptr; /* open addressing: index into pending_items, or -1 */
 int bucket_count = 0;
 
 void forget_pending(void)
 {
-    pending = nullptr;
+    pending_items = nullptr;
     pending_count = 0;
     pending_capacity = 0;
-    buckets = nullptr;
+    pending_index = nullptr;
     bucket_count = 0;
 }
 
@@ -54,10 +54,10 @@ bool same_item(const PendingInvalidation *a, uint64 hash, const char *scope, int
 void index_item(int i)
 {
     int mask = bucket_count - 1;
-    for (int b = (int) (pending[i].hash & mask);; b = (b + 1) & mask)
-        if (buckets[b] < 0)
+    for (int b = (int) (pending_items[i].hash & mask);; b = (b + 1) & mask)
+        if (pending_index[b] < 0)
         {
-            buckets[b] = i;
+            pending_index[b] = i;
             return;
         }
 }
@@ -65,10 +65,10 @@ void index_item(int i)
 /* (Re)builds the hash index with room for twice the items (load factor <= 1/2). */
 void rebuild_index(int new_bucket_count)
 {
-    buckets = static_cast<int *>(MemoryContextAlloc(TopTransactionContext, sizeof(int) * new_bucket_count));
+    pending_index = static_cast<int *>(MemoryContextAlloc(TopTransactionContext, sizeof(int) * new_bucket_count));
     bucket_count = new_bucket_count;
     for (int b = 0; b < bucket_count; b++)
-        buckets[b] = -1;
+        pending_index[b] = -1;
     for (int i = 0; i < pending_count; i++)
         index_item(i);
 }
@@ -78,8 +78,8 @@ void drop_subtransaction(SubTransactionId subxact)
 {
     int kept = 0;
     for (int i = 0; i < pending_count; i++)
-        if (pending[i].subxact < subxact)
-            pending[kept++] = pending[i];
+        if (pending_items[i].subxact < subxact)
+            pending_items[kept++] = pending_items[i];
     if (kept == pending_count)
         return;
     pending_count = kept;
@@ -105,7 +105,7 @@ void xact_callback(XactEvent event, void *arg)
          * and no C++ that can throw, so there is no pg_guard here on purpose.
          */
         if (pending_count > 0)
-            invalidation_publish_committed(pending, pending_count);
+            invalidation_publish_committed(pending_items, pending_count);
         forget_pending();
         break;
     case XACT_EVENT_ABORT:
@@ -189,10 +189,10 @@ void invalidation_schedule(const char *scope, int scope_len, const char *key, in
         callbacks_registered = true;
     }
 
-    if (pending == nullptr)
+    if (pending_items == nullptr)
     {
         pending_capacity = 16;
-        pending = static_cast<PendingInvalidation *>(
+        pending_items = static_cast<PendingInvalidation *>(
             MemoryContextAlloc(TopTransactionContext, sizeof(PendingInvalidation) * pending_capacity));
         pending_count = 0;
         rebuild_index(64);
@@ -202,9 +202,9 @@ void invalidation_schedule(const char *scope, int scope_len, const char *key, in
     int effective_key_len = key == nullptr ? -1 : key_len;
     SubTransactionId subxact = GetCurrentSubTransactionId();
     int mask = bucket_count - 1;
-    for (int b = (int) (hash & mask); buckets[b] >= 0; b = (b + 1) & mask)
+    for (int b = (int) (hash & mask); pending_index[b] >= 0; b = (b + 1) & mask)
     {
-        PendingInvalidation *it = &pending[buckets[b]];
+        PendingInvalidation *it = &pending_items[pending_index[b]];
         if (same_item(it, hash, scope, scope_len, key, effective_key_len))
         {
             /* Already scheduled: it stays unless the earliest (sub)transaction that asked rolls back. */
@@ -216,10 +216,10 @@ void invalidation_schedule(const char *scope, int scope_len, const char *key, in
     if (pending_count == pending_capacity)
     {
         pending_capacity *= 2;
-        pending = static_cast<PendingInvalidation *>(
-            repalloc(pending, sizeof(PendingInvalidation) * pending_capacity));
+        pending_items = static_cast<PendingInvalidation *>(
+            repalloc(pending_items, sizeof(PendingInvalidation) * pending_capacity));
     }
-    PendingInvalidation *it = &pending[pending_count];
+    PendingInvalidation *it = &pending_items[pending_count];
     it->subxact = subxact;
     it->hash = hash;
     it->scope_len = scope_len;

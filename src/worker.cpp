@@ -29,12 +29,12 @@ constexpr long database_poll_ms = 1000;
 constexpr long max_log_backoff_ms = 5L * 60 * 1000;
 constexpr long error_backoff_ms = 5000;
 
-bool connected = false;
+bool connected_to_database = false; /* BackgroundWorkerInitializeConnection returned */
 
 /* on_shmem_exit: remembers that connecting to poolguard.database failed (FATAL in InitPostgres). */
 void note_connect_failure(int code, Datum arg)
 {
-    if (!connected && shared != nullptr)
+    if (!connected_to_database && shared != nullptr)
         pg_atomic_write_u32(&shared->database_missing, 1);
 }
 
@@ -177,7 +177,7 @@ extern "C" void poolguard_worker_main(Datum arg)
 
     on_shmem_exit(note_connect_failure, (Datum) 0);
     BackgroundWorkerInitializeConnection(guc_database, NULL, 0);
-    connected = true;
+    connected_to_database = true;
     pgstat_report_appname("pg_poolguard worker");
 
     before_shmem_exit(worker_detach, (Datum) 0);
