@@ -61,3 +61,14 @@ COMMENT ON VIEW poolguard.invalidation_publishers IS
     'per-database publisher state and counters: notifications sent, resyncs, ring overflows, worker start failures, NOTIFY queue warnings';
 REVOKE ALL ON poolguard.invalidation_publishers FROM PUBLIC;
 GRANT SELECT ON poolguard.invalidation_publishers TO pg_monitor;
+
+CREATE FUNCTION poolguard.publisher_pids() RETURNS SETOF integer
+    LANGUAGE c VOLATILE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'poolguard_publisher_pids';
+COMMENT ON FUNCTION poolguard.publisher_pids() IS
+    'pids of the running pg_poolguard publisher(s) of the current database: a listener accepts notifications only from these';
+-- Deliberately PUBLIC: any role that may connect may NOTIFY on the channel, so every listening
+-- app role must be able to tell the publisher's notifications from forged ones.  It returns
+-- only the current database's publisher pids (pg_stat_activity shows them there anyway) and
+-- nothing about other databases.
+GRANT EXECUTE ON FUNCTION poolguard.publisher_pids() TO PUBLIC;

@@ -14,7 +14,7 @@ CREATE FUNCTION poolguard.session_info(
         OUT pid integer, OUT role_name name, OUT database_name name, OUT application_name text,
         OUT client_addr inet, OUT backend_start timestamptz, OUT state text,
         OUT state_change timestamptz, OUT idle_for interval, OUT private_memory bigint,
-        OUT policy text, OUT verdict text, OUT deadline timestamptz)
+        OUT policy text, OUT verdict text, OUT deadline timestamptz, OUT exempt_reason text)
     RETURNS SETOF record
     LANGUAGE c
     AS 'MODULE_PATHNAME', 'poolguard_sessions';

@@ -38,7 +38,8 @@ SELECT poolguard.reload();
 -- The sessions view sees this session, matched by application_name.
 INSERT INTO poolguard.policy (name, application_name) VALUES ('regress', 'pg\_regress%');
 SELECT poolguard.reload();
-SELECT role_name = current_user AS me, database_name, state, policy, verdict
+-- A superuser session is exempt: the verdict says so, and why.
+SELECT role_name = current_user AS me, database_name, state, policy, verdict, exempt_reason, deadline
   FROM poolguard.sessions WHERE pid = pg_backend_pid();
 SELECT count(*) AS actions FROM poolguard.reap(true);
 SELECT count(*) >= 0 AS readable FROM poolguard.terminations;

@@ -31,6 +31,7 @@ extern "C" {
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
@@ -85,6 +86,30 @@ extern "C" {
 /* PostgreSQL 15 renamed it; the old name still works there. */
 #define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
 #endif
+
+/*
+ * The live shared backend-status entry of a regular backend (not a snapshot copy), or NULL when
+ * it cannot be located (then callers fall back to a status snapshot).  backend_status.c keeps
+ * the array static; pgstat_beinit() points MyBEEntry at this backend's own element of it, indexed
+ * by backend id (procnumber from 17 on), so the array's base is derived from that.  Read it only
+ * with pgstat_begin_read_activity / pgstat_end_read_activity.
+ */
+static inline volatile PgBackendStatus *poolguard_status_entry(PGPROC *proc)
+{
+#if PG_VERSION_NUM >= 170000
+    if (MyBEEntry == NULL || MyProcNumber == INVALID_PROC_NUMBER || proc == NULL)
+        return NULL;
+    return MyBEEntry - MyProcNumber + GetNumberFromPGProc(proc);
+#elif PG_VERSION_NUM >= 140000
+    if (MyBEEntry == NULL || MyBackendId == InvalidBackendId || proc == NULL ||
+        proc->backendId == InvalidBackendId)
+        return NULL;
+    return MyBEEntry - (MyBackendId - 1) + (proc->backendId - 1);
+#else
+    /* PostgreSQL 13 keeps MyBEEntry private too. */
+    return NULL;
+#endif
+}
 
 #if PG_VERSION_NUM >= 160000
 /* PostgreSQL 16 renamed the accessor of the backend-status snapshot by position. */

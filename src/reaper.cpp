@@ -7,6 +7,7 @@
 #include "caps.h"
 #include "guard.h"
 #include "guc.h"
+#include "invalidation.h"
 #include "policy_store.h"
 #include "sessions.h"
 #include "shmem.h"
@@ -45,6 +46,9 @@ long worker_cycle(void)
 
     TimestampTz started = GetCurrentTimestamp();
     StartTransactionCommand();
+    /* Publishers that should run and do not (no worker slot, failed connection): retried here. */
+    long publisher_retry_ms = invalidation_tend_publishers();
+
     SessionScan scan;
     refresh_and_scan(&scan, false, memory_cache);
     if (guc_enabled)
@@ -53,11 +57,12 @@ long worker_cycle(void)
     TimestampTz finished = GetCurrentTimestamp();
     stats_scan_done(finished, finished - started);
 
-    if (scan.next_deadline == DT_NOEND)
-        return guc_naptime_ms;
-    TimestampTz now = GetCurrentTimestamp();
-    long wait_ms = (long) ((scan.next_deadline - now + 999) / 1000);
-    return Max(wait_ms, 0L);
+    long wait_ms = guc_naptime_ms;
+    if (scan.next_deadline != DT_NOEND)
+        wait_ms = Max((long) ((scan.next_deadline - GetCurrentTimestamp() + 999) / 1000), 0L);
+    if (publisher_retry_ms >= 0)
+        wait_ms = Min(wait_ms, publisher_retry_ms);
+    return wait_ms;
 }
 
 }  // namespace poolguard

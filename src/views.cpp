@@ -8,6 +8,7 @@
  */
 #include "actions.h"
 #include "guard.h"
+#include "guc.h"
 #include "sessions.h"
 #include "shmem.h"
 
@@ -16,12 +17,6 @@
 using namespace poolguard;
 
 namespace {
-
-bool may_see(Oid role)
-{
-    return has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS) ||
-           (OidIsValid(role) && has_privs_of_role(GetUserId(), role));
-}
 
 /* inet Datum of an address; false for Unix sockets. */
 bool inet_datum(const core::IpAddress &ip, Datum *out)
@@ -56,15 +51,16 @@ POOLGUARD_FUNCTION(poolguard_sessions)
     InitMaterializedSRF(fcinfo, 0);
 
     SessionScan scan;
-    scan_sessions(&scan, MemoryReads::all, nullptr);
+    scan_sessions(&scan, MemoryReads::all_visible, nullptr);
 
     for (int i = 0; i < scan.count; i++)
     {
         const SessionRow *row = &scan.rows[i];
-        if (!may_see(row->userid))
+        if (!caller_may_see(row->userid))
             continue;
-        Datum values[13];
-        bool nulls[13];
+        constexpr int ncols = 14;
+        Datum values[ncols];
+        bool nulls[ncols];
         memset(nulls, 0, sizeof(nulls));
 
         values[0] = Int32GetDatum(row->pid);
@@ -98,7 +94,14 @@ POOLGUARD_FUNCTION(poolguard_sessions)
             values[10] = CStringGetTextDatum(row_policy_name(&scan, row));
         else
             nulls[10] = true;
-        if (row->verdict.reason != core::Reason::none)
+        if (row->exempt)
+        {
+            /* Never acted on: say so, and why (the policy it matches is still shown). */
+            values[11] = CStringGetTextDatum("exempt");
+            nulls[12] = true;
+            values[13] = CStringGetTextDatum(guc_exempt_superusers && row->superuser ? "superuser" : "exempt_roles");
+        }
+        else if (row->verdict.reason != core::Reason::none)
         {
             values[11] = CStringGetTextDatum(core::reason_name(row->verdict.reason));
             values[12] = TimestampTzGetDatum(scan.now);
@@ -111,6 +114,8 @@ POOLGUARD_FUNCTION(poolguard_sessions)
             else
                 nulls[12] = true;
         }
+        if (!row->exempt)
+            nulls[13] = true;
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
     return (Datum) 0;
@@ -127,7 +132,7 @@ POOLGUARD_FUNCTION(poolguard_terminations)
     for (int i = 0; i < count; i++)
     {
         const ActionRecord *r = &records[i];
-        if (!may_see(get_role_oid(NameStr(r->role_name), true)))
+        if (!caller_may_see(get_role_oid(NameStr(r->role_name), true)))
             continue;
         Datum values[13];
         bool nulls[13];
