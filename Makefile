@@ -4,8 +4,9 @@
 EXTENSION  = pg_poolguard
 MODULE_big = pg_poolguard
 
-CORE_SRCS  = $(sort $(wildcard src/core/*.cpp))
-GLUE_SRCS  = $(sort $(wildcard src/*.cpp))
+# One folder per feature under src/ (README, Architecture); src/core/<feature>/ is plain C++.
+CORE_SRCS  = $(sort $(wildcard src/core/*/*.cpp))
+GLUE_SRCS  = $(sort $(wildcard src/*.cpp) $(filter-out src/core/%,$(wildcard src/*/*.cpp)))
 OBJS       = $(GLUE_SRCS:.cpp=.o) $(CORE_SRCS:.cpp=.o)
 
 # The install script is assembled from one fragment per feature (extension/), in this order.
@@ -62,14 +63,14 @@ endif
 
 # ---- unit tests of the pure C++ core (GoogleTest), plain and under ASan+UBSan ----
 UNIT_SRCS   = $(sort $(wildcard test/unit/*.cpp))
-UNIT_FLAGS  = -std=c++17 -Wall -Wextra -Werror -g -Isrc/core
+UNIT_FLAGS  = -std=c++17 -Wall -Wextra -Werror -g -Isrc
 SAN_FLAGS   = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-build/unit_tests: $(UNIT_SRCS) $(CORE_SRCS) $(wildcard src/core/*.h)
+build/unit_tests: $(UNIT_SRCS) $(CORE_SRCS) $(wildcard src/core/*.h src/core/*/*.h)
 	@mkdir -p build
 	$(CXX) $(UNIT_FLAGS) -O1 -o $@ $(UNIT_SRCS) $(CORE_SRCS) -lgtest -lgtest_main -pthread
 
-build/unit_tests_sanitized: $(UNIT_SRCS) $(CORE_SRCS) $(wildcard src/core/*.h)
+build/unit_tests_sanitized: $(UNIT_SRCS) $(CORE_SRCS) $(wildcard src/core/*.h src/core/*/*.h)
 	@mkdir -p build
 	$(CXX) $(UNIT_FLAGS) -O1 $(SAN_FLAGS) -o $@ $(UNIT_SRCS) $(CORE_SRCS) -lgtest -lgtest_main -pthread
 

@@ -5,9 +5,11 @@ Python 3 standard library only.  Prints one line per violation (file:line: rule:
 non-zero when there is any.  Rules:
 
   layers    an #include in src/ points down the layer order or within its own feature, never up
-            or across (LAYERS below; a file's feature is its folder under src/, or FLAT_FILES for
-            files not moved into a folder yet).  src/core/ is the bottom layer; its features
-            (src/core/<feature>/) may include only themselves.
+            or across (LAYERS below; a file's feature is its folder under src/; the module entry
+            src/pg_poolguard.cpp is the top).  src/core/ is the bottom layer; its features
+            (src/core/<feature>/) may include only themselves.  From outside its folder a
+            feature is reached only through its public header src/<feature>/<feature>.h (pg/
+            and core/ export every header).
   guard     core/no_server_headers.h (the build error when a server header reaches plain C++) is
             the last #include of every .cpp under src/core/ and is included nowhere else — never
             by a header, which would make the header unusable after postgres.h.
@@ -39,28 +41,8 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 SRC = os.path.join(ROOT, 'src')
 
 # The layer order, bottom first: a feature may include itself and the features before it.
-LAYERS = ['core', 'pg', 'stats', 'policy', 'enforce', 'caps', 'reaper', 'invalidation', 'metrics',
+LAYERS = ['core', 'pg', 'stats', 'invalidation', 'policy', 'enforce', 'caps', 'reaper', 'metrics',
           'worker', 'module']
-
-# Files not moved into their feature's folder yet (path under src/ -> feature).
-FLAT_FILES = {
-    'postgres_headers.h': 'pg', 'guard.h': 'pg', 'srf.h': 'pg', 'version.h': 'pg',
-    'shmem.h': 'pg', 'shmem.cpp': 'pg', 'guc.h': 'pg', 'guc.cpp': 'pg', 'bgworker.h': 'pg',
-    'bgworker.cpp': 'pg',
-    'stats.h': 'stats', 'stats.cpp': 'stats',
-    'policy_store.h': 'policy', 'policy_store.cpp': 'policy',
-    'sessions.h': 'enforce', 'sessions.cpp': 'enforce', 'actions.h': 'enforce',
-    'actions.cpp': 'enforce', 'views.cpp': 'enforce',
-    'caps.h': 'caps', 'caps.cpp': 'caps',
-    'reaper.cpp': 'reaper',
-    'invalidation.h': 'invalidation', 'invalidation_shmem.cpp': 'invalidation',
-    'invalidation_xact.cpp': 'invalidation', 'invalidation_sql.cpp': 'invalidation',
-    'publisher.h': 'invalidation', 'publisher.cpp': 'invalidation',
-    'metrics.h': 'metrics', 'metrics.cpp': 'metrics', 'metrics_server.h': 'metrics',
-    'metrics_server.cpp': 'metrics',
-    'worker.h': 'worker', 'worker.cpp': 'worker',
-    'pg_poolguard.cpp': 'module',
-}
 
 # Known violations waiting for the files other branches are changing (issue 12, phase B).  Each
 # entry is "rule file text"; an entry that no longer occurs is itself an error, so the list can
@@ -99,9 +81,21 @@ def feature_of(path):
         return 0, 'core/' + parts[1] if len(parts) > 2 else 'core'
     if len(parts) > 1 and parts[0] in LAYERS:
         return LAYERS.index(parts[0]), parts[0]
-    if r in FLAT_FILES:
-        return LAYERS.index(FLAT_FILES[r]), FLAT_FILES[r]
+    if r == 'pg_poolguard.cpp':
+        return LAYERS.index('module'), 'module'
     return None
+
+
+def public_header(target, includer_feature):
+    """May a file of includer_feature include target?  Within a folder, anything; from outside,
+    only the folder's public header <feature>/<feature>.h.  pg/ (the boundary toolkit) and
+    core/<feature>/ (small unit-tested modules) export every header."""
+    r = os.path.relpath(target, SRC).split(os.sep)
+    if len(r) != 2 or r[0] in ('pg', 'core') or r[0] not in LAYERS:
+        return True
+    if includer_feature[1] == r[0]:
+        return True
+    return r[1] == r[0] + '.h'
 
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+([<"])([^>"]+)[>"]')
@@ -149,6 +143,9 @@ def check_includes():
             if theirs is None:
                 report(target, 1, 'layers', 'file has no layer: add it to a feature folder (scripts/lint.py)')
                 continue
+            if not public_header(target, own):
+                report(path, n, 'layers', '#include "%s": only %s/%s.h is public outside its folder'
+                       % (name, theirs[1], theirs[1]))
             if theirs[0] > own[0]:
                 report(path, n, 'layers', '#include "%s" points up: %s is above %s' % (name, theirs[1], own[1]))
             elif theirs[0] == own[0] and theirs[1] != own[1]:

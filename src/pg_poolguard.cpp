@@ -1,20 +1,20 @@
 /*
  * pg_poolguard.cpp — module entry point: _PG_init wires GUCs, shared memory, hooks and workers.
  */
-#include "postgres_headers.h"
+#include "pg/postgres_headers.h"
 
-#include "actions.h"
-#include "caps.h"
-#include "guard.h"
-#include "guc.h"
-#include "metrics_server.h"
-#include "policy_store.h"
-#include "sessions.h"
-#include "invalidation.h"
-#include "shmem.h"
-#include "stats.h"
-#include "version.h"
-#include "worker.h"
+#include "enforce/actions.h"
+#include "caps/caps.h"
+#include "pg/guard.h"
+#include "pg/guc.h"
+#include "metrics/metrics_server.h"
+#include "policy/policy.h"
+#include "enforce/enforce.h"
+#include "invalidation/invalidation.h"
+#include "pg/shmem.h"
+#include "stats/stats.h"
+#include "pg/version.h"
+#include "worker/worker.h"
 
 extern "C" {
 PG_MODULE_MAGIC;
