@@ -3,11 +3,10 @@
  */
 #include "pg/postgres_headers.h"
 
-#include "enforce/actions.h"
 #include "caps/caps.h"
 #include "pg/guard.h"
 #include "pg/guc.h"
-#include "metrics/metrics_server.h"
+#include "metrics/metrics.h"
 #include "policy/policy.h"
 #include "enforce/enforce.h"
 #include "invalidation/invalidation.h"

@@ -25,7 +25,6 @@
  */
 #include "caps/caps.h"
 
-#include "enforce/actions.h"
 #include "pg/guard.h"
 #include "pg/guc.h"
 #include "policy/policy.h"

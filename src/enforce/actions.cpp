@@ -22,7 +22,7 @@
  *   - No other lock is taken while either is held; recheck_and_signal() holds none (it takes
  *     ProcArrayLock only inside BackendPidGetProc).
  */
-#include "enforce/actions.h"
+#include "enforce/enforce.h"
 
 #include "caps/caps.h"
 #include "pg/guc.h"

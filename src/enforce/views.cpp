@@ -6,7 +6,6 @@
  * PUBLIC may use both views, so no role learns another role's applications, addresses or
  * habits through them.
  */
-#include "enforce/actions.h"
 #include "pg/guard.h"
 #include "pg/guc.h"
 #include "enforce/enforce.h"

@@ -26,7 +26,7 @@
 #include "pg/guc.h"
 #include "invalidation/invalidation.h"
 #include "stats/stats.h"
-#include "worker/worker.h"
+#include "pg/bgworker.h"
 #include "pg/shmem.h"
 
 namespace poolguard {

@@ -8,7 +8,6 @@
  * connection.  Unauthenticated: it listens where poolguard.metrics_listen says, which should
  * be a loopback address unless the administrator decides otherwise.
  */
-#include "metrics/metrics_server.h"
 
 #include "pg/bgworker.h"
 #include "pg/guard.h"

@@ -3,7 +3,8 @@
  * they changed, scan, reconcile the caps, act, and tell the worker loop when the next rule can
  * fire.
  */
-#include "enforce/actions.h"
+#include "reaper/reaper.h"
+
 #include "caps/caps.h"
 #include "pg/guard.h"
 #include "pg/guc.h"
@@ -12,7 +13,6 @@
 #include "enforce/enforce.h"
 #include "pg/shmem.h"
 #include "stats/stats.h"
-#include "worker/worker.h"
 
 namespace poolguard {
 
@@ -36,7 +36,7 @@ void refresh_and_scan(SessionScan *scan, bool force, MemoryCache *cache)
 
 }  // namespace
 
-long worker_cycle(void)
+long reaper_cycle(void)
 {
     if (memory_cache == nullptr)
     {

@@ -1,7 +1,7 @@
 /*
  * worker.cpp — the life cycle of the "pg_poolguard worker" background worker.
  *
- * It connects to poolguard.database, then loops: run one cycle (worker_cycle, errors caught and
+ * It connects to poolguard.database, then loops: run one cycle (reaper_cycle, errors caught and
  * logged so one bad cycle never kills it), sleep on its latch until the next deadline, reload the
  * configuration on SIGHUP.  SIGTERM exits with code 1 so the postmaster restarts it after
  * bgw_restart_time (pg_terminate_backend on the worker is survivable; shutdown is not affected).
@@ -14,6 +14,7 @@
 #include "worker/worker.h"
 
 #include "pg/bgworker.h"
+#include "reaper/reaper.h"
 #include "pg/guard.h"
 #include "pg/guc.h"
 #include "invalidation/invalidation.h"
@@ -124,7 +125,7 @@ long run_cycle_safely(MemoryContext cycle_context)
     MemoryContext old = MemoryContextSwitchTo(cycle_context);
 
     ErrorData *error = run_catching_errors("worker cycle", cycle_context,
-                                           [&sleep_ms]() { sleep_ms = worker_cycle(); });
+                                           [&sleep_ms]() { sleep_ms = reaper_cycle(); });
     if (error != nullptr)
     {
         ereport(LOG,
