@@ -304,20 +304,42 @@ void fill_record(ActionRecord *rec, const SessionScan *scan, const SessionRow *r
     rec->private_memory = row->private_memory;
 }
 
+/* The primary message of an action's LOG line: one complete sentence per action. */
+int action_errmsg(Action action, int pid, const char *reason, const char *limit)
+{
+    switch (action)
+    {
+        case Action::terminate:
+            return errmsg("pg_poolguard terminated session %d: %s %s exceeded", pid, reason, limit);
+        case Action::cancel:
+            return errmsg("pg_poolguard cancelled the query of session %d: %s %s exceeded", pid, reason, limit);
+        case Action::dry_run:
+            break;
+    }
+    return errmsg("pg_poolguard would act on session %d (dry run): %s %s exceeded", pid, reason, limit);
+}
+
+/* Its DETAIL: who the session was and which policy judged it. */
+int action_errdetail(const ActionRecord *rec)
+{
+    if (rec->policy[0])
+        return errdetail("The session of role \"%s\" in database \"%s\" (application \"%s\") matched policy \"%s\"; "
+                         "it was in state \"%s\" for %.3f s and is %.1f s old.",
+                         NameStr(rec->role_name), NameStr(rec->database_name), rec->application_name, rec->policy,
+                         state_name(rec->state), rec->state_duration / 1e6, rec->backend_age / 1e6);
+    return errdetail("The session of role \"%s\" in database \"%s\" (application \"%s\") matched no policy, so the "
+                     "server defaults applied; it was in state \"%s\" for %.3f s and is %.1f s old.",
+                     NameStr(rec->role_name), NameStr(rec->database_name), rec->application_name,
+                     state_name(rec->state), rec->state_duration / 1e6, rec->backend_age / 1e6);
+}
+
 void log_action(const ActionRecord *rec, int64 limit)
 {
     if (!guc_log_terminations)
         return;
-    const char *verb = rec->action == Action::terminate ? "terminated session"
-                       : rec->action == Action::cancel  ? "cancelled the query of session"
-                                                        : "would end (dry run) session";
     ereport(LOG,
-            (errmsg("pg_poolguard %s %d: %s %s exceeded (policy \"%s\")", verb, rec->pid,
-                    core::reason_name(rec->reason), format_limit(rec->reason, limit),
-                    rec->policy[0] ? rec->policy : "(server defaults)"),
-             errdetail("role \"%s\", database \"%s\", application \"%s\", state \"%s\" for %.3f s, session age %.1f s.",
-                       NameStr(rec->role_name), NameStr(rec->database_name), rec->application_name,
-                       state_name(rec->state), rec->state_duration / 1e6, rec->backend_age / 1e6)));
+            (action_errmsg(rec->action, rec->pid, core::reason_name(rec->reason), format_limit(rec->reason, limit)),
+             action_errdetail(rec)));
 }
 
 }  // namespace

@@ -593,9 +593,10 @@ void invalidation_publish_committed(const PendingInvalidation *items, int count)
 
     if (no_slot)
         ereport(WARNING,
-                (errmsg("pg_poolguard cannot publish invalidations of database %u: all %d publisher slots are in use",
-                        MyDatabaseId, max_publishers),
-                 errdetail("Generations were updated, but listeners of this database are not notified."),
+                (errmsg("pg_poolguard could not publish invalidations of database %u", MyDatabaseId),
+                 errdetail("All %d publisher slots are in use. Generations were updated, but listeners of this "
+                           "database are not notified.",
+                           max_publishers),
                  errhint("Fewer databases may publish invalidations at the same time.")));
 
     if (launch)

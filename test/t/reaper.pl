@@ -81,7 +81,7 @@ my $row = $node->safe_psql('postgres',
     "SELECT reason, policy, action, role_name, application_name, state, state_duration >= '2s'
        FROM poolguard.terminations WHERE pid = $s->[1]");
 is($row, 'idle_timeout|web|terminate|app|web-1|idle|t', 'terminations row records the action');
-ok($node->log_contains(qr/pg_poolguard terminated session $s->[1]: idle_timeout 2s exceeded \(policy "web"\)/),
+ok($node->log_contains(qr/pg_poolguard terminated session $s->[1]: idle_timeout 2s exceeded\n.*DETAIL:  The session of role "app" in database "postgres" \(application "web-1"\) matched policy "web"; it was in state "idle" for [\d.]+ s and is [\d.]+ s old\./),
     'one LOG line for the action');
 
 # ---- a session not matched by the policy is left alone ----
