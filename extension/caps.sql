@@ -8,7 +8,7 @@ CREATE FUNCTION poolguard.policy_status_info(
         OUT evicted bigint, OUT terminated bigint)
     RETURNS SETOF record
     LANGUAGE c
-    AS 'MODULE_PATHNAME', 'poolguard_policy_status';
+    AS 'MODULE_PATHNAME', 'poolguard_policy_status_info';
 REVOKE ALL ON FUNCTION poolguard.policy_status_info() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION poolguard.policy_status_info() TO pg_monitor;
 

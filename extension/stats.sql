@@ -9,7 +9,7 @@ CREATE FUNCTION poolguard.stats_info(
         OUT invalidations bigint, OUT notifications_sent bigint, OUT stats_reset timestamptz)
     RETURNS record
     LANGUAGE c
-    AS 'MODULE_PATHNAME', 'poolguard_stats';
+    AS 'MODULE_PATHNAME', 'poolguard_stats_info';
 REVOKE ALL ON FUNCTION poolguard.stats_info() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION poolguard.stats_info() TO pg_monitor;
 

@@ -597,7 +597,7 @@ using namespace poolguard;
  * force that still has sessions).  sessions = logins counted to the policy; active / idle /
  * idle_in_transaction = current sessions the policy matches now.
  */
-POOLGUARD_FUNCTION(poolguard_policy_status)
+POOLGUARD_FUNCTION(poolguard_policy_status_info)
 {
     require_shared_memory();
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;

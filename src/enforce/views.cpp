@@ -43,7 +43,7 @@ Datum name_datum(const char *s)
 
 }  // namespace
 
-POOLGUARD_FUNCTION(poolguard_sessions)
+POOLGUARD_FUNCTION(poolguard_session_info)
 {
     require_shared_memory();
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
@@ -120,7 +120,7 @@ POOLGUARD_FUNCTION(poolguard_sessions)
     return (Datum) 0;
 }
 
-POOLGUARD_FUNCTION(poolguard_terminations)
+POOLGUARD_FUNCTION(poolguard_termination_history)
 {
     require_shared_memory();
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;

@@ -82,7 +82,7 @@ void stats_scan_done(TimestampTz end, int64 duration_us)
 
 using namespace poolguard;
 
-POOLGUARD_FUNCTION(poolguard_stats)
+POOLGUARD_FUNCTION(poolguard_stats_info)
 {
     require_shared_memory();
     TupleDesc desc;
