@@ -14,9 +14,11 @@ DATA_built = pg_poolguard--1.0.sql
 SQL_PARTS  = $(addprefix extension/,base.sql policy.sql reaper.sql caps.sql invalidation.sql stats.sql)
 
 # pg_regress: the tests sql/schedule lists (sql/NAME.sql, expected/NAME.out), in its order; see
-# installcheck-regress below.  The test cluster pre-creates the database (the worker is connected
+# installcheck-regress below (REGRESS stays empty, also against the environment, so that PGXS runs
+# no list of its own).  The test cluster pre-creates the database (the worker is connected
 # to it, so pg_regress must not drop and recreate it).
 REGRESS_SCHEDULE = sql/schedule
+REGRESS          =
 REGRESS_OPTS     = --use-existing --dbname=contrib_regression
 
 # pg_isolation_regress: every specs/NAME.spec (expected/NAME.out), against the same server.

@@ -44,11 +44,6 @@ SRC = os.path.join(ROOT, 'src')
 LAYERS = ['core', 'pg', 'stats', 'invalidation', 'policy', 'enforce', 'caps', 'reaper', 'metrics',
           'worker', 'module']
 
-# Known violations waiting for the files other branches are changing (issue 12, phase B).  Each
-# entry is "rule file text"; an entry that no longer occurs is itself an error, so the list can
-# only shrink.
-BASELINE_FILE = os.path.join(ROOT, 'scripts', 'lint-baseline.txt')
-
 GUARD = 'core/no_server_headers.h'
 ATTEMPT_VERBS = ('resolve', 'connect', 'open', 'read', 'write', 'start', 'send', 'bind', 'listen',
                  'allocate', 'load', 'find', 'parse', 'publish', 'register', 'reach')
@@ -364,28 +359,12 @@ def main():
     check_sql_names()
     check_sql_parts()
     check_schedule()
-    baseline = []
-    if os.path.isfile(BASELINE_FILE):
-        with open(BASELINE_FILE, encoding='utf-8') as f:
-            baseline = [l.rstrip('\n') for l in f if l.strip() and not l.startswith('#')]
-    keys = ['%s %s %s' % (rule, path, text) for path, _, rule, text in problems]
-    if sys.argv[1:] == ['--print-keys']:
-        print('\n'.join(keys))
-        return 0
-    failed = 0
-    for (path, line, rule, text), key in zip(problems, keys):
-        if key in baseline:
-            continue
+    for path, line, rule, text in problems:
         print('%s:%d: %s: %s' % (path, line, rule, text))
-        failed += 1
-    for key in baseline:
-        if key not in keys:
-            print('scripts/lint-baseline.txt: fixed, remove the entry: %s' % key)
-            failed += 1
-    if failed:
-        print('lint: %d problem(s) (rules: scripts/lint.py)' % failed)
+    if problems:
+        print('lint: %d problem(s) (rules: scripts/lint.py)' % len(problems))
         return 1
-    print('lint: ok (%d known, listed in scripts/lint-baseline.txt)' % len(baseline) if baseline else 'lint: ok')
+    print('lint: ok')
     return 0
 
 

@@ -8,10 +8,12 @@
  * matches the kept login identity against the new policies.
  *
  * Note about locking:
- *   - shared->caps_lock (LWLock, shmem.h) guards everything in "pg_poolguard caps": the
- *     per-policy counters (names, live session counts, rejected/evicted/... counters) and the
- *     per-PGPROC backend slots (counted policy, login identity, evicting mark).  LW_EXCLUSIVE
- *     to change anything, LW_SHARED to copy out (policy_counters_copy, caps_reconcile's read).
+ *   - shared->caps_lock (LWLock, shmem.h) guards everything in "pg_poolguard caps": the live
+ *     session count of each policy name and the per-PGPROC backend slots (counted policy, login
+ *     identity, evicting mark).  LW_EXCLUSIVE to change anything, LW_SHARED to copy out
+ *     (caps_copy_policy_sessions, caps_reconcile's read).  The per-policy event counters
+ *     (rejected, evicted, ...) are the stats feature's, under its own lock (stats.cpp), taken
+ *     only after caps_lock is released.
  *   - While it is held, only plain data is copied or compared: no catalog access (roles,
  *     exemptions, policy matching and role-name lookups are all resolved before it is taken),
  *     no palloc, nothing that can ereport, no other lock, no signal, no wait.  So it is held
@@ -52,7 +54,7 @@ struct LoginIdentity
 
 struct BackendSlot
 {
-    int32 counter;            /* index into counters, -1 = not counted */
+    int32 counter;            /* index into login_accounting.counters, -1 = not counted */
     bool evicting;            /* chosen as an evict_idle victim */
     bool live;                /* a client backend holds this PGPROC and will release the slot on exit */
     bool decided;             /* its login decided what it counts for: caps_reconcile may move it */
@@ -61,14 +63,14 @@ struct BackendSlot
     LoginIdentity login;
 };
 
-struct CapsState
+struct LoginAccounting
 {
     int ncounters;
-    PolicyCounter *counters; /* 2 * max_policies: room for renamed/removed policies */
-    BackendSlot *slots;      /* proc_slots() */
+    PolicySessions *counters; /* 2 * max_policies: room for renamed/removed policies */
+    BackendSlot *slots;       /* proc_slots() */
 };
 
-CapsState caps = {0, nullptr, nullptr};
+LoginAccounting login_accounting = {0, nullptr, nullptr}; /* "pg_poolguard caps" in shared memory */
 ClientAuthentication_hook_type prev_client_auth_hook = nullptr;
 int my_slot = -1; /* this backend's procno once counted */
 
@@ -86,7 +88,7 @@ int counter_capacity(void)
 
 Size caps_size(void)
 {
-    return add_size(mul_size(sizeof(PolicyCounter), counter_capacity()),
+    return add_size(mul_size(sizeof(PolicySessions), counter_capacity()),
                     mul_size(sizeof(BackendSlot), proc_slots()));
 }
 
@@ -95,14 +97,14 @@ void caps_init(void)
     bool found;
     char *base = static_cast<char *>(ShmemInitStruct("pg_poolguard caps", caps_size(), &found));
 
-    caps.ncounters = counter_capacity();
-    caps.counters = reinterpret_cast<PolicyCounter *>(base);
-    caps.slots = reinterpret_cast<BackendSlot *>(base + sizeof(PolicyCounter) * caps.ncounters);
+    login_accounting.ncounters = counter_capacity();
+    login_accounting.counters = reinterpret_cast<PolicySessions *>(base);
+    login_accounting.slots = reinterpret_cast<BackendSlot *>(base + sizeof(PolicySessions) * login_accounting.ncounters);
     if (!found)
     {
-        memset(caps.counters, 0, sizeof(PolicyCounter) * caps.ncounters);
+        memset(login_accounting.counters, 0, sizeof(PolicySessions) * login_accounting.ncounters);
         for (int i = 0; i < proc_slots(); i++)
-            clear_slot(&caps.slots[i]);
+            clear_slot(&login_accounting.slots[i]);
     }
 }
 
@@ -113,9 +115,9 @@ void caps_init(void)
 int find_counter(const char *name, bool create)
 {
     int free_entry = -1, idle_entry = -1;
-    for (int i = 0; i < caps.ncounters; i++)
+    for (int i = 0; i < login_accounting.ncounters; i++)
     {
-        PolicyCounter *c = &caps.counters[i];
+        PolicySessions *c = &login_accounting.counters[i];
         if (c->name[0] == '\0')
         {
             if (free_entry < 0)
@@ -131,8 +133,8 @@ int find_counter(const char *name, bool create)
     int i = free_entry >= 0 ? free_entry : idle_entry;
     if (i < 0)
         return -1; /* every entry holds live sessions: nothing is counted, nothing is capped */
-    memset(&caps.counters[i], 0, sizeof(PolicyCounter));
-    strlcpy(caps.counters[i].name, name, NAMEDATALEN);
+    memset(&login_accounting.counters[i], 0, sizeof(PolicySessions));
+    strlcpy(login_accounting.counters[i].name, name, NAMEDATALEN);
     return i;
 }
 
@@ -145,12 +147,12 @@ bool same_login(const BackendSlot *slot, int pid, TimestampTz backend_start)
 /* before_shmem_exit: give the slot back, whatever way the backend leaves. */
 void release_slot(int code, Datum arg)
 {
-    if (my_slot < 0 || caps.slots == nullptr)
+    if (my_slot < 0 || login_accounting.slots == nullptr)
         return;
     LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
-    BackendSlot *slot = &caps.slots[my_slot];
-    if (slot->counter >= 0 && caps.counters[slot->counter].sessions > 0)
-        caps.counters[slot->counter].sessions--;
+    BackendSlot *slot = &login_accounting.slots[my_slot];
+    if (slot->counter >= 0 && login_accounting.counters[slot->counter].sessions > 0)
+        login_accounting.counters[slot->counter].sessions--;
     clear_slot(slot);
     LWLockRelease(shared->caps_lock);
     my_slot = -1;
@@ -159,13 +161,13 @@ void release_slot(int code, Datum arg)
 /* Under caps_lock: reserve a place if the cap allows. */
 bool try_admit(int counter, int64 max_connections, int procno)
 {
-    PolicyCounter *c = &caps.counters[counter];
+    PolicySessions *c = &login_accounting.counters[counter];
     if (max_connections >= 0 && c->sessions >= max_connections)
         return false;
     c->sessions++;
-    caps.slots[procno].counter = counter;
-    caps.slots[procno].evicting = false;
-    caps.slots[procno].decided = true;
+    login_accounting.slots[procno].counter = counter;
+    login_accounting.slots[procno].evicting = false;
+    login_accounting.slots[procno].decided = true;
     return true;
 }
 
@@ -177,7 +179,7 @@ bool try_admit(int counter, int64 max_connections, int procno)
 void join_accounting(int procno, const LoginIdentity *login)
 {
     LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
-    BackendSlot *slot = &caps.slots[procno];
+    BackendSlot *slot = &login_accounting.slots[procno];
     clear_slot(slot);
     slot->live = true;
     slot->pid = MyProcPid;
@@ -192,7 +194,7 @@ void join_accounting(int procno, const LoginIdentity *login)
 void decide_uncounted(int procno)
 {
     LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
-    caps.slots[procno].decided = true;
+    login_accounting.slots[procno].decided = true;
     LWLockRelease(shared->caps_lock);
 }
 
@@ -206,10 +208,10 @@ int match_login(const PolicySnapshot *snapshot, Oid *role_oids, const LoginIdent
 pg_attribute_noreturn() void refuse(const CompiledPolicy *policy, int counter, bool evicted)
 {
     LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
-    int in_use = caps.counters[counter].sessions;
-    caps.counters[counter].rejected++;
+    int in_use = login_accounting.counters[counter].sessions;
     LWLockRelease(shared->caps_lock);
-    stats_add(Counter::rejected_connections);
+    stats_count_policy_event(policy->name, PolicyEvent::login_rejected);
+    stats_add(GlobalCounter::rejected_connections);
     if (evicted)
         ereport(FATAL,
                 (errcode(ERRCODE_TOO_MANY_CONNECTIONS),
@@ -326,7 +328,7 @@ EvictOutcome evict_and_admit(const CompiledPolicy *policy, int counter, int proc
         const Candidate *v = &candidates[i];
         bool claimed = false;
         LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
-        BackendSlot *slot = &caps.slots[v->procno];
+        BackendSlot *slot = &login_accounting.slots[v->procno];
         if (same_login(slot, v->pid, v->backend_start) && slot->decided && slot->counter == counter &&
             !slot->evicting)
         {
@@ -368,8 +370,8 @@ EvictOutcome evict_and_admit(const CompiledPolicy *policy, int counter, int proc
         }
 
         record_action(&rec);
-        policy_count(policy->name, PolicyCount::evicted, core::Reason::evict_idle);
-        stats_add(Counter::evicted_connections);
+        stats_count_policy_event(policy->name, PolicyEvent::login_evicted, core::Reason::evict_idle);
+        stats_add(GlobalCounter::evicted_connections);
         if (guc_log_terminations)
             ereport(LOG,
                     (errmsg("pg_poolguard evicted idle session %d to admit a login (policy \"%s\", max_connections %ld)",
@@ -386,7 +388,7 @@ EvictOutcome evict_and_admit(const CompiledPolicy *policy, int counter, int proc
 
 void check_login(Port *port)
 {
-    if (am_walsender || caps.slots == nullptr || MyProc == NULL || port->user_name == NULL)
+    if (am_walsender || login_accounting.slots == nullptr || MyProc == NULL || port->user_name == NULL)
         return;
     int procno = procno_of(MyProc);
     if (procno < 0 || procno >= proc_slots())
@@ -423,7 +425,7 @@ void check_login(Port *port)
     int counter = find_counter(policy->name, true);
     bool ok = counter >= 0 && try_admit(counter, policy->max_connections, procno);
     if (counter < 0)
-        caps.slots[procno].decided = true;
+        login_accounting.slots[procno].decided = true;
     LWLockRelease(shared->caps_lock);
     if (counter < 0 || ok)
         return;
@@ -475,7 +477,7 @@ struct SlotCopy
 
 void caps_reconcile(const SessionScan *scan)
 {
-    if (caps.slots == nullptr)
+    if (login_accounting.slots == nullptr)
         return;
     int nslots = proc_slots();
     SlotCopy *copies = static_cast<SlotCopy *>(palloc(sizeof(SlotCopy) * nslots));
@@ -485,7 +487,7 @@ void caps_reconcile(const SessionScan *scan)
     LWLockAcquire(shared->caps_lock, LW_SHARED);
     for (int p = 0; p < nslots; p++)
     {
-        const BackendSlot *slot = &caps.slots[p];
+        const BackendSlot *slot = &login_accounting.slots[p];
         if (!slot->live || !slot->decided)
             continue; /* still logging in: its login decides */
         SlotCopy *c = &copies[ncopies++];
@@ -514,16 +516,16 @@ void caps_reconcile(const SessionScan *scan)
     for (int i = 0; i < ncopies; i++)
     {
         const SlotCopy *c = &copies[i];
-        BackendSlot *slot = &caps.slots[c->procno];
+        BackendSlot *slot = &login_accounting.slots[c->procno];
         if (!same_login(slot, c->pid, c->backend_start) || !slot->decided)
             continue;
         int want = c->want >= 0 ? find_counter(policies->policies[c->want].name, true) : -1;
         if (want == slot->counter)
             continue;
-        if (slot->counter >= 0 && caps.counters[slot->counter].sessions > 0)
-            caps.counters[slot->counter].sessions--;
+        if (slot->counter >= 0 && login_accounting.counters[slot->counter].sessions > 0)
+            login_accounting.counters[slot->counter].sessions--;
         if (want >= 0)
-            caps.counters[want].sessions++;
+            login_accounting.counters[want].sessions++;
         slot->counter = want;
         slot->evicting = false;
     }
@@ -531,61 +533,15 @@ void caps_reconcile(const SessionScan *scan)
     pfree(copies);
 }
 
-void policy_count(const char *policy, PolicyCount what, core::Reason reason)
-{
-    if (caps.counters == nullptr || policy == nullptr)
-        return;
-    LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
-    int i = find_counter(policy[0] ? policy : default_policy_key, true);
-    if (i >= 0)
-    {
-        PolicyCounter *c = &caps.counters[i];
-        switch (what)
-        {
-            case PolicyCount::rejected:
-                c->rejected++;
-                break;
-            case PolicyCount::evicted:
-                c->evicted++;
-                break;
-            case PolicyCount::terminated:
-                c->terminated++;
-                break;
-            case PolicyCount::cancelled:
-                c->cancelled++;
-                break;
-        }
-        if (reason != core::Reason::none)
-            c->by_reason[(int) reason]++;
-    }
-    LWLockRelease(shared->caps_lock);
-}
-
-int policy_counters_copy(PolicyCounter **counters)
+int caps_copy_policy_sessions(PolicySessions **counters)
 {
     require_shared_memory();
-    PolicyCounter *copy = static_cast<PolicyCounter *>(palloc(sizeof(PolicyCounter) * caps.ncounters));
+    PolicySessions *copy = static_cast<PolicySessions *>(palloc(sizeof(PolicySessions) * login_accounting.ncounters));
     LWLockAcquire(shared->caps_lock, LW_SHARED);
-    memcpy(copy, caps.counters, sizeof(PolicyCounter) * caps.ncounters);
+    memcpy(copy, login_accounting.counters, sizeof(PolicySessions) * login_accounting.ncounters);
     LWLockRelease(shared->caps_lock);
     *counters = copy;
-    return caps.ncounters;
-}
-
-void caps_reset_counters(void)
-{
-    if (caps.counters == nullptr)
-        return;
-    LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
-    for (int i = 0; i < caps.ncounters; i++)
-    {
-        caps.counters[i].rejected = 0;
-        caps.counters[i].evicted = 0;
-        caps.counters[i].terminated = 0;
-        caps.counters[i].cancelled = 0;
-        memset(caps.counters[i].by_reason, 0, sizeof(caps.counters[i].by_reason));
-    }
-    LWLockRelease(shared->caps_lock);
+    return login_accounting.ncounters;
 }
 
 }  // namespace poolguard
@@ -607,11 +563,13 @@ POOLGUARD_FUNCTION(poolguard_policy_status_info)
     scan_sessions(&scan, MemoryReads::as_rules_need, nullptr);
     int npolicies = scan.policies.count;
 
-    PolicyCounter *counters;
-    (void) policy_counters_copy(&counters);
+    PolicySessions *counters;
+    (void) caps_copy_policy_sessions(&counters);
+    PolicyCounters *events;
+    int nevents = stats_copy_policy_counters(&events);
 
-    bool *shown = static_cast<bool *>(palloc0(sizeof(bool) * caps.ncounters));
-    for (int p = 0; p < npolicies + caps.ncounters; p++)
+    bool *shown = static_cast<bool *>(palloc0(sizeof(bool) * login_accounting.ncounters));
+    for (int p = 0; p < npolicies + login_accounting.ncounters; p++)
     {
         const char *name;
         int c = -1;
@@ -620,20 +578,23 @@ POOLGUARD_FUNCTION(poolguard_policy_status_info)
         {
             policy = &scan.policies.policies[p];
             name = policy->name;
-            for (int i = 0; i < caps.ncounters; i++)
+            for (int i = 0; i < login_accounting.ncounters; i++)
                 if (counters[i].name[0] && strcmp(counters[i].name, name) == 0)
                     c = i;
         }
         else
         {
             c = p - npolicies;
-            if (shown[c] || counters[c].name[0] == '\0' || counters[c].sessions == 0 ||
-                strcmp(counters[c].name, default_policy_key) == 0)
+            if (shown[c] || counters[c].name[0] == '\0' || counters[c].sessions == 0)
                 continue;
             name = counters[c].name;
         }
         if (c >= 0)
             shown[c] = true;
+        const PolicyCounters *counted = nullptr;
+        for (int i = 0; i < nevents && counted == nullptr; i++)
+            if (strcmp(events[i].name, name) == 0)
+                counted = &events[i];
 
         int64 active = 0, idle = 0, idle_in_tx = 0;
         if (p < npolicies)
@@ -662,9 +623,9 @@ POOLGUARD_FUNCTION(poolguard_policy_status_info)
             values[5] = Int64GetDatum(policy->max_connections);
         else
             nulls[5] = true;
-        values[6] = Int64GetDatum(c >= 0 ? counters[c].rejected : 0);
-        values[7] = Int64GetDatum(c >= 0 ? counters[c].evicted : 0);
-        values[8] = Int64GetDatum(c >= 0 ? counters[c].terminated : 0);
+        values[6] = Int64GetDatum(counted ? counted->rejected : 0);
+        values[7] = Int64GetDatum(counted ? counted->evicted : 0);
+        values[8] = Int64GetDatum(counted ? counted->terminated : 0);
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
     return (Datum) 0;

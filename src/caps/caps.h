@@ -1,5 +1,5 @@
 /*
- * caps.h — per-policy connection caps at login, and per-policy counters.
+ * caps.h — the caps feature's public interface: per-policy connection caps at login.
  *
  * Every login that passes authentication is counted against the first policy it matches: a
  * slot per PGPROC records which policy admitted the backend and its login identity, and the policy's session count is
@@ -15,37 +15,18 @@
 
 namespace poolguard {
 
-enum class PolicyCount
-{
-    rejected,
-    evicted,
-    terminated, /* also counted by reason */
-    cancelled,
-};
-
-/* Counters of one policy name; the GUC defaults count under default_policy_key. */
-struct PolicyCounter
+/* The live sessions counted against one policy name. */
+struct PolicySessions
 {
     char name[NAMEDATALEN]; /* "" = free entry */
-    int32 sessions;         /* live backends admitted through this policy */
-    int64 rejected;
-    int64 evicted;
-    int64 terminated;
-    int64 cancelled;
-    int64 by_reason[core::reason_count]; /* terminations and cancels by reason */
+    int32 sessions;         /* live backends admitted through (or reconciled to) this policy */
 };
 
-/* Counter name of sessions no policy matches (never a valid policy name). */
-constexpr const char *default_policy_key = "\x01";
-
-/* Copies the counter table (palloc'd); returns its size. */
-int policy_counters_copy(PolicyCounter **counters);
+/* Copies the session counts (palloc'd); returns how many entries (free ones have name ""). */
+int caps_copy_policy_sessions(PolicySessions **counters);
 
 void caps_register(void);
 void caps_install_hooks(void);
-
-/* Adds one to a per-policy counter (kept by policy name across reloads); "" = GUC defaults. */
-void policy_count(const char *policy, PolicyCount what, core::Reason reason = core::Reason::none);
 
 struct SessionScan;
 
@@ -57,9 +38,6 @@ struct SessionScan;
  * anyone.  Takes caps_lock itself; call it holding no lock.
  */
 void caps_reconcile(const SessionScan *scan);
-
-/* Zeroes the per-policy counters (not the live session counts). */
-void caps_reset_counters(void);
 
 }  // namespace poolguard
 

@@ -24,7 +24,6 @@
  */
 #include "enforce/enforce.h"
 
-#include "caps/caps.h"
 #include "pg/guc.h"
 #include "pg/shmem.h"
 #include "stats/stats.h"
@@ -602,11 +601,13 @@ int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink si
         fill_record(&rec, scan, row, action);
         record_action(&rec);
         if (action != Action::dry_run)
-            policy_count(rec.policy, action == Action::terminate ? PolicyCount::terminated : PolicyCount::cancelled,
-                         rec.reason);
-        stats_add(action == Action::terminate ? Counter::terminated
-                  : action == Action::cancel  ? Counter::cancelled
-                                              : Counter::dry_run_actions);
+            stats_count_policy_event(rec.policy,
+                                     action == Action::terminate ? PolicyEvent::session_terminated
+                                                                 : PolicyEvent::query_cancelled,
+                                     rec.reason);
+        stats_add(action == Action::terminate ? GlobalCounter::terminated
+                  : action == Action::cancel  ? GlobalCounter::cancelled
+                                              : GlobalCounter::dry_run_actions);
         log_action(&rec, row->verdict.limit);
         if (sink)
             sink(&rec, sink_arg);

@@ -27,12 +27,13 @@
 #include "pg/postgres_headers.h"
 
 #include "core/invalidation/entry_lists.h"
+#include "core/invalidation/invalidation_key.h"
 
 namespace poolguard {
 
-/* Limits of the interface (bytes); equal to core/invalidation_key.h's (checked where both are seen). */
-constexpr int max_scope_bytes = 63;
-constexpr int max_key_bytes = 1000;
+/* Limits of the interface (bytes), defined once in core/invalidation/invalidation_key.h. */
+constexpr int max_scope_bytes = (int) core::max_scope_bytes;
+constexpr int max_key_bytes = (int) core::max_key_bytes;
 
 constexpr int max_publishers = 64;   /* databases with a publisher slot at the same time */
 constexpr int max_scope_stats = 256; /* (database, scope) pairs with their own stats row */
@@ -180,6 +181,16 @@ void invalidation_connect_failed(Oid database);
  * next retry is due, or -1 when none is waiting.
  */
 long invalidation_tend_publishers(void);
+
+/* Invalidations published under one scope name, summed over databases. */
+struct InvalidationsByScope
+{
+    char scope[max_scope_bytes + 1]; /* "" = scopes past the stats table, counted together */
+    uint64 invalidations;
+};
+
+/* Copies the invalidation counts by scope (palloc'd; for the metrics); returns how many. */
+int invalidation_copy_scope_counts(InvalidationsByScope **counts);
 
 }  // namespace poolguard
 

@@ -525,7 +525,7 @@ void invalidation_publish_committed(const PendingInvalidation *items, int count)
 
         ScopeStats *stats = scope_stats(it->scope, it->scope_len);
         stats->invalidations++;
-        stats_add(Counter::invalidations); /* poolguard.stats: an atomic add, cannot fail */
+        stats_add(GlobalCounter::invalidations); /* poolguard.stats: an atomic add, cannot fail */
         stats->last_generation = generation;
         stats->last_invalidated_at = now;
     }

@@ -137,6 +137,38 @@ POOLGUARD_FUNCTION(poolguard_invalidation_trigger)
     return PointerGetDatum(nullptr);
 }
 
+namespace poolguard {
+
+int invalidation_copy_scope_counts(InvalidationsByScope **counts)
+{
+    InvalidationsByScope *out =
+        static_cast<InvalidationsByScope *>(palloc0(sizeof(InvalidationsByScope) * (max_scope_stats + 1)));
+    int n = 0;
+    if (inval != nullptr)
+    {
+        /* Plain data only under the lock. */
+        LWLockAcquire(inval->lock, LW_SHARED);
+        for (int i = 0; i <= max_scope_stats; i++)
+        {
+            const ScopeStats *st = i < max_scope_stats ? &inval->scopes[i] : &inval->other_scopes;
+            if (st->invalidations == 0 || (i < max_scope_stats && !OidIsValid(st->database)))
+                continue;
+            const char *scope = i < max_scope_stats ? st->scope : "";
+            int k = 0;
+            while (k < n && strcmp(out[k].scope, scope) != 0)
+                k++;
+            if (k == n)
+                strlcpy(out[n++].scope, scope, sizeof(out[k].scope));
+            out[k].invalidations += st->invalidations;
+        }
+        LWLockRelease(inval->lock);
+    }
+    *counts = out;
+    return n;
+}
+
+}  // namespace poolguard
+
 /* Rows of poolguard.invalidation_stats: this database's scopes (and the overflow row). */
 POOLGUARD_FUNCTION(poolguard_invalidation_stats)
 {

@@ -18,8 +18,6 @@
 
 namespace poolguard {
 
-static_assert(max_scope_bytes == (int) core::max_scope_bytes && max_key_bytes == (int) core::max_key_bytes,
-              "limits in invalidation.h and core/invalidation_key.h differ");
 
 namespace {
 

@@ -219,7 +219,7 @@ int send(int n, bool resync, uint64 resync_generation)
 
 void record_publication(int payloads, int items, bool resync, double queue_usage, bool warn)
 {
-    stats_add(Counter::notifications_sent, (uint64) payloads);
+    stats_add(GlobalCounter::notifications_sent, (uint64) payloads);
     TimestampTz now = GetCurrentTimestamp(); /* not under the lock */
     LWLockAcquire(inval->lock, LW_EXCLUSIVE);
     PublisherSlot *slot = invalidation_find_publisher(my_database);

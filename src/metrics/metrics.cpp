@@ -38,29 +38,25 @@ struct PolicyAgg
     double oldest_idle_in_tx; /* seconds, -1 = none */
 };
 
-struct ScopeCount
-{
-    char scope[max_scope_bytes + 1]; /* "" = scopes past the stats table, counted together */
-    uint64 invalidations;
-};
-
 struct MetricsData
 {
     int nscopes;
-    ScopeCount *scopes;
+    InvalidationsByScope *scopes;
     int npolicies; /* aggregates: policies in force, then the GUC defaults */
     PolicyAgg *aggs;
     int ncounters;
-    PolicyCounter *counters;
+    PolicyCounters *counters; /* per-policy events (stats) */
+    int nsessions;
+    PolicySessions *sessions; /* sessions counted at login (caps) */
     double longest_query;
     double queue_usage;
     uint64 scans, dry_run_actions, notifications_sent;
     double last_scan_seconds;
 };
 
-const char *counter_label(const PolicyCounter *c)
+const char *counter_label(const PolicyCounters *c)
 {
-    return strcmp(c->name, default_policy_key) == 0 ? "" : c->name;
+    return strcmp(c->name, unmatched_policy_key) == 0 ? "" : c->name;
 }
 
 /* Pure rendering: no PostgreSQL calls in here.  Returns malloc'd text or NULL. */
@@ -105,10 +101,10 @@ char *render(const MetricsData *d)
                 m.sample("poolguard_connection_limit", "policy", d->aggs[p].name, (double) d->aggs[p].max_connections);
 
         m.family("poolguard_connections_counted", "gauge", "Sessions counted against each policy at login.");
-        for (int i = 0; i < d->ncounters; i++)
-            if (d->counters[i].name[0] && strcmp(d->counters[i].name, default_policy_key) != 0)
-                m.sample("poolguard_connections_counted", "policy", d->counters[i].name,
-                         (double) d->counters[i].sessions);
+        for (int i = 0; i < d->nsessions; i++)
+            if (d->sessions[i].name[0])
+                m.sample("poolguard_connections_counted", "policy", d->sessions[i].name,
+                         (double) d->sessions[i].sessions);
 
         m.family("poolguard_terminations_total", "counter", "Sessions ended, by policy and reason.");
         for (int i = 0; i < d->ncounters; i++)
@@ -206,33 +202,13 @@ void gather(MetricsData *d)
         else if (row->state == core::SessionState::active && !row->is_self)
             d->longest_query = Max(d->longest_query, (scan.now - row->query_start) / 1e6);
     }
-    d->ncounters = policy_counters_copy(&d->counters);
-
-    /* Invalidations by scope, summed over databases. */
-    d->scopes = static_cast<ScopeCount *>(palloc0(sizeof(ScopeCount) * (max_scope_stats + 1)));
-    d->nscopes = 0;
-    if (inval != nullptr)
-    {
-        LWLockAcquire(inval->lock, LW_SHARED);
-        for (int i = 0; i <= max_scope_stats; i++)
-        {
-            const ScopeStats *st = i < max_scope_stats ? &inval->scopes[i] : &inval->other_scopes;
-            if (st->invalidations == 0 || (i < max_scope_stats && !OidIsValid(st->database)))
-                continue;
-            const char *scope = i < max_scope_stats ? st->scope : "";
-            int k = 0;
-            while (k < d->nscopes && strcmp(d->scopes[k].scope, scope) != 0)
-                k++;
-            if (k == d->nscopes)
-                strlcpy(d->scopes[d->nscopes++].scope, scope, sizeof(d->scopes[k].scope));
-            d->scopes[k].invalidations += st->invalidations;
-        }
-        LWLockRelease(inval->lock);
-    }
+    d->ncounters = stats_copy_policy_counters(&d->counters);
+    d->nsessions = caps_copy_policy_sessions(&d->sessions);
+    d->nscopes = invalidation_copy_scope_counts(&d->scopes);
     d->queue_usage = DatumGetFloat8(DirectFunctionCall1(pg_notification_queue_usage, (Datum) 0));
-    d->scans = stats_get(Counter::scans);
-    d->dry_run_actions = stats_get(Counter::dry_run_actions);
-    d->notifications_sent = stats_get(Counter::notifications_sent);
+    d->scans = stats_get(GlobalCounter::scans);
+    d->dry_run_actions = stats_get(GlobalCounter::dry_run_actions);
+    d->notifications_sent = stats_get(GlobalCounter::notifications_sent);
     d->last_scan_seconds = stats_last_scan_duration() / 1e6;
 }
 
