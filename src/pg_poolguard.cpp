@@ -56,7 +56,7 @@ POOLGUARD_FUNCTION(poolguard_version)
 POOLGUARD_FUNCTION(poolguard_worker_pid)
 {
     poolguard::require_shared_memory();
-    uint32 pid = pg_atomic_read_u32(&poolguard::shared->worker_pid);
+    uint32 pid = pg_atomic_read_u32(&poolguard::worker_state->worker_pid);
     if (pid == 0)
         PG_RETURN_NULL();
     PG_RETURN_INT32((int32) pid);

@@ -8,10 +8,10 @@
  * matches the kept login identity against the new policies.
  *
  * Note about locking:
- *   - shared->caps_lock (LWLock, shmem.h) guards everything in "pg_poolguard caps": the live
- *     session count of each policy name and the per-PGPROC backend slots (counted policy, login
- *     identity, evicting mark).  LW_EXCLUSIVE to change anything, LW_SHARED to copy out
- *     (caps_copy_policy_sessions, caps_reconcile's read).  The per-policy event counters
+ *   - caps_lock (login_accounting.lock, LWLock tranche "pg_poolguard caps") guards everything
+ *     in "pg_poolguard caps": the live session count of each policy name and the per-PGPROC
+ *     backend slots (counted policy, login identity, evicting mark).  LW_EXCLUSIVE to change
+ *     anything, LW_SHARED to copy out (caps_copy_policy_sessions, caps_reconcile's read).  The per-policy event counters
  *     (rejected, evicted, ...) are the stats feature's, under its own lock (stats.cpp), taken
  *     only after caps_lock is released.
  *   - While it is held, only plain data is copied or compared: no catalog access (roles,
@@ -19,9 +19,9 @@
  *     no palloc, nothing that can ereport, no other lock, no signal, no wait.  So it is held
  *     for microseconds and can never wait on a heavyweight lock: a backend exiting while a
  *     login evicts (release_slot) never waits on anything but other short sections.
- *   - Lock order: caps_lock is a leaf.  It is never taken while shared->lock or any other
+ *   - Lock order: caps_lock is a leaf.  It is never taken while the policies' lock or any other
  *     LWLock or spinlock is held, and nothing is acquired under it.  (Callers take
- *     shared->lock, e.g. for the policy snapshot, and release it before.)
+ *     the policies' lock, e.g. for the policy snapshot, and release it before.)
  *   - The exit callback (release_slot) takes caps_lock once.  No code path can raise an error
  *     while holding caps_lock, so a backend never re-enters it from its own exit.
  */
@@ -65,12 +65,13 @@ struct BackendSlot
 
 struct LoginAccounting
 {
+    LWLock *lock;             /* caps_lock: tranche "pg_poolguard caps" */
     int ncounters;
     PolicySessions *counters; /* 2 * max_policies: room for renamed/removed policies */
     BackendSlot *slots;       /* proc_slots() */
 };
 
-LoginAccounting login_accounting = {0, nullptr, nullptr}; /* "pg_poolguard caps" in shared memory */
+LoginAccounting login_accounting = {nullptr, 0, nullptr, nullptr}; /* "pg_poolguard caps" in shared memory */
 ClientAuthentication_hook_type prev_client_auth_hook = nullptr;
 int my_slot = -1; /* this backend's procno once counted */
 
@@ -97,9 +98,11 @@ void caps_init(void)
     bool found;
     char *base = static_cast<char *>(ShmemInitStruct("pg_poolguard caps", caps_size(), &found));
 
+    login_accounting.lock = &(GetNamedLWLockTranche("pg_poolguard caps"))->lock;
     login_accounting.ncounters = counter_capacity();
     login_accounting.counters = reinterpret_cast<PolicySessions *>(base);
-    login_accounting.slots = reinterpret_cast<BackendSlot *>(base + sizeof(PolicySessions) * login_accounting.ncounters);
+    login_accounting.slots =
+        reinterpret_cast<BackendSlot *>(base + sizeof(PolicySessions) * login_accounting.ncounters);
     if (!found)
     {
         memset(login_accounting.counters, 0, sizeof(PolicySessions) * login_accounting.ncounters);
@@ -149,12 +152,12 @@ void release_slot(int code, Datum arg)
 {
     if (my_slot < 0 || login_accounting.slots == nullptr)
         return;
-    LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
+    LWLockAcquire(login_accounting.lock, LW_EXCLUSIVE);
     BackendSlot *slot = &login_accounting.slots[my_slot];
     if (slot->counter >= 0 && login_accounting.counters[slot->counter].sessions > 0)
         login_accounting.counters[slot->counter].sessions--;
     clear_slot(slot);
-    LWLockRelease(shared->caps_lock);
+    LWLockRelease(login_accounting.lock);
     my_slot = -1;
 }
 
@@ -178,14 +181,14 @@ bool try_admit(int counter, int64 max_connections, int procno)
  */
 void join_accounting(int procno, const LoginIdentity *login)
 {
-    LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
+    LWLockAcquire(login_accounting.lock, LW_EXCLUSIVE);
     BackendSlot *slot = &login_accounting.slots[procno];
     clear_slot(slot);
     slot->live = true;
     slot->pid = MyProcPid;
     slot->backend_start = MyStartTimestamp;
     slot->login = *login;
-    LWLockRelease(shared->caps_lock);
+    LWLockRelease(login_accounting.lock);
     my_slot = procno;
     before_shmem_exit(release_slot, (Datum) 0);
 }
@@ -193,9 +196,9 @@ void join_accounting(int procno, const LoginIdentity *login)
 /* The login counts for no policy (exempt, unmatched): from now on caps_reconcile decides. */
 void decide_uncounted(int procno)
 {
-    LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
+    LWLockAcquire(login_accounting.lock, LW_EXCLUSIVE);
     login_accounting.slots[procno].decided = true;
-    LWLockRelease(shared->caps_lock);
+    LWLockRelease(login_accounting.lock);
 }
 
 int match_login(const PolicySnapshot *snapshot, Oid *role_oids, const LoginIdentity *login)
@@ -207,9 +210,9 @@ int match_login(const PolicySnapshot *snapshot, Oid *role_oids, const LoginIdent
 
 pg_attribute_noreturn() void refuse(const CompiledPolicy *policy, int counter, bool evicted)
 {
-    LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
+    LWLockAcquire(login_accounting.lock, LW_EXCLUSIVE);
     int in_use = login_accounting.counters[counter].sessions;
-    LWLockRelease(shared->caps_lock);
+    LWLockRelease(login_accounting.lock);
     stats_count_policy_event(policy->name, PolicyEvent::login_rejected);
     stats_add(GlobalCounter::rejected_connections);
     if (evicted)
@@ -263,9 +266,9 @@ bool wait_for_place(const CompiledPolicy *policy, int counter, int procno, Times
 {
     for (;;)
     {
-        LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
+        LWLockAcquire(login_accounting.lock, LW_EXCLUSIVE);
         bool ok = try_admit(counter, policy->max_connections, procno);
-        LWLockRelease(shared->caps_lock);
+        LWLockRelease(login_accounting.lock);
         if (ok)
             return true;
         if (GetCurrentTimestamp() >= give_up)
@@ -327,7 +330,7 @@ EvictOutcome evict_and_admit(const CompiledPolicy *policy, int counter, int proc
     {
         const Candidate *v = &candidates[i];
         bool claimed = false;
-        LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
+        LWLockAcquire(login_accounting.lock, LW_EXCLUSIVE);
         BackendSlot *slot = &login_accounting.slots[v->procno];
         if (same_login(slot, v->pid, v->backend_start) && slot->decided && slot->counter == counter &&
             !slot->evicting)
@@ -335,7 +338,7 @@ EvictOutcome evict_and_admit(const CompiledPolicy *policy, int counter, int proc
             slot->evicting = true;
             claimed = true;
         }
-        LWLockRelease(shared->caps_lock);
+        LWLockRelease(login_accounting.lock);
         if (!claimed)
             continue;
 
@@ -362,10 +365,10 @@ EvictOutcome evict_and_admit(const CompiledPolicy *policy, int counter, int proc
             /* It turned active, went away or is another process now: leave it, try the next. */
             if (noted)
                 withdraw_client_note(v->pid);
-            LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
+            LWLockAcquire(login_accounting.lock, LW_EXCLUSIVE);
             if (same_login(slot, v->pid, v->backend_start))
                 slot->evicting = false;
-            LWLockRelease(shared->caps_lock);
+            LWLockRelease(login_accounting.lock);
             continue;
         }
 
@@ -421,12 +424,12 @@ void check_login(Port *port)
     }
     const CompiledPolicy *policy = &snapshot.policies[index];
 
-    LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
+    LWLockAcquire(login_accounting.lock, LW_EXCLUSIVE);
     int counter = find_counter(policy->name, true);
     bool ok = counter >= 0 && try_admit(counter, policy->max_connections, procno);
     if (counter < 0)
         login_accounting.slots[procno].decided = true;
-    LWLockRelease(shared->caps_lock);
+    LWLockRelease(login_accounting.lock);
     if (counter < 0 || ok)
         return;
     if (policy->on_limit == OnLimit::evict_idle)
@@ -453,6 +456,7 @@ void client_auth_hook(Port *port, int status)
 void caps_register(void)
 {
     shmem_register(caps_size, caps_init);
+    shmem_register_lwlocks("pg_poolguard caps", 1);
 }
 
 void caps_install_hooks(void)
@@ -484,7 +488,7 @@ void caps_reconcile(const SessionScan *scan)
     int ncopies = 0;
 
     /* 1. Copy the login identities (plain data) under the lock. */
-    LWLockAcquire(shared->caps_lock, LW_SHARED);
+    LWLockAcquire(login_accounting.lock, LW_SHARED);
     for (int p = 0; p < nslots; p++)
     {
         const BackendSlot *slot = &login_accounting.slots[p];
@@ -496,7 +500,7 @@ void caps_reconcile(const SessionScan *scan)
         c->backend_start = slot->backend_start;
         c->login = slot->login;
     }
-    LWLockRelease(shared->caps_lock);
+    LWLockRelease(login_accounting.lock);
 
     /* 2. Match each login identity against the policies now in force: catalog, no lock. */
     const PolicySnapshot *policies = &scan->policies;
@@ -512,7 +516,7 @@ void caps_reconcile(const SessionScan *scan)
     }
 
     /* 3. Move the counts of the slots still held by the same logins. */
-    LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
+    LWLockAcquire(login_accounting.lock, LW_EXCLUSIVE);
     for (int i = 0; i < ncopies; i++)
     {
         const SlotCopy *c = &copies[i];
@@ -529,7 +533,7 @@ void caps_reconcile(const SessionScan *scan)
         slot->counter = want;
         slot->evicting = false;
     }
-    LWLockRelease(shared->caps_lock);
+    LWLockRelease(login_accounting.lock);
     pfree(copies);
 }
 
@@ -537,9 +541,9 @@ int caps_copy_policy_sessions(PolicySessions **counters)
 {
     require_shared_memory();
     PolicySessions *copy = static_cast<PolicySessions *>(palloc(sizeof(PolicySessions) * login_accounting.ncounters));
-    LWLockAcquire(shared->caps_lock, LW_SHARED);
+    LWLockAcquire(login_accounting.lock, LW_SHARED);
     memcpy(copy, login_accounting.counters, sizeof(PolicySessions) * login_accounting.ncounters);
-    LWLockRelease(shared->caps_lock);
+    LWLockRelease(login_accounting.lock);
     *counters = copy;
     return login_accounting.ncounters;
 }

@@ -14,11 +14,12 @@
  * saw, and kill() follows with only the process-array check in between.
  *
  * Note about locking:
- *   - notes[i].mutex (spinlock, one per PGPROC slot) guards that slot's note.  Held only to copy
- *     the plain fields in or out: the timestamp is taken before, nothing is allocated, logged
+ *   - client_notes[i].mutex (spinlock, one per PGPROC slot) guards that slot's note.  Held only
+ *     to copy the plain fields in or out: the timestamp is taken before, nothing is allocated, logged
  *     or looked up under it.
- *   - shared->lock (LWLock, shmem.h) guards the history ring: LW_EXCLUSIVE to append one
- *     record (a struct copy), LW_SHARED to copy the ring out into memory allocated before.
+ *   - history_ring->lock (LWLock tranche "pg_poolguard history") guards the history ring:
+ *     LW_EXCLUSIVE to append one record (a struct copy), LW_SHARED to copy the ring out into
+ *     memory allocated before.
  *   - No other lock is taken while either is held; recheck_and_signal() holds none (it takes
  *     ProcArrayLock only inside BackendPidGetProc).
  */
@@ -51,14 +52,15 @@ struct ClientNote
 
 struct History
 {
+    LWLock *lock; /* tranche "pg_poolguard history" */
     uint64 next; /* total actions ever recorded; slot = next % size */
     int size;
     ActionRecord records[FLEXIBLE_ARRAY_MEMBER];
 };
 
-ClientNote *notes = nullptr;
+ClientNote *client_notes = nullptr;
 int note_count = 0;
-History *history = nullptr;
+History *history_ring = nullptr; /* "pg_poolguard history" in shared memory */
 emit_log_hook_type prev_emit_log_hook = nullptr;
 
 Size notes_size(void)
@@ -81,18 +83,19 @@ void actions_init(void)
     bool found;
 
     note_count = proc_slots();
-    notes = static_cast<ClientNote *>(ShmemInitStruct("pg_poolguard client notes", notes_size(), &found));
+    client_notes = static_cast<ClientNote *>(ShmemInitStruct("pg_poolguard client notes", notes_size(), &found));
     if (!found)
         for (int i = 0; i < note_count; i++)
         {
-            SpinLockInit(&notes[i].mutex);
-            notes[i].pid = 0;
+            SpinLockInit(&client_notes[i].mutex);
+            client_notes[i].pid = 0;
         }
-    history = static_cast<History *>(ShmemInitStruct("pg_poolguard history", history_size(), &found));
+    history_ring = static_cast<History *>(ShmemInitStruct("pg_poolguard history", history_size(), &found));
     if (!found)
     {
-        history->next = 0;
-        history->size = guc_history_size;
+        history_ring->lock = &(GetNamedLWLockTranche("pg_poolguard history"))->lock;
+        history_ring->next = 0;
+        history_ring->size = guc_history_size;
     }
 }
 
@@ -194,7 +197,7 @@ char *format_detail(const ClientNote *note)
 /* emit_log_hook: add pg_poolguard's reason to the FATAL/ERROR its signal caused. */
 void client_note_hook(ErrorData *edata)
 {
-    if (notes != nullptr && MyProc != NULL && MyProcPid > 0 &&
+    if (client_notes != nullptr && MyProc != NULL && MyProcPid > 0 &&
         ((edata->elevel == FATAL && edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN) ||
          (edata->elevel == ERROR && edata->sqlerrcode == ERRCODE_QUERY_CANCELED)))
     {
@@ -203,7 +206,7 @@ void client_note_hook(ErrorData *edata)
         {
             ClientNote note;
             bool found = false;
-            ClientNote *shared_note = &notes[slot];
+            ClientNote *shared_note = &client_notes[slot];
             Action wanted = edata->elevel == FATAL ? Action::terminate : Action::cancel;
             TimestampTz now = GetCurrentTimestamp(); /* not under the spinlock */
 
@@ -490,7 +493,7 @@ bool leave_client_note(int pid, Action action, core::Reason reason, const char *
     int slot = procno_of(proc);
     if (slot < 0 || slot >= note_count)
         return true;
-    ClientNote *note = &notes[slot];
+    ClientNote *note = &client_notes[slot];
     TimestampTz now = GetCurrentTimestamp(); /* not under the spinlock */
     SpinLockAcquire(&note->mutex);
     note->pid = pid;
@@ -512,7 +515,7 @@ void withdraw_client_note(int pid)
     int slot = procno_of(proc);
     if (slot < 0 || slot >= note_count)
         return;
-    ClientNote *note = &notes[slot];
+    ClientNote *note = &client_notes[slot];
     SpinLockAcquire(&note->mutex);
     if (note->pid == pid)
         note->pid = 0;
@@ -521,22 +524,22 @@ void withdraw_client_note(int pid)
 
 void record_action(const ActionRecord *record)
 {
-    LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-    history->records[history->next % history->size] = *record;
-    history->next++;
-    LWLockRelease(shared->lock);
+    LWLockAcquire(history_ring->lock, LW_EXCLUSIVE);
+    history_ring->records[history_ring->next % history_ring->size] = *record;
+    history_ring->next++;
+    LWLockRelease(history_ring->lock);
 }
 
 int history_copy(ActionRecord **records)
 {
     require_shared_memory();
-    LWLockAcquire(shared->lock, LW_SHARED);
-    uint64 total = history->next;
-    int count = (int) Min(total, (uint64) history->size);
+    LWLockAcquire(history_ring->lock, LW_SHARED);
+    uint64 total = history_ring->next;
+    int count = (int) Min(total, (uint64) history_ring->size);
     ActionRecord *out = static_cast<ActionRecord *>(palloc(sizeof(ActionRecord) * Max(count, 1)));
     for (int i = 0; i < count; i++)
-        out[i] = history->records[(total - count + i) % history->size];
-    LWLockRelease(shared->lock);
+        out[i] = history_ring->records[(total - count + i) % history_ring->size];
+    LWLockRelease(history_ring->lock);
     *records = out;
     return count;
 }
@@ -619,6 +622,7 @@ int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink si
 void actions_register(void)
 {
     shmem_register(actions_size, actions_init);
+    shmem_register_lwlocks("pg_poolguard history", 1);
 }
 
 void actions_install_hooks(void)

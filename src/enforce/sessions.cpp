@@ -3,7 +3,7 @@
  *
  * Note about locking:
  *   - The scan runs under no lock of ours: it copies the policies (policy_store_snapshot takes
- *     shared->lock in LW_SHARED for a memcpy), then reads the backend status snapshot and the
+ *     the policies' lock in LW_SHARED for a memcpy), then reads the backend status snapshot and the
  *     catalog (roles, exemptions, database names) with nothing held.
  *   - "pg_poolguard measured memory" (the worker's latest /proc readings) has no lock: one
  *     writer (the worker) publishes each entry by zeroing its pid, writing the value and setting

@@ -101,7 +101,7 @@ struct InvalidationShared
     ScopeStats scopes[max_scope_stats];
 };
 
-extern InvalidationShared *inval;
+extern InvalidationShared *invalidation_shared;
 extern pg_atomic_uint64 *inval_generations;
 extern uint32 *inval_next;        /* queue links (core/entry_lists.h) */
 extern QueueEntry *inval_entries;
@@ -152,19 +152,19 @@ void invalidation_validate(const char *scope, int scope_len, const char *key, in
 /* Adds one invalidation to the current transaction's pending list (deduplicated). */
 void invalidation_schedule(const char *scope, int scope_len, const char *key, int key_len);
 
-/* The publisher slot of a database, or nullptr (caller holds inval->lock). */
+/* The publisher slot of a database, or nullptr (caller holds invalidation_shared->lock). */
 PublisherSlot *invalidation_find_publisher(Oid database);
 
 /*
  * Moves up to max of the slot's oldest entries into out, in commit order, and frees them
- * (caller holds inval->lock exclusively).  O(entries taken): the other databases' entries are
- * never looked at.
+ * (caller holds invalidation_shared->lock exclusively).  O(entries taken): the other databases'
+ * entries are never looked at.
  */
 int invalidation_take(PublisherSlot *slot, QueueEntry *out, int max);
 
 /*
  * Replaces every entry of the slot by one resync (frees them, sets resync_pending; caller holds
- * inval->lock exclusively).  O(1).  Returns the number of entries given up.
+ * invalidation_shared->lock exclusively).  O(1).  Returns the number of entries given up.
  */
 uint32 invalidation_collapse(PublisherSlot *slot);
 

@@ -9,7 +9,7 @@
  * LWLock; the NOTIFY happens later, in the database's publisher.
  *
  * Note about locking:
- * - inval->lock (tranche "pg_poolguard invalidation", one LWLock) guards everything in
+ * - invalidation_shared->lock (tranche "pg_poolguard invalidation", one LWLock) guards everything in
  *   InvalidationShared except the counter, plus the queue (next[] and the entries).  Exclusive:
  *   committing backends (generations are handed out under it, so each database's list is in
  *   generation order), the publisher's drain/claim/detach/stats, the worker's tending.  Shared:
@@ -47,7 +47,7 @@
 
 namespace poolguard {
 
-InvalidationShared *inval = nullptr;
+InvalidationShared *invalidation_shared = nullptr;
 pg_atomic_uint64 *inval_generations = nullptr;
 uint32 *inval_next = nullptr;
 QueueEntry *inval_entries = nullptr;
@@ -97,32 +97,32 @@ void invalidation_shmem_init(void)
     bool found;
     char *base = static_cast<char *>(ShmemInitStruct("pg_poolguard invalidation", invalidation_shmem_size(), &found));
 
-    inval = reinterpret_cast<InvalidationShared *>(base);
+    invalidation_shared = reinterpret_cast<InvalidationShared *>(base);
     inval_generations = reinterpret_cast<pg_atomic_uint64 *>(base + generations_offset());
     inval_next = reinterpret_cast<uint32 *>(base + links_offset());
     inval_entries = reinterpret_cast<QueueEntry *>(base + entries_offset());
     if (found)
         return;
 
-    memset(inval, 0, sizeof(InvalidationShared));
-    inval->lock = &(GetNamedLWLockTranche(tranche_name))->lock;
+    memset(invalidation_shared, 0, sizeof(InvalidationShared));
+    invalidation_shared->lock = &(GetNamedLWLockTranche(tranche_name))->lock;
     /*
      * Seeded from the clock: every generation after a restart exceeds every generation before
      * it, and a slot never bumped since the start reads as "changed at start".
      */
-    inval->seed = clock_generation(GetCurrentTimestamp());
-    pg_atomic_init_u64(&inval->counter, inval->seed);
-    pg_atomic_init_u64(&inval->floor, inval->seed);
+    invalidation_shared->seed = clock_generation(GetCurrentTimestamp());
+    pg_atomic_init_u64(&invalidation_shared->counter, invalidation_shared->seed);
+    pg_atomic_init_u64(&invalidation_shared->floor, invalidation_shared->seed);
     /* Raised again by the first reader once recovery is over (a standby: at its promotion). */
-    pg_atomic_init_u32(&inval->floor_pending, 1);
-    inval->slots = (uint32) guc_invalidation_slots;
-    inval->queue_size = (uint32) guc_invalidation_queue_size;
-    for (uint32 i = 0; i < inval->slots; i++)
-        pg_atomic_init_u64(&inval_generations[i], inval->seed);
+    pg_atomic_init_u32(&invalidation_shared->floor_pending, 1);
+    invalidation_shared->slots = (uint32) guc_invalidation_slots;
+    invalidation_shared->queue_size = (uint32) guc_invalidation_queue_size;
+    for (uint32 i = 0; i < invalidation_shared->slots; i++)
+        pg_atomic_init_u64(&inval_generations[i], invalidation_shared->seed);
     for (int i = 0; i < max_publishers; i++)
-        inval->publishers[i].items = core::empty_entry_list();
-    memset(inval_entries, 0, sizeof(QueueEntry) * (Size) inval->queue_size);
-    core::list_fill(inval->free_entries, inval_next, inval->queue_size);
+        invalidation_shared->publishers[i].items = core::empty_entry_list();
+    memset(inval_entries, 0, sizeof(QueueEntry) * (Size) invalidation_shared->queue_size);
+    core::list_fill(invalidation_shared->free_entries, inval_next, invalidation_shared->queue_size);
 }
 
 /* An empty slot for database (caller holds the lock). */
@@ -149,7 +149,7 @@ ScopeStats *scope_stats(const char *scope, int scope_len)
     uint64 h = core::invalidation_hash(MyDatabaseId, scope, scope_len, nullptr, 0);
     for (int probe = 0; probe < max_scope_stats; probe++)
     {
-        ScopeStats *s = &inval->scopes[(h + probe) & (max_scope_stats - 1)];
+        ScopeStats *s = &invalidation_shared->scopes[(h + probe) & (max_scope_stats - 1)];
         if (s->database == InvalidOid)
         {
             s->database = MyDatabaseId;
@@ -160,7 +160,7 @@ ScopeStats *scope_stats(const char *scope, int scope_len)
         if (s->database == MyDatabaseId && strncmp(s->scope, scope, scope_len) == 0 && s->scope[scope_len] == '\0')
             return s;
     }
-    return &inval->other_scopes;
+    return &invalidation_shared->other_scopes;
 }
 
 PublisherSlot *claim_publisher(Oid database)
@@ -172,7 +172,7 @@ PublisherSlot *claim_publisher(Oid database)
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < max_publishers; i++)
         {
-            PublisherSlot *s = &inval->publishers[i];
+            PublisherSlot *s = &invalidation_shared->publishers[i];
             bool reusable = pass == 0 ? s->database == InvalidOid
                                       : s->pid == 0 && s->items.count == 0 && !s->resync_pending && !s->start_requested;
             if (reusable)
@@ -218,12 +218,12 @@ struct Collapse
 int make_room(PublisherSlot *slot, uint32 need, Collapse *logged)
 {
     int nlogged = 0;
-    while (inval->free_entries.count < need)
+    while (invalidation_shared->free_entries.count < need)
     {
         PublisherSlot *victim = nullptr;
         for (int i = 0; i < max_publishers; i++)
         {
-            PublisherSlot *s = &inval->publishers[i];
+            PublisherSlot *s = &invalidation_shared->publishers[i];
             if (s != slot && s->database != InvalidOid && s->pid == 0 && s->items.count > 0 &&
                 (victim == nullptr || s->items.count > victim->items.count))
                 victim = s;
@@ -262,7 +262,7 @@ void launch_publisher(Oid database, TimestampTz now)
 {
     bool started = publisher_launch(database);
 
-    LWLockAcquire(inval->lock, LW_EXCLUSIVE);
+    LWLockAcquire(invalidation_shared->lock, LW_EXCLUSIVE);
     bool first_failure = false;
     PublisherSlot *slot = invalidation_find_publisher(database);
     if (slot != nullptr)
@@ -280,7 +280,7 @@ void launch_publisher(Oid database, TimestampTz now)
             slot->start_failing = true;
         }
     }
-    LWLockRelease(inval->lock);
+    LWLockRelease(invalidation_shared->lock);
 
     if (first_failure)
         ereport(LOG,
@@ -297,7 +297,7 @@ void launch_publisher(Oid database, TimestampTz now)
 uint32 forget_database(PublisherSlot *slot)
 {
     uint32 n = slot->items.count;
-    core::list_append_all(inval->free_entries, slot->items, inval_next);
+    core::list_append_all(invalidation_shared->free_entries, slot->items, inval_next);
     reset_slot(slot, InvalidOid);
     return n;
 }
@@ -328,24 +328,24 @@ void invalidation_register_shmem(void)
 PublisherSlot *invalidation_find_publisher(Oid database)
 {
     for (int i = 0; i < max_publishers; i++)
-        if (inval->publishers[i].database == database)
-            return &inval->publishers[i];
+        if (invalidation_shared->publishers[i].database == database)
+            return &invalidation_shared->publishers[i];
     return nullptr;
 }
 
 void invalidation_raise_floor_after_recovery(void)
 {
-    if (likely(pg_atomic_read_u32(&inval->floor_pending) == 0) || RecoveryInProgress())
+    if (likely(pg_atomic_read_u32(&invalidation_shared->floor_pending) == 0) || RecoveryInProgress())
         return;
     /*
      * Every backend that gets here raises the floor before anyone clears the flag, so whoever
      * sees the flag cleared also sees the raised floor.
      */
     uint64 now = clock_generation(GetCurrentTimestamp());
-    atomic_max(&inval->floor, now);
-    atomic_max(&inval->counter, now);
+    atomic_max(&invalidation_shared->floor, now);
+    atomic_max(&invalidation_shared->counter, now);
     pg_write_barrier();
-    pg_atomic_write_u32(&inval->floor_pending, 0);
+    pg_atomic_write_u32(&invalidation_shared->floor_pending, 0);
 }
 
 int invalidation_take(PublisherSlot *slot, QueueEntry *out, int max)
@@ -357,7 +357,7 @@ int invalidation_take(PublisherSlot *slot, QueueEntry *out, int max)
         if (e == core::no_entry)
             break;
         out[n++] = inval_entries[e];
-        core::list_push_front(inval->free_entries, inval_next, e);
+        core::list_push_front(invalidation_shared->free_entries, inval_next, e);
     }
     return n;
 }
@@ -365,7 +365,7 @@ int invalidation_take(PublisherSlot *slot, QueueEntry *out, int max)
 uint32 invalidation_collapse(PublisherSlot *slot)
 {
     uint32 n = slot->items.count;
-    core::list_append_all(inval->free_entries, slot->items, inval_next);
+    core::list_append_all(invalidation_shared->free_entries, slot->items, inval_next);
     slot->resync_pending = true;
     if (n > 0)
         slot->ring_overflows++;
@@ -379,7 +379,7 @@ void invalidation_connect_failed(Oid database)
     int retry_ms = 0;
     bool resync = false;
 
-    LWLockAcquire(inval->lock, LW_EXCLUSIVE);
+    LWLockAcquire(invalidation_shared->lock, LW_EXCLUSIVE);
     PublisherSlot *slot = invalidation_find_publisher(database);
     if (slot != nullptr && slot->pid == 0)
     {
@@ -397,7 +397,7 @@ void invalidation_connect_failed(Oid database)
         resync = slot->resync_pending;
         retry_ms = slot->connect_retry_ms;
     }
-    LWLockRelease(inval->lock);
+    LWLockRelease(invalidation_shared->lock);
 
     if (retry_ms > 0)
         ereport(LOG,
@@ -409,7 +409,7 @@ void invalidation_connect_failed(Oid database)
 
 long invalidation_tend_publishers(void)
 {
-    if (inval == nullptr)
+    if (invalidation_shared == nullptr)
         return -1;
 
     Oid due[max_publishers];
@@ -417,10 +417,10 @@ long invalidation_tend_publishers(void)
     long next_ms = -1;
     TimestampTz now = GetCurrentTimestamp();
 
-    LWLockAcquire(inval->lock, LW_SHARED);
+    LWLockAcquire(invalidation_shared->lock, LW_SHARED);
     for (int i = 0; i < max_publishers; i++)
     {
-        const PublisherSlot *s = &inval->publishers[i];
+        const PublisherSlot *s = &invalidation_shared->publishers[i];
         if (s->database == InvalidOid || s->pid != 0 || (s->items.count == 0 && !s->resync_pending))
             continue;
         if (start_due(s, now))
@@ -431,7 +431,7 @@ long invalidation_tend_publishers(void)
             next_ms = next_ms < 0 ? ms : Min(next_ms, ms);
         }
     }
-    LWLockRelease(inval->lock);
+    LWLockRelease(invalidation_shared->lock);
 
     for (int i = 0; i < ndue; i++)
     {
@@ -441,7 +441,7 @@ long invalidation_tend_publishers(void)
         bool launch = false;
         uint32 forgotten = 0;
         bool forgot = false;
-        LWLockAcquire(inval->lock, LW_EXCLUSIVE);
+        LWLockAcquire(invalidation_shared->lock, LW_EXCLUSIVE);
         PublisherSlot *slot = invalidation_find_publisher(due[i]);
         if (slot != nullptr && slot->pid == 0 && (slot->items.count > 0 || slot->resync_pending) &&
             start_due(slot, now))
@@ -458,7 +458,7 @@ long invalidation_tend_publishers(void)
                 slot->start_requested_at = now;
             }
         }
-        LWLockRelease(inval->lock);
+        LWLockRelease(invalidation_shared->lock);
 
         if (forgot)
             ereport(LOG,
@@ -477,14 +477,14 @@ long invalidation_tend_publishers(void)
 uint64 invalidation_current_generation(const char *scope, int scope_len, const char *key, int key_len)
 {
     invalidation_raise_floor_after_recovery();
-    uint64 slots = inval->slots;
+    uint64 slots = invalidation_shared->slots;
     uint64 scope_gen = pg_atomic_read_u64(
         &inval_generations[core::slot_of(core::invalidation_hash(MyDatabaseId, scope, scope_len, nullptr, 0), slots)]);
     uint64 key_gen = scope_gen;
     if (key != nullptr)
         key_gen = pg_atomic_read_u64(
             &inval_generations[core::slot_of(core::invalidation_hash(MyDatabaseId, scope, scope_len, key, key_len), slots)]);
-    uint64 floor = pg_atomic_read_u64(&inval->floor);
+    uint64 floor = pg_atomic_read_u64(&invalidation_shared->floor);
     /* Whatever the caller reads next (its data snapshot) must not be ordered before this read. */
     pg_read_barrier();
     return core::effective_generation(core::effective_generation(key_gen, scope_gen), floor);
@@ -492,19 +492,19 @@ uint64 invalidation_current_generation(const char *scope, int scope_len, const c
 
 void invalidation_publish_committed(const PendingInvalidation *items, int count)
 {
-    if (count <= 0 || inval == nullptr)
+    if (count <= 0 || invalidation_shared == nullptr)
         return;
 
     invalidation_raise_floor_after_recovery();
     TimestampTz now = GetCurrentTimestamp();
-    uint64 clock = Max(clock_generation(now), pg_atomic_read_u64(&inval->floor));
+    uint64 clock = Max(clock_generation(now), pg_atomic_read_u64(&invalidation_shared->floor));
     Latch *wake = nullptr;
     bool launch = false;
     bool no_slot = false;
     Collapse collapsed[max_publishers];
     int ncollapsed = 0;
 
-    LWLockAcquire(inval->lock, LW_EXCLUSIVE);
+    LWLockAcquire(invalidation_shared->lock, LW_EXCLUSIVE);
 
     /*
      * Generations are taken here, after the commit is visible, and under the queue lock so that
@@ -512,16 +512,16 @@ void invalidation_publish_committed(const PendingInvalidation *items, int count)
      * Never below the clock: a server whose counter was seeded before another server of the
      * cluster handed out generations (a standby promoted later) still hands out newer ones.
      */
-    uint64 current = pg_atomic_read_u64(&inval->counter);
+    uint64 current = pg_atomic_read_u64(&invalidation_shared->counter);
     uint64 base;
     do
         base = Max(current, clock);
-    while (!pg_atomic_compare_exchange_u64(&inval->counter, &current, base + (uint64) count));
+    while (!pg_atomic_compare_exchange_u64(&invalidation_shared->counter, &current, base + (uint64) count));
     for (int i = 0; i < count; i++)
     {
         const PendingInvalidation *it = &items[i];
         uint64 generation = base + 1 + (uint64) i;
-        atomic_max(&inval_generations[core::slot_of(it->hash, inval->slots)], generation);
+        atomic_max(&inval_generations[core::slot_of(it->hash, invalidation_shared->slots)], generation);
 
         ScopeStats *stats = scope_stats(it->scope, it->scope_len);
         stats->invalidations++;
@@ -533,12 +533,12 @@ void invalidation_publish_committed(const PendingInvalidation *items, int count)
     PublisherSlot *slot = claim_publisher(MyDatabaseId);
     if (slot == nullptr)
     {
-        inval->unslotted += (uint64) count;
+        invalidation_shared->unslotted += (uint64) count;
         no_slot = true;
     }
     else
     {
-        if (inval->free_entries.count < (uint32) count)
+        if (invalidation_shared->free_entries.count < (uint32) count)
             ncollapsed = make_room(slot, (uint32) count, collapsed);
 
         if (slot->resync_pending && slot->pid == 0)
@@ -548,7 +548,7 @@ void invalidation_publish_committed(const PendingInvalidation *items, int count)
              * so it covers these items too.  Queueing them would only take space.
              */
         }
-        else if (inval->free_entries.count < (uint32) count)
+        else if (invalidation_shared->free_entries.count < (uint32) count)
         {
             /* Generations are already correct; listeners get one resync instead of the items. */
             slot->resync_pending = true;
@@ -559,7 +559,7 @@ void invalidation_publish_committed(const PendingInvalidation *items, int count)
             for (int i = 0; i < count; i++)
             {
                 const PendingInvalidation *it = &items[i];
-                uint32 index = core::list_pop_front(inval->free_entries, inval_next);
+                uint32 index = core::list_pop_front(invalidation_shared->free_entries, inval_next);
                 QueueEntry *e = &inval_entries[index];
                 e->database = MyDatabaseId;
                 e->generation = base + 1 + (uint64) i;
@@ -584,7 +584,7 @@ void invalidation_publish_committed(const PendingInvalidation *items, int count)
             slot->start_requested_at = now;
         }
     }
-    LWLockRelease(inval->lock);
+    LWLockRelease(invalidation_shared->lock);
 
     if (wake != nullptr)
         SetLatch(wake);

@@ -144,13 +144,14 @@ int invalidation_copy_scope_counts(InvalidationsByScope **counts)
     InvalidationsByScope *out =
         static_cast<InvalidationsByScope *>(palloc0(sizeof(InvalidationsByScope) * (max_scope_stats + 1)));
     int n = 0;
-    if (inval != nullptr)
+    if (invalidation_shared != nullptr)
     {
         /* Plain data only under the lock. */
-        LWLockAcquire(inval->lock, LW_SHARED);
+        LWLockAcquire(invalidation_shared->lock, LW_SHARED);
         for (int i = 0; i <= max_scope_stats; i++)
         {
-            const ScopeStats *st = i < max_scope_stats ? &inval->scopes[i] : &inval->other_scopes;
+            const ScopeStats *st =
+                i < max_scope_stats ? &invalidation_shared->scopes[i] : &invalidation_shared->other_scopes;
             if (st->invalidations == 0 || (i < max_scope_stats && !OidIsValid(st->database)))
                 continue;
             const char *scope = i < max_scope_stats ? st->scope : "";
@@ -161,7 +162,7 @@ int invalidation_copy_scope_counts(InvalidationsByScope **counts)
                 strlcpy(out[n++].scope, scope, sizeof(out[k].scope));
             out[k].invalidations += st->invalidations;
         }
-        LWLockRelease(inval->lock);
+        LWLockRelease(invalidation_shared->lock);
     }
     *counts = out;
     return n;
@@ -179,13 +180,13 @@ POOLGUARD_FUNCTION(poolguard_invalidation_stats)
     /* Copied under the lock, emitted after it (tuplestore calls may raise errors). */
     int count = 0;
     ScopeStats *rows = static_cast<ScopeStats *>(palloc(sizeof(ScopeStats) * (max_scope_stats + 1)));
-    LWLockAcquire(inval->lock, LW_SHARED);
+    LWLockAcquire(invalidation_shared->lock, LW_SHARED);
     for (int i = 0; i < max_scope_stats; i++)
-        if (inval->scopes[i].database == MyDatabaseId)
-            rows[count++] = inval->scopes[i];
-    if (inval->other_scopes.invalidations > 0)
-        rows[count++] = inval->other_scopes;
-    LWLockRelease(inval->lock);
+        if (invalidation_shared->scopes[i].database == MyDatabaseId)
+            rows[count++] = invalidation_shared->scopes[i];
+    if (invalidation_shared->other_scopes.invalidations > 0)
+        rows[count++] = invalidation_shared->other_scopes;
+    LWLockRelease(invalidation_shared->lock);
 
     for (int i = 0; i < count; i++)
     {
@@ -212,12 +213,13 @@ POOLGUARD_FUNCTION(poolguard_invalidation_publishers)
 
     int count = 0;
     PublisherSlot *rows = static_cast<PublisherSlot *>(palloc(sizeof(PublisherSlot) * max_publishers));
-    LWLockAcquire(inval->lock, LW_SHARED);
+    LWLockAcquire(invalidation_shared->lock, LW_SHARED);
     for (int i = 0; i < max_publishers; i++)
-        if (inval->publishers[i].database != InvalidOid)
-            rows[count++] = inval->publishers[i];
-    uint64 ring_used = inval->queue_size - inval->free_entries.count; /* entries in use, all databases */
-    LWLockRelease(inval->lock);
+        if (invalidation_shared->publishers[i].database != InvalidOid)
+            rows[count++] = invalidation_shared->publishers[i];
+    /* entries in use, all databases */
+    uint64 ring_used = invalidation_shared->queue_size - invalidation_shared->free_entries.count;
+    LWLockRelease(invalidation_shared->lock);
 
     for (int i = 0; i < count; i++)
     {
@@ -259,11 +261,12 @@ POOLGUARD_FUNCTION(poolguard_publisher_pids)
 
     int count = 0;
     int pids[max_publishers];
-    LWLockAcquire(inval->lock, LW_SHARED);
+    LWLockAcquire(invalidation_shared->lock, LW_SHARED);
     for (int i = 0; i < max_publishers; i++)
-        if (inval->publishers[i].database == MyDatabaseId && inval->publishers[i].pid != 0)
-            pids[count++] = inval->publishers[i].pid;
-    LWLockRelease(inval->lock);
+        if (invalidation_shared->publishers[i].database == MyDatabaseId &&
+            invalidation_shared->publishers[i].pid != 0)
+            pids[count++] = invalidation_shared->publishers[i].pid;
+    LWLockRelease(invalidation_shared->lock);
 
     for (int i = 0; i < count; i++)
     {

@@ -13,7 +13,7 @@
  * entries stay queued and the next start waits for a growing backoff (see
  * invalidation_connect_failed); only the worker, seeing the database gone, forgets them.
  *
- * Note about locking: the publisher takes only inval->lock (see invalidation_shmem.cpp's note),
+ * Note about locking: the publisher takes only invalidation_shared->lock (see invalidation_shmem.cpp's note),
  * never with another lock held and never across a call that can fail or wait: each function
  * below copies what it needs under the lock and does the slow part (NOTIFY, its transaction,
  * reading the clock, logging) after releasing it.
@@ -51,7 +51,7 @@ TimestampTz last_queue_warning = 0;
  */
 void note_connect_failure(int code, Datum arg)
 {
-    if (connected || inval == nullptr)
+    if (connected || invalidation_shared == nullptr)
         return;
     LWLockReleaseAll();
     invalidation_connect_failed(my_database);
@@ -61,7 +61,7 @@ void note_connect_failure(int code, Datum arg)
 void publisher_detach(int code, Datum arg)
 {
     LWLockReleaseAll();
-    LWLockAcquire(inval->lock, LW_EXCLUSIVE);
+    LWLockAcquire(invalidation_shared->lock, LW_EXCLUSIVE);
     PublisherSlot *slot = invalidation_find_publisher(my_database);
     if (slot != nullptr && slot->pid == MyProcPid)
     {
@@ -70,7 +70,7 @@ void publisher_detach(int code, Datum arg)
         if (in_flight)
             slot->resync_pending = true;
     }
-    LWLockRelease(inval->lock);
+    LWLockRelease(invalidation_shared->lock);
 }
 
 /*
@@ -81,13 +81,13 @@ void publisher_detach(int code, Datum arg)
 bool start_allowed(void)
 {
     TimestampTz now = GetCurrentTimestamp();
-    LWLockAcquire(inval->lock, LW_EXCLUSIVE);
+    LWLockAcquire(invalidation_shared->lock, LW_EXCLUSIVE);
     PublisherSlot *slot = invalidation_find_publisher(my_database);
     bool allowed = slot != nullptr && slot->pid == 0 && now >= slot->next_start_attempt;
     /* Giving up: the worker (or the next commit) registers a publisher when the retry is due. */
     if (!allowed && slot != nullptr && slot->pid == 0)
         slot->start_requested = false;
-    LWLockRelease(inval->lock);
+    LWLockRelease(invalidation_shared->lock);
     return allowed;
 }
 
@@ -95,7 +95,7 @@ bool start_allowed(void)
 bool claim_slot(void)
 {
     bool claimed = false;
-    LWLockAcquire(inval->lock, LW_EXCLUSIVE);
+    LWLockAcquire(invalidation_shared->lock, LW_EXCLUSIVE);
     PublisherSlot *slot = invalidation_find_publisher(my_database);
     if (slot != nullptr && (slot->pid == 0 || slot->pid == MyProcPid))
     {
@@ -109,16 +109,16 @@ bool claim_slot(void)
         slot->publisher_starts++;
         claimed = true;
     }
-    LWLockRelease(inval->lock);
+    LWLockRelease(invalidation_shared->lock);
     return claimed;
 }
 
 bool has_work(void)
 {
-    LWLockAcquire(inval->lock, LW_SHARED);
+    LWLockAcquire(invalidation_shared->lock, LW_SHARED);
     PublisherSlot *slot = invalidation_find_publisher(my_database);
     bool work = slot != nullptr && (slot->items.count > 0 || slot->resync_pending);
-    LWLockRelease(inval->lock);
+    LWLockRelease(invalidation_shared->lock);
     return work;
 }
 
@@ -126,7 +126,7 @@ bool has_work(void)
 bool retire(void)
 {
     bool retired = false;
-    LWLockAcquire(inval->lock, LW_EXCLUSIVE);
+    LWLockAcquire(invalidation_shared->lock, LW_EXCLUSIVE);
     PublisherSlot *slot = invalidation_find_publisher(my_database);
     if (slot == nullptr || (slot->items.count == 0 && !slot->resync_pending))
     {
@@ -137,7 +137,7 @@ bool retire(void)
         }
         retired = true;
     }
-    LWLockRelease(inval->lock);
+    LWLockRelease(invalidation_shared->lock);
     return retired;
 }
 
@@ -149,7 +149,7 @@ int drain(bool *resync, uint64 *resync_generation)
 {
     int n = 0;
     *resync = false;
-    LWLockAcquire(inval->lock, LW_EXCLUSIVE);
+    LWLockAcquire(invalidation_shared->lock, LW_EXCLUSIVE);
     PublisherSlot *slot = invalidation_find_publisher(my_database);
     if (slot != nullptr)
     {
@@ -159,11 +159,11 @@ int drain(bool *resync, uint64 *resync_generation)
             *resync = true;
             slot->resync_pending = false;
             /* Read under the lock that assigns generations: covers every dropped item. */
-            *resync_generation = pg_atomic_read_u64(&inval->counter);
+            *resync_generation = pg_atomic_read_u64(&invalidation_shared->counter);
         }
         in_flight = n > 0 || *resync;
     }
-    LWLockRelease(inval->lock);
+    LWLockRelease(invalidation_shared->lock);
     return n;
 }
 
@@ -221,7 +221,7 @@ void record_publication(int payloads, int items, bool resync, double queue_usage
 {
     stats_add(GlobalCounter::notifications_sent, (uint64) payloads);
     TimestampTz now = GetCurrentTimestamp(); /* not under the lock */
-    LWLockAcquire(inval->lock, LW_EXCLUSIVE);
+    LWLockAcquire(invalidation_shared->lock, LW_EXCLUSIVE);
     PublisherSlot *slot = invalidation_find_publisher(my_database);
     if (slot != nullptr)
     {
@@ -232,7 +232,7 @@ void record_publication(int payloads, int items, bool resync, double queue_usage
         slot->queue_warnings += warn ? 1 : 0;
         slot->last_publish_at = now;
     }
-    LWLockRelease(inval->lock);
+    LWLockRelease(invalidation_shared->lock);
 }
 
 /* Drains and sends until the database has nothing left in the queue. */
@@ -284,11 +284,11 @@ bool publish_all_safely(MemoryContext context)
         LWLockReleaseAll();
         if (in_flight)
         {
-            LWLockAcquire(inval->lock, LW_EXCLUSIVE);
+            LWLockAcquire(invalidation_shared->lock, LW_EXCLUSIVE);
             PublisherSlot *slot = invalidation_find_publisher(my_database);
             if (slot != nullptr)
                 slot->resync_pending = true;
-            LWLockRelease(inval->lock);
+            LWLockRelease(invalidation_shared->lock);
             in_flight = false;
         }
         ereport(LOG,

@@ -313,7 +313,7 @@ extern "C" void poolguard_metrics_main(Datum arg)
     BackgroundWorkerUnblockSignals();
 
     /* The main worker owns the missing-database story; wait for it instead of looping. */
-    while (pg_atomic_read_u32(&shared->database_missing) != 0)
+    while (pg_atomic_read_u32(&worker_state->database_missing) != 0)
     {
         (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000, PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);

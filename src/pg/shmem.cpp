@@ -1,12 +1,13 @@
 /*
  * shmem.cpp — reservation and attachment of pg_poolguard's shared memory.
  *
- * Note about locking (the locks of the whole "pg_poolguard" tranche are created here):
- *   - shared->lock (LWLock) guards the published policies (policy_store.cpp) and the history
- *     ring (actions.cpp).  shared->caps_lock (LWLock) guards the login accounting (caps.cpp).
- *     The two are never held together, and no other LWLock is taken under either; each file's
- *     own note says what is done under them (plain copies only).
- *   - shared->latch_mutex (spinlock) guards shared->worker_latch.  Held only to store or copy
+ * Note about locking:
+ *   - Each feature requests its own LWLock tranche here (shmem_register_lwlocks) and documents
+ *     its locks in its own file: "pg_poolguard policies" (policy_store.cpp), "pg_poolguard
+ *     history" (actions.cpp), "pg_poolguard caps" (caps.cpp), "pg_poolguard policy stats"
+ *     (stats.cpp), "pg_poolguard invalidation" (invalidation_shmem.cpp).  None of them is ever
+ *     held while another is taken.
+ *   - worker_state->latch_mutex (spinlock) guards worker_state->worker_latch.  Held only to store or copy
  *     the pointer: wake_worker() copies it and calls SetLatch() after releasing the spinlock
  *     (the latch is the worker's PGPROC latch, which stays valid shared memory after the worker
  *     exits, so a late SetLatch is at worst a spurious wakeup — the pattern PostgreSQL's
@@ -18,7 +19,7 @@
 
 namespace poolguard {
 
-SharedState *shared = nullptr;
+WorkerState *worker_state = nullptr; /* "pg_poolguard" in shared memory */
 
 namespace {
 
@@ -27,7 +28,7 @@ ShmemSizeFn module_sizes[max_modules];
 ShmemInitFn module_inits[max_modules];
 int module_count = 0;
 
-constexpr int max_tranches = 4;
+constexpr int max_tranches = 8;
 const char *tranche_names[max_tranches];
 int tranche_sizes[max_tranches];
 int tranche_count = 0;
@@ -39,24 +40,21 @@ shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
 
 Size shared_state_size(void)
 {
-    return MAXALIGN(sizeof(SharedState));
+    return MAXALIGN(sizeof(WorkerState));
 }
 
 void shared_state_init(void)
 {
     bool found;
 
-    shared = static_cast<SharedState *>(ShmemInitStruct("pg_poolguard", sizeof(SharedState), &found));
+    worker_state = static_cast<WorkerState *>(ShmemInitStruct("pg_poolguard", sizeof(WorkerState), &found));
     if (!found)
     {
-        LWLockPadded *locks = GetNamedLWLockTranche("pg_poolguard");
-        shared->lock = &locks[0].lock;
-        shared->caps_lock = &locks[1].lock;
-        pg_atomic_init_u32(&shared->worker_pid, 0);
-        pg_atomic_init_u32(&shared->database_missing, 0);
-        pg_atomic_init_u64(&shared->worker_starts, 0);
-        shared->worker_latch = nullptr;
-        SpinLockInit(&shared->latch_mutex);
+        pg_atomic_init_u32(&worker_state->worker_pid, 0);
+        pg_atomic_init_u32(&worker_state->database_missing, 0);
+        pg_atomic_init_u64(&worker_state->worker_starts, 0);
+        worker_state->worker_latch = nullptr;
+        SpinLockInit(&worker_state->latch_mutex);
     }
 }
 
@@ -67,7 +65,6 @@ void request_shared_memory(void)
     for (int i = 0; i < module_count; i++)
         total = add_size(total, module_sizes[i]());
     RequestAddinShmemSpace(total);
-    RequestNamedLWLockTranche("pg_poolguard", 2);
     for (int i = 0; i < tranche_count; i++)
         RequestNamedLWLockTranche(tranche_names[i], tranche_sizes[i]);
 }
@@ -127,7 +124,7 @@ void shmem_install_hooks(void)
 
 void require_shared_memory(void)
 {
-    if (shared == nullptr)
+    if (worker_state == nullptr)
         ereport(ERROR,
                 (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                  errmsg("pg_poolguard must be loaded via shared_preload_libraries"),
@@ -157,11 +154,11 @@ int procno_of(PGPROC *proc)
 
 void wake_worker(void)
 {
-    if (shared == nullptr)
+    if (worker_state == nullptr)
         return;
-    SpinLockAcquire(&shared->latch_mutex);
-    Latch *latch = shared->worker_latch;
-    SpinLockRelease(&shared->latch_mutex);
+    SpinLockAcquire(&worker_state->latch_mutex);
+    Latch *latch = worker_state->worker_latch;
+    SpinLockRelease(&worker_state->latch_mutex);
     if (latch != nullptr)
         SetLatch(latch); /* never under the spinlock */
 }

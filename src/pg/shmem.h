@@ -15,11 +15,12 @@ namespace poolguard {
 typedef Size (*ShmemSizeFn)(void);
 typedef void (*ShmemInitFn)(void);
 
-/* The state every module shares: the worker's identity and the main lock. */
-struct SharedState
+/*
+ * The worker's identity, which every feature may read and everyone may use to wake it (the
+ * policy trigger at commit, reload()).  Each feature's own locks live with its shared memory.
+ */
+struct WorkerState
 {
-    LWLock *lock;                      /* guards policies and history */
-    LWLock *caps_lock;                 /* guards login accounting (caps.cpp) */
     pg_atomic_uint32 worker_pid;       /* 0 when no worker runs */
     pg_atomic_uint32 database_missing; /* 1 after the worker failed to connect */
     pg_atomic_uint64 worker_starts;    /* how many times the worker started */
@@ -27,7 +28,7 @@ struct SharedState
     slock_t latch_mutex;               /* guards worker_latch */
 };
 
-extern SharedState *shared;
+extern WorkerState *worker_state;
 
 /* Register a module's shared memory before the hooks run (call from _PG_init). */
 void shmem_register(ShmemSizeFn size, ShmemInitFn init);

@@ -2,10 +2,11 @@
  * policy_store.cpp — loading, publishing and change tracking of compiled policies.
  *
  * Note about locking: the published policies (count, array, version, loaded_change_count,
- * fingerprint) are guarded by shared->lock: LW_EXCLUSIVE to publish, LW_SHARED to copy.  Under
- * it only memcpy of plain data happens — the SPI query, the compilation and every catalog
- * lookup run before the lock is taken.  change_count is an atomic that committing backends bump
- * without any lock.  shared->lock is never held while another pg_poolguard lock is taken.
+ * fingerprint) are guarded by published_policies->lock (LWLock tranche "pg_poolguard
+ * policies"): LW_EXCLUSIVE to publish, LW_SHARED to copy.  Under it only memcpy of plain data
+ * happens — the SPI query, the compilation and every catalog lookup run before the lock is
+ * taken.  change_count is an atomic that committing backends bump without any lock.  The lock
+ * is never held while another pg_poolguard lock is taken.
  *
  * Trust: the loader runs as a superuser (the worker, or reload()/reap() in a superuser's
  * session) in a database whose owner may be an ordinary role.  So the policy table is used only
@@ -27,6 +28,7 @@ namespace {
 
 struct PolicyStore
 {
+    LWLock *lock;                  /* tranche "pg_poolguard policies": everything below but change_count */
     pg_atomic_uint64 change_count; /* committed policy changes (and reload requests) */
     uint64 loaded_change_count;    /* change_count the published policies reflect */
     uint64 version;                /* bumped on every publication */
@@ -51,6 +53,7 @@ void store_init(void)
     published_policies = static_cast<PolicyStore *>(ShmemInitStruct("pg_poolguard policies", store_size(), &found));
     if (!found)
     {
+        published_policies->lock = &(GetNamedLWLockTranche("pg_poolguard policies"))->lock;
         pg_atomic_init_u64(&published_policies->change_count, 1); /* the worker loads once at start */
         published_policies->loaded_change_count = 0;
         published_policies->version = 0;
@@ -215,26 +218,27 @@ constexpr const char *pinned_search_path = "pg_catalog, pg_temp";
 void policy_store_register(void)
 {
     shmem_register(store_size, store_init);
+    shmem_register_lwlocks("pg_poolguard policies", 1);
 }
 
 void policy_store_snapshot(PolicySnapshot *snapshot)
 {
     require_shared_memory();
-    LWLockAcquire(shared->lock, LW_SHARED);
+    LWLockAcquire(published_policies->lock, LW_SHARED);
     snapshot->version = published_policies->version;
     snapshot->count = published_policies->count;
     snapshot->policies = static_cast<CompiledPolicy *>(palloc(sizeof(CompiledPolicy) * Max(published_policies->count, 1)));
     memcpy(snapshot->policies, published_policies->policies, sizeof(CompiledPolicy) * published_policies->count);
-    LWLockRelease(shared->lock);
+    LWLockRelease(published_policies->lock);
 }
 
 uint64 policy_store_loaded_change_count(void)
 {
     uint64 loaded;
 
-    LWLockAcquire(shared->lock, LW_SHARED);
+    LWLockAcquire(published_policies->lock, LW_SHARED);
     loaded = published_policies->loaded_change_count;
-    LWLockRelease(shared->lock);
+    LWLockRelease(published_policies->lock);
     return loaded;
 }
 
@@ -347,7 +351,7 @@ int policy_store_load(uint64 change_count)
                  errmsg("pg_poolguard uses only the first %d of %d enabled policies", kept, total),
                  errhint("Raise poolguard.max_policies (needs a restart) or disable some policies.")));
 
-    LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+    LWLockAcquire(published_policies->lock, LW_EXCLUSIVE);
     /* A load that started before a newer one published must not overwrite it. */
     if (change_count >= published_policies->loaded_change_count)
     {
@@ -359,7 +363,7 @@ int policy_store_load(uint64 change_count)
         published_policies->loaded_change_count = change_count;
     }
     int in_force = published_policies->count;
-    LWLockRelease(shared->lock);
+    LWLockRelease(published_policies->lock);
     return in_force;
 }
 
@@ -376,9 +380,9 @@ bool policy_store_refresh(bool force)
         PushActiveSnapshot(GetTransactionSnapshot());
         uint64 fingerprint = table_fingerprint(policy_table_oid());
         PopActiveSnapshot();
-        LWLockAcquire(shared->lock, LW_SHARED);
+        LWLockAcquire(published_policies->lock, LW_SHARED);
         bool current = published_policies->loaded_change_count >= wanted && published_policies->fingerprint == fingerprint;
-        LWLockRelease(shared->lock);
+        LWLockRelease(published_policies->lock);
         if (current)
             return false;
     }
@@ -395,9 +399,9 @@ bool policy_change_pending(void)
 int policy_store_count(void)
 {
     require_shared_memory();
-    LWLockAcquire(shared->lock, LW_SHARED);
+    LWLockAcquire(published_policies->lock, LW_SHARED);
     int n = published_policies->count;
-    LWLockRelease(shared->lock);
+    LWLockRelease(published_policies->lock);
     return n;
 }
 

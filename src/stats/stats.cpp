@@ -29,7 +29,7 @@ struct Stats
     pg_atomic_uint64 stats_reset;        /* TimestampTz */
 };
 
-Stats *stats = nullptr;
+Stats *global_counters = nullptr; /* "pg_poolguard stats" in shared memory */
 
 constexpr const char *policy_stats_tranche = "pg_poolguard policy stats";
 
@@ -119,14 +119,14 @@ void stats_init(void)
 {
     bool found;
 
-    stats = static_cast<Stats *>(ShmemInitStruct("pg_poolguard stats", stats_size(), &found));
+    global_counters = static_cast<Stats *>(ShmemInitStruct("pg_poolguard stats", stats_size(), &found));
     if (!found)
     {
-        for (auto &c : stats->counters)
+        for (auto &c : global_counters->counters)
             pg_atomic_init_u64(&c, 0);
-        pg_atomic_init_u64(&stats->last_scan, 0);
-        pg_atomic_init_u64(&stats->last_scan_duration, 0);
-        pg_atomic_init_u64(&stats->stats_reset, (uint64) GetCurrentTimestamp());
+        pg_atomic_init_u64(&global_counters->last_scan, 0);
+        pg_atomic_init_u64(&global_counters->last_scan_duration, 0);
+        pg_atomic_init_u64(&global_counters->stats_reset, (uint64) GetCurrentTimestamp());
     }
 }
 
@@ -179,27 +179,27 @@ int stats_copy_policy_counters(PolicyCounters **counters)
 
 void stats_add(GlobalCounter counter, uint64 n)
 {
-    if (stats != nullptr)
-        pg_atomic_fetch_add_u64(&stats->counters[(int) counter], n);
+    if (global_counters != nullptr)
+        pg_atomic_fetch_add_u64(&global_counters->counters[(int) counter], n);
 }
 
 uint64 stats_get(GlobalCounter counter)
 {
-    return stats ? pg_atomic_read_u64(&stats->counters[(int) counter]) : 0;
+    return global_counters ? pg_atomic_read_u64(&global_counters->counters[(int) counter]) : 0;
 }
 
 int64 stats_last_scan_duration(void)
 {
-    return stats ? (int64) pg_atomic_read_u64(&stats->last_scan_duration) : 0;
+    return global_counters ? (int64) pg_atomic_read_u64(&global_counters->last_scan_duration) : 0;
 }
 
 void stats_scan_done(TimestampTz end, int64 duration_us)
 {
-    if (stats == nullptr)
+    if (global_counters == nullptr)
         return;
-    pg_atomic_fetch_add_u64(&stats->counters[(int) GlobalCounter::scans], 1);
-    pg_atomic_write_u64(&stats->last_scan, (uint64) end);
-    pg_atomic_write_u64(&stats->last_scan_duration, (uint64) duration_us);
+    pg_atomic_fetch_add_u64(&global_counters->counters[(int) GlobalCounter::scans], 1);
+    pg_atomic_write_u64(&global_counters->last_scan, (uint64) end);
+    pg_atomic_write_u64(&global_counters->last_scan_duration, (uint64) duration_us);
 }
 
 }  // namespace poolguard
@@ -216,15 +216,15 @@ POOLGUARD_FUNCTION(poolguard_stats_info)
     Datum values[11];
     bool nulls[11];
     memset(nulls, 0, sizeof(nulls));
-    auto counter = [](GlobalCounter c) { return Int64GetDatum((int64) pg_atomic_read_u64(&stats->counters[(int) c])); };
+    auto counter = [](GlobalCounter c) { return Int64GetDatum((int64) pg_atomic_read_u64(&global_counters->counters[(int) c])); };
 
     values[0] = counter(GlobalCounter::scans);
-    TimestampTz last = (TimestampTz) pg_atomic_read_u64(&stats->last_scan);
+    TimestampTz last = (TimestampTz) pg_atomic_read_u64(&global_counters->last_scan);
     if (last != 0)
     {
         values[1] = TimestampTzGetDatum(last);
         Interval *iv = static_cast<Interval *>(palloc0(sizeof(Interval)));
-        iv->time = (int64) pg_atomic_read_u64(&stats->last_scan_duration);
+        iv->time = (int64) pg_atomic_read_u64(&global_counters->last_scan_duration);
         values[2] = IntervalPGetDatum(iv);
     }
     else
@@ -236,7 +236,7 @@ POOLGUARD_FUNCTION(poolguard_stats_info)
     values[7] = counter(GlobalCounter::evicted_connections);
     values[8] = counter(GlobalCounter::invalidations);
     values[9] = counter(GlobalCounter::notifications_sent);
-    values[10] = TimestampTzGetDatum((TimestampTz) pg_atomic_read_u64(&stats->stats_reset));
+    values[10] = TimestampTzGetDatum((TimestampTz) pg_atomic_read_u64(&global_counters->stats_reset));
 
     desc = BlessTupleDesc(desc);
     PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
@@ -247,11 +247,11 @@ POOLGUARD_FUNCTION(poolguard_reset_stats)
 {
     require_shared_memory();
     TimestampTz now = GetCurrentTimestamp();
-    for (auto &c : stats->counters)
+    for (auto &c : global_counters->counters)
         pg_atomic_write_u64(&c, 0);
-    pg_atomic_write_u64(&stats->last_scan, 0);
-    pg_atomic_write_u64(&stats->last_scan_duration, 0);
-    pg_atomic_write_u64(&stats->stats_reset, (uint64) now);
+    pg_atomic_write_u64(&global_counters->last_scan, 0);
+    pg_atomic_write_u64(&global_counters->last_scan_duration, 0);
+    pg_atomic_write_u64(&global_counters->stats_reset, (uint64) now);
     reset_policy_counters();
     PG_RETURN_TIMESTAMPTZ(now);
 }

@@ -36,19 +36,19 @@ bool connected_to_database = false; /* BackgroundWorkerInitializeConnection retu
 /* on_shmem_exit: remembers that connecting to poolguard.database failed (FATAL in InitPostgres). */
 void note_connect_failure(int code, Datum arg)
 {
-    if (!connected_to_database && shared != nullptr)
-        pg_atomic_write_u32(&shared->database_missing, 1);
+    if (!connected_to_database && worker_state != nullptr)
+        pg_atomic_write_u32(&worker_state->database_missing, 1);
 }
 
 /* before_shmem_exit: forget our latch so nobody sets it after we are gone. */
 void worker_detach(int code, Datum arg)
 {
-    if (shared == nullptr)
+    if (worker_state == nullptr)
         return;
-    SpinLockAcquire(&shared->latch_mutex);
-    shared->worker_latch = nullptr;
-    SpinLockRelease(&shared->latch_mutex);
-    pg_atomic_write_u32(&shared->worker_pid, 0);
+    SpinLockAcquire(&worker_state->latch_mutex);
+    worker_state->worker_latch = nullptr;
+    SpinLockRelease(&worker_state->latch_mutex);
+    pg_atomic_write_u32(&worker_state->worker_pid, 0);
 }
 
 /*
@@ -94,7 +94,7 @@ void wait_for_database(void)
         }
         if (database_exists(guc_database))
         {
-            pg_atomic_write_u32(&shared->database_missing, 0);
+            pg_atomic_write_u32(&worker_state->database_missing, 0);
             ereport(LOG,
                     (errmsg("pg_poolguard worker found database \"%s\"", guc_database),
                      errdetail("The worker restarts to connect to it.")));
@@ -178,9 +178,9 @@ extern "C" void poolguard_worker_main(Datum arg)
     mallopt(M_TRIM_THRESHOLD, 128 * 1024 * 1024);
 #endif
 
-    pg_atomic_fetch_add_u64(&shared->worker_starts, 1);
+    pg_atomic_fetch_add_u64(&worker_state->worker_starts, 1);
 
-    if (pg_atomic_read_u32(&shared->database_missing) != 0)
+    if (pg_atomic_read_u32(&worker_state->database_missing) != 0)
         wait_for_database();
 
     on_shmem_exit(note_connect_failure, (Datum) 0);
@@ -189,10 +189,10 @@ extern "C" void poolguard_worker_main(Datum arg)
     pgstat_report_appname("pg_poolguard worker");
 
     before_shmem_exit(worker_detach, (Datum) 0);
-    SpinLockAcquire(&shared->latch_mutex);
-    shared->worker_latch = MyLatch;
-    SpinLockRelease(&shared->latch_mutex);
-    pg_atomic_write_u32(&shared->worker_pid, (uint32) MyProcPid);
+    SpinLockAcquire(&worker_state->latch_mutex);
+    worker_state->worker_latch = MyLatch;
+    SpinLockRelease(&worker_state->latch_mutex);
+    pg_atomic_write_u32(&worker_state->worker_pid, (uint32) MyProcPid);
 
     ereport(LOG, (errmsg("pg_poolguard worker started in database \"%s\"", guc_database)));
 
