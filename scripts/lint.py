@@ -30,6 +30,11 @@ non-zero when there is any.  Rules:
             error's own detail through.  In every message SQL's NULL is written "NULL".
   sqlnames  the C function behind each SQL function is named after it:
             CREATE FUNCTION poolguard.X(...) ... AS 'MODULE_PATHNAME', 'poolguard_X'.
+  oneplace  what must exist once stays in one file: the PG_TRY/CopyErrorData recovery in
+            src/pg/guard.h (run_catching_errors), the walk of the backend-status array
+            (pgstat_fetch_stat_local_beentry) in src/enforce/sessions.cpp
+            (backend_status_snapshot), the exemption test (superuser_arg on a session's role) in
+            src/enforce/ (session_exempt and the signal path's superuser refusal).
   schedule  every sql/*.sql test is listed once in sql/schedule and every listed test exists;
             every extension/*.sql fragment is in the Makefile's SQL_PARTS.
 """
@@ -353,8 +358,29 @@ def check_schedule():
             report(schedule, 1, 'schedule', 'sql/%s.sql is not in sql/schedule' % name)
 
 
+ONE_PLACE = [
+    (r'\bPG_TRY\s*\(|\bCopyErrorData\s*\(', ('src/pg/guard.h',), 'the error recovery is run_catching_errors() in pg/guard.h'),
+    (r'\bpgstat_fetch_stat_local_beentry\s*\(', ('src/enforce/sessions.cpp', 'src/pg/postgres_headers.h'),
+     'backends are read through backend_status_snapshot() (enforce/sessions.cpp)'),
+    (r'\bsuperuser_arg\s*\(', ('src/enforce/sessions.cpp', 'src/enforce/actions.cpp'),
+     'exemptions are decided by session_exempt() (enforce/sessions.cpp)'),
+]
+
+
+def check_one_place():
+    for path in sources():
+        with open(path, encoding='utf-8') as f:
+            text = strip_comments(f.read())
+        for pattern, allowed, why in ONE_PLACE:
+            if rel(path) in allowed:
+                continue
+            for m in re.finditer(pattern, text):
+                report(path, line_of(text, m.start()), 'oneplace', '%s: %s' % (m.group(0).rstrip('( '), why))
+
+
 def main():
     check_includes()
+    check_one_place()
     check_messages()
     check_sql_names()
     check_sql_parts()

@@ -291,37 +291,34 @@ EvictOutcome evict_and_admit(const CompiledPolicy *policy, int counter, int proc
     TimestampTz idle_before = now - (int64) guc_idle_grace_ms * 1000;
 
     /* 1. Candidates from a status snapshot, with no lock held: idle client backends only. */
-    pgstat_clear_snapshot();
-    int n = pgstat_fetch_stat_numbackends();
+    BackendStatusRow *backends;
+    int n = backend_status_snapshot(&backends);
     Candidate *candidates = static_cast<Candidate *>(palloc(sizeof(Candidate) * Max(n, 1)));
     int ncandidates = 0;
-    for (int i = 1; i <= n; i++)
+    for (int i = 0; i < n; i++)
     {
-        LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
-        if (local == NULL)
+        const BackendStatusRow *be = &backends[i];
+        if (!be->client_backend || be->pid == MyProcPid || be->state != STATE_IDLE ||
+            be->state_change > idle_before)
             continue;
-        PgBackendStatus *be = &local->backendStatus;
-        if (be->st_backendType != B_BACKEND || be->st_procpid <= 0 || be->st_procpid == MyProcPid ||
-            be->st_state != STATE_IDLE || be->st_state_start_timestamp > idle_before)
-            continue;
-        if (session_exempt(exemptions, be->st_userid))
+        if (session_exempt(exemptions, be->userid))
             continue; /* superusers, exempt_roles: never evicted */
-        PGPROC *proc = BackendPidGetProc(be->st_procpid);
+        PGPROC *proc = BackendPidGetProc(be->pid);
         if (proc == NULL)
             continue;
         int p = procno_of(proc);
         if (p < 0 || p >= proc_slots())
             continue;
         Candidate *c = &candidates[ncandidates++];
-        c->pid = be->st_procpid;
+        c->pid = be->pid;
         c->procno = p;
-        c->userid = be->st_userid;
-        c->dbid = be->st_databaseid;
-        c->backend_start = be->st_proc_start_timestamp;
-        c->state_change = be->st_state_start_timestamp;
-        c->query_start = be->st_activity_start_timestamp;
-        strlcpy(c->application_name, be->st_appname ? be->st_appname : "", NAMEDATALEN);
-        c->client = client_address(&be->st_clientaddr);
+        c->userid = be->userid;
+        c->dbid = be->dbid;
+        c->backend_start = be->backend_start;
+        c->state_change = be->state_change;
+        c->query_start = be->query_start;
+        strlcpy(c->application_name, be->application_name, NAMEDATALEN);
+        c->client = be->client;
     }
     qsort(candidates, ncandidates, sizeof(Candidate), compare_candidates);
 

@@ -372,16 +372,16 @@ core::BackendFacts read_status_entry(volatile PgBackendStatus *entry)
     }
 }
 
-core::BackendFacts facts_of_status(const PgBackendStatus *be)
+core::BackendFacts facts_of_backend(const BackendStatusRow *be)
 {
     core::BackendFacts f;
-    f.pid = be->st_procpid;
-    f.client_backend = be->st_backendType == B_BACKEND;
-    f.userid = be->st_userid;
-    f.backend_start = be->st_proc_start_timestamp;
-    f.state = (int) be->st_state;
-    f.state_change = be->st_state_start_timestamp;
-    f.query_start = be->st_activity_start_timestamp;
+    f.pid = be->pid;
+    f.client_backend = be->client_backend;
+    f.userid = be->userid;
+    f.backend_start = be->backend_start;
+    f.state = (int) be->state;
+    f.state_change = be->state_change;
+    f.query_start = be->query_start;
     return f;
 }
 
@@ -421,17 +421,15 @@ SignalOutcome recheck_and_signal(const core::BackendFacts &judged, core::Watch w
         fresh = read_status_entry(entry);
     else
     {
-        pgstat_clear_snapshot();
-        int n = pgstat_fetch_stat_numbackends();
-        for (int i = 1; i <= n; i++)
-        {
-            LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
-            if (local != NULL && local->backendStatus.st_procpid == judged.pid)
+        BackendStatusRow *backends;
+        int n = backend_status_snapshot(&backends);
+        for (int i = 0; i < n; i++)
+            if (backends[i].pid == judged.pid)
             {
-                fresh = facts_of_status(&local->backendStatus);
+                fresh = facts_of_backend(&backends[i]);
                 break;
             }
-        }
+        pfree(backends);
     }
     if (fresh.pid == 0)
         return SignalOutcome::gone;

@@ -21,6 +21,29 @@
 
 namespace poolguard {
 
+/* One backend of a fresh backend-status snapshot, copied as plain data. */
+struct BackendStatusRow
+{
+    int pid;
+    bool client_backend; /* B_BACKEND: a client session */
+    Oid userid;
+    Oid dbid;
+    TimestampTz backend_start;
+    TimestampTz state_change;
+    TimestampTz query_start;
+    BackendState state;
+    char application_name[NAMEDATALEN];
+    core::IpAddress client;
+};
+
+/*
+ * The one walk of PostgreSQL's backend-status array: takes a fresh snapshot
+ * (pgstat_clear_snapshot) and copies every backend that has a pid (palloc'd in
+ * CurrentMemoryContext); returns how many.  The scan, the re-check fallback and evict_idle's
+ * candidates all read backends through it.
+ */
+int backend_status_snapshot(BackendStatusRow **rows);
+
 /* One client backend as seen by a scan; plain data. */
 struct SessionRow
 {

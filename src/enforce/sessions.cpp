@@ -274,6 +274,34 @@ const char *row_policy_name(const SessionScan *scan, const SessionRow *row)
     return row->policy >= 0 ? scan->policies.policies[row->policy].name : "";
 }
 
+int backend_status_snapshot(BackendStatusRow **rows)
+{
+    pgstat_clear_snapshot();
+    int n = pgstat_fetch_stat_numbackends();
+    BackendStatusRow *out = static_cast<BackendStatusRow *>(palloc0(sizeof(BackendStatusRow) * Max(n, 1)));
+    int count = 0;
+    for (int i = 1; i <= n; i++)
+    {
+        LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
+        if (local == NULL || local->backendStatus.st_procpid <= 0)
+            continue;
+        const PgBackendStatus *be = &local->backendStatus;
+        BackendStatusRow *row = &out[count++];
+        row->pid = be->st_procpid;
+        row->client_backend = be->st_backendType == B_BACKEND;
+        row->userid = be->st_userid;
+        row->dbid = be->st_databaseid;
+        row->backend_start = be->st_proc_start_timestamp;
+        row->state_change = be->st_state_start_timestamp;
+        row->query_start = be->st_activity_start_timestamp;
+        row->state = be->st_state;
+        strlcpy(row->application_name, be->st_appname ? be->st_appname : "", NAMEDATALEN);
+        row->client = client_address(&be->st_clientaddr);
+    }
+    *rows = out;
+    return count;
+}
+
 void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
 {
     scan->now = GetCurrentTimestamp();
@@ -291,31 +319,28 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
     DatabaseNames databases;
     databases.count = 0;
 
-    pgstat_clear_snapshot();
-    int n = pgstat_fetch_stat_numbackends();
+    BackendStatusRow *backends;
+    int n = backend_status_snapshot(&backends);
     scan->rows = static_cast<SessionRow *>(palloc0(sizeof(SessionRow) * Max(n, 1)));
     scan->count = 0;
 
-    for (int i = 1; i <= n; i++)
+    for (int i = 0; i < n; i++)
     {
-        LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
-        if (local == NULL)
-            continue;
-        PgBackendStatus *be = &local->backendStatus;
-        if (be->st_backendType != B_BACKEND || be->st_procpid <= 0)
+        const BackendStatusRow *be = &backends[i];
+        if (!be->client_backend)
             continue;
 
         SessionRow *row = &scan->rows[scan->count++];
-        row->pid = be->st_procpid;
-        row->userid = be->st_userid;
-        row->dbid = be->st_databaseid;
-        row->backend_start = be->st_proc_start_timestamp;
-        row->state_change = be->st_state_start_timestamp;
-        row->query_start = be->st_activity_start_timestamp;
-        row->raw_state = be->st_state;
-        row->state = map_state(be->st_state);
-        strlcpy(row->application_name, be->st_appname ? be->st_appname : "", NAMEDATALEN);
-        row->client = client_address(&be->st_clientaddr);
+        row->pid = be->pid;
+        row->userid = be->userid;
+        row->dbid = be->dbid;
+        row->backend_start = be->backend_start;
+        row->state_change = be->state_change;
+        row->query_start = be->query_start;
+        row->raw_state = be->state;
+        row->state = map_state(be->state);
+        strlcpy(row->application_name, be->application_name, NAMEDATALEN);
+        row->client = be->client;
         row->is_self = row->pid == MyProcPid;
         row->exempt = session_exempt(&exemptions, row->userid, &row->superuser);
         row->policy = OidIsValid(row->userid)

@@ -269,19 +269,10 @@ void publish_all(void)
 /* publish_all with errors caught: the items of a failed send become a resync, retried later. */
 bool publish_all_safely(MemoryContext context)
 {
-    volatile bool ok = true;
     MemoryContext old = MemoryContextSwitchTo(context);
-    PG_TRY();
+    ErrorData *error = run_catching_errors("publisher", context, []() { publish_all(); });
+    if (error != nullptr)
     {
-        pg_guard("publisher", []() { publish_all(); });
-    }
-    PG_CATCH();
-    {
-        MemoryContextSwitchTo(context);
-        ErrorData *edata = CopyErrorData();
-        FlushErrorState();
-        AbortOutOfAnyTransaction();
-        LWLockReleaseAll();
         if (in_flight)
         {
             LWLockAcquire(invalidation_shared->lock, LW_EXCLUSIVE);
@@ -292,16 +283,14 @@ bool publish_all_safely(MemoryContext context)
             in_flight = false;
         }
         ereport(LOG,
-                (errcode(edata->sqlerrcode),
-                 errmsg("pg_poolguard publisher could not send invalidations: %s", edata->message),
-                 edata->detail ? errdetail("%s", edata->detail) : 0,
+                (errcode(error->sqlerrcode),
+                 errmsg("pg_poolguard publisher could not send invalidations: %s", error->message),
+                 error->detail ? errdetail("%s", error->detail) : 0,
                  errhint("Listeners will get a resync; the publisher retries in %ld ms.", error_backoff_ms)));
-        ok = false;
     }
-    PG_END_TRY();
     MemoryContextSwitchTo(old);
     MemoryContextReset(context);
-    return ok;
+    return error == nullptr;
 }
 
 /*
