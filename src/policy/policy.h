@@ -1,13 +1,13 @@
 /*
- * policy_store.h — compiled policies in shared memory.
+ * policy.h — the policy feature's public interface: compiled policies in shared memory.
  *
  * The worker (or reload() in poolguard.database) reads poolguard.policy with SPI and publishes
  * the enabled rows, in match order, into a fixed array sized by poolguard.max_policies.  Every
  * backend reads them from there: the sessions view in any database, and the login hook, which
  * cannot read per-database tables at all.
  */
-#ifndef POOLGUARD_POLICY_STORE_H
-#define POOLGUARD_POLICY_STORE_H
+#ifndef POOLGUARD_POLICY_H
+#define POOLGUARD_POLICY_H
 
 #include "pg/postgres_headers.h"
 
