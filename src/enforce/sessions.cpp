@@ -278,7 +278,7 @@ int backend_status_snapshot(BackendStatusRow **rows)
 {
     pgstat_clear_snapshot();
     int n = pgstat_fetch_stat_numbackends();
-    BackendStatusRow *out = static_cast<BackendStatusRow *>(palloc0(sizeof(BackendStatusRow) * Max(n, 1)));
+    BackendStatusRow *out = static_cast<BackendStatusRow *>(palloc(sizeof(BackendStatusRow) * Max(n, 1)));
     int count = 0;
     for (int i = 1; i <= n; i++)
     {
