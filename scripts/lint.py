@@ -118,6 +118,10 @@ def resolve(path, name):
     return None
 
 
+def own_basenames():
+    return {os.path.basename(p) for p in sources()}
+
+
 def check_includes():
     for path in sources():
         in_core = rel(path).startswith('src/core/')
@@ -129,8 +133,11 @@ def check_includes():
         for n, name in quoted:
             target = resolve(path, name)
             if target is None:
-                # Not ours: a PostgreSQL header, allowed only in the one boundary file.
-                if os.path.basename(path) != 'postgres_headers.h':
+                if os.path.basename(path) == 'postgres_headers.h':
+                    pass  # PostgreSQL's own headers: this is the one file that includes them
+                elif os.path.basename(name) in own_basenames():
+                    report(path, n, 'layers', '#include "%s" names no file: write it relative to src/' % name)
+                else:
                     report(path, n, 'boundary', '#include "%s": server headers come only through '
                            'postgres_headers.h' % name)
                 continue
