@@ -139,7 +139,7 @@ void join_accounting(int procno)
     before_shmem_exit(release_slot, (Datum) 0);
 }
 
-pg_attribute_noreturn() void refuse(const CompiledPolicy *policy, int counter)
+[[noreturn]] void refuse(const CompiledPolicy *policy, int counter)
 {
     LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
     int in_use = caps.counters[counter].sessions;

@@ -1,7 +1,5 @@
 /*
- * srf.h — materialized set-returning functions, the same on PostgreSQL 13-17.
- *
- * (InitMaterializedSRF exists only in recent releases; this is the classic equivalent.)
+ * srf.h — materialized set-returning functions (the classic equivalent of InitMaterializedSRF).
  */
 #ifndef POOLGUARD_SRF_H
 #define POOLGUARD_SRF_H
