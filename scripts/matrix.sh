@@ -13,7 +13,6 @@
 # "tests: P passed, F failed". Exits non-zero on any failure.
 #
 #   MATRIX_VERSIONS="17 18"   run only these majors (default: 15 17 18)
-#   MATRIX_JOBS=1             run the versions one after the other (default: 2 at a time)
 #   POOLGUARD_CACHE=DIR       where the chroots and downloads are kept
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -21,10 +20,8 @@ ROOT=$PWD
 . scripts/lib.sh
 
 MATRIX_VERSIONS=${MATRIX_VERSIONS:-15 17 18}
-MATRIX_JOBS=${MATRIX_JOBS:-2}
 CACHE=${POOLGUARD_CACHE:-/var/cache/pg_poolguard/matrix}
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
-HOST_MAJOR=15
 
 # Where each major comes from: "host", or the Debian suites to try, in order.
 suites_for() {
@@ -36,7 +33,8 @@ suites_for() {
     esac
 }
 
-# Debian packages of the test tooling inside a chroot (the server comes pinned on top).
+# Debian packages of the test tooling inside a chroot (the server comes pinned on top;
+# ca-certificates for a mirror reached over https).
 CHROOT_PACKAGES="g++ make perl libipc-run-perl libgtest-dev libkrb5-dev nodejs ca-certificates"
 
 die() {
@@ -160,14 +158,16 @@ in_root() {
     shift
     unshare --mount --propagation private -- bash -c '
         root=$1; shift
-        trap "umount -l \"\$root/dev/shm\" \"\$root/dev\" \"\$root/proc\" \"\$root/var/cache/apt/archives\" 2>/dev/null" EXIT
+        trap "umount -l \"\$root/dev/shm\" \"\$root/dev/pts\" \"\$root/dev\" \"\$root/proc\" \"\$root/var/cache/apt/archives\" \"\$root/var/tmp/portlock\" 2>/dev/null" EXIT
         mount -t proc proc "$root/proc" &&
         mount --bind /dev "$root/dev" &&
+        mount --bind /dev/pts "$root/dev/pts" &&
         mount -t tmpfs -o mode=1777 shm "$root/dev/shm" || exit 1
         if [ -n "${APT_ARCHIVES:-}" ]; then mount --bind "$APT_ARCHIVES" "$root/var/cache/apt/archives" || exit 1; fi
         if [ -n "${PORTLOCK:-}" ]; then mount --bind "$PORTLOCK" "$root/var/tmp/portlock" || exit 1; fi
         chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-            HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"
+            HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive \
+            ${http_proxy:+http_proxy=$http_proxy} ${https_proxy:+https_proxy=$https_proxy} "$@"
     ' in_root "$root" "$@"
 }
 
@@ -178,9 +178,9 @@ build_root() {
     tmp=$root.tmp
     log=$CACHE/roots/$(basename "$root").log
     rm -rf "$tmp"
-    mkdir -p "$CACHE/debs" "$CACHE/apt/$suite"
+    mkdir -p "$CACHE/debs/$suite" "$CACHE/apt/$suite"
     log "building a $suite chroot for PostgreSQL $major ($ver) in $root"
-    if ! debootstrap --variant=minbase --keyring="$KEYRING" --cache-dir="$CACHE/debs" \
+    if ! debootstrap --variant=minbase --keyring="$KEYRING" --cache-dir="$CACHE/debs/$suite" \
         "$suite" "$tmp" "$MIRROR" >"$log" 2>&1; then
         tail -20 "$log" >&2
         rm -rf "$tmp"
@@ -193,9 +193,9 @@ build_root() {
     chmod 755 "$tmp/usr/sbin/policy-rc.d"
     mkdir -p "$tmp/etc/postgresql-common" "$tmp/var/tmp/portlock"
     echo "create_main_cluster = false" >"$tmp/etc/postgresql-common/createcluster.conf"
-    # The host's apt may accept index files past their Valid-Until (a frozen snapshot mirror):
-    # the chroot's apt follows it.
-    apt-config dump | grep -E '^Acquire::Check-(Valid-Until|Date) "(false|0)";' \
+    # The chroot's apt uses the host's proxy, and accepts index files past their Valid-Until
+    # when the host's does (a frozen snapshot mirror).
+    apt-config dump | grep -E '^Acquire::(Check-(Valid-Until|Date) "(false|0)"|https?::Proxy .*);' \
         >"$tmp/etc/apt/apt.conf.d/99pg_poolguard-host" || true
     # The server headers come unpacked from postgresql-server-dev-MAJOR without its dependencies
     # (clang and LLVM, only for JIT bitcode, which the Makefile turns off).
@@ -203,9 +203,10 @@ build_root() {
             apt-get update -qq
             apt-get install -y -qq --no-install-recommends $CHROOT_PACKAGES \
                 postgresql-$major=$ver postgresql-client-$major=$ver libpq-dev
-            cd /var/cache/apt/archives
+            cd /tmp
             apt-get download -qq postgresql-server-dev-$major=$ver
             dpkg-deb -x postgresql-server-dev-${major}_*.deb /
+            rm postgresql-server-dev-${major}_*.deb
             apt-get autoclean -qq
             rm -rf /var/lib/apt/lists/*" >>"$log" 2>&1; then
         grep -E '^(E|W): |Err:' "$log" | tail -10 >&2
@@ -246,33 +247,49 @@ make_overrides() {
     esac
 }
 
-# run_version MAJOR: prints the version's whole test output, ending in its labelled tests line.
-run_version() {
-    local major=$1 suites suite ver key root run rc
-    suites=$(suites_for "$major") || {
-        echo "test-all: PostgreSQL $major is not in the matrix (tested majors: 15, 17, 18)" >&2
-        return 1
-    }
+# prepare_version MAJOR: makes sure the chroot of MAJOR exists (resolving the suite and exact
+# version first); prints "host" or the chroot's directory.
+prepare_version() {
+    local major=$1 suites suite ver root old
+    suites=$(suites_for "$major") || die "PostgreSQL $major is not in the matrix (tested majors: 15, 17, 18)"
     if [ "$suites" = host ]; then
+        echo host
+        return 0
+    fi
+    read -r suite ver < <(resolve "$major") || return 1
+    [ -n "${ver:-}" ] || return 1
+    root=$CACHE/roots/$suite-postgresql-$major-${ver//[:~]/_}
+    (
+        flock 9
+        if [ ! -f "$root/.poolguard-ready" ]; then
+            build_root "$major" "$suite" "$ver" "$root" || exit 1
+            # Chroots of older versions of the same suite are of no more use.
+            for old in "$CACHE/roots/$suite"-postgresql-"$major"-*; do
+                [ "$old" != "$root" ] && [ -d "$old" ] && rm -rf "$old" "$old.log"
+            done
+        fi
+        echo "$ver from Debian $suite" >"$root/.poolguard-what"
+    ) 9>"$CACHE/roots/$suite.lock" >&2 || return 1
+    echo "$root"
+}
+
+# test_version MAJOR ROOT: scripts/test.sh for MAJOR, on the host or in the chroot ROOT; its
+# last line is "PostgreSQL MAJOR: tests: P passed, F failed".
+test_version() {
+    local major=$1 root=$2 suite run rc
+    if [ "$root" = host ]; then
         log "PostgreSQL $major: this machine's packages"
         PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$major/bin/pg_config} PG_TEST_PORT_DIR=$CACHE/portlock \
             POOLGUARD_TEST_LABEL="PostgreSQL $major" bash scripts/test.sh
         return
     fi
-    read -r suite ver < <(resolve "$major") || return 1
-    [ -n "${ver:-}" ] || return 1
-    key=$suite-postgresql-$major-${ver//[:~]/_}
-    root=$CACHE/roots/$key
+    suite=${root##*/}
+    suite=${suite%%-postgresql-*}
+    # One run at a time per chroot: the extension is installed into it.
     exec 9>"$CACHE/roots/$suite.lock"
-    flock 9 # one run at a time per chroot: the extension is installed into it
-    if [ ! -f "$root/.poolguard-ready" ]; then
-        build_root "$major" "$suite" "$ver" "$root" || return 1
-        # Chroots of older versions of the same suite are of no more use.
-        for old in "$CACHE/roots/$suite"-postgresql-"$major"-*; do
-            [ "$old" != "$root" ] && [ -d "$old" ] && rm -rf "$old" "$old.log"
-        done
-    fi
-    log "PostgreSQL $major: $ver from Debian $suite, in the chroot $root"
+    flock 9
+    [ -f "$root/.poolguard-ready" ] || die "the chroot $root disappeared (another make test-all replaced it): run again"
+    log "PostgreSQL $major: $(cat "$root/.poolguard-what"), in the chroot $root"
     # The tree, without build outputs of another version, in a directory of this run.
     mkdir -p "$root/build"
     run=$(mktemp -d "$root/build/run.XXXXXX")
@@ -288,7 +305,7 @@ run_version() {
         bash "/build/${run##*/}/scripts/test.sh"
     rc=$?
     rm -rf "$run"
-    [ $rc -ne 0 ] && echo "(kept test directories of this run are under $root/tmp)"
+    [ $rc -ne 0 ] && echo "(a kept test directory /tmp/... of this run is under $root/tmp)"
     return $rc
 }
 
@@ -306,36 +323,40 @@ export MIRROR NODE_MODULES
 LOGS=$(mktemp -d /tmp/pg_poolguard-matrix.XXXXXX)
 trap 'rm -rf "$LOGS"' EXIT
 
-# Run the versions MATRIX_JOBS at a time, each into its own log; print the logs in order, each
-# as it is written.
-(
-    for major in $MATRIX_VERSIONS; do
-        while [ "$(jobs -rp | wc -l)" -ge "$MATRIX_JOBS" ]; do wait -n; done
-        ( (run_version "$major") >"$LOGS/$major.log" 2>&1; echo $? >"$LOGS/$major.rc") &
-        echo $! >"$LOGS/$major.pid"
-    done
-    wait
-) &
-scheduler=$!
+# The chroots are prepared in the background (downloads, unpacking) while earlier versions test;
+# the test suites themselves run one at a time, so timing-based tests do not compete.
+for major in $MATRIX_VERSIONS; do
+    (
+        (prepare_version "$major") >"$LOGS/$major.root" 2>"$LOGS/$major.prepare"
+        echo $? >"$LOGS/$major.prepared"
+    ) &
+done
 
 passed=0
 failed=0
 status=0
 for major in $MATRIX_VERSIONS; do
-    while [ ! -f "$LOGS/$major.pid" ]; do sleep 1; done
-    tail -n +1 -f --pid="$(cat "$LOGS/$major.pid")" "$LOGS/$major.log"
+    while [ ! -f "$LOGS/$major.prepared" ]; do sleep 1; done
+    cat "$LOGS/$major.prepare"
+    if [ "$(cat "$LOGS/$major.prepared")" = 0 ]; then
+        (test_version "$major" "$(cat "$LOGS/$major.root")") 2>&1 | tee "$LOGS/$major.log"
+        rc=${PIPESTATUS[0]}
+    else
+        rc=1
+        : >"$LOGS/$major.log"
+    fi
     line=$(grep -E "^PostgreSQL $major: tests: [0-9]+ passed, [0-9]+ failed" "$LOGS/$major.log" | tail -1)
     if [ -z "$line" ]; then
         line="PostgreSQL $major: tests: 0 passed, 1 failed"
-        echo "$line (the run ended before its tests, see above)"
+        echo "$line (PostgreSQL $major could not be set up or tested, see above)"
     fi
     p=$(echo "$line" | sed -E 's/.*tests: ([0-9]+) passed.*/\1/')
     f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
     passed=$((passed + p))
     failed=$((failed + f))
-    [ "$(cat "$LOGS/$major.rc" 2>/dev/null)" = 0 ] && [ "$f" = 0 ] || status=1
+    [ "$rc" = 0 ] && [ "$f" = 0 ] || status=1
 done
-wait $scheduler
+wait
 
 echo
 echo "tests: $passed passed, $failed failed"
