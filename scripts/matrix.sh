@@ -17,6 +17,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+HOST_PG_CONFIG=${PG_CONFIG:-} # lib.sh defaults it to the pg_config on the PATH
 . scripts/lib.sh
 
 MATRIX_VERSIONS=${MATRIX_VERSIONS:-15 17 18}
@@ -279,7 +280,7 @@ test_version() {
     local major=$1 root=$2 suite run rc
     if [ "$root" = host ]; then
         log "PostgreSQL $major: this machine's packages"
-        PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$major/bin/pg_config} PG_TEST_PORT_DIR=$CACHE/portlock \
+        PG_CONFIG=${HOST_PG_CONFIG:-/usr/lib/postgresql/$major/bin/pg_config} PG_TEST_PORT_DIR=$CACHE/portlock \
             POOLGUARD_TEST_LABEL="PostgreSQL $major" bash scripts/test.sh
         return
     fi
