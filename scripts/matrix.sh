@@ -34,9 +34,10 @@ suites_for() {
     esac
 }
 
-# Debian packages of the test tooling inside a chroot (the server comes pinned on top;
-# ca-certificates for a mirror reached over https).
-CHROOT_PACKAGES="g++ make perl libipc-run-perl libgtest-dev libkrb5-dev nodejs ca-certificates"
+# Debian packages of the test tooling inside a chroot (the server comes pinned on top; npm for
+# the Node.js client's `npm pack` test; ca-certificates for a mirror reached over https).
+# A chroot built with another list is rebuilt.
+CHROOT_PACKAGES="g++ make perl libipc-run-perl libgtest-dev libkrb5-dev nodejs npm ca-certificates"
 
 die() {
     echo "test-all: $*" >&2
@@ -218,7 +219,11 @@ build_root() {
         rm -rf "$tmp"
         die "could not install PostgreSQL $major ($ver) in the $suite chroot (full log $log)"
     fi
-    dpkg-query --root="$tmp" -W postgresql-$major postgresql-client-$major libpq-dev nodejs g++ >"$tmp/.poolguard-ready"
+    {
+        echo "packages: $CHROOT_PACKAGES"
+        dpkg-query --root="$tmp" -W postgresql-$major postgresql-client-$major libpq-dev nodejs npm g++
+    } >"$tmp/.poolguard-ready"
+    rm -rf "$root"
     mv "$tmp" "$root"
 }
 
@@ -228,12 +233,12 @@ build_root() {
 # host's npm and cached by the lockfile's checksum; the chroots use them with their own node.
 node_modules() {
     local sum dir
-    sum=$(cat clients/node/package.json clients/node/package-lock.json | sha256sum | cut -c1-16)
+    sum=$(cat clients/node/package.json clients/node/package-lock.json clients/node/.npmrc | sha256sum | cut -c1-16)
     dir=$CACHE/node/$sum
     if [ ! -d "$dir/node_modules" ]; then
         command -v npm >/dev/null || install_deps nodejs npm >&2 || return 1
         rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
-        cp clients/node/package.json clients/node/package-lock.json "$dir.tmp/"
+        cp clients/node/package.json clients/node/package-lock.json clients/node/.npmrc "$dir.tmp/"
         (cd "$dir.tmp" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || return 1
         rm -rf "$dir" && mv "$dir.tmp" "$dir"
     fi
@@ -262,7 +267,7 @@ prepare_version() {
     root=$CACHE/roots/$suite-postgresql-$major-${ver//[:~]/_}
     (
         flock 9
-        if [ ! -f "$root/.poolguard-ready" ]; then
+        if ! grep -qxF "packages: $CHROOT_PACKAGES" "$root/.poolguard-ready" 2>/dev/null; then
             build_root "$major" "$suite" "$ver" "$root" || exit 1
             # Chroots of older versions of the same suite are of no more use.
             for old in "$CACHE/roots/$suite"-postgresql-"$major"-*; do

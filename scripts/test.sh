@@ -85,6 +85,10 @@ if [ "$regress_rc" -ne 0 ] || grep -qE '[0-9]+ of [0-9]+ tests failed' "$WORK/re
 fi
 
 log "Node.js client tests (clients/node) against the same cluster"
+# The real-client tests (pg, postgres.js, Prisma) change cluster settings for their duration: one
+# test file at a time (the flag exists from Node 20.10 on; older runners take files one by one).
+node_flags=$(node -e 'const [a, b] = process.versions.node.split(".").map(Number);
+                       console.log(a > 20 || (a === 20 && b >= 10) ? "--test-concurrency=1" : "")')
 psql_at "$WORK/regress" "$PORT" -q -d postgres -c 'CREATE DATABASE node_client' &&
     (cd "$WORK/clients/node" &&
         if [ -n "${POOLGUARD_NODE_MODULES:-}" ]; then
@@ -93,7 +97,7 @@ psql_at "$WORK/regress" "$PORT" -q -d postgres -c 'CREATE DATABASE node_client' 
             npm ci --no-audit --no-fund --loglevel=error >/dev/null
         fi &&
         PGHOST="$WORK/regress" PGPORT="$PORT" PGUSER=postgres PGDATABASE=node_client \
-        node --test --test-reporter=tap test/*.test.js) >"$WORK/node.out" 2>&1
+        node --test $node_flags --test-reporter=tap test/*.test.js) >"$WORK/node.out" 2>&1
 node_rc=$?
 grep -E '^# (tests|pass|fail|skipped)' "$WORK/node.out"
 n_pass=$(awk '/^# pass / {print $3}' "$WORK/node.out")

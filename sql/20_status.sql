@@ -15,6 +15,13 @@ SELECT terminated, rejected_connections, stats_reset > now() - interval '1 min' 
 CREATE ROLE regress_poolguard_reader;
 SET ROLE regress_poolguard_reader;
 SELECT poolguard.reset_stats();
+-- Monitoring views belong to pg_monitor.
+SELECT count(*) >= 0 AS readable FROM poolguard.stats;
+SELECT count(*) >= 0 AS readable FROM poolguard.policy_status;
+RESET ROLE;
+GRANT pg_monitor TO regress_poolguard_reader;
+SET ROLE regress_poolguard_reader;
+SELECT poolguard.reset_stats();
 SELECT count(*) >= 0 AS readable FROM poolguard.stats;
 SELECT count(*) >= 0 AS readable FROM poolguard.policy_status;
 RESET ROLE;

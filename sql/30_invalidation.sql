@@ -185,6 +185,8 @@ SELECT has_function_privilege('poolguard_app_test', 'poolguard.cache_generation(
 GRANT USAGE ON SCHEMA poolguard TO poolguard_app_test;
 SET ROLE poolguard_app_test;
 SELECT poolguard.cache_generation('mentor', '1') > 0 AS app_can_read;
+-- Every app role may learn its database's publisher pids (to check who sent a notification).
+SELECT count(*) <= 1 AS app_can_list_publishers FROM poolguard.publisher_pids();
 SELECT poolguard.invalidate('mentor', '1');
 RESET ROLE;
 GRANT EXECUTE ON FUNCTION poolguard.invalidate(text, text) TO poolguard_app_test;

@@ -5,7 +5,22 @@
  * slot indexed by the target's PGPROC number.  The target's emit_log_hook, while it reports the
  * resulting FATAL (terminate) or ERROR (cancel), finds the note and adds a detail naming the
  * reason, the limit and the policy.  Notes are keyed by pid and expire, so a reused slot or a
- * later, unrelated cancel never shows a stale reason.
+ * later, unrelated cancel never shows a stale reason; a note whose signal is not sent after all
+ * is withdrawn.
+ *
+ * One path for every signal: recheck_and_signal().  Everything slow or able to fail (catalog
+ * lookups, the /proc memory reading, the client note) happens before it; inside, a fresh read
+ * of the target's backend status is compared (core::still_as_judged) with what the decision
+ * saw, and kill() follows with only the process-array check in between.
+ *
+ * Note about locking:
+ *   - notes[i].mutex (spinlock, one per PGPROC slot) guards that slot's note.  Held only to copy
+ *     the plain fields in or out: the timestamp is taken before, nothing is allocated, logged
+ *     or looked up under it.
+ *   - shared->lock (LWLock, shmem.h) guards the history ring: LW_EXCLUSIVE to append one
+ *     record (a struct copy), LW_SHARED to copy the ring out into memory allocated before.
+ *   - No other lock is taken while either is held; recheck_and_signal() holds none (it takes
+ *     ProcArrayLock only inside BackendPidGetProc).
  */
 #include "actions.h"
 
@@ -107,19 +122,74 @@ char *format_limit(core::Reason reason, int64 limit)
     }
 }
 
-char *format_observed(core::Reason reason, int64 observed)
+/* Seconds as a reader compares them: "2 s", "1.5 s", "0.25 s" (exact up to the millisecond). */
+char *format_seconds(int64 us)
 {
-    switch (reason)
+    char *text = psprintf("%.3f", us / 1e6);
+    char *end = text + strlen(text) - 1;
+    while (*end == '0')
+        *end-- = '\0';
+    if (*end == '.')
+        *end = '\0';
+    return psprintf("%s s", text);
+}
+
+/*
+ * The DETAIL the client sees: one full sentence per reason that says what was measured and
+ * what the policy allows, in the same unit.  Each sentence is one format string (never pieced
+ * together from fragments).
+ */
+char *format_detail(const ClientNote *note)
+{
+    const char *policy = note->policy;
+    char *observed = format_seconds(note->observed);
+    char *limit = format_seconds(note->limit);
+    long count = (long) note->limit;
+
+    switch (note->reason)
     {
-        case core::Reason::max_idle_memory:
-            return psprintf("%ld bytes of private memory", (long) observed);
-        case core::Reason::max_query_duration:
-            return psprintf("the query ran %.1f s", observed / 1e6);
+        case core::Reason::idle_timeout:
+            if (policy[0] == '\0')
+                return psprintf("pg_poolguard ended this session: it was idle for %s, and the server setting "
+                                "poolguard.idle_timeout ends sessions idle for longer than %s.",
+                                observed, limit);
+            return psprintf("pg_poolguard ended this session: it was idle for %s, and policy \"%s\" ends sessions "
+                            "idle for longer than %s (idle_timeout).",
+                            observed, policy, limit);
+        case core::Reason::idle_in_transaction_timeout:
+            if (policy[0] == '\0')
+                return psprintf("pg_poolguard ended this session: it was idle in a transaction for %s, and the server "
+                                "setting poolguard.idle_in_transaction_timeout ends sessions idle in a transaction "
+                                "for longer than %s.",
+                                observed, limit);
+            return psprintf("pg_poolguard ended this session: it was idle in a transaction for %s, and policy \"%s\" "
+                            "ends sessions idle in a transaction for longer than %s (idle_in_transaction_timeout).",
+                            observed, policy, limit);
         case core::Reason::max_connection_age:
-            return psprintf("the session was %.1f s old", observed / 1e6);
-        default:
-            return psprintf("the session was idle %.1f s", observed / 1e6);
+            return psprintf("pg_poolguard ended this session: it was %s old, and policy \"%s\" ends idle sessions "
+                            "older than %s (max_connection_age).",
+                            observed, policy, limit);
+        case core::Reason::max_idle:
+            return psprintf("pg_poolguard ended this session: it was idle for %s, and policy \"%s\" keeps at most "
+                            "%ld idle sessions, ending the longest-idle ones first (max_idle).",
+                            observed, policy, count);
+        case core::Reason::max_idle_memory:
+            return psprintf("pg_poolguard ended this session: it was idle holding %ld bytes of private memory, and "
+                            "policy \"%s\" ends idle sessions holding more than %ld bytes (max_idle_memory).",
+                            (long) note->observed, policy, count);
+        case core::Reason::max_query_duration:
+            return psprintf("pg_poolguard cancelled this query: it ran for %s, and policy \"%s\" cancels queries "
+                            "running longer than %s (max_query_duration).",
+                            observed, policy, limit);
+        case core::Reason::evict_idle:
+            return psprintf("pg_poolguard ended this session to admit a new login: it was idle for %s, and policy "
+                            "\"%s\" allows %ld connections and, when they are all in use, ends its longest-idle "
+                            "session (on_limit = evict_idle).",
+                            observed, policy, count);
+        case core::Reason::none:
+            break;
     }
+    return psprintf("pg_poolguard ended this session (policy \"%s\").", policy);
 }
 
 /* emit_log_hook: add pg_poolguard's reason to the FATAL/ERROR its signal caused. */
@@ -136,10 +206,11 @@ void client_note_hook(ErrorData *edata)
             bool found = false;
             ClientNote *shared_note = &notes[slot];
             Action wanted = edata->elevel == FATAL ? Action::terminate : Action::cancel;
+            TimestampTz now = GetCurrentTimestamp(); /* not under the spinlock */
 
             SpinLockAcquire(&shared_note->mutex);
             if (shared_note->pid == MyProcPid && shared_note->action == wanted &&
-                GetCurrentTimestamp() - shared_note->set_at < note_lifetime_us)
+                now - shared_note->set_at < note_lifetime_us)
             {
                 memcpy(&note, shared_note, sizeof(note));
                 shared_note->pid = 0;
@@ -149,13 +220,7 @@ void client_note_hook(ErrorData *edata)
 
             if (found)
             {
-                const char *policy = note.policy[0] ? note.policy : "(server defaults)";
-                edata->detail = psprintf("pg_poolguard %s: %s, over %s %s of policy \"%s\".",
-                                         wanted == Action::terminate ? "ended this session"
-                                                                     : "cancelled this query",
-                                         format_observed(note.reason, note.observed),
-                                         core::reason_name(note.reason),
-                                         format_limit(note.reason, note.limit), policy);
+                edata->detail = format_detail(&note);
                 edata->hint = pstrdup(wanted == Action::terminate
                                           ? "Reconnect when needed; ask the database administrator about the pg_poolguard policy if this is unexpected."
                                           : "Make the query faster or ask the database administrator about the pg_poolguard policy.");
@@ -225,17 +290,6 @@ int64 observed_value(const SessionScan *scan, const SessionRow *row)
     }
 }
 
-/* Does the fresh status entry still show the state the verdict was based on? */
-bool still_qualifies(const SessionRow *row, const PgBackendStatus *be)
-{
-    if (be->st_procpid != row->pid || be->st_backendType != B_BACKEND ||
-        be->st_proc_start_timestamp != row->backend_start || be->st_state != row->raw_state)
-        return false;
-    if (row->verdict.reason == core::Reason::max_query_duration)
-        return be->st_activity_start_timestamp == row->query_start;
-    return be->st_state_start_timestamp == row->state_change;
-}
-
 void fill_record(ActionRecord *rec, const SessionScan *scan, const SessionRow *row, Action action)
 {
     *rec = ActionRecord();
@@ -268,15 +322,107 @@ void log_action(const ActionRecord *rec, int64 limit)
 
 }  // namespace
 
-bool signal_backend(int pid, int signal)
+namespace {
+
+/* A consistent copy of the fields a decision depends on, by the changecount protocol. */
+core::BackendFacts read_status_entry(volatile PgBackendStatus *entry)
 {
-    if (BackendPidGetProc(pid) == NULL)
-        return false;
+    core::BackendFacts f;
+    for (int attempt = 0;; attempt++)
+    {
+        int before, after;
+        pgstat_begin_read_activity(entry, before);
+        f.pid = entry->st_procpid;
+        f.client_backend = entry->st_backendType == B_BACKEND;
+        f.userid = entry->st_userid;
+        f.backend_start = entry->st_proc_start_timestamp;
+        f.state = (int) entry->st_state;
+        f.state_change = entry->st_state_start_timestamp;
+        f.query_start = entry->st_activity_start_timestamp;
+        pgstat_end_read_activity(entry, after);
+        if (pgstat_read_activity_complete(before, after))
+            return f;
+        if (attempt >= 1000)
+            return core::BackendFacts(); /* never settles: treat as changed */
+        CHECK_FOR_INTERRUPTS();
+    }
+}
+
+core::BackendFacts facts_of_status(const PgBackendStatus *be)
+{
+    core::BackendFacts f;
+    f.pid = be->st_procpid;
+    f.client_backend = be->st_backendType == B_BACKEND;
+    f.userid = be->st_userid;
+    f.backend_start = be->st_proc_start_timestamp;
+    f.state = (int) be->st_state;
+    f.state_change = be->st_state_start_timestamp;
+    f.query_start = be->st_activity_start_timestamp;
+    return f;
+}
+
+}  // namespace
+
+core::BackendFacts judged_facts(int pid, Oid userid, TimestampTz backend_start, BackendState state,
+                                TimestampTz state_change, TimestampTz query_start)
+{
+    core::BackendFacts f;
+    f.pid = pid;
+    f.client_backend = true;
+    f.userid = userid;
+    f.backend_start = backend_start;
+    f.state = (int) state;
+    f.state_change = state_change;
+    f.query_start = query_start;
+    return f;
+}
+
+SignalOutcome recheck_and_signal(const core::BackendFacts &judged, core::Watch watch, int signal,
+                                 bool allow_superuser)
+{
+    /* Rules that need the catalog are settled first (the role of a backend never changes). */
+    if (judged.pid <= 0 || judged.pid == MyProcPid || !judged.client_backend)
+        return SignalOutcome::changed;
+    if (!allow_superuser && superuser_arg(judged.userid))
+        return SignalOutcome::changed;
+
+    PGPROC *proc = BackendPidGetProc(judged.pid);
+    if (proc == NULL)
+        return SignalOutcome::gone;
+
+    /* The fresh read: the target's live status entry, else a new snapshot. */
+    core::BackendFacts fresh;
+    volatile PgBackendStatus *entry = poolguard_status_entry(proc);
+    if (entry != NULL)
+        fresh = read_status_entry(entry);
+    else
+    {
+        pgstat_clear_snapshot();
+        int n = pgstat_fetch_stat_numbackends();
+        for (int i = 1; i <= n; i++)
+        {
+            LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
+            if (local != NULL && local->backendStatus.st_procpid == judged.pid)
+            {
+                fresh = facts_of_status(&local->backendStatus);
+                break;
+            }
+        }
+    }
+    if (fresh.pid == 0)
+        return SignalOutcome::gone;
+    if (!core::still_as_judged(judged, fresh, watch))
+        return SignalOutcome::changed;
+    if (signal == 0)
+        return SignalOutcome::signalled; /* dry run: the check alone */
+
+    /* Nothing between the re-check and the signal. */
 #ifdef HAVE_SETSID
-    return kill(-pid, signal) == 0;
+    bool sent = kill(-judged.pid, signal) == 0;
 #else
-    return kill(pid, signal) == 0;
+    bool sent = kill(judged.pid, signal) == 0;
 #endif
+    return sent ? SignalOutcome::signalled : SignalOutcome::gone;
 }
 
 void record_identity(ActionRecord *rec, int pid, Oid userid, Oid dbid, const char *application_name,
@@ -324,9 +470,10 @@ bool leave_client_note(int pid, Action action, core::Reason reason, const char *
     if (slot < 0 || slot >= note_count)
         return true;
     ClientNote *note = &notes[slot];
+    TimestampTz now = GetCurrentTimestamp(); /* not under the spinlock */
     SpinLockAcquire(&note->mutex);
     note->pid = pid;
-    note->set_at = GetCurrentTimestamp();
+    note->set_at = now;
     note->action = action;
     note->reason = reason;
     strlcpy(note->policy, policy, NAMEDATALEN);
@@ -334,6 +481,21 @@ bool leave_client_note(int pid, Action action, core::Reason reason, const char *
     note->observed = observed;
     SpinLockRelease(&note->mutex);
     return true;
+}
+
+void withdraw_client_note(int pid)
+{
+    PGPROC *proc = BackendPidGetProc(pid);
+    if (proc == NULL)
+        return;
+    int slot = procno_of(proc);
+    if (slot < 0 || slot >= note_count)
+        return;
+    ClientNote *note = &notes[slot];
+    SpinLockAcquire(&note->mutex);
+    if (note->pid == pid)
+        note->pid = 0;
+    SpinLockRelease(&note->mutex);
 }
 
 void record_action(const ActionRecord *record)
@@ -381,37 +543,36 @@ int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink si
     if (ntargets == 0)
         return 0;
 
-    /* Re-read every target's state right before signalling; act only if it still qualifies. */
-    pgstat_clear_snapshot();
-    int n = pgstat_fetch_stat_numbackends();
+    /*
+     * Each target: measure and leave the note first (slow, and may fail), then re-check and
+     * signal in one step; a target that changed meanwhile is skipped and its note withdrawn.
+     */
     int actions = 0;
     for (int t = 0; t < ntargets; t++)
     {
         SessionRow *row = &scan->rows[targets[t]];
         bool row_dry_run = dry_run || guc_dry_run ||
                            (row->policy >= 0 && scan->policies.policies[row->policy].dry_run);
-        bool still = false;
-        for (int i = 1; i <= n && !still; i++)
-        {
-            LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
-            if (local != NULL && local->backendStatus.st_procpid == row->pid)
-                still = still_qualifies(row, &local->backendStatus);
-        }
-        if (!still)
-            continue;
+        bool cancel = row->verdict.reason == core::Reason::max_query_duration;
+        Action action = row_dry_run ? Action::dry_run : cancel ? Action::cancel : Action::terminate;
 
         /* Actions are rare: measure what the session holds, before the signal frees it. */
         if (row->private_memory < 0)
             row->private_memory = read_private_memory(row->pid);
-        bool cancel = row->verdict.reason == core::Reason::max_query_duration;
-        Action action = row_dry_run ? Action::dry_run : cancel ? Action::cancel : Action::terminate;
-        if (action != Action::dry_run)
+        if (action != Action::dry_run &&
+            !leave_client_note(row->pid, action, row->verdict.reason, row_policy_name(scan, row),
+                               row->verdict.limit, observed_value(scan, row)))
+            continue;
+        core::BackendFacts judged = judged_facts(row->pid, row->userid, row->backend_start, row->raw_state,
+                                                 row->state_change, row->query_start);
+        SignalOutcome outcome =
+            recheck_and_signal(judged, cancel ? core::Watch::query_start : core::Watch::state_change,
+                               action == Action::dry_run ? 0 : cancel ? SIGINT : SIGTERM, caller_is_superuser);
+        if (outcome != SignalOutcome::signalled)
         {
-            if (!leave_client_note(row->pid, action, row->verdict.reason, row_policy_name(scan, row),
-                                   row->verdict.limit, observed_value(scan, row)))
-                continue;
-            if (!signal_backend(row->pid, cancel ? SIGINT : SIGTERM))
-                continue;
+            if (action != Action::dry_run)
+                withdraw_client_note(row->pid);
+            continue;
         }
         memo_remember(memo, row, scan->now);
 

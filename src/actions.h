@@ -9,6 +9,8 @@
 
 #include "sessions.h"
 
+#include "core/recheck.h"
+
 namespace poolguard {
 
 enum class Action : uint8_t
@@ -62,12 +64,34 @@ int history_copy(ActionRecord **records);
 void record_identity(ActionRecord *record, int pid, Oid userid, Oid dbid, const char *application_name,
                      const core::IpAddress &client);
 
-/* SIGTERM / SIGINT to a client backend's process group; false if it is no longer a backend. */
-bool signal_backend(int pid, int signal);
+enum class SignalOutcome
+{
+    signalled, /* sent (or, for signal 0, would be sent) */
+    changed,   /* not the session that was judged any more, or protected: nothing sent */
+    gone,      /* the process is gone */
+};
+
+/* What a decision about a client backend was based on (for recheck_and_signal). */
+core::BackendFacts judged_facts(int pid, Oid userid, TimestampTz backend_start, BackendState state,
+                                TimestampTz state_change, TimestampTz query_start);
+
+/*
+ * The one way pg_poolguard signals a session (reaper, reap(), evict_idle).  Refuses the
+ * caller itself, anything but a client backend, and a superuser unless allow_superuser; then
+ * reads the target's status afresh and sends signal (SIGTERM / SIGINT, to its process group)
+ * only if core::still_as_judged() holds — with nothing between that check and kill() but the
+ * process-array lookup.  signal 0 = check only (dry run).  Do every slow or failing step
+ * (catalog, /proc, client note) before; call it under no lock.
+ */
+SignalOutcome recheck_and_signal(const core::BackendFacts &judged, core::Watch watch, int signal,
+                                 bool allow_superuser);
 
 /* Leaves the note a signalled backend will show its client; false if the pid is gone. */
 bool leave_client_note(int pid, Action action, core::Reason reason, const char *policy, int64 limit,
                        int64 observed);
+
+/* Takes back the note of a signal that was not sent after all. */
+void withdraw_client_note(int pid);
 
 /* Registers shared memory and installs the emit_log_hook that tells clients why. */
 void actions_register(void);

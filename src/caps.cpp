@@ -1,6 +1,27 @@
 /*
  * caps.cpp — ClientAuthentication_hook: admit, refuse (53300) or evict the longest-idle session
  * of the policy; the accounting behind it; poolguard.policy_status.
+ *
+ * A session is counted by its login identity: the login role, database, application_name and
+ * client address of its startup packet, kept in its slot.  Whatever the session does later
+ * (SET application_name, SET ROLE) moves nothing; after a policy change, caps_reconcile()
+ * matches the kept login identity against the new policies.
+ *
+ * Note about locking:
+ *   - shared->caps_lock (LWLock, shmem.h) guards everything in "pg_poolguard caps": the
+ *     per-policy counters (names, live session counts, rejected/evicted/... counters) and the
+ *     per-PGPROC backend slots (counted policy, login identity, evicting mark).  LW_EXCLUSIVE
+ *     to change anything, LW_SHARED to copy out (policy_counters_copy, caps_reconcile's read).
+ *   - While it is held, only plain data is copied or compared: no catalog access (roles,
+ *     exemptions, policy matching and role-name lookups are all resolved before it is taken),
+ *     no palloc, nothing that can ereport, no other lock, no signal, no wait.  So it is held
+ *     for microseconds and can never wait on a heavyweight lock: a backend exiting while a
+ *     login evicts (release_slot) never waits on anything but other short sections.
+ *   - Lock order: caps_lock is a leaf.  It is never taken while shared->lock or any other
+ *     LWLock or spinlock is held, and nothing is acquired under it.  (Callers take
+ *     shared->lock, e.g. for the policy snapshot, and release it before.)
+ *   - The exit callback (release_slot) takes caps_lock once.  No code path can raise an error
+ *     while holding caps_lock, so a backend never re-enters it from its own exit.
  */
 #include "caps.h"
 
@@ -20,16 +41,27 @@ namespace poolguard {
 namespace {
 
 constexpr int64 evict_wait_us = 1000 * 1000; /* how long a login waits for its victim's slot */
+constexpr long evict_poll_ms = 5;
+
+/* Who logged in, as the startup packet said: what the session is counted by for its life. */
+struct LoginIdentity
+{
+    Oid roleid; /* InvalidOid: no such role (authentication will not let it far) */
+    char database_name[NAMEDATALEN];
+    char application_name[NAMEDATALEN];
+    core::IpAddress client;
+};
 
 struct BackendSlot
 {
-    int32 counter; /* index into counters, -1 = not counted */
-    bool evicting; /* chosen as an evict_idle victim */
-    bool live;     /* a client backend holds this PGPROC and will release the slot on exit */
+    int32 counter;            /* index into counters, -1 = not counted */
+    bool evicting;            /* chosen as an evict_idle victim */
+    bool live;                /* a client backend holds this PGPROC and will release the slot on exit */
+    bool decided;             /* its login decided what it counts for: caps_reconcile may move it */
     int pid;
+    TimestampTz backend_start; /* with pid, tells this login apart from a later one in the slot */
+    LoginIdentity login;
 };
-
-constexpr BackendSlot free_slot = {-1, false, false, 0};
 
 struct CapsState
 {
@@ -41,6 +73,13 @@ struct CapsState
 CapsState caps = {0, nullptr, nullptr};
 ClientAuthentication_hook_type prev_client_auth_hook = nullptr;
 int my_slot = -1; /* this backend's procno once counted */
+
+/* Plain-data reset of a slot (fine under caps_lock). */
+void clear_slot(BackendSlot *slot)
+{
+    *slot = BackendSlot();
+    slot->counter = -1;
+}
 
 int counter_capacity(void)
 {
@@ -65,13 +104,13 @@ void caps_init(void)
     {
         memset(caps.counters, 0, sizeof(PolicyCounter) * caps.ncounters);
         for (int i = 0; i < proc_slots(); i++)
-            caps.slots[i] = free_slot;
+            clear_slot(&caps.slots[i]);
     }
 }
 
 /*
  * The counter of a policy name; creates it (reusing an idle entry if full) when create.
- * Caller holds caps_lock exclusively (shared is enough when !create).
+ * Caller holds caps_lock exclusively (shared is enough when !create).  Plain data only.
  */
 int find_counter(const char *name, bool create)
 {
@@ -94,9 +133,15 @@ int find_counter(const char *name, bool create)
     int i = free_entry >= 0 ? free_entry : idle_entry;
     if (i < 0)
         return -1; /* every entry holds live sessions: nothing is counted, nothing is capped */
-    caps.counters[i] = PolicyCounter();
+    memset(&caps.counters[i], 0, sizeof(PolicyCounter));
     strlcpy(caps.counters[i].name, name, NAMEDATALEN);
     return i;
+}
+
+/* Is the slot still held by the login (pid, start) that was looked at?  Under caps_lock. */
+bool same_login(const BackendSlot *slot, int pid, TimestampTz backend_start)
+{
+    return slot->live && slot->pid == pid && slot->backend_start == backend_start;
 }
 
 /* before_shmem_exit: give the slot back, whatever way the backend leaves. */
@@ -108,7 +153,7 @@ void release_slot(int code, Datum arg)
     BackendSlot *slot = &caps.slots[my_slot];
     if (slot->counter >= 0 && caps.counters[slot->counter].sessions > 0)
         caps.counters[slot->counter].sessions--;
-    *slot = free_slot;
+    clear_slot(slot);
     LWLockRelease(shared->caps_lock);
     my_slot = -1;
 }
@@ -122,30 +167,58 @@ bool try_admit(int counter, int64 max_connections, int procno)
     c->sessions++;
     caps.slots[procno].counter = counter;
     caps.slots[procno].evicting = false;
+    caps.slots[procno].decided = true;
     return true;
 }
 
 /*
  * Every client backend takes part in the accounting, counted or not, so that caps_reconcile()
  * can count it later (a policy created or changed after it logged in); the exit callback gives
- * back whatever it is counted for by then.
+ * back whatever it is counted for by then.  The login identity is resolved by the caller.
  */
-void join_accounting(int procno)
+void join_accounting(int procno, const LoginIdentity *login)
 {
     LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
-    caps.slots[procno] = BackendSlot{-1, false, true, MyProcPid};
+    BackendSlot *slot = &caps.slots[procno];
+    clear_slot(slot);
+    slot->live = true;
+    slot->pid = MyProcPid;
+    slot->backend_start = MyStartTimestamp;
+    slot->login = *login;
     LWLockRelease(shared->caps_lock);
     my_slot = procno;
     before_shmem_exit(release_slot, (Datum) 0);
 }
 
-[[noreturn]] void refuse(const CompiledPolicy *policy, int counter)
+/* The login counts for no policy (exempt, unmatched): from now on caps_reconcile decides. */
+void decide_uncounted(int procno)
+{
+    LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
+    caps.slots[procno].decided = true;
+    LWLockRelease(shared->caps_lock);
+}
+
+int match_login(const PolicySnapshot *snapshot, Oid *role_oids, const LoginIdentity *login)
+{
+    return policy_match(snapshot, role_oids, login->roleid,
+                        login->database_name[0] ? login->database_name : NULL, login->application_name,
+                        login->client);
+}
+
+[[noreturn]] void refuse(const CompiledPolicy *policy, int counter, bool evicted)
 {
     LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
     int in_use = caps.counters[counter].sessions;
     caps.counters[counter].rejected++;
     LWLockRelease(shared->caps_lock);
     stats_add(Counter::rejected_connections);
+    if (evicted)
+        ereport(FATAL,
+                (errcode(ERRCODE_TOO_MANY_CONNECTIONS),
+                 errmsg("too many connections for poolguard policy \"%s\"", policy->name),
+                 errdetail("An idle session of the policy was ended to make room, but its place was not free within %d ms; the policy allows %ld connections and %d are in use.",
+                           (int) (evict_wait_us / 1000), (long) policy->max_connections, in_use),
+                 errhint("Try again in a moment; the ended session frees its place when it exits.")));
     ereport(FATAL,
             (errcode(ERRCODE_TOO_MANY_CONNECTIONS),
              errmsg("too many connections for poolguard policy \"%s\"", policy->name),
@@ -156,88 +229,38 @@ void join_accounting(int procno)
     pg_unreachable();
 }
 
-/*
- * evict_idle: end the longest-idle (≥ idle_grace) session counted to the policy, then wait
- * (bounded) for its place.  Returns true once admitted.
- */
-bool evict_and_admit(const CompiledPolicy *policy, int counter, int procno, Oid *exempt, int nexempt)
+/* An idle session that may be evicted, as the status snapshot showed it. */
+struct Candidate
 {
-    TimestampTz now = GetCurrentTimestamp();
-    TimestampTz idle_before = now - (int64) guc_idle_grace_ms * 1000;
+    int pid;
+    int procno;
+    Oid userid;
+    Oid dbid;
+    TimestampTz backend_start;
+    TimestampTz state_change;
+    TimestampTz query_start;
+    char application_name[NAMEDATALEN];
+    core::IpAddress client;
+};
 
-    pgstat_clear_snapshot();
-    int n = pgstat_fetch_stat_numbackends();
-    int victim_pid = 0, victim_procno = -1;
-    TimestampTz victim_since = 0, victim_start = 0;
-    Oid victim_user = InvalidOid, victim_db = InvalidOid;
-    char victim_app[NAMEDATALEN] = "";
-    core::IpAddress victim_client;
+int compare_candidates(const void *a, const void *b)
+{
+    const Candidate *x = static_cast<const Candidate *>(a), *y = static_cast<const Candidate *>(b);
+    if (x->state_change != y->state_change)
+        return x->state_change < y->state_change ? -1 : 1;
+    return x->pid < y->pid ? -1 : x->pid > y->pid;
+}
 
-    LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
-    for (int i = 1; i <= n; i++)
-    {
-        LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
-        if (local == NULL)
-            continue;
-        PgBackendStatus *be = &local->backendStatus;
-        if (be->st_backendType != B_BACKEND || be->st_state != STATE_IDLE ||
-            be->st_state_start_timestamp > idle_before)
-            continue;
-        if (victim_pid != 0 && be->st_state_start_timestamp >= victim_since)
-            continue;
-        PGPROC *proc = BackendPidGetProc(be->st_procpid);
-        if (proc == NULL)
-            continue;
-        int p = procno_of(proc);
-        if (p < 0 || p >= proc_slots() || caps.slots[p].counter != counter || caps.slots[p].evicting)
-            continue;
-        victim_pid = be->st_procpid;
-        victim_procno = p;
-        victim_since = be->st_state_start_timestamp;
-        victim_start = be->st_proc_start_timestamp;
-        victim_user = be->st_userid;
-        victim_db = be->st_databaseid;
-        strlcpy(victim_app, be->st_appname ? be->st_appname : "", NAMEDATALEN);
-        victim_client = client_address(&be->st_clientaddr);
-    }
-    /* Exempt sessions (superusers, exempt_roles) are never evicted: check the chosen one. */
-    bool exempt_victim = false;
-    if (victim_pid != 0)
-    {
-        exempt_victim = guc_exempt_superusers && superuser_arg(victim_user);
-        for (int e = 0; e < nexempt && !exempt_victim; e++)
-            exempt_victim = role_matches(victim_user, exempt[e]);
-    }
-    if (victim_pid != 0 && !exempt_victim)
-        caps.slots[victim_procno].evicting = true;
-    LWLockRelease(shared->caps_lock);
+enum class EvictOutcome
+{
+    admitted,
+    no_victim,       /* nobody idle long enough (or every try changed meanwhile) */
+    place_not_freed, /* a victim was signalled but did not exit within evict_wait_us */
+};
 
-    if (victim_pid == 0 || exempt_victim)
-        return false;
-
-    leave_client_note(victim_pid, Action::terminate, core::Reason::evict_idle, policy->name,
-                      policy->max_connections, now - victim_since);
-    ActionRecord rec = ActionRecord();
-    rec.at = now;
-    record_identity(&rec, victim_pid, victim_user, victim_db, victim_app, victim_client);
-    rec.reason = core::Reason::evict_idle;
-    rec.action = Action::terminate;
-    rec.state = STATE_IDLE;
-    strlcpy(rec.policy, policy->name, NAMEDATALEN);
-    rec.state_duration = now - victim_since;
-    rec.backend_age = now - victim_start;
-    rec.private_memory = read_private_memory(victim_pid);
-    (void) signal_backend(victim_pid, SIGTERM);
-    record_action(&rec);
-    policy_count(policy->name, PolicyCount::evicted, core::Reason::evict_idle);
-    stats_add(Counter::evicted_connections);
-    if (guc_log_terminations)
-        ereport(LOG,
-                (errmsg("pg_poolguard evicted idle session %d to admit a login (policy \"%s\", max_connections %ld)",
-                        victim_pid, policy->name, (long) policy->max_connections),
-                 errdetail("The session was idle %.3f s.", rec.state_duration / 1e6)));
-
-    TimestampTz give_up = now + evict_wait_us;
+/* Waits (bounded) until the login gets a place of the policy. */
+bool wait_for_place(const CompiledPolicy *policy, int counter, int procno, TimestampTz give_up)
+{
     for (;;)
     {
         LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
@@ -247,9 +270,120 @@ bool evict_and_admit(const CompiledPolicy *policy, int counter, int procno, Oid 
             return true;
         if (GetCurrentTimestamp() >= give_up)
             return false;
-        pg_usleep(5000);
+        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, evict_poll_ms, PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
         CHECK_FOR_INTERRUPTS();
     }
+}
+
+/*
+ * evict_idle: end the longest-idle (≥ idle_grace) session counted to the policy, then wait
+ * (bounded) for its place.  Everything that needs the catalog (exemptions, role and database
+ * names) is settled outside caps_lock; under it a candidate is only claimed.  The victim is
+ * re-checked (still idle since the same moment, same process) right before the signal.
+ */
+EvictOutcome evict_and_admit(const CompiledPolicy *policy, int counter, int procno, const Exemptions *exemptions)
+{
+    TimestampTz now = GetCurrentTimestamp();
+    TimestampTz idle_before = now - (int64) guc_idle_grace_ms * 1000;
+
+    /* 1. Candidates from a status snapshot, with no lock held: idle client backends only. */
+    pgstat_clear_snapshot();
+    int n = pgstat_fetch_stat_numbackends();
+    Candidate *candidates = static_cast<Candidate *>(palloc(sizeof(Candidate) * Max(n, 1)));
+    int ncandidates = 0;
+    for (int i = 1; i <= n; i++)
+    {
+        LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
+        if (local == NULL)
+            continue;
+        PgBackendStatus *be = &local->backendStatus;
+        if (be->st_backendType != B_BACKEND || be->st_procpid <= 0 || be->st_procpid == MyProcPid ||
+            be->st_state != STATE_IDLE || be->st_state_start_timestamp > idle_before)
+            continue;
+        if (session_exempt(exemptions, be->st_userid))
+            continue; /* superusers, exempt_roles: never evicted */
+        PGPROC *proc = BackendPidGetProc(be->st_procpid);
+        if (proc == NULL)
+            continue;
+        int p = procno_of(proc);
+        if (p < 0 || p >= proc_slots())
+            continue;
+        Candidate *c = &candidates[ncandidates++];
+        c->pid = be->st_procpid;
+        c->procno = p;
+        c->userid = be->st_userid;
+        c->dbid = be->st_databaseid;
+        c->backend_start = be->st_proc_start_timestamp;
+        c->state_change = be->st_state_start_timestamp;
+        c->query_start = be->st_activity_start_timestamp;
+        strlcpy(c->application_name, be->st_appname ? be->st_appname : "", NAMEDATALEN);
+        c->client = client_address(&be->st_clientaddr);
+    }
+    qsort(candidates, ncandidates, sizeof(Candidate), compare_candidates);
+
+    /* 2. Longest idle first: claim one counted to this policy, re-check it, signal it. */
+    for (int i = 0; i < ncandidates; i++)
+    {
+        const Candidate *v = &candidates[i];
+        bool claimed = false;
+        LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
+        BackendSlot *slot = &caps.slots[v->procno];
+        if (same_login(slot, v->pid, v->backend_start) && slot->decided && slot->counter == counter &&
+            !slot->evicting)
+        {
+            slot->evicting = true;
+            claimed = true;
+        }
+        LWLockRelease(shared->caps_lock);
+        if (!claimed)
+            continue;
+
+        /* Slow steps first (catalog, /proc, the note); then re-check and signal at once. */
+        ActionRecord rec = ActionRecord();
+        rec.at = now;
+        record_identity(&rec, v->pid, v->userid, v->dbid, v->application_name, v->client);
+        rec.reason = core::Reason::evict_idle;
+        rec.action = Action::terminate;
+        rec.state = STATE_IDLE;
+        strlcpy(rec.policy, policy->name, NAMEDATALEN);
+        rec.state_duration = now - v->state_change;
+        rec.backend_age = now - v->backend_start;
+        rec.private_memory = read_private_memory(v->pid);
+        bool noted = leave_client_note(v->pid, Action::terminate, core::Reason::evict_idle, policy->name,
+                                       policy->max_connections, rec.state_duration);
+        SignalOutcome outcome =
+            noted ? recheck_and_signal(judged_facts(v->pid, v->userid, v->backend_start, STATE_IDLE, v->state_change,
+                                                    v->query_start),
+                                       core::Watch::state_change, SIGTERM, !guc_exempt_superusers)
+                  : SignalOutcome::gone;
+        if (outcome != SignalOutcome::signalled)
+        {
+            /* It turned active, went away or is another process now: leave it, try the next. */
+            if (noted)
+                withdraw_client_note(v->pid);
+            LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
+            if (same_login(slot, v->pid, v->backend_start))
+                slot->evicting = false;
+            LWLockRelease(shared->caps_lock);
+            continue;
+        }
+
+        record_action(&rec);
+        policy_count(policy->name, PolicyCount::evicted, core::Reason::evict_idle);
+        stats_add(Counter::evicted_connections);
+        if (guc_log_terminations)
+            ereport(LOG,
+                    (errmsg("pg_poolguard evicted idle session %d to admit a login (policy \"%s\", max_connections %ld)",
+                            v->pid, policy->name, (long) policy->max_connections),
+                     errdetail("The session was idle %.3f s.", rec.state_duration / 1e6)));
+
+        /* 3. Its place: bounded wait (the victim releases its slot as it exits). */
+        return wait_for_place(policy, counter, procno, GetCurrentTimestamp() + evict_wait_us)
+                   ? EvictOutcome::admitted
+                   : EvictOutcome::place_not_freed;
+    }
+    return EvictOutcome::no_victim;
 }
 
 void check_login(Port *port)
@@ -259,37 +393,50 @@ void check_login(Port *port)
     int procno = procno_of(MyProc);
     if (procno < 0 || procno >= proc_slots())
         return;
-    join_accounting(procno);
 
-    Oid roleid = get_role_oid(port->user_name, true);
-    if (!OidIsValid(roleid))
+    /* Resolve the login identity before any lock (the role lookup reads the catalog). */
+    LoginIdentity login = LoginIdentity();
+    login.roleid = get_role_oid(port->user_name, true);
+    strlcpy(login.database_name, port->database_name ? port->database_name : "", NAMEDATALEN);
+    strlcpy(login.application_name, port->application_name ? port->application_name : "", NAMEDATALEN);
+    login.client = client_address(&port->raddr);
+    join_accounting(procno, &login);
+
+    Exemptions exemptions;
+    exemptions_load(&exemptions);
+    if (!OidIsValid(login.roleid) || session_exempt(&exemptions, login.roleid))
+    {
+        decide_uncounted(procno);
         return;
-    if (guc_exempt_superusers && superuser_arg(roleid))
-        return;
-    int nexempt;
-    Oid *exempt = exempt_role_oids(&nexempt);
-    for (int e = 0; e < nexempt; e++)
-        if (role_matches(roleid, exempt[e]))
-            return;
+    }
 
     PolicySnapshot snapshot;
     policy_store_snapshot(&snapshot);
     Oid *role_oids = policy_role_oids(&snapshot);
-    int index = policy_match(&snapshot, role_oids, roleid, port->database_name, port->application_name,
-                             client_address(&port->raddr));
+    int index = match_login(&snapshot, role_oids, &login);
     if (index < 0)
+    {
+        decide_uncounted(procno);
         return;
+    }
     const CompiledPolicy *policy = &snapshot.policies[index];
 
     LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
     int counter = find_counter(policy->name, true);
     bool ok = counter >= 0 && try_admit(counter, policy->max_connections, procno);
-    LWLockRelease(shared->caps_lock);
     if (counter < 0)
+        caps.slots[procno].decided = true;
+    LWLockRelease(shared->caps_lock);
+    if (counter < 0 || ok)
         return;
-    if (ok || (policy->on_limit == OnLimit::evict_idle && evict_and_admit(policy, counter, procno, exempt, nexempt)))
-        return;
-    refuse(policy, counter);
+    if (policy->on_limit == OnLimit::evict_idle)
+    {
+        EvictOutcome outcome = evict_and_admit(policy, counter, procno, &exemptions);
+        if (outcome == EvictOutcome::admitted)
+            return;
+        refuse(policy, counter, outcome == EvictOutcome::place_not_freed);
+    }
+    refuse(policy, counter, false);
 }
 
 void client_auth_hook(Port *port, int status)
@@ -316,11 +463,15 @@ void caps_install_hooks(void)
 
 namespace {
 
-int compare_pid(const void *a, const void *b)
+/* A live, decided slot as caps_reconcile() read it. */
+struct SlotCopy
 {
-    int x = *static_cast<const int *>(a), y = *static_cast<const int *>(b);
-    return x < y ? -1 : x > y;
-}
+    int procno;
+    int pid;
+    TimestampTz backend_start;
+    LoginIdentity login;
+    int want; /* out: the policy index its login identity matches now, -1 = none / exempt */
+};
 
 }  // namespace
 
@@ -328,26 +479,47 @@ void caps_reconcile(const SessionScan *scan)
 {
     if (caps.slots == nullptr)
         return;
-    /* (pid, row) pairs sorted by pid, to find each live slot's session. */
-    int *pairs = static_cast<int *>(palloc(sizeof(int) * 2 * Max(scan->count, 1)));
-    for (int r = 0; r < scan->count; r++)
-    {
-        pairs[2 * r] = scan->rows[r].pid;
-        pairs[2 * r + 1] = r;
-    }
-    qsort(pairs, scan->count, sizeof(int) * 2, compare_pid);
+    int nslots = proc_slots();
+    SlotCopy *copies = static_cast<SlotCopy *>(palloc(sizeof(SlotCopy) * nslots));
+    int ncopies = 0;
 
-    LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
-    for (int p = 0; p < proc_slots(); p++)
+    /* 1. Copy the login identities (plain data) under the lock. */
+    LWLockAcquire(shared->caps_lock, LW_SHARED);
+    for (int p = 0; p < nslots; p++)
     {
-        BackendSlot *slot = &caps.slots[p];
-        if (!slot->live)
+        const BackendSlot *slot = &caps.slots[p];
+        if (!slot->live || !slot->decided)
+            continue; /* still logging in: its login decides */
+        SlotCopy *c = &copies[ncopies++];
+        c->procno = p;
+        c->pid = slot->pid;
+        c->backend_start = slot->backend_start;
+        c->login = slot->login;
+    }
+    LWLockRelease(shared->caps_lock);
+
+    /* 2. Match each login identity against the policies now in force: catalog, no lock. */
+    const PolicySnapshot *policies = &scan->policies;
+    Oid *role_oids = policy_role_oids(policies);
+    Exemptions exemptions;
+    exemptions_load(&exemptions);
+    for (int i = 0; i < ncopies; i++)
+    {
+        SlotCopy *c = &copies[i];
+        c->want = (!OidIsValid(c->login.roleid) || session_exempt(&exemptions, c->login.roleid))
+                      ? -1
+                      : match_login(policies, role_oids, &c->login);
+    }
+
+    /* 3. Move the counts of the slots still held by the same logins. */
+    LWLockAcquire(shared->caps_lock, LW_EXCLUSIVE);
+    for (int i = 0; i < ncopies; i++)
+    {
+        const SlotCopy *c = &copies[i];
+        BackendSlot *slot = &caps.slots[c->procno];
+        if (!same_login(slot, c->pid, c->backend_start) || !slot->decided)
             continue;
-        const int *found = static_cast<const int *>(bsearch(&slot->pid, pairs, scan->count, sizeof(int) * 2, compare_pid));
-        if (found == nullptr)
-            continue; /* still logging in, or not in this snapshot: its login decides */
-        const SessionRow *row = &scan->rows[found[1]];
-        int want = (row->exempt || row->policy < 0) ? -1 : find_counter(row_policy_name(scan, row), true);
+        int want = c->want >= 0 ? find_counter(policies->policies[c->want].name, true) : -1;
         if (want == slot->counter)
             continue;
         if (slot->counter >= 0 && caps.counters[slot->counter].sessions > 0)
@@ -358,7 +530,7 @@ void caps_reconcile(const SessionScan *scan)
         slot->evicting = false;
     }
     LWLockRelease(shared->caps_lock);
-    pfree(pairs);
+    pfree(copies);
 }
 
 void policy_count(const char *policy, PolicyCount what, core::Reason reason)

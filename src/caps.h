@@ -2,7 +2,7 @@
  * caps.h — per-policy connection caps at login, and per-policy counters.
  *
  * Every login that passes authentication is counted against the first policy it matches: a
- * slot per PGPROC records which policy admitted the backend, and the policy's session count is
+ * slot per PGPROC records which policy admitted the backend and its login identity, and the policy's session count is
  * checked and reserved atomically under one LWLock, then released when the backend exits
  * (before_shmem_exit, so FATAL paths release too; a crash reinitializes shared memory).
  */
@@ -50,9 +50,11 @@ void policy_count(const char *policy, PolicyCount what, core::Reason reason = co
 struct SessionScan;
 
 /*
- * After the policies changed: counts every live session against the policy it matches now
- * (moving it from the one that admitted it), so a new or lowered cap counts the sessions that
- * already exist.  Never ends anyone.
+ * After the policies changed: counts every live session against the policy its login
+ * identity (role, database, application_name and client address at login) matches in
+ * scan->policies (moving it from the one that admitted it), so a new or lowered cap counts the
+ * sessions that already exist, and a later SET application_name moves nothing.  Never ends
+ * anyone.  Takes caps_lock itself; call it holding no lock.
  */
 void caps_reconcile(const SessionScan *scan);
 

@@ -1,21 +1,32 @@
 /*
  * invalidation.h — transactional cache invalidation: shared state and the API between its files.
  *
- *   invalidation_shmem.cpp    generation table, ring, publisher slots and stats in shared memory
+ *   invalidation_shmem.cpp    generation table, queue, publisher slots and stats in shared memory;
+ *                             the commit-time publication that fills them; the worker's tending
+ *                             of publishers that are missing
  *   invalidation_xact.cpp     poolguard.invalidate(): the per-transaction pending list, published
  *                             by the commit callback once the commit is visible to others
  *   invalidation_sql.cpp      cache_generation(), the trigger function, the stats functions
  *   publisher.cpp             the per-database "pg_poolguard publisher" background worker
  *
  * Shared memory layout (one ShmemInitStruct "pg_poolguard invalidation"):
- *   InvalidationShared | pg_atomic_uint64 generations[invalidation_slots] | RingEntry ring[queue_size]
+ *   InvalidationShared | pg_atomic_uint64 generations[invalidation_slots]
+ *                      | uint32 next[queue_size] | QueueEntry entries[queue_size]
  * The generation table is read and bumped with atomics only; everything else is guarded by the
- * tranche "pg_poolguard invalidation" (one LWLock), held for a few microseconds per commit.
+ * tranche "pg_poolguard invalidation" (one LWLock, see the note at the top of
+ * invalidation_shmem.cpp), held for a few microseconds per commit.
+ *
+ * The queue (poolguard.invalidation_queue_size entries) is a pool: each database with something
+ * to publish owns one FIFO list of entries in commit order (core/entry_lists.h), the rest are on
+ * a free list.  A database that cannot publish holds only its own entries, and gives them up
+ * (one resync instead) as soon as another database's commit needs the space.
  */
 #ifndef POOLGUARD_INVALIDATION_H
 #define POOLGUARD_INVALIDATION_H
 
 #include "postgres_headers.h"
+
+#include "core/entry_lists.h"
 
 namespace poolguard {
 
@@ -26,11 +37,10 @@ constexpr int max_key_bytes = 1000;
 constexpr int max_publishers = 64;   /* databases with a publisher slot at the same time */
 constexpr int max_scope_stats = 256; /* (database, scope) pairs with their own stats row */
 
-/* One invalidation waiting in the ring for its database's publisher. */
-struct RingEntry
+/* One invalidation waiting in the queue for its database's publisher. */
+struct QueueEntry
 {
     Oid database;
-    bool consumed; /* taken by the publisher; the tail skips it */
     bool key_null; /* the whole scope */
     uint16 scope_len;
     uint16 key_len;
@@ -48,16 +58,18 @@ struct PublisherSlot
     bool start_requested;   /* a worker was registered and has not claimed the slot yet */
     bool start_failing;     /* the last registration failed (logged once per streak) */
     bool resync_pending;    /* items were dropped: the publisher must send a resync */
+    bool collapse_logged;   /* a collapse was logged since a publisher last ran */
     TimestampTz start_requested_at;
-    TimestampTz next_start_attempt;
-    uint64 pending;         /* entries of this database in the ring */
+    TimestampTz next_start_attempt; /* no new start before this (a failed start or connection) */
+    int connect_retry_ms;   /* backoff after a publisher could not connect; 0 after a success */
+    core::EntryList items;  /* this database's entries in the queue, oldest first */
     /* stats */
     uint64 publisher_starts;
     uint64 start_failures;
     uint64 notifications;
     uint64 items_published;
     uint64 resyncs;
-    uint64 ring_overflows;
+    uint64 ring_overflows;  /* times entries were replaced by a resync: queue full, or collapsed */
     uint64 queue_warnings;
     double last_queue_usage;
     TimestampTz last_publish_at;
@@ -77,10 +89,11 @@ struct InvalidationShared
     LWLock *lock;
     pg_atomic_uint64 counter; /* last generation handed out */
     uint64 seed;              /* the counter's value at server start */
+    pg_atomic_uint64 floor;   /* every generation read is at least this (raised at start and promotion) */
+    pg_atomic_uint32 floor_pending; /* the floor must be raised once recovery is over */
     uint32 slots;             /* entries in the generation table */
-    uint32 queue_size;        /* entries in the ring */
-    uint64 head;              /* ring positions (core/ring.h) */
-    uint64 tail;
+    uint32 queue_size;        /* entries in the queue */
+    core::EntryList free_entries;
     uint64 unslotted;         /* invalidations whose database found no free publisher slot */
     ScopeStats other_scopes;  /* scopes past max_scope_stats, counted together */
     PublisherSlot publishers[max_publishers];
@@ -89,7 +102,8 @@ struct InvalidationShared
 
 extern InvalidationShared *inval;
 extern pg_atomic_uint64 *inval_generations;
-extern RingEntry *inval_ring;
+extern uint32 *inval_next;        /* queue links (core/entry_lists.h) */
+extern QueueEntry *inval_entries;
 
 /* One invalidation of the committing transaction (see invalidation_xact.cpp). */
 struct PendingInvalidation
@@ -110,10 +124,18 @@ void invalidation_init(void);
 
 /*
  * Publishes a committed transaction's invalidations: bumps their generations, appends them to
- * the ring and wakes or starts the database's publisher.  Runs after the commit is visible and
+ * the queue and wakes or starts the database's publisher.  Runs after the commit is visible and
  * never raises an error.
  */
 void invalidation_publish_committed(const PendingInvalidation *items, int count);
+
+/*
+ * Once this server is out of recovery (at start, or when a standby is promoted), raises the
+ * floor of every generation and the counter to the wall clock: a promoted standby then reads
+ * every key as changed after anything the old primary handed out.  Cheap; called by readers,
+ * publishers and the worker.
+ */
+void invalidation_raise_floor_after_recovery(void);
 
 /* The generation of (MyDatabaseId, scope, key): max of the key's slot and the scope's slot. */
 uint64 invalidation_current_generation(const char *scope, int scope_len, const char *key, int key_len);
@@ -129,11 +151,35 @@ void invalidation_validate(const char *scope, int scope_len, const char *key, in
 /* Adds one invalidation to the current transaction's pending list (deduplicated). */
 void invalidation_schedule(const char *scope, int scope_len, const char *key, int key_len);
 
-/* Advances the ring's tail over consumed entries (caller holds inval->lock exclusively). */
-void invalidation_ring_reclaim(void);
-
 /* The publisher slot of a database, or nullptr (caller holds inval->lock). */
 PublisherSlot *invalidation_find_publisher(Oid database);
+
+/*
+ * Moves up to max of the slot's oldest entries into out, in commit order, and frees them
+ * (caller holds inval->lock exclusively).  O(entries taken): the other databases' entries are
+ * never looked at.
+ */
+int invalidation_take(PublisherSlot *slot, QueueEntry *out, int max);
+
+/*
+ * Replaces every entry of the slot by one resync (frees them, sets resync_pending; caller holds
+ * inval->lock exclusively).  O(1).  Returns the number of entries given up.
+ */
+uint32 invalidation_collapse(PublisherSlot *slot);
+
+/*
+ * Records that a publisher of the slot's database could not connect (not under the lock: takes
+ * it).  Its entries stay queued; the next start waits for a growing backoff.
+ */
+void invalidation_connect_failed(Oid database);
+
+/*
+ * The worker's share (called in a transaction, from its cycle): starts the publisher of every
+ * database that has something to publish and no publisher, once its retry time has come, and
+ * forgets the entries of databases that no longer exist.  Returns the milliseconds until the
+ * next retry is due, or -1 when none is waiting.
+ */
+long invalidation_tend_publishers(void);
 
 }  // namespace poolguard
 

@@ -1,8 +1,9 @@
 /*
  * invalidation_sql.cpp — the SQL face of cache invalidation besides invalidate():
- * cache_generation(), the invalidation_trigger() trigger function and the stats functions.
+ * cache_generation(), the invalidation_trigger() trigger function, the stats functions and
+ * publisher_pids() (how a listener tells the publisher's notifications from forged ones).
  */
-#include "core/ring.h"
+#include "core/entry_lists.h"
 
 #include "invalidation.h"
 
@@ -183,7 +184,7 @@ POOLGUARD_FUNCTION(poolguard_invalidation_publishers)
     for (int i = 0; i < max_publishers; i++)
         if (inval->publishers[i].database != InvalidOid)
             rows[count++] = inval->publishers[i];
-    uint64 ring_used = core::ring_used(core::RingPositions{inval->head, inval->tail});
+    uint64 ring_used = inval->queue_size - inval->free_entries.count; /* entries in use, all databases */
     LWLockRelease(inval->lock);
 
     for (int i = 0; i < count; i++)
@@ -195,7 +196,7 @@ POOLGUARD_FUNCTION(poolguard_invalidation_publishers)
         values[0] = ObjectIdGetDatum(p->database);
         values[1] = Int32GetDatum(p->pid);
         nulls[1] = p->pid == 0;
-        values[2] = Int64GetDatum((int64) p->pending);
+        values[2] = Int64GetDatum((int64) p->items.count);
         values[3] = Int64GetDatum((int64) ring_used);
         values[4] = Int64GetDatum((int64) p->publisher_starts);
         values[5] = Int64GetDatum((int64) p->start_failures);
@@ -208,6 +209,35 @@ POOLGUARD_FUNCTION(poolguard_invalidation_publishers)
         values[12] = TimestampTzGetDatum(p->last_publish_at);
         nulls[12] = p->last_publish_at == 0;
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    return (Datum) 0;
+}
+
+/*
+ * poolguard.publisher_pids(): the pids of the running publisher(s) of the caller's current
+ * database — nothing about other databases.  Executable by PUBLIC: a listener compares a
+ * notification's sender pid with these, because any role that may connect may NOTIFY on the
+ * channel.  (A publisher's pid is no secret within its database: pg_stat_activity shows it.)
+ */
+POOLGUARD_FUNCTION(poolguard_publisher_pids)
+{
+    require_shared_memory();
+    ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+    InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+
+    int count = 0;
+    int pids[max_publishers];
+    LWLockAcquire(inval->lock, LW_SHARED);
+    for (int i = 0; i < max_publishers; i++)
+        if (inval->publishers[i].database == MyDatabaseId && inval->publishers[i].pid != 0)
+            pids[count++] = inval->publishers[i].pid;
+    LWLockRelease(inval->lock);
+
+    for (int i = 0; i < count; i++)
+    {
+        Datum value = Int32GetDatum(pids[i]);
+        bool isnull = false;
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
     }
     return (Datum) 0;
 }

@@ -256,6 +256,12 @@ POOLGUARD_FUNCTION(poolguard_invalidate)
     int key_len = key ? (int) VARSIZE_ANY_EXHDR(key) : 0;
 
     poolguard::invalidation_validate(scope_data, scope_len, key_data, key_len);
+    if (RecoveryInProgress())
+        ereport(ERROR,
+                (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+                 errmsg("cannot invalidate cache entries during recovery"),
+                 errdetail("Generations move and notifications are sent only on the primary server."),
+                 errhint("Call poolguard.invalidate() on the primary; the change it describes is written there too.")));
     poolguard::invalidation_schedule(scope_data, scope_len, key_data, key_len);
     PG_RETURN_VOID();
 }

@@ -303,6 +303,7 @@ void metrics_server_register(void)
         return;
     BackgroundWorker worker;
     init_background_worker(&worker, "poolguard_metrics_main", "pg_poolguard metrics", 5);
+    worker.bgw_start_time = BgWorkerStart_ConsistentState; /* metrics of hot standbys too */
     RegisterBackgroundWorker(&worker);
 }
 

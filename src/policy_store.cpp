@@ -1,12 +1,22 @@
 /*
  * policy_store.cpp — loading, publishing and change tracking of compiled policies.
+ *
+ * Note about locking: the published policies (count, array, version, loaded_change_count,
+ * fingerprint) are guarded by shared->lock: LW_EXCLUSIVE to publish, LW_SHARED to copy.  Under
+ * it only memcpy of plain data happens — the SPI query, the compilation and every catalog
+ * lookup run before the lock is taken.  change_count is an atomic that committing backends bump
+ * without any lock.  shared->lock is never held while another pg_poolguard lock is taken.
+ *
+ * Trust: the loader runs as a superuser (the worker, or reload()/reap() in a superuser's
+ * session) in a database whose owner may be an ordinary role.  So the policy table is used only
+ * if it is the extension's own member (pg_depend), the query names no operator and no function,
+ * every name in it is schema-qualified, and search_path is pinned to pg_catalog, pg_temp while
+ * it runs: nothing the database owner creates can run inside it (CVE-2018-1058).
  */
 #include "policy_store.h"
 
-#include "caps.h"
 #include "guard.h"
 #include "guc.h"
-#include "sessions.h"
 #include "shmem.h"
 
 #include "core/like.h"
@@ -20,6 +30,7 @@ struct PolicyStore
     pg_atomic_uint64 change_count; /* committed policy changes (and reload requests) */
     uint64 loaded_change_count;    /* change_count the published policies reflect */
     uint64 version;                /* bumped on every publication */
+    uint64 fingerprint;            /* of the table contents the published policies reflect */
     int count;
     CompiledPolicy policies[FLEXIBLE_ARRAY_MEMBER];
 };
@@ -43,15 +54,23 @@ void store_init(void)
         pg_atomic_init_u64(&store->change_count, 1); /* the worker loads once at start */
         store->loaded_change_count = 0;
         store->version = 0;
+        store->fingerprint = 0;
         store->count = 0;
     }
 }
 
-/* At commit of a transaction that changed poolguard.policy: tell the worker. */
+/*
+ * At commit of a transaction that changed poolguard.policy: tell the worker.  A prepared
+ * transaction forgets the change here (it must not leak into this session's next commit); its
+ * COMMIT PREPARED, possibly in another session, is noticed by the worker's fingerprint check.
+ */
 void policy_xact_callback(XactEvent event, void *arg)
 {
     switch (event)
     {
+        case XACT_EVENT_PREPARE:
+            change_pending = false;
+            break;
         case XACT_EVENT_COMMIT:
         case XACT_EVENT_PARALLEL_COMMIT:
             if (change_pending && store != nullptr)
@@ -70,17 +89,38 @@ void policy_xact_callback(XactEvent event, void *arg)
     }
 }
 
-/* Column n (1-based) of the current SPI row as text, or NULL. */
+/* Column n (1-based) of the current SPI row as text (its type's output function), or NULL. */
 char *column_text(HeapTuple tuple, TupleDesc desc, int n)
 {
     return SPI_getvalue(tuple, desc, n);
 }
 
+/* An integer column (int4 or int8), core::inherit when NULL. */
 int64 column_int64(HeapTuple tuple, TupleDesc desc, int n)
 {
     bool isnull;
     Datum d = SPI_getbinval(tuple, desc, n, &isnull);
-    return isnull ? core::inherit : DatumGetInt64(d);
+    if (isnull)
+        return core::inherit;
+    return SPI_gettypeid(desc, n) == INT8OID ? DatumGetInt64(d) : (int64) DatumGetInt32(d);
+}
+
+/* An interval column as whole microseconds, core::inherit when NULL. */
+int64 column_interval(HeapTuple tuple, TupleDesc desc, int n)
+{
+    bool isnull;
+    Datum d = SPI_getbinval(tuple, desc, n, &isnull);
+    if (isnull)
+        return core::inherit;
+    const Interval *iv = DatumGetIntervalP(d);
+    return core::interval_micros(iv->month, iv->day, iv->time);
+}
+
+bool column_bool(HeapTuple tuple, TupleDesc desc, int n)
+{
+    bool isnull;
+    Datum d = SPI_getbinval(tuple, desc, n, &isnull);
+    return !isnull && DatumGetBool(d);
 }
 
 void compile_row(CompiledPolicy *p, HeapTuple tuple, TupleDesc desc)
@@ -115,30 +155,60 @@ void compile_row(CompiledPolicy *p, HeapTuple tuple, TupleDesc desc)
         p->has_client = true;
         p->client = *cidr;
     }
-    p->rules.idle_timeout = column_int64(tuple, desc, 7);
-    p->rules.idle_in_transaction_timeout = column_int64(tuple, desc, 8);
-    p->rules.max_connection_age = column_int64(tuple, desc, 9);
-    p->rules.max_query_duration = column_int64(tuple, desc, 10);
+    p->rules.idle_timeout = column_interval(tuple, desc, 7);
+    p->rules.idle_in_transaction_timeout = column_interval(tuple, desc, 8);
+    p->rules.max_connection_age = column_interval(tuple, desc, 9);
+    p->rules.max_query_duration = column_interval(tuple, desc, 10);
     p->rules.max_idle = column_int64(tuple, desc, 11);
     p->rules.max_idle_memory = column_int64(tuple, desc, 12);
     p->max_connections = column_int64(tuple, desc, 13);
     text = column_text(tuple, desc, 14);
     p->on_limit = (text != NULL && strcmp(text, "evict_idle") == 0) ? OnLimit::evict_idle : OnLimit::reject;
-    text = column_text(tuple, desc, 15);
-    p->dry_run = text != NULL && text[0] == 't';
+    p->dry_run = column_bool(tuple, desc, 15);
 }
 
-/* Intervals become whole microseconds (a month counts 30 days, as interval arithmetic does). */
+/*
+ * Plain column references only: no operator, no function, no cast, every name qualified
+ * (ORDER BY takes each type's default btree ordering, which no search_path can change).
+ * Intervals are converted in C (core::interval_micros).
+ */
 const char *load_query =
-    "SELECT name, priority::int8, role_name::text, database_name::text, application_name, "
-    "       client_addr::text, "
-    "       (extract(epoch FROM idle_timeout) * 1000000)::int8, "
-    "       (extract(epoch FROM idle_in_transaction_timeout) * 1000000)::int8, "
-    "       (extract(epoch FROM max_connection_age) * 1000000)::int8, "
-    "       (extract(epoch FROM max_query_duration) * 1000000)::int8, "
-    "       max_idle::int8, max_idle_memory, max_connections::int8, on_limit, dry_run::text "
+    "SELECT name, priority, role_name, database_name, application_name, client_addr, "
+    "       idle_timeout, idle_in_transaction_timeout, max_connection_age, max_query_duration, "
+    "       max_idle, max_idle_memory, max_connections, on_limit, dry_run "
     "  FROM poolguard.policy WHERE enabled "
-    " ORDER BY priority DESC, name COLLATE \"C\"";
+    " ORDER BY priority DESC, name COLLATE pg_catalog.\"C\"";
+
+/*
+ * A cheap digest of the table's visible rows under the active snapshot: every insert, update
+ * and delete changes some row's (xmin, ctid), so a changed digest means changed contents.  It
+ * lets the worker notice changes no trigger told it about (COMMIT PREPARED in another session).
+ * Order-independent; 0 when there is no table.
+ */
+uint64 table_fingerprint(Oid relid)
+{
+    if (!OidIsValid(relid))
+        return 0;
+    uint64 digest = hash_bytes_uint32_extended((uint32) relid, 0);
+    uint64 rows = 0;
+    Relation rel = table_open(relid, AccessShareLock);
+    TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+    HeapTuple tuple;
+    while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+    {
+        uint32 identity[3] = {HeapTupleHeaderGetRawXmin(tuple->t_data),
+                              ItemPointerGetBlockNumberNoCheck(&tuple->t_self),
+                              ItemPointerGetOffsetNumberNoCheck(&tuple->t_self)};
+        digest += hash_bytes_extended(reinterpret_cast<const unsigned char *>(identity), sizeof(identity), 1);
+        rows++;
+    }
+    table_endscan(scan);
+    table_close(rel, AccessShareLock);
+    return digest ^ hash_bytes_uint32_extended((uint32) rows, 2);
+}
+
+/* search_path while the loader's query runs: nothing a database owner creates comes first. */
+constexpr const char *pinned_search_path = "pg_catalog, pg_temp";
 
 }  // namespace
 
@@ -156,11 +226,6 @@ void policy_store_snapshot(PolicySnapshot *snapshot)
     snapshot->policies = static_cast<CompiledPolicy *>(palloc(sizeof(CompiledPolicy) * Max(store->count, 1)));
     memcpy(snapshot->policies, store->policies, sizeof(CompiledPolicy) * store->count);
     LWLockRelease(shared->lock);
-}
-
-uint64 policy_store_change_count(void)
-{
-    return store ? pg_atomic_read_u64(&store->change_count) : 0;
 }
 
 uint64 policy_store_loaded_change_count(void)
@@ -182,8 +247,19 @@ constexpr Oid unresolved_role = ~(Oid) 0;
 
 Oid policy_table_oid(void)
 {
+    /*
+     * Only the extension's own table: a database owner can create a schema "poolguard" and a
+     * look-alike "policy" (a view calling a function of theirs) before or without the extension.
+     */
+    Oid extension = get_extension_oid("pg_poolguard", true);
+    if (!OidIsValid(extension))
+        return InvalidOid;
     Oid nsp = get_namespace_oid("poolguard", true);
-    return OidIsValid(nsp) ? get_relname_relid("policy", nsp) : InvalidOid;
+    Oid relid = OidIsValid(nsp) ? get_relname_relid("policy", nsp) : InvalidOid;
+    if (!OidIsValid(relid) || get_rel_relkind(relid) != RELKIND_RELATION ||
+        getExtensionOfObject(RelationRelationId, relid) != extension)
+        return InvalidOid;
+    return relid;
 }
 
 Oid *policy_role_oids(const PolicySnapshot *snapshot)
@@ -239,13 +315,18 @@ int policy_store_load(uint64 change_count)
     require_shared_memory();
 
     int total = 0, kept = 0;
+    uint64 fingerprint = 0;
     CompiledPolicy *compiled = nullptr;
+    Oid table = policy_table_oid();
 
-    if (OidIsValid(policy_table_oid()))
+    PushActiveSnapshot(GetTransactionSnapshot());
+    if (OidIsValid(table))
     {
+        int save_nestlevel = NewGUCNestLevel();
+        (void) set_config_option("search_path", pinned_search_path, PGC_USERSET, PGC_S_SESSION,
+                                 GUC_ACTION_SAVE, true, 0, false);
         if (SPI_connect() != SPI_OK_CONNECT)
             elog(ERROR, "pg_poolguard: SPI_connect failed");
-        PushActiveSnapshot(GetTransactionSnapshot());
         int rc = SPI_execute(load_query, true, 0);
         if (rc != SPI_OK_SELECT)
             elog(ERROR, "pg_poolguard: reading poolguard.policy failed: %s", SPI_result_code_string(rc));
@@ -255,9 +336,11 @@ int policy_store_load(uint64 change_count)
             MemoryContextAlloc(CurTransactionContext, sizeof(CompiledPolicy) * Max(kept, 1)));
         for (int i = 0; i < kept; i++)
             compile_row(&compiled[i], SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
-        PopActiveSnapshot();
         SPI_finish();
+        AtEOXact_GUC(true, save_nestlevel);
+        fingerprint = table_fingerprint(table); /* same snapshot as the query */
     }
+    PopActiveSnapshot();
     if (total > kept)
         ereport(WARNING,
                 (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -265,14 +348,63 @@ int policy_store_load(uint64 change_count)
                  errhint("Raise poolguard.max_policies (needs a restart) or disable some policies.")));
 
     LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-    if (kept > 0)
-        memcpy(store->policies, compiled, sizeof(CompiledPolicy) * kept);
-    store->count = kept;
-    store->version++;
-    if (change_count > store->loaded_change_count)
+    /* A load that started before a newer one published must not overwrite it. */
+    if (change_count >= store->loaded_change_count)
+    {
+        if (kept > 0)
+            memcpy(store->policies, compiled, sizeof(CompiledPolicy) * kept);
+        store->count = kept;
+        store->fingerprint = fingerprint;
+        store->version++;
         store->loaded_change_count = change_count;
+    }
+    int in_force = store->count;
     LWLockRelease(shared->lock);
-    return kept;
+    return in_force;
+}
+
+bool policy_store_refresh(bool force)
+{
+    require_shared_memory();
+    if (!in_policy_database())
+        return false;
+
+    uint64 wanted = force ? pg_atomic_add_fetch_u64(&store->change_count, 1)
+                          : pg_atomic_read_u64(&store->change_count);
+    if (!force)
+    {
+        PushActiveSnapshot(GetTransactionSnapshot());
+        uint64 fingerprint = table_fingerprint(policy_table_oid());
+        PopActiveSnapshot();
+        LWLockAcquire(shared->lock, LW_SHARED);
+        bool current = store->loaded_change_count >= wanted && store->fingerprint == fingerprint;
+        LWLockRelease(shared->lock);
+        if (current)
+            return false;
+    }
+    int n = policy_store_load(wanted);
+    ereport(DEBUG1, (errmsg("pg_poolguard loaded %d policies", n)));
+    return true;
+}
+
+bool policy_change_pending(void)
+{
+    return change_pending;
+}
+
+int policy_store_count(void)
+{
+    require_shared_memory();
+    LWLockAcquire(shared->lock, LW_SHARED);
+    int n = store->count;
+    LWLockRelease(shared->lock);
+    return n;
+}
+
+uint64 policy_store_request_load(void)
+{
+    require_shared_memory();
+    return pg_atomic_add_fetch_u64(&store->change_count, 1);
 }
 
 }  // namespace poolguard
@@ -286,6 +418,14 @@ POOLGUARD_FUNCTION(poolguard_policy_changed)
         ereport(ERROR,
                 (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                  errmsg("poolguard.policy_changed() must be called as a trigger")));
+    /* Only changes of the extension's own table may wake the worker (it reloads for them). */
+    TriggerData *trigdata = (TriggerData *) fcinfo->context;
+    if (RelationGetRelid(trigdata->tg_relation) != policy_table_oid())
+        ereport(ERROR,
+                (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                 errmsg("poolguard.policy_changed() may only be a trigger of table poolguard.policy"),
+                 errdetail("Table \"%s\" is not the pg_poolguard policy table.",
+                           RelationGetRelationName(trigdata->tg_relation))));
     if (!xact_callback_registered)
     {
         RegisterXactCallback(policy_xact_callback, NULL);
@@ -293,45 +433,4 @@ POOLGUARD_FUNCTION(poolguard_policy_changed)
     }
     change_pending = true;
     return PointerGetDatum(NULL);
-}
-
-/*
- * poolguard.reload(): in poolguard.database, load now in this backend; elsewhere, ask the
- * worker and wait (bounded) until it has loaded.
- */
-POOLGUARD_FUNCTION(poolguard_reload)
-{
-    require_shared_memory();
-
-    uint64 wanted = pg_atomic_add_fetch_u64(&store->change_count, 1);
-    if (in_policy_database())
-    {
-        int n = policy_store_load(wanted);
-        SessionScan scan;
-        scan_sessions(&scan, MemoryReads::as_rules_need, nullptr);
-        caps_reconcile(&scan);
-        wake_worker();
-        PG_RETURN_INT32(n);
-    }
-
-    wake_worker();
-    TimestampTz give_up = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 10000);
-    while (policy_store_loaded_change_count() < wanted)
-    {
-        if (GetCurrentTimestamp() >= give_up)
-            ereport(ERROR,
-                    (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                     errmsg("the pg_poolguard worker did not load the policies within 10 seconds"),
-                     errdetail("Policies live in database \"%s\"; from here, reload() asks the worker to load them.",
-                               guc_database),
-                     errhint("Check that the worker runs (poolguard.worker_pid()), or call reload() in database \"%s\".",
-                             guc_database)));
-        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10, PG_WAIT_EXTENSION);
-        ResetLatch(MyLatch);
-        CHECK_FOR_INTERRUPTS();
-    }
-    LWLockAcquire(shared->lock, LW_SHARED);
-    int n = store->count;
-    LWLockRelease(shared->lock);
-    PG_RETURN_INT32(n);
 }

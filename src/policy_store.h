@@ -54,18 +54,32 @@ void policy_store_register(void);
 /* Copies the published policies into *snapshot (palloc'd in CurrentMemoryContext). */
 void policy_store_snapshot(PolicySnapshot *snapshot);
 
-/* Bumped when a policy change commits; the worker reloads when it differs from what it loaded. */
-uint64 policy_store_change_count(void);
-
 /*
- * Reads poolguard.policy through SPI (inside the caller's transaction) and publishes it.
- * Returns the number of policies in force; a missing table publishes zero policies.
- * Must run in poolguard.database.
+ * Reads poolguard.policy through SPI (inside the caller's transaction, search_path pinned) and
+ * publishes it unless a load that asked later already published.  Returns the number of
+ * policies in force; a missing table publishes zero policies.  Must run in poolguard.database.
  */
 int policy_store_load(uint64 change_count);
 
-/* True while the policies the worker published reflect change_count. */
+/*
+ * In poolguard.database, loads the policies when a change was committed or requested since the
+ * last load, when the table's contents differ from what was published (a COMMIT PREPARED
+ * elsewhere, a table that appeared or vanished), or always when force.  Returns true if it
+ * loaded; elsewhere does nothing and returns false.  Runs in a transaction.
+ */
+bool policy_store_refresh(bool force);
+
+/* Asks for a load (the worker's next cycle, or policy_store_refresh); returns the request's number. */
+uint64 policy_store_request_load(void);
+
+/* The request number the published policies reflect (a load publishes it). */
 uint64 policy_store_loaded_change_count(void);
+
+/* The number of policies in force. */
+int policy_store_count(void);
+
+/* Did this transaction change poolguard.policy (not committed yet)? */
+bool policy_change_pending(void);
 
 /*
  * A cache of the policies' role oids for policy_match(), filled on first need (InvalidOid when
@@ -84,7 +98,10 @@ bool role_matches(Oid userid, Oid role);
 int policy_match(const PolicySnapshot *snapshot, Oid *role_oids, Oid userid,
                  const char *database_name, const char *application_name, const core::IpAddress &client);
 
-/* The oid of poolguard.policy in this database, InvalidOid while the extension is not installed. */
+/*
+ * The oid of the extension's poolguard.policy in this database; InvalidOid while the extension
+ * is not installed or when "poolguard.policy" is not the extension's own member table.
+ */
 Oid policy_table_oid(void);
 
 /* Is this backend connected to poolguard.database? */

@@ -31,12 +31,17 @@ extern "C" {
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
 #include "commands/dbcommands.h"
+#include "commands/extension.h"
+#include "common/hashfn.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "libpq/auth.h"
@@ -76,6 +81,27 @@ extern "C" {
 #if PG_VERSION_NUM < 150000
 #error "pg_poolguard needs PostgreSQL 15 or newer"
 #endif
+
+/*
+ * The live shared backend-status entry of a regular backend (not a snapshot copy), or NULL when
+ * it cannot be located (then callers fall back to a status snapshot).  backend_status.c keeps
+ * the array static; pgstat_beinit() points MyBEEntry at this backend's own element of it, indexed
+ * by backend id (procnumber from 17 on), so the array's base is derived from that.  Read it only
+ * with pgstat_begin_read_activity / pgstat_end_read_activity.
+ */
+static inline volatile PgBackendStatus *poolguard_status_entry(PGPROC *proc)
+{
+#if PG_VERSION_NUM >= 170000
+    if (MyBEEntry == NULL || MyProcNumber == INVALID_PROC_NUMBER || proc == NULL)
+        return NULL;
+    return MyBEEntry - MyProcNumber + GetNumberFromPGProc(proc);
+#else
+    if (MyBEEntry == NULL || MyBackendId == InvalidBackendId || proc == NULL ||
+        proc->backendId == InvalidBackendId)
+        return NULL;
+    return MyBEEntry - (MyBackendId - 1) + (proc->backendId - 1);
+#endif
+}
 
 #if PG_VERSION_NUM >= 160000
 /* PostgreSQL 16 renamed the accessor of the backend-status snapshot by position. */

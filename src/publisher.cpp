@@ -1,16 +1,24 @@
 /*
  * publisher.cpp — the "pg_poolguard publisher" dynamic background worker, one per database.
  *
- * Loop: wait on the latch (set by committing backends) → after poolguard.publish_delay drain
- * this database's ring entries in chunks → send each chunk as JSON payloads of at most 7999
- * bytes with NOTIFY in one transaction → check the notification queue's fill level.  If a send
- * fails, the drained items are replaced by a resync (nothing is silently lost) and the
- * publisher retries after a backoff.  After poolguard.publisher_idle_timeout with nothing to do
- * it exits (code 0: not restarted); the next commit that invalidates in its database starts a new
- * one.  Terminated (code 1), the postmaster restarts it after a second.
+ * Loop: wait on the latch (set by committing backends) → after poolguard.publish_delay take
+ * this database's queued entries in chunks (from the front of its own list: the cost does not
+ * depend on other databases' entries) → send each chunk as JSON payloads of at most 7999 bytes
+ * with NOTIFY in one transaction → check the notification queue's fill level.  If a send fails,
+ * the drained items are replaced by a resync (nothing is silently lost) and the publisher retries
+ * after a backoff.  After poolguard.publisher_idle_timeout with nothing to do it exits (code 0:
+ * not restarted); the next commit that invalidates in its database, or the pg_poolguard worker
+ * if entries are still queued, starts a new one.  Terminated (code 1), the postmaster restarts it
+ * after a second.  If it cannot connect (ALLOW_CONNECTIONS false, a database being dropped), the
+ * entries stay queued and the next start waits for a growing backoff (see
+ * invalidation_connect_failed); only the worker, seeing the database gone, forgets them.
+ *
+ * Note about locking: the publisher takes only inval->lock (see invalidation_shmem.cpp's note),
+ * never with another lock held and never across a call that can fail or wait: each function
+ * below copies what it needs under the lock and does the slow part (NOTIFY, its transaction,
+ * reading the clock, logging) after releasing it.
  */
 #include "core/notify_payload.h"
-#include "core/ring.h"
 
 #include "publisher.h"
 
@@ -25,7 +33,7 @@ namespace poolguard {
 
 namespace {
 
-constexpr int chunk_entries = 256;         /* ring entries drained per lock round and transaction */
+constexpr int chunk_entries = 256;         /* queued entries drained per lock round and transaction */
 constexpr long error_backoff_ms = 1000;
 constexpr double queue_warn_usage = 0.5;   /* warn when the NOTIFY queue is this full */
 constexpr long queue_warn_interval_ms = 60000;
@@ -33,29 +41,20 @@ constexpr long queue_warn_interval_ms = 60000;
 Oid my_database = InvalidOid;
 bool connected = false;
 bool in_flight = false; /* drained items not yet committed as notifications */
-RingEntry *chunk = nullptr;
+QueueEntry *chunk = nullptr;
 core::Payload *payload = nullptr;
 TimestampTz last_queue_warning = 0;
 
-/* on_shmem_exit: the database could not be connected to (dropped?): drop its entries. */
-void forget_database_on_connect_failure(int code, Datum arg)
+/*
+ * on_shmem_exit: the database could not be connected to (ALLOW_CONNECTIONS false, being dropped,
+ * or gone).  Its entries stay: only the worker, which can look the database up, may forget them.
+ */
+void note_connect_failure(int code, Datum arg)
 {
     if (connected || inval == nullptr)
         return;
-    LWLockAcquire(inval->lock, LW_EXCLUSIVE);
-    PublisherSlot *slot = invalidation_find_publisher(my_database);
-    if (slot != nullptr && slot->pid == 0)
-    {
-        for (uint64 pos = inval->tail; pos < inval->head; pos++)
-        {
-            RingEntry *e = &inval_ring[core::ring_index(pos, inval->queue_size)];
-            if (e->database == my_database)
-                e->consumed = true;
-        }
-        invalidation_ring_reclaim();
-        memset(slot, 0, sizeof(PublisherSlot));
-    }
-    LWLockRelease(inval->lock);
+    LWLockReleaseAll();
+    invalidation_connect_failed(my_database);
 }
 
 /* before_shmem_exit: leave the slot; what was drained but not sent becomes a resync. */
@@ -74,12 +73,22 @@ void publisher_detach(int code, Datum arg)
     LWLockRelease(inval->lock);
 }
 
-bool slot_exists(void)
+/*
+ * Whether this publisher should try to connect: its database still has a slot, no publisher
+ * serves it, and a failed connection's backoff is over (the postmaster restarts a publisher
+ * whose connection failed after a second; it must not retry sooner than the backoff).
+ */
+bool start_allowed(void)
 {
-    LWLockAcquire(inval->lock, LW_SHARED);
-    bool exists = invalidation_find_publisher(my_database) != nullptr;
+    TimestampTz now = GetCurrentTimestamp();
+    LWLockAcquire(inval->lock, LW_EXCLUSIVE);
+    PublisherSlot *slot = invalidation_find_publisher(my_database);
+    bool allowed = slot != nullptr && slot->pid == 0 && now >= slot->next_start_attempt;
+    /* Giving up: the worker (or the next commit) registers a publisher when the retry is due. */
+    if (!allowed && slot != nullptr && slot->pid == 0)
+        slot->start_requested = false;
     LWLockRelease(inval->lock);
-    return exists;
+    return allowed;
 }
 
 /* Takes the database's slot; false if another publisher already serves it. */
@@ -94,6 +103,9 @@ bool claim_slot(void)
         slot->latch = MyLatch;
         slot->start_requested = false;
         slot->start_failing = false;
+        slot->collapse_logged = false;
+        slot->connect_retry_ms = 0;
+        slot->next_start_attempt = 0;
         slot->publisher_starts++;
         claimed = true;
     }
@@ -105,7 +117,7 @@ bool has_work(void)
 {
     LWLockAcquire(inval->lock, LW_SHARED);
     PublisherSlot *slot = invalidation_find_publisher(my_database);
-    bool work = slot != nullptr && (slot->pending > 0 || slot->resync_pending);
+    bool work = slot != nullptr && (slot->items.count > 0 || slot->resync_pending);
     LWLockRelease(inval->lock);
     return work;
 }
@@ -116,7 +128,7 @@ bool retire(void)
     bool retired = false;
     LWLockAcquire(inval->lock, LW_EXCLUSIVE);
     PublisherSlot *slot = invalidation_find_publisher(my_database);
-    if (slot == nullptr || (slot->pending == 0 && !slot->resync_pending))
+    if (slot == nullptr || (slot->items.count == 0 && !slot->resync_pending))
     {
         if (slot != nullptr && slot->pid == MyProcPid)
         {
@@ -130,7 +142,7 @@ bool retire(void)
 }
 
 /*
- * Copies up to chunk_entries of this database's entries into `chunk` and marks them consumed.
+ * Moves up to chunk_entries of this database's oldest entries into `chunk` (O(entries taken)).
  * A pending resync swallows the drained items (its generation covers them).
  */
 int drain(bool *resync, uint64 *resync_generation)
@@ -141,16 +153,7 @@ int drain(bool *resync, uint64 *resync_generation)
     PublisherSlot *slot = invalidation_find_publisher(my_database);
     if (slot != nullptr)
     {
-        for (uint64 pos = inval->tail; pos < inval->head && n < chunk_entries; pos++)
-        {
-            RingEntry *e = &inval_ring[core::ring_index(pos, inval->queue_size)];
-            if (e->database != my_database || e->consumed)
-                continue;
-            chunk[n++] = *e;
-            e->consumed = true;
-        }
-        slot->pending -= Min(slot->pending, (uint64) n);
-        invalidation_ring_reclaim();
+        n = invalidation_take(slot, chunk, chunk_entries);
         if (slot->resync_pending)
         {
             *resync = true;
@@ -193,7 +196,7 @@ int send(int n, bool resync, uint64 resync_generation)
     {
         for (int i = 0; i < n; i++)
         {
-            const RingEntry *e = &chunk[i];
+            const QueueEntry *e = &chunk[i];
             const char *key = e->key_null ? nullptr : e->key;
             if (core::payload_append(*payload, e->scope, e->scope_len, key, e->key_len, e->generation))
                 continue;
@@ -217,6 +220,7 @@ int send(int n, bool resync, uint64 resync_generation)
 void record_publication(int payloads, int items, bool resync, double queue_usage, bool warn)
 {
     stats_add(Counter::notifications_sent, (uint64) payloads);
+    TimestampTz now = GetCurrentTimestamp(); /* not under the lock */
     LWLockAcquire(inval->lock, LW_EXCLUSIVE);
     PublisherSlot *slot = invalidation_find_publisher(my_database);
     if (slot != nullptr)
@@ -226,12 +230,12 @@ void record_publication(int payloads, int items, bool resync, double queue_usage
         slot->resyncs += resync ? 1 : 0;
         slot->last_queue_usage = queue_usage;
         slot->queue_warnings += warn ? 1 : 0;
-        slot->last_publish_at = GetCurrentTimestamp();
+        slot->last_publish_at = now;
     }
     LWLockRelease(inval->lock);
 }
 
-/* Drains and sends until the database has nothing left in the ring. */
+/* Drains and sends until the database has nothing left in the queue. */
 void publish_all(void)
 {
     for (;;)
@@ -347,11 +351,15 @@ extern "C" void poolguard_publisher_main(Datum database)
     pqsignal(SIGTERM, die);
     BackgroundWorkerUnblockSignals();
 
-    /* A restart after the database lost its slot (e.g. it was dropped) has nothing to do. */
-    if (!slot_exists())
+    /*
+     * A restart after the database lost its slot (it was dropped), after another publisher took
+     * over, or before a failed connection's backoff is over, has nothing to do: exit 0 (not
+     * restarted); the worker or the next commit starts one when it is due.
+     */
+    if (!start_allowed())
         proc_exit(0);
 
-    on_shmem_exit(forget_database_on_connect_failure, (Datum) 0);
+    on_shmem_exit(note_connect_failure, (Datum) 0);
     BackgroundWorkerInitializeConnectionByOid(my_database, InvalidOid, 0);
     connected = true;
     pgstat_report_appname("pg_poolguard publisher");
@@ -366,7 +374,7 @@ extern "C" void poolguard_publisher_main(Datum database)
         proc_exit(0); /* another publisher serves this database */
     before_shmem_exit(publisher_detach, (Datum) 0);
 
-    chunk = static_cast<RingEntry *>(MemoryContextAlloc(TopMemoryContext, sizeof(RingEntry) * chunk_entries));
+    chunk = static_cast<QueueEntry *>(MemoryContextAlloc(TopMemoryContext, sizeof(QueueEntry) * chunk_entries));
     payload = static_cast<core::Payload *>(MemoryContextAlloc(TopMemoryContext, sizeof(core::Payload)));
     MemoryContext context = AllocSetContextCreate(TopMemoryContext, "pg_poolguard publisher", ALLOCSET_DEFAULT_SIZES);
 

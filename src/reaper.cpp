@@ -1,12 +1,14 @@
 /*
- * reaper.cpp — the worker's cycle and poolguard.reap(): load policies when they changed, scan,
- * act, and tell the worker loop when the next rule can fire.
+ * reaper.cpp — the worker's cycle, poolguard.reap() and poolguard.reload(): load policies when
+ * they changed, scan, reconcile the caps, act, and tell the worker loop when the next rule can
+ * fire.
  */
 #include "actions.h"
 #include "caps.h"
 #include "guard.h"
 #include "srf.h"
 #include "guc.h"
+#include "invalidation.h"
 #include "policy_store.h"
 #include "sessions.h"
 #include "shmem.h"
@@ -17,27 +19,20 @@ namespace poolguard {
 
 namespace {
 
-uint64 loaded_change_count = 0;
-Oid loaded_table = InvalidOid;
 MemoryCache *memory_cache = nullptr;
 ActionMemo *action_memo = nullptr;
 
 /*
- * Reloads when a change committed, reload() asked, or the table appeared or vanished.
- * Returns true if it loaded.
+ * The one load → scan → reconcile sequence, shared by the worker's cycle, reload() and reap():
+ * load the policies if they changed (always when force), judge every session against the
+ * policies in force, and recount the caps when a new set was loaded (never ends anyone).
  */
-bool load_policies_if_changed(void)
+void refresh_and_scan(SessionScan *scan, bool force, MemoryCache *cache)
 {
-    uint64 wanted = policy_store_change_count();
-    Oid table = policy_table_oid();
-    if (wanted == loaded_change_count && table == loaded_table)
-        return false;
-    int n = policy_store_load(wanted);
-    if (table != loaded_table || n > 0 || loaded_change_count != 0)
-        ereport(DEBUG1, (errmsg("pg_poolguard worker loaded %d policies", n)));
-    loaded_change_count = wanted;
-    loaded_table = table;
-    return true;
+    bool loaded = policy_store_refresh(force);
+    scan_sessions(scan, MemoryReads::as_rules_need, cache);
+    if (loaded)
+        caps_reconcile(scan);
 }
 
 }  // namespace
@@ -52,23 +47,23 @@ long worker_cycle(void)
 
     TimestampTz started = GetCurrentTimestamp();
     StartTransactionCommand();
-    bool loaded = load_policies_if_changed();
+    /* Publishers that should run and do not (no worker slot, failed connection): retried here. */
+    long publisher_retry_ms = invalidation_tend_publishers();
 
     SessionScan scan;
-    scan_sessions(&scan, MemoryReads::as_rules_need, memory_cache);
-    if (loaded)
-        caps_reconcile(&scan);
+    refresh_and_scan(&scan, false, memory_cache);
     if (guc_enabled)
         (void) act_on_scan(&scan, false, action_memo, nullptr, nullptr);
     CommitTransactionCommand();
     TimestampTz finished = GetCurrentTimestamp();
     stats_scan_done(finished, finished - started);
 
-    if (scan.next_deadline == DT_NOEND)
-        return guc_naptime_ms;
-    TimestampTz now = GetCurrentTimestamp();
-    long wait_ms = (long) ((scan.next_deadline - now + 999) / 1000);
-    return Max(wait_ms, 0L);
+    long wait_ms = guc_naptime_ms;
+    if (scan.next_deadline != DT_NOEND)
+        wait_ms = Max((long) ((scan.next_deadline - GetCurrentTimestamp() + 999) / 1000), 0L);
+    if (publisher_retry_ms >= 0)
+        wait_ms = Min(wait_ms, publisher_retry_ms);
+    return wait_ms;
 }
 
 }  // namespace poolguard
@@ -116,11 +111,45 @@ POOLGUARD_FUNCTION(poolguard_reap)
     materialized_srf(fcinfo);
     ReapResults results = {rsinfo->setResult, rsinfo->setDesc};
 
-    if (in_policy_database() && policy_store_loaded_change_count() < policy_store_change_count())
-        (void) policy_store_load(policy_store_change_count());
-
     SessionScan scan;
-    scan_sessions(&scan, MemoryReads::as_rules_need, nullptr);
+    refresh_and_scan(&scan, false, nullptr);
     (void) act_on_scan(&scan, dry_run, nullptr, reap_sink, &results);
     return (Datum) 0;
+}
+
+/*
+ * poolguard.reload(): in poolguard.database, load now in this backend; elsewhere, or when this
+ * transaction changed the policies itself (its own snapshot would see the uncommitted rows),
+ * ask the worker — which sees committed policies only — and wait (bounded) until it has loaded.
+ */
+POOLGUARD_FUNCTION(poolguard_reload)
+{
+    require_shared_memory();
+
+    if (in_policy_database() && !policy_change_pending())
+    {
+        SessionScan scan;
+        refresh_and_scan(&scan, true, nullptr);
+        wake_worker();
+        PG_RETURN_INT32(policy_store_count());
+    }
+
+    uint64 wanted = policy_store_request_load();
+    wake_worker();
+    TimestampTz give_up = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 10000);
+    while (policy_store_loaded_change_count() < wanted)
+    {
+        if (GetCurrentTimestamp() >= give_up)
+            ereport(ERROR,
+                    (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                     errmsg("the pg_poolguard worker did not load the policies within 10 seconds"),
+                     errdetail("Policies live in database \"%s\"; from here, reload() asks the worker to load them.",
+                               guc_database),
+                     errhint("Check that the worker runs (poolguard.worker_pid()), or call reload() in database \"%s\".",
+                             guc_database)));
+        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10, PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+        CHECK_FOR_INTERRUPTS();
+    }
+    PG_RETURN_INT32(policy_store_count());
 }

@@ -1,5 +1,14 @@
 /*
  * sessions.cpp — the scan: backend status snapshot → matched policy → rules → verdict.
+ *
+ * Note about locking:
+ *   - The scan runs under no lock of ours: it copies the policies (policy_store_snapshot takes
+ *     shared->lock in LW_SHARED for a memcpy), then reads the backend status snapshot and the
+ *     catalog (roles, exemptions, database names) with nothing held.
+ *   - "pg_poolguard measured memory" (the worker's latest /proc readings) has no lock: one
+ *     writer (the worker) publishes each entry by zeroing its pid, writing the value and setting
+ *     the pid again, with write barriers between; readers check the pid before and after the
+ *     value with read barriers and treat a mismatch as "no reading".
  */
 #include "sessions.h"
 
@@ -97,22 +106,41 @@ core::SessionFacts facts_of(const SessionRow *row)
 
 }  // namespace
 
-Oid *exempt_role_oids(int *count)
+void exemptions_load(Exemptions *exemptions)
 {
     char *copy = pstrdup(guc_exempt_roles ? guc_exempt_roles : "");
     List *names = NIL;
-    *count = 0;
+    exemptions->count = 0;
+    exemptions->roles = nullptr;
     if (!SplitIdentifierString(copy, ',', &names))
-        return nullptr; /* the check hook prevents this */
-    Oid *oids = static_cast<Oid *>(palloc(sizeof(Oid) * Max(list_length(names), 1)));
+        return; /* the check hook prevents this */
+    exemptions->roles = static_cast<Oid *>(palloc(sizeof(Oid) * Max(list_length(names), 1)));
     ListCell *lc;
     foreach (lc, names)
     {
         Oid role = get_role_oid(static_cast<char *>(lfirst(lc)), true);
         if (OidIsValid(role))
-            oids[(*count)++] = role;
+            exemptions->roles[exemptions->count++] = role;
     }
-    return oids;
+}
+
+bool session_exempt(const Exemptions *exemptions, Oid userid, bool *superuser)
+{
+    bool super = OidIsValid(userid) && superuser_arg(userid);
+    if (superuser != nullptr)
+        *superuser = super;
+    if (guc_exempt_superusers && super)
+        return true;
+    for (int e = 0; e < exemptions->count; e++)
+        if (role_matches(userid, exemptions->roles[e]))
+            return true;
+    return false;
+}
+
+bool caller_may_see(Oid role)
+{
+    return has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS) ||
+           (OidIsValid(role) && has_privs_of_role(GetUserId(), role));
 }
 
 namespace {
@@ -254,8 +282,8 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
 
     const PolicySnapshot *policies = &scan->policies;
     Oid *role_oids = policy_role_oids(policies);
-    int exempt_count;
-    Oid *exempt = exempt_role_oids(&exempt_count);
+    Exemptions exemptions;
+    exemptions_load(&exemptions);
     core::DefaultRules defaults;
     defaults.idle_timeout = (core::Micros) guc_idle_timeout_ms * 1000;
     defaults.idle_in_transaction_timeout = (core::Micros) guc_idle_in_transaction_timeout_ms * 1000;
@@ -289,23 +317,22 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
         strlcpy(row->application_name, be->st_appname ? be->st_appname : "", NAMEDATALEN);
         row->client = client_address(&be->st_clientaddr);
         row->is_self = row->pid == MyProcPid;
-        row->superuser = OidIsValid(row->userid) && superuser_arg(row->userid);
-        row->exempt = guc_exempt_superusers && row->superuser;
-        for (int e = 0; e < exempt_count && !row->exempt; e++)
-            row->exempt = role_matches(row->userid, exempt[e]);
+        row->exempt = session_exempt(&exemptions, row->userid, &row->superuser);
         row->policy = OidIsValid(row->userid)
                           ? policy_match(policies, role_oids, row->userid, databases.lookup(row->dbid),
                                          row->application_name, row->client)
                           : -1;
         row->rules = row->policy >= 0 ? core::effective_rules(policies->policies[row->policy].rules, defaults)
                                       : core::default_rules(defaults);
-        row->private_memory = reads == MemoryReads::all ? read_private_memory(row->pid) : -1;
+        /* The sessions view reads /proc only for the rows it shows the caller. */
+        bool may_read = reads != MemoryReads::all_visible || caller_may_see(row->userid);
+        row->private_memory = reads == MemoryReads::all_visible && may_read ? read_private_memory(row->pid) : -1;
 
         row->verdict = core::Verdict();
         if (row->exempt || row->is_self)
             continue;
         row->verdict = core::evaluate(facts_of(row), row->rules, scan->now, grace);
-        if (row->verdict.wants_memory && row->private_memory < 0)
+        if (row->verdict.wants_memory && row->private_memory < 0 && may_read)
         {
             row->private_memory = cached_private_memory(cache, row, scan->now);
             row->verdict = core::evaluate(facts_of(row), row->rules, scan->now, grace);

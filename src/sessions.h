@@ -48,11 +48,11 @@ struct SessionScan
 enum class MemoryReads
 {
     as_rules_need, /* only idle candidates of policies with max_idle_memory */
-    all,           /* every session (the sessions view) */
+    all_visible,   /* every session the caller may see (the sessions view); none it may not */
 };
 
 /*
- * Fills *scan (palloc'd in CurrentMemoryContext).  Runs in a transaction (role and database
+ * Fills *scan (palloc'd in CurrentMemoryContext).  Runs outside any LWLock.  Runs in a transaction (role and database
  * lookups use the syscache).  The memory cache lets the worker read /proc at most once per
  * naptime per session; NULL reads every time.
  */
@@ -77,8 +77,25 @@ const char *state_name(BackendState state);
 /* Private_Clean + Private_Dirty of a process in bytes, -1 if unreadable. */
 int64 read_private_memory(int pid);
 
-/* Oids of the poolguard.exempt_roles that exist (palloc'd); *count set. */
-Oid *exempt_role_oids(int *count);
+/*
+ * The one exemption rule: a session is never acted on (reaped, evicted, capped) if its login
+ * role is a superuser (unless poolguard.exempt_superusers = off) or a member of one of
+ * poolguard.exempt_roles.  Both functions read the catalog: call them before taking any
+ * LWLock or spinlock, never under one.
+ */
+struct Exemptions
+{
+    Oid *roles; /* the poolguard.exempt_roles that exist (palloc'd) */
+    int count;
+};
+void exemptions_load(Exemptions *exemptions);
+bool session_exempt(const Exemptions *exemptions, Oid userid, bool *superuser = nullptr);
+
+/*
+ * May the current user see the details (state, memory, verdict) of a session of this role?
+ * As pg_stat_activity: members of pg_read_all_stats, and roles with the privileges of it.
+ */
+bool caller_may_see(Oid role);
 
 /* Converts a backend's client address (family 0 for Unix sockets). */
 core::IpAddress client_address(const SockAddr *addr);

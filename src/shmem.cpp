@@ -1,5 +1,18 @@
 /*
  * shmem.cpp — reservation and attachment of pg_poolguard's shared memory.
+ *
+ * Note about locking (the locks of the whole "pg_poolguard" tranche are created here):
+ *   - shared->lock (LWLock) guards the published policies (policy_store.cpp) and the history
+ *     ring (actions.cpp).  shared->caps_lock (LWLock) guards the login accounting (caps.cpp).
+ *     The two are never held together, and no other LWLock is taken under either; each file's
+ *     own note says what is done under them (plain copies only).
+ *   - shared->latch_mutex (spinlock) guards shared->worker_latch.  Held only to store or copy
+ *     the pointer: wake_worker() copies it and calls SetLatch() after releasing the spinlock
+ *     (the latch is the worker's PGPROC latch, which stays valid shared memory after the worker
+ *     exits, so a late SetLatch is at worst a spurious wakeup — the pattern PostgreSQL's
+ *     WalRcvForceReply uses).
+ *   - worker_pid, database_missing, worker_starts are atomics, read and written lock-free.
+ *   - AddinShmemInitLock is held only by shmem_startup() around ShmemInitStruct calls.
  */
 #include "shmem.h"
 
@@ -129,9 +142,10 @@ void wake_worker(void)
     if (shared == nullptr)
         return;
     SpinLockAcquire(&shared->latch_mutex);
-    if (shared->worker_latch != nullptr)
-        SetLatch(shared->worker_latch);
+    Latch *latch = shared->worker_latch;
     SpinLockRelease(&shared->latch_mutex);
+    if (latch != nullptr)
+        SetLatch(latch); /* never under the spinlock */
 }
 
 }  // namespace poolguard

@@ -1,5 +1,10 @@
 /*
  * stats.cpp — the counters and poolguard.stats / poolguard.reset_stats().
+ *
+ * Note about locking: "pg_poolguard stats" holds only 64-bit atomics, read and written with no
+ * lock; a reader may see counters of a scan half-recorded, never a torn value.
+ * reset_stats() zeroes them one by one and then calls caps_reset_counters(), which takes
+ * caps_lock (see caps.cpp) with nothing else held.
  */
 #include "stats.h"
 

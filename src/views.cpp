@@ -1,12 +1,14 @@
 /*
  * views.cpp — set-returning functions behind poolguard.sessions and poolguard.terminations.
  *
- * Visibility follows pg_stat_activity: details of a session (address, state, memory, verdict)
- * are shown only to members of pg_read_all_stats and to roles with the privileges of the
- * session's role.
+ * Visibility: a caller sees only the sessions (and recorded actions) of roles whose privileges
+ * it has — its own — unless it is a member of pg_read_all_stats (pg_monitor), which sees all.
+ * PUBLIC may use both views, so no role learns another role's applications, addresses or
+ * habits through them.
  */
 #include "actions.h"
 #include "guard.h"
+#include "guc.h"
 #include "srf.h"
 #include "sessions.h"
 #include "shmem.h"
@@ -16,12 +18,6 @@
 using namespace poolguard;
 
 namespace {
-
-bool may_see(Oid role)
-{
-    return has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS) ||
-           (OidIsValid(role) && has_privs_of_role(GetUserId(), role));
-}
 
 /* inet Datum of an address; false for Unix sockets. */
 bool inet_datum(const core::IpAddress &ip, Datum *out)
@@ -56,13 +52,16 @@ POOLGUARD_FUNCTION(poolguard_sessions)
     materialized_srf(fcinfo);
 
     SessionScan scan;
-    scan_sessions(&scan, MemoryReads::all, nullptr);
+    scan_sessions(&scan, MemoryReads::all_visible, nullptr);
 
     for (int i = 0; i < scan.count; i++)
     {
         const SessionRow *row = &scan.rows[i];
-        Datum values[13];
-        bool nulls[13];
+        if (!caller_may_see(row->userid))
+            continue;
+        constexpr int ncols = 14;
+        Datum values[ncols];
+        bool nulls[ncols];
         memset(nulls, 0, sizeof(nulls));
 
         values[0] = Int32GetDatum(row->pid);
@@ -77,45 +76,47 @@ POOLGUARD_FUNCTION(poolguard_sessions)
         else
             nulls[2] = true;
         values[3] = CStringGetTextDatum(row->application_name);
-
-        if (may_see(row->userid))
+        nulls[4] = !inet_datum(row->client, &values[4]);
+        values[5] = TimestampTzGetDatum(row->backend_start);
+        values[6] = CStringGetTextDatum(state_name(row->raw_state));
+        values[7] = TimestampTzGetDatum(row->state_change);
+        bool idle = row->state == core::SessionState::idle ||
+                    row->state == core::SessionState::idle_in_transaction ||
+                    row->state == core::SessionState::idle_in_transaction_aborted;
+        if (idle)
+            values[8] = interval_datum(scan.now - row->state_change);
+        else
+            nulls[8] = true;
+        if (row->private_memory >= 0)
+            values[9] = Int64GetDatum(row->private_memory);
+        else
+            nulls[9] = true;
+        if (row->policy >= 0)
+            values[10] = CStringGetTextDatum(row_policy_name(&scan, row));
+        else
+            nulls[10] = true;
+        if (row->exempt)
         {
-            nulls[4] = !inet_datum(row->client, &values[4]);
-            values[5] = TimestampTzGetDatum(row->backend_start);
-            values[6] = CStringGetTextDatum(state_name(row->raw_state));
-            values[7] = TimestampTzGetDatum(row->state_change);
-            bool idle = row->state == core::SessionState::idle ||
-                        row->state == core::SessionState::idle_in_transaction ||
-                        row->state == core::SessionState::idle_in_transaction_aborted;
-            if (idle)
-                values[8] = interval_datum(scan.now - row->state_change);
-            else
-                nulls[8] = true;
-            if (row->private_memory >= 0)
-                values[9] = Int64GetDatum(row->private_memory);
-            else
-                nulls[9] = true;
-            if (row->policy >= 0)
-                values[10] = CStringGetTextDatum(row_policy_name(&scan, row));
-            else
-                nulls[10] = true;
-            if (row->verdict.reason != core::Reason::none)
-            {
-                values[11] = CStringGetTextDatum(core::reason_name(row->verdict.reason));
-                values[12] = TimestampTzGetDatum(scan.now);
-            }
-            else
-            {
-                nulls[11] = true;
-                if (row->verdict.deadline != DT_NOEND)
-                    values[12] = TimestampTzGetDatum(row->verdict.deadline);
-                else
-                    nulls[12] = true;
-            }
+            /* Never acted on: say so, and why (the policy it matches is still shown). */
+            values[11] = CStringGetTextDatum("exempt");
+            nulls[12] = true;
+            values[13] = CStringGetTextDatum(guc_exempt_superusers && row->superuser ? "superuser" : "exempt_roles");
+        }
+        else if (row->verdict.reason != core::Reason::none)
+        {
+            values[11] = CStringGetTextDatum(core::reason_name(row->verdict.reason));
+            values[12] = TimestampTzGetDatum(scan.now);
         }
         else
-            for (int c = 4; c < 13; c++)
-                nulls[c] = true;
+        {
+            nulls[11] = true;
+            if (row->verdict.deadline != DT_NOEND)
+                values[12] = TimestampTzGetDatum(row->verdict.deadline);
+            else
+                nulls[12] = true;
+        }
+        if (!row->exempt)
+            nulls[13] = true;
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
     return (Datum) 0;
@@ -132,6 +133,8 @@ POOLGUARD_FUNCTION(poolguard_terminations)
     for (int i = 0; i < count; i++)
     {
         const ActionRecord *r = &records[i];
+        if (!caller_may_see(get_role_oid(NameStr(r->role_name), true)))
+            continue;
         Datum values[13];
         bool nulls[13];
         memset(nulls, 0, sizeof(nulls));
@@ -141,8 +144,7 @@ POOLGUARD_FUNCTION(poolguard_terminations)
         values[2] = name_datum(NameStr(r->role_name));
         values[3] = name_datum(NameStr(r->database_name));
         values[4] = CStringGetTextDatum(r->application_name);
-        bool visible = may_see(get_role_oid(NameStr(r->role_name), true));
-        nulls[5] = !visible || !inet_datum(r->client, &values[5]);
+        nulls[5] = !inet_datum(r->client, &values[5]);
         values[6] = CStringGetTextDatum(core::reason_name(r->reason));
         if (r->policy[0])
             values[7] = CStringGetTextDatum(r->policy);
@@ -152,7 +154,7 @@ POOLGUARD_FUNCTION(poolguard_terminations)
         values[9] = CStringGetTextDatum(state_name(r->state));
         values[10] = interval_datum(r->state_duration);
         values[11] = interval_datum(r->backend_age);
-        if (r->private_memory >= 0 && visible)
+        if (r->private_memory >= 0)
             values[12] = Int64GetDatum(r->private_memory);
         else
             nulls[12] = true;

@@ -15,6 +15,7 @@
 
 #include "guard.h"
 #include "guc.h"
+#include "invalidation.h"
 #include "shmem.h"
 
 #include <malloc.h>
@@ -166,6 +167,12 @@ void worker_register(void)
     BackgroundWorker worker;
 
     init_background_worker(&worker, "poolguard_worker_main", "pg_poolguard worker", restart_seconds);
+    /*
+     * From a consistent state on: a hot standby reaps and caps as a primary does (it only reads
+     * the replicated policy table; nothing it does writes), and the worker carries on unchanged
+     * when the standby is promoted.
+     */
+    worker.bgw_start_time = BgWorkerStart_ConsistentState;
     RegisterBackgroundWorker(&worker);
 }
 
@@ -222,6 +229,8 @@ extern "C" void poolguard_worker_main(Datum arg)
                                  guc_naptime_ms, guc_enabled ? "on" : "off")));
         }
 
+        /* Promoted since the last cycle?  Then every generation must read newer (no reader needed). */
+        invalidation_raise_floor_after_recovery();
         long sleep_ms = run_cycle_safely(cycle_context);
         if (sleep_ms < 0)
             sleep_ms = 0;

@@ -11,8 +11,9 @@ extern "C" PGDLLEXPORT void poolguard_worker_main(Datum arg);
 namespace poolguard {
 
 /*
- * Fills a BackgroundWorker of this library: connected to a database, started after recovery,
- * restarted restart_seconds after an exit with code 1; name and type are both `type`.
+ * Fills a BackgroundWorker of this library: connected to a database, started after recovery
+ * (callers that serve hot standbys set an earlier bgw_start_time), restarted restart_seconds
+ * after an exit with code 1; name and type are both `type`.
  */
 void init_background_worker(BackgroundWorker *worker, const char *function, const char *type,
                             int restart_seconds);

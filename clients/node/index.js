@@ -6,48 +6,162 @@
 //     the cached value with that generation.  Generations are published only after the commit is
 //     visible, so a tag can be too old (a spurious reload later), never too new.
 //  2. A notification {scope, key, generation} drops the entries of that key (key null: of the
-//     whole scope) tagged with an older generation; {resync: true} drops everything.
-//  3. An entry cached while the listener was not connected, or before it last disconnected, may
-//     have missed its notification: before serving it, compare its tag with cache_generation
-//     (one cheap call) and reload when newer.
+//     whole scope, through the scope index) tagged with an older generation.
+//  3. An entry cached while the listener was not connected, or before it last disconnected, or
+//     before a resync, may have missed its notification: before serving it, compare its tag with
+//     cache_generation (one cheap call) and reload when newer.
 //  4. The listener reconnects with exponential backoff (and jitter).
+//
+// Anyone who may connect may NOTIFY on any channel, so nothing a notification says is trusted:
+//  - every payload is parsed and validated inside a guard (shape, types, sizes); a malformed one
+//    is counted in stats.rejected, reported once per kind through a 'warning' event, and changes
+//    nothing;
+//  - a notification is applied only when its sender (processId) is a pg_poolguard publisher of
+//    this database (poolguard.publisher_pids(), asked at LISTEN time and again, rate-limited,
+//    when an unknown sender shows up);
+//  - a resync costs O(1): entries are kept and re-checked on their next use, never dropped, so a
+//    resync storm never turns into a reload storm.
 
 const { EventEmitter } = require('node:events');
 const { LruTtl } = require('./lru');
 
 const GENERATION_SQL = 'SELECT poolguard.cache_generation($1, $2) AS g';
+const PUBLISHERS_SQL = 'SELECT pid FROM poolguard.publisher_pids() AS pid';
+const DEFAULT_LISTENER_NAME = 'pg_poolguard listener';
+
+// What the server ever sends (src/core: NOTIFY's 8000-byte payload, scope 1..63 bytes, key at
+// most 1,000 bytes).  Anything beyond is not from a publisher.
+const MAX_PAYLOAD_BYTES = 8000;
+const MAX_SCOPE_BYTES = 63;
+const MAX_KEY_BYTES = 1000;
+const ITEM_KEYS = new Set(['scope', 'key', 'generation', 'resync']);
 
 function entryId(scope, key) {
   return `${scope}\u0000${key}`;
 }
 
+function byteLength(s) {
+  return Buffer.byteLength(s, 'utf8');
+}
+
+class Rejection extends Error {
+  constructor(kind, message) {
+    super(message);
+    this.name = 'PoolguardRejection';
+    this.code = 'POOLGUARD_REJECTED';
+    this.kind = kind;
+  }
+}
+
+// Parses and validates a payload.  Returns the items, or throws a Rejection.
+function parsePayload(payload) {
+  if (typeof payload !== 'string') throw new Rejection('type', 'notification payload is not a string');
+  if (byteLength(payload) > MAX_PAYLOAD_BYTES) {
+    throw new Rejection('size', `notification payload of ${byteLength(payload)} bytes exceeds ${MAX_PAYLOAD_BYTES}`);
+  }
+  let items;
+  try {
+    items = JSON.parse(payload);
+  } catch (err) {
+    throw new Rejection('json', `notification payload is not JSON: ${err.message}`);
+  }
+  if (!Array.isArray(items) || items.length === 0) {
+    throw new Rejection('shape', 'notification payload is not a non-empty JSON array');
+  }
+  const out = [];
+  for (const item of items) {
+    if (item === null || typeof item !== 'object' || Array.isArray(item)) {
+      throw new Rejection('shape', 'invalidation item is not an object');
+    }
+    for (const k of Object.keys(item)) {
+      if (!ITEM_KEYS.has(k)) throw new Rejection('shape', `invalidation item has an unknown field "${k.slice(0, 40)}"`);
+    }
+    if (!('scope' in item) || !('key' in item) || !('generation' in item)) {
+      throw new Rejection('shape', 'invalidation item lacks scope, key or generation');
+    }
+    const { scope, key, generation } = item;
+    if (!Number.isSafeInteger(generation) || generation <= 0) {
+      throw new Rejection('type', 'invalidation item generation is not a positive integer');
+    }
+    if ('resync' in item) {
+      if (item.resync !== true || scope !== null || key !== null) {
+        throw new Rejection('shape', 'resync item must be {"scope":null,"key":null,"generation":N,"resync":true}');
+      }
+      out.push({ scope: null, key: null, generation, resync: true });
+      continue;
+    }
+    if (typeof scope !== 'string') throw new Rejection('type', 'invalidation item scope is not a string');
+    if (key !== null && typeof key !== 'string') throw new Rejection('type', 'invalidation item key is not a string or null');
+    const scopeBytes = byteLength(scope);
+    if (scopeBytes < 1 || scopeBytes > MAX_SCOPE_BYTES) {
+      throw new Rejection('size', `invalidation item scope of ${scopeBytes} bytes is outside 1..${MAX_SCOPE_BYTES}`);
+    }
+    if (key !== null && byteLength(key) > MAX_KEY_BYTES) {
+      throw new Rejection('size', `invalidation item key exceeds ${MAX_KEY_BYTES} bytes`);
+    }
+    out.push({ scope, key, generation });
+  }
+  return out;
+}
+
 class PoolguardCache extends EventEmitter {
   // options:
   //   pool       a pg.Pool (or anything with query()) for cache_generation and your loaders
-  //   connect    async () => a connected, dedicated pg.Client for LISTEN (a pooled connection
-  //              behind a transaction-mode pooler cannot LISTEN)
+  //   connect    async ({ application_name }) => a connected, dedicated pg.Client for LISTEN (a
+  //              pooled connection behind a transaction-mode pooler cannot LISTEN); default: a
+  //              new pg.Client from the PG* environment with that application_name
+  //   listenerApplicationName  the listener's application_name (default 'pg_poolguard listener';
+  //              give it a policy with no idle rules, see README); null: leave it alone
   //   channel    poolguard.notify_channel (default 'poolguard_invalidate')
   //   max, ttlMs LRU size and time to live (default 1000 entries, 5 minutes)
   //   backoff    { initialMs: 100, maxMs: 5000 } for reconnecting the listener
+  //   checkSender  accept notifications only from this database's publishers (default true)
+  //   senderLookupIntervalMs  least time between two publisher_pids() look-ups (default 500)
+  //   maxHeldNotifications  notifications of unknown senders held for a look-up (default 1000)
+  //   resyncEventIntervalMs  least time between two 'resync' events (default 1000)
   constructor({ pool, connect, channel = 'poolguard_invalidate', max = 1000, ttlMs = 5 * 60 * 1000,
-                backoff = {}, now = Date.now } = {}) {
+                backoff = {}, now = Date.now, listenerApplicationName = DEFAULT_LISTENER_NAME,
+                checkSender = true, senderLookupIntervalMs = 500, maxHeldNotifications = 1000,
+                resyncEventIntervalMs = 1000 } = {}) {
     super();
     if (!pool || typeof pool.query !== 'function') throw new TypeError('pool with a query() method is required');
-    if (typeof connect !== 'function') throw new TypeError('connect() returning a pg.Client is required');
+    if (connect !== undefined && typeof connect !== 'function') {
+      throw new TypeError('connect must be a function returning a connected pg.Client');
+    }
     if (!/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/.test(channel)) throw new TypeError(`invalid channel name: ${channel}`);
+    if (listenerApplicationName !== null &&
+        (typeof listenerApplicationName !== 'string' || byteLength(listenerApplicationName) > 63)) {
+      throw new TypeError('listenerApplicationName must be a string of at most 63 bytes, or null');
+    }
     this.pool = pool;
-    this.connect = connect;
+    this.connect = connect ?? defaultConnect;
+    this.customConnect = connect !== undefined;
     this.channel = channel;
+    this.listenerApplicationName = listenerApplicationName;
     this.entries = new LruTtl({ max, ttlMs, now });
+    this.now = now;
     this.backoff = { initialMs: backoff.initialMs ?? 100, maxMs: backoff.maxMs ?? 5000 };
+    this.checkSender = checkSender;
+    this.senderLookupIntervalMs = senderLookupIntervalMs;
+    this.maxHeldNotifications = maxHeldNotifications;
+    this.resyncEventIntervalMs = resyncEventIntervalMs;
     this.listener = null;
     this.listening = false;     // the listener is connected and LISTENs
-    this.epoch = 0;             // changes whenever listening starts or stops
+    this.epoch = 0;             // changes whenever listening starts or stops, and at each resync
     this.inflight = new Set();  // loads between their generation read and their store
     this.stopped = false;
     this.retryTimer = null;
+    this.publishers = new Set(); // pids of this database's publishers, as last looked up
+    this.senderCheckAvailable = true;
+    this.held = [];              // [{ pid, items }] from unknown senders, waiting for a look-up
+    this.lookupTimer = null;
+    this.lookupInFlight = false;
+    this.lastLookupAt = -Infinity;
+    this.lastResyncEventAt = -Infinity;
+    this.warned = new Set();
     this.stats = { hits: 0, misses: 0, rechecks: 0, staleOnRecheck: 0, invalidated: 0,
-                   notifications: 0, resyncs: 0, reconnects: 0 };
+                   notifications: 0, resyncs: 0, reconnects: 0, rejected: 0, rejectedByKind: {},
+                   publisherLookups: 0 };
   }
 
   // Connects the listener; resolves once it LISTENs (or rejects on the first failure; it keeps
@@ -60,6 +174,9 @@ class PoolguardCache extends EventEmitter {
   async stop() {
     this.stopped = true;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.lookupTimer);
+    this.lookupTimer = null;
+    this.held = [];
     this._setListening(false);
     const l = this.listener;
     this.listener = null;
@@ -77,19 +194,28 @@ class PoolguardCache extends EventEmitter {
         this.stats.hits++;
         return entry.value;
       }
-      // It may have missed a notification: one cheap call decides.
-      this.stats.rechecks++;
+      // It may have missed a notification: one cheap call decides (shared by concurrent gets).
       const epoch = this.epoch;
       const listening = this.listening;
-      const current = await this.generation(scope, key);
-      if (current <= entry.generation && this.entries.get(id) === entry) {
+      if (entry.recheck === undefined || entry.recheckEpoch !== epoch) {
+        this.stats.rechecks++;
+        entry.recheckEpoch = epoch;
+        entry.recheck = this.generation(scope, key);
+        entry.recheck.catch(() => {}).then(() => {
+          if (entry.recheckEpoch === epoch) entry.recheck = undefined;
+        });
+      }
+      const current = await entry.recheck;
+      if (current <= entry.generation && this.entries.peek(id) === entry) {
         entry.epoch = epoch;
         entry.listening = listening;
         this.stats.hits++;
         return entry.value;
       }
-      this.stats.staleOnRecheck++;
-      this.entries.delete(id);
+      if (this.entries.peek(id) === entry) {
+        this.stats.staleOnRecheck++;
+        this.entries.delete(id);
+      }
     }
     this.stats.misses++;
     return this._load(scope, key, id, loader);
@@ -97,7 +223,7 @@ class PoolguardCache extends EventEmitter {
 
   // Drops one key (key null: the whole scope) locally, e.g. right after your own write.
   drop(scope, key = null) {
-    if (key === null) return this.entries.deleteWhere((e) => e.scope === scope);
+    if (key === null) return this.entries.deleteScope(scope);
     return this.entries.delete(entryId(scope, String(key))) ? 1 : 0;
   }
 
@@ -107,8 +233,8 @@ class PoolguardCache extends EventEmitter {
   }
 
   async _load(scope, key, id, loader) {
-    // Epoch and listening state as of before the generation read: if the listener drops while
-    // we load, the entry is re-checked before it is served.
+    // Epoch and listening state as of before the generation read: if the listener drops (or a
+    // resync arrives) while we load, the entry is re-checked before it is served.
     const load = { scope, key, epoch: this.epoch, listening: this.listening, generation: null, invalidated: false };
     this.inflight.add(load);
     try {
@@ -124,29 +250,45 @@ class PoolguardCache extends EventEmitter {
     }
   }
 
+  // The listener's 'notification' handler.  Nothing thrown here may reach the pg client (an
+  // exception inside its event emission would take the process down).
   _onNotification(msg) {
-    if (msg.channel !== this.channel) return;
-    let items;
     try {
-      items = JSON.parse(msg.payload);
+      if (msg === null || typeof msg !== 'object' || msg.channel !== this.channel) return;
+      let items;
+      try {
+        items = parsePayload(msg.payload);
+      } catch (err) {
+        if (err instanceof Rejection) {
+          this._reject(err);
+          return;
+        }
+        throw err;
+      }
+      if (this.checkSender && this.senderCheckAvailable && !this.publishers.has(msg.processId)) {
+        this._hold(msg.processId, items);
+        return;
+      }
+      this._apply(items);
     } catch (err) {
-      this.emit('warning', new Error(`unparsable invalidation payload: ${err.message}`));
-      this._resync();
-      return;
+      this._reject(new Rejection('internal', `invalidation handling failed: ${err && err.message}`));
     }
+  }
+
+  _apply(items) {
     this.stats.notifications++;
     for (const item of items) {
-      const generation = BigInt(item.generation);
       if (item.resync) {
-        this._resync();
+        this._resync(item.generation);
         continue;
       }
+      const generation = BigInt(item.generation);
       let dropped;
       if (item.key === null) {
-        dropped = this.entries.deleteWhere((e) => e.scope === item.scope && e.generation < generation);
+        dropped = this.entries.deleteScope(item.scope, (e) => e.generation < generation);
       } else {
         const id = entryId(item.scope, item.key);
-        const e = this.entries.map.get(id);
+        const e = this.entries.peek(id);
         dropped = e !== undefined && e.generation < generation && this.entries.delete(id) ? 1 : 0;
       }
       this.stats.invalidated += dropped;
@@ -155,36 +297,150 @@ class PoolguardCache extends EventEmitter {
             (load.generation === null || load.generation < generation)) load.invalidated = true;
       }
     }
-    this.emit('invalidation', items);
+    try {
+      this.emit('invalidation', items);
+    } catch (err) {
+      this._reject(new Rejection('handler', `an 'invalidation' listener threw: ${err && err.message}`));
+    }
   }
 
-  _resync() {
+  // Items were dropped on the way: every entry may be stale.  O(1): entries are kept and
+  // re-checked (one cache_generation call each) on their next use; loads in flight are not
+  // cached.  'resync' events are rate-limited (resyncEventIntervalMs).
+  _resync(generation) {
     this.stats.resyncs++;
-    this.stats.invalidated += this.entries.clear();
+    this.epoch++;
     for (const load of this.inflight) load.invalidated = true;
+    const t = this.now();
+    if (t - this.lastResyncEventAt >= this.resyncEventIntervalMs) {
+      this.lastResyncEventAt = t;
+      this._safeEmit('resync', generation);
+    }
+  }
+
+  // A notification from a sender that is not a known publisher: hold it until the publishers
+  // are looked up again (rate-limited); then apply it or reject it.
+  _hold(pid, items) {
+    this.held.push({ pid, items });
+    if (this.held.length > this.maxHeldNotifications) {
+      // Too many to keep: drop the oldest, and since a publisher's notification may be among
+      // them, have every entry re-checked (as after a resync).
+      this.held.shift();
+      this.epoch++;
+      for (const load of this.inflight) load.invalidated = true;
+      this._reject(new Rejection('overflow', 'too many notifications from unknown senders; entries will be re-checked'));
+    }
+    this._scheduleLookup();
+  }
+
+  _scheduleLookup() {
+    if (this.lookupInFlight || this.lookupTimer !== null || this.stopped) return;
+    const wait = Math.max(0, this.lastLookupAt + this.senderLookupIntervalMs - this.now());
+    this.lookupTimer = setTimeout(() => {
+      this.lookupTimer = null;
+      this._lookupPublishers().catch(() => {});
+    }, wait);
+    if (this.lookupTimer.unref) this.lookupTimer.unref();
+  }
+
+  // Asks the server for this database's publisher pids, then settles the held notifications.
+  async _lookupPublishers() {
+    const client = this.listener;
+    if (client === null) {
+      this.held = []; // the listener is gone: its loss already forces re-checks
+      return;
+    }
+    this.lookupInFlight = true;
+    this.lastLookupAt = this.now();
+    try {
+      await this._refreshPublishers(client);
+    } catch (err) {
+      this.lookupInFlight = false;
+      if (client === this.listener && this.held.length > 0) this._scheduleLookup();
+      return;
+    }
+    this.lookupInFlight = false;
+    const held = this.held;
+    this.held = [];
+    for (const h of held) {
+      if (!this.senderCheckAvailable || this.publishers.has(h.pid)) this._apply(h.items);
+      else this._reject(new Rejection('sender', `notification from process ${h.pid}, which is not a pg_poolguard publisher of this database`));
+    }
+  }
+
+  async _refreshPublishers(client) {
+    this.stats.publisherLookups++;
+    try {
+      const res = await client.query(PUBLISHERS_SQL);
+      this.publishers = new Set(res.rows.map((r) => Number(r.pid)));
+      this.senderCheckAvailable = true;
+    } catch (err) {
+      if (err && (err.code === '42883' || err.code === '3F000')) {
+        // An older pg_poolguard without publisher_pids() (42883), or none in this database
+        // (3F000): no way to check, accept (and say so).
+        this.senderCheckAvailable = false;
+        this._warnOnce('sender-check-unavailable',
+                       'poolguard.publisher_pids() does not exist in this database: notifications are accepted from any sender (install or update pg_poolguard)');
+        return;
+      }
+      throw err;
+    }
+  }
+
+  _reject(rejection) {
+    this.stats.rejected++;
+    this.stats.rejectedByKind[rejection.kind] = (this.stats.rejectedByKind[rejection.kind] ?? 0) + 1;
+    if (!this.warned.has(rejection.kind)) {
+      this.warned.add(rejection.kind);
+      this._safeEmit('warning', rejection);
+    }
+  }
+
+  _warnOnce(kind, message) {
+    if (this.warned.has(kind)) return;
+    this.warned.add(kind);
+    this._safeEmit('warning', new Rejection(kind, message));
+  }
+
+  _safeEmit(event, value) {
+    try {
+      this.emit(event, value);
+    } catch (err) {
+      // A listener of ours threw: never let it reach the pg client's event emission.
+      if (event !== 'warning' && !this.warned.has('handler')) {
+        this.warned.add('handler');
+        try { this.emit('warning', new Rejection('handler', `a '${event}' listener threw: ${err && err.message}`)); } catch (_) { /* nothing */ }
+      }
+    }
   }
 
   _setListening(on) {
     if (this.listening !== on) {
       this.listening = on;
       this.epoch++;
-      this.emit(on ? 'listening' : 'disconnected');
+      this._safeEmit(on ? 'listening' : 'disconnected');
     }
   }
 
   async _listen(delayMs) {
     let client;
     try {
-      client = await this.connect();
-      client.on('notification', (msg) => this._onNotification(msg));
+      client = await this.connect({ application_name: this.listenerApplicationName ?? undefined });
       client.on('error', () => this._lost(client));
       client.on('end', () => this._lost(client));
+      client.on('notification', (msg) => this._onNotification(msg));
+      if (this.customConnect && this.listenerApplicationName !== null) {
+        await client.query('SELECT pg_catalog.set_config($1, $2, false)',
+                           ['application_name', this.listenerApplicationName]);
+      }
       await client.query(`LISTEN ${this.channel}`);
+      if (this.checkSender) await this._refreshPublishers(client);
       if (this.stopped) {
         await client.end();
         return;
       }
       this.listener = client;
+      this.held = [];
       this._setListening(true);
     } catch (err) {
       if (client) client.end().catch(() => {});
@@ -196,6 +452,7 @@ class PoolguardCache extends EventEmitter {
   _lost(client) {
     if (client !== this.listener) return;
     this.listener = null;
+    this.held = [];
     this._setListening(false);
     client.end().catch(() => {});
     this._retry(this.backoff.initialMs);
@@ -208,10 +465,19 @@ class PoolguardCache extends EventEmitter {
     this.retryTimer = setTimeout(() => {
       this.stats.reconnects++;
       const next = Math.min(delayMs * 2, this.backoff.maxMs);
-      this._listen(next).catch((err) => this.emit('reconnectError', err));
+      this._listen(next).catch((err) => this._safeEmit('reconnectError', err));
     }, delayMs + jitter);
     if (this.retryTimer.unref) this.retryTimer.unref();
   }
 }
 
-module.exports = { PoolguardCache, LruTtl };
+// The default listener connection: node-postgres from the PG* environment variables.
+async function defaultConnect({ application_name } = {}) {
+  const { Client } = require('pg');
+  const client = new Client(application_name === undefined ? {} : { application_name });
+  client.on('error', () => {}); // until the cache attaches its own handlers
+  await client.connect();
+  return client;
+}
+
+module.exports = { PoolguardCache, LruTtl, parsePayload, Rejection };

@@ -2,10 +2,15 @@
  * generation.h — arithmetic of cache generations.
  *
  * Generations come from one global 64-bit counter.  At server start the counter and every slot
- * of the generation table are seeded with the wall clock in microseconds since the Unix epoch:
- * the counter advances by one per published invalidation, so unless a server handed out more
- * than a million generations per second for its whole uptime, every generation after a restart
- * is greater than every generation before it, and caches see everything as changed.
+ * of the generation table are seeded with the wall clock in microseconds since the Unix epoch,
+ * and each publication takes max(counter + 1, clock): generations follow the clock.  So every
+ * generation any server of a cluster hands out is greater than those handed out before — after
+ * a restart, and on a standby promoted to primary (which also raises a floor under every slot at
+ * promotion, so everything reads as changed) — provided the servers' clocks agree to within the
+ * time between a publication and a failover, and no server handed out more than a million
+ * generations per second for long (then the counter runs ahead of the clock; it catches up).
+ * A clock that goes back is harmless on one server (the counter never decreases) but may, across
+ * a failover, let the new primary hand out generations that are not newer: keep clocks in sync.
  */
 #ifndef POOLGUARD_CORE_GENERATION_H
 #define POOLGUARD_CORE_GENERATION_H

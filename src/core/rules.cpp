@@ -83,6 +83,14 @@ Rules effective_rules(const PolicyRules &p, const DefaultRules &d)
     return r;
 }
 
+int64_t interval_micros(int32_t months, int32_t days, int64_t micros)
+{
+    constexpr int64_t second = 1000000;
+    constexpr int64_t day = 86400 * second;
+    constexpr int64_t year = 31557600 * second; /* 365.25 days */
+    return micros + (months / 12) * year + (months % 12) * 30 * day + days * day;
+}
+
 Rules default_rules(const DefaultRules &defaults)
 {
     return effective_rules(PolicyRules{}, defaults);

@@ -75,6 +75,15 @@ struct Rules
 
 Rules effective_rules(const PolicyRules &policy, const DefaultRules &defaults);
 
+/*
+ * An interval (months, days, microseconds) as whole microseconds, exactly as
+ * extract(epoch FROM interval) counts it: a year of months is 365.25 days, a remaining month
+ * 30 days, a day 24 hours.  Policy durations are bounded (100 years), so this cannot overflow.
+ * Computed here rather than in the policy query so that the query needs no operator at all
+ * (operators resolve through search_path: CVE-2018-1058).
+ */
+int64_t interval_micros(int32_t months, int32_t days, int64_t micros);
+
 /* Rules for a session matched by no policy: the GUC defaults only. */
 Rules default_rules(const DefaultRules &defaults);
 

@@ -126,6 +126,8 @@ BEGIN
 END
 $$;
 
+REVOKE ALL ON FUNCTION poolguard.policy_validate() FROM PUBLIC;
+
 CREATE TRIGGER policy_validate
     BEFORE INSERT OR UPDATE OR DELETE ON poolguard.policy
     FOR EACH ROW EXECUTE FUNCTION poolguard.policy_validate();
@@ -137,6 +139,8 @@ CREATE TRIGGER policy_validate_truncate
 CREATE FUNCTION poolguard.policy_changed() RETURNS trigger
     LANGUAGE c
     AS 'MODULE_PATHNAME', 'poolguard_policy_changed';
+-- Nobody but the owner: a trigger on any other table would wake the worker into a reload.
+REVOKE ALL ON FUNCTION poolguard.policy_changed() FROM PUBLIC;
 
 CREATE TRIGGER policy_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON poolguard.policy

@@ -9,7 +9,10 @@ CREATE FUNCTION poolguard.policy_status_info(
     RETURNS SETOF record
     LANGUAGE c
     AS 'MODULE_PATHNAME', 'poolguard_policy_status';
+REVOKE ALL ON FUNCTION poolguard.policy_status_info() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION poolguard.policy_status_info() TO pg_monitor;
 
 CREATE VIEW poolguard.policy_status AS SELECT * FROM poolguard.policy_status_info();
 COMMENT ON VIEW poolguard.policy_status IS 'per policy: counted sessions, states, cap, refusals, evictions, terminations';
-GRANT SELECT ON poolguard.policy_status TO PUBLIC;
+REVOKE ALL ON poolguard.policy_status FROM PUBLIC;
+GRANT SELECT ON poolguard.policy_status TO pg_monitor;

@@ -14,6 +14,7 @@ CREATE FUNCTION poolguard.cache_generation(scope text, key text DEFAULT NULL) RE
     AS 'MODULE_PATHNAME', 'poolguard_cache_generation';
 COMMENT ON FUNCTION poolguard.cache_generation(text, text) IS
     'current generation of (scope, key): the greater of the key''s and the scope''s; read it before the data';
+REVOKE ALL ON FUNCTION poolguard.cache_generation(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION poolguard.cache_generation(text, text) TO PUBLIC;
 
 CREATE FUNCTION poolguard.invalidation_trigger() RETURNS trigger
@@ -29,12 +30,16 @@ CREATE FUNCTION poolguard.invalidation_stats(
     RETURNS SETOF record
     LANGUAGE c VOLATILE PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'poolguard_invalidation_stats';
+REVOKE ALL ON FUNCTION poolguard.invalidation_stats() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION poolguard.invalidation_stats() TO pg_monitor;
 
 CREATE VIEW poolguard.invalidation_stats AS
     SELECT scope, invalidations, last_generation, last_invalidated_at
       FROM poolguard.invalidation_stats();
 COMMENT ON VIEW poolguard.invalidation_stats IS
     'published invalidations per scope of this database since server start (scope NULL: scopes past the first 256)';
+REVOKE ALL ON poolguard.invalidation_stats FROM PUBLIC;
+GRANT SELECT ON poolguard.invalidation_stats TO pg_monitor;
 
 CREATE FUNCTION poolguard.invalidation_publishers(
         OUT datid oid, OUT pid integer, OUT pending bigint, OUT ring_used bigint,
@@ -45,10 +50,25 @@ CREATE FUNCTION poolguard.invalidation_publishers(
     RETURNS SETOF record
     LANGUAGE c VOLATILE PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'poolguard_invalidation_publishers';
+REVOKE ALL ON FUNCTION poolguard.invalidation_publishers() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION poolguard.invalidation_publishers() TO pg_monitor;
 
 CREATE VIEW poolguard.invalidation_publishers AS
     SELECT d.datname, p.*
       FROM poolguard.invalidation_publishers() p
-      LEFT JOIN pg_catalog.pg_database d ON d.oid = p.datid;
+      LEFT JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) p.datid;
 COMMENT ON VIEW poolguard.invalidation_publishers IS
     'per-database publisher state and counters: notifications sent, resyncs, ring overflows, worker start failures, NOTIFY queue warnings';
+REVOKE ALL ON poolguard.invalidation_publishers FROM PUBLIC;
+GRANT SELECT ON poolguard.invalidation_publishers TO pg_monitor;
+
+CREATE FUNCTION poolguard.publisher_pids() RETURNS SETOF integer
+    LANGUAGE c VOLATILE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'poolguard_publisher_pids';
+COMMENT ON FUNCTION poolguard.publisher_pids() IS
+    'pids of the running pg_poolguard publisher(s) of the current database: a listener accepts notifications only from these';
+-- Deliberately PUBLIC: any role that may connect may NOTIFY on the channel, so every listening
+-- app role must be able to tell the publisher's notifications from forged ones.  It returns
+-- only the current database's publisher pids (pg_stat_activity shows them there anyway) and
+-- nothing about other databases.
+GRANT EXECUTE ON FUNCTION poolguard.publisher_pids() TO PUBLIC;

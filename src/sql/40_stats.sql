@@ -10,10 +10,13 @@ CREATE FUNCTION poolguard.stats_info(
     RETURNS record
     LANGUAGE c
     AS 'MODULE_PATHNAME', 'poolguard_stats';
+REVOKE ALL ON FUNCTION poolguard.stats_info() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION poolguard.stats_info() TO pg_monitor;
 
 CREATE VIEW poolguard.stats AS SELECT * FROM poolguard.stats_info();
 COMMENT ON VIEW poolguard.stats IS 'pg_poolguard counters since stats_reset';
-GRANT SELECT ON poolguard.stats TO PUBLIC;
+REVOKE ALL ON poolguard.stats FROM PUBLIC;
+GRANT SELECT ON poolguard.stats TO pg_monitor;
 
 CREATE FUNCTION poolguard.reset_stats() RETURNS timestamptz
     LANGUAGE c
@@ -25,3 +28,6 @@ CREATE FUNCTION poolguard.metrics() RETURNS text
     LANGUAGE c
     AS 'MODULE_PATHNAME', 'poolguard_metrics';
 COMMENT ON FUNCTION poolguard.metrics() IS 'Prometheus text exposition (format 0.0.4) of pg_poolguard state and counters';
+-- Monitoring only: it names the policies and the invalidation scopes of every database.
+REVOKE ALL ON FUNCTION poolguard.metrics() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION poolguard.metrics() TO pg_monitor;

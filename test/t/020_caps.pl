@@ -150,7 +150,7 @@ is($node->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE pid
 is($node->safe_psql('postgres', "SELECT reason, policy, action FROM poolguard.terminations WHERE pid = $old->[1]"),
     'evict_idle|evict|terminate', 'eviction recorded in terminations');
 eval { $old->[0]->{stdin} .= "SELECT 1;\n\\q\n"; $old->[0]->{run}->finish; };
-like($old->[0]->{stderr}, qr/pg_poolguard ended this session: .* over evict_idle 2 connections of policy "evict"/,
+like($old->[0]->{stderr}, qr/pg_poolguard ended this session to admit a new login: it was idle for [\d.]+ s, and policy "evict" allows 2 connections and, when they are all in use, ends its longest-idle session \(on_limit = evict_idle\)\./,
     'the evicted client is told why');
 is($node->safe_psql('postgres', "SELECT evicted FROM poolguard.policy_status WHERE policy = 'evict'"), '1',
     'evictions counted per policy');

@@ -21,24 +21,26 @@ $node->safe_psql('postgres', 'CREATE EXTENSION pg_poolguard');
 my $listener = $node->background_psql('postgres');
 $listener->query_safe('LISTEN poolguard_invalidate');
 
-# Polls the listener until `want` items arrived (or 30 s passed); returns [items], [payloads].
+# Polls the listener until `want` items arrived (or 30 s passed); returns [items], [payloads],
+# [sender pids].
 sub collect
 {
     my ($want, $channel) = @_;
     $channel //= 'poolguard_invalidate';
-    my (@items, @payloads);
+    my (@items, @payloads, @senders);
     my $deadline = time + 30;
     while (@items < $want && time < $deadline)
     {
         my $out = $listener->query_safe('SELECT pg_sleep(0.05)');
-        while ($out =~ /^Asynchronous notification "([^"]+)" with payload "(.*)" received from server process with PID \d+\.$/mg)
+        while ($out =~ /^Asynchronous notification "([^"]+)" with payload "(.*)" received from server process with PID (\d+)\.$/mg)
         {
             next unless $1 eq $channel;
             push @payloads, $2;
+            push @senders, $3;
             push @items, @{ decode_json($2) };
         }
     }
-    return (\@items, \@payloads);
+    return (\@items, \@payloads, \@senders);
 }
 
 sub generation { $node->safe_psql('postgres', "SELECT poolguard.cache_generation($_[0])") }
@@ -115,6 +117,43 @@ ok(!defined $resync->{scope} && !defined $resync->{key}, 'resync has scope and k
 cmp_ok($resync->{generation}, '>=', generation(q{'flood', '299'}), 'resync generation covers the dropped items');
 is($node->safe_psql('postgres', 'SELECT ring_overflows, resyncs >= 1 FROM poolguard.invalidation_publishers'),
     '1|t', 'overflow and resync are counted');
+
+# publisher_pids(): what a listener checks a notification's sender against.  PUBLIC may call it;
+# it shows this database's publisher and nothing of other databases.
+# (Publishers stay for the section: the pids are compared after the fact.)
+$node->safe_psql('postgres', q{
+    ALTER SYSTEM SET poolguard.publisher_idle_timeout = '1min';
+    SELECT pg_reload_conf();
+    CREATE ROLE nobody_special LOGIN;
+});
+$node->safe_psql('postgres', 'CREATE DATABASE other');
+$node->safe_psql('other', 'CREATE EXTENSION pg_poolguard');
+my $senders;
+$node->safe_psql('postgres', "SELECT poolguard.invalidate('sender', '1')");
+($items, $payloads, $senders) = collect(1);
+my $running = $node->safe_psql('postgres', q{SELECT pid FROM pg_stat_activity
+    WHERE backend_type = 'pg_poolguard publisher' AND datname = 'postgres'});
+is($senders->[0], $running, 'the notification comes from the publisher process');
+is($node->safe_psql('postgres', 'SELECT string_agg(p::text, \',\') FROM poolguard.publisher_pids() p',
+        extra_params => [ '-U', 'nobody_special' ]),
+    $running, 'publisher_pids() returns it, to any role');
+is($node->safe_psql('other', 'SELECT count(*) FROM poolguard.publisher_pids()',
+        extra_params => [ '-U', 'nobody_special' ]),
+    '0', 'another database sees none of it');
+$node->safe_psql('other', "SELECT poolguard.invalidate('elsewhere', '1')");
+ok($node->poll_query_until('other', 'SELECT count(*) = 1 FROM poolguard.publisher_pids()'),
+    "the other database's publisher starts");
+is($node->safe_psql('other', 'SELECT p = pid FROM poolguard.publisher_pids() p, pg_stat_activity'
+        . " WHERE backend_type = 'pg_poolguard publisher' AND datname = 'other'"),
+    't', 'and it sees only its own publisher');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM poolguard.publisher_pids() p'
+        . " WHERE p NOT IN (SELECT pid FROM pg_stat_activity WHERE datname = 'postgres')"),
+    '0', "postgres still sees no other database's publisher");
+$node->safe_psql('postgres', q{
+    DROP DATABASE other WITH (FORCE);
+    ALTER SYSTEM RESET poolguard.publisher_idle_timeout;
+    SELECT pg_reload_conf();
+});
 
 # The channel is a reloadable setting.
 $node->safe_psql('postgres', "ALTER SYSTEM SET poolguard.notify_channel = 'app_cache'");

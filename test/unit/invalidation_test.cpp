@@ -1,7 +1,7 @@
 #include "generation.h"
 #include "invalidation_key.h"
 #include "notify_payload.h"
-#include "ring.h"
+#include "entry_lists.h"
 
 #include <gtest/gtest.h>
 
@@ -72,18 +72,57 @@ TEST(Generation, EffectiveIsTheLaterOfKeyAndScope)
     EXPECT_FALSE(generation_is_fresh(10, 11));
 }
 
-TEST(Ring, Arithmetic)
+TEST(EntryLists, FifoPerListAndConservedEntries)
 {
-    RingPositions r{10, 4};
-    EXPECT_EQ(ring_used(r), 6u);
-    EXPECT_EQ(ring_free(r, 8), 2u);
-    EXPECT_TRUE(ring_fits(r, 8, 2));
-    EXPECT_FALSE(ring_fits(r, 8, 3));
-    EXPECT_EQ(ring_index(10, 8), 2u);
-    RingPositions empty{7, 7};
-    EXPECT_EQ(ring_used(empty), 0u);
-    RingPositions full{15, 7};
-    EXPECT_FALSE(ring_fits(full, 8, 1));
+    std::uint32_t next[8];
+    EntryList free_list, a = empty_entry_list(), b = empty_entry_list();
+    list_fill(free_list, next, 8);
+    EXPECT_EQ(free_list.count, 8u);
+    for (int i = 0; i < 3; i++)
+    {
+        list_push_back(a, next, list_pop_front(free_list, next));
+        list_push_back(b, next, list_pop_front(free_list, next));
+    }
+    EXPECT_EQ(a.count + b.count + free_list.count, 8u);
+    /* Each list gives its entries back in the order they were appended. */
+    EXPECT_EQ(list_pop_front(a, next), 0u);
+    EXPECT_EQ(list_pop_front(a, next), 2u);
+    EXPECT_EQ(list_pop_front(b, next), 1u);
+    list_push_front(free_list, next, 0);
+    list_push_front(free_list, next, 2);
+    list_push_front(free_list, next, 1);
+    EXPECT_EQ(free_list.first, 1u); /* the entry freed last is reused first */
+    EXPECT_EQ(a.count, 1u);
+    EXPECT_EQ(list_pop_front(a, next), 4u);
+    EXPECT_EQ(list_pop_front(a, next), no_entry);
+    EXPECT_EQ(a.first, no_entry);
+    EXPECT_EQ(a.last, no_entry);
+}
+
+TEST(EntryLists, AppendAllMovesAWholeList)
+{
+    std::uint32_t next[6];
+    EntryList free_list, a = empty_entry_list(), b = empty_entry_list();
+    list_fill(free_list, next, 6);
+    for (int i = 0; i < 4; i++)
+        list_push_back(a, next, list_pop_front(free_list, next));
+    list_push_back(b, next, list_pop_front(free_list, next));
+    list_append_all(free_list, a, next);
+    EXPECT_EQ(a.count, 0u);
+    EXPECT_EQ(a.first, no_entry);
+    EXPECT_EQ(free_list.count, 5u);
+    std::set<std::uint32_t> seen;
+    for (std::uint32_t e = free_list.first; e != no_entry; e = next[e])
+        seen.insert(e);
+    EXPECT_EQ(seen, (std::set<std::uint32_t>{0, 1, 2, 3, 5}));
+    EXPECT_EQ(free_list.last, 3u);
+    /* Appending an empty list changes nothing; appending to an empty list takes it over. */
+    list_append_all(free_list, a, next);
+    EXPECT_EQ(free_list.count, 5u);
+    list_append_all(a, b, next);
+    EXPECT_EQ(a.count, 1u);
+    EXPECT_EQ(a.first, 4u);
+    EXPECT_EQ(a.last, 4u);
 }
 
 TEST(Payload, SingleItems)

@@ -170,7 +170,7 @@ test('an invalidation during a load keeps the loaded value out of the cache', { 
   assert.equal(calls, 1);
 });
 
-test('scope-wide invalidation and resync drop entries', { skip }, async (t) => {
+test('scope-wide invalidation drops the scope; resync has every entry re-checked', { skip }, async (t) => {
   const b = instance();
   const writer = new Client();
   await writer.connect();
@@ -190,7 +190,16 @@ test('scope-wide invalidation and resync drop entries', { skip }, async (t) => {
   assert.equal(await b.cache.get('school', '2', async () => 'TWO'), 'TWO');
   assert.equal(await b.cache.get('other', '1', async () => 'x'), 'other', 'other scopes stay');
 
-  b.cache._onNotification({ channel: 'poolguard_invalidate',
+  // A resync from the publisher (the one that sent the scope item): entries are kept and each is
+  // re-checked with one cache_generation call before it is served again.
+  const publisher = [...b.cache.publishers][0];
+  assert.ok(publisher > 0, 'the publisher is known');
+  const size = b.cache.entries.size;
+  b.cache._onNotification({ channel: 'poolguard_invalidate', processId: publisher,
                             payload: '[{"scope":null,"key":null,"generation":1,"resync":true}]' });
-  assert.equal(b.cache.entries.size, 0, 'resync drops everything');
+  assert.equal(b.cache.stats.resyncs, 1);
+  assert.equal(b.cache.entries.size, size, 'resync drops nothing');
+  const rechecks = b.cache.stats.rechecks;
+  assert.equal(await b.cache.get('other', '1', async () => 'x'), 'other');
+  assert.equal(b.cache.stats.rechecks, rechecks + 1, 'but has the entry re-checked');
 });
