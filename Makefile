@@ -1,5 +1,6 @@
 # pg_poolguard — built with PGXS.  `make && make install` builds and installs the extension;
-# `make test` runs every test on throwaway clusters; `make demo` shows it working.
+# `make test` runs every test on throwaway clusters, `make test-all` on every tested PostgreSQL
+# major; `make demo` shows it working.
 
 EXTENSION  = pg_poolguard
 MODULE_big = pg_poolguard
@@ -91,10 +92,14 @@ test:
 lint:
 	python3 scripts/lint.py
 
+# Every test on each tested major: 15 (the host's packages), 17 and 18 (Debian chroots).
+test-all:
+	bash scripts/matrix.sh
+
 demo:
 	bash scripts/demo.sh
 
 bench:
 	bash bench/run.sh
 
-.PHONY: unit tap test lint demo bench installcheck-regress
+.PHONY: unit tap test test-all lint demo bench installcheck-regress

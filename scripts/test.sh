@@ -14,9 +14,13 @@ ROOT=$PWD
 . scripts/lib.sh
 
 set -e
-install_deps
-# The Node.js client's tests need node and npm (Debian's packages when none is installed).
-command -v node >/dev/null && command -v npm >/dev/null || install_deps nodejs npm
+# scripts/matrix.sh (make test-all) runs this script in chroots it has provisioned itself, and
+# hands over the Node.js client's dependencies in POOLGUARD_NODE_MODULES.
+if [ "${POOLGUARD_DEPS_READY:-0}" != 1 ]; then
+    install_deps
+    # The Node.js client's tests need node and npm (Debian's packages when none is installed).
+    command -v node >/dev/null && command -v npm >/dev/null || install_deps nodejs npm
+fi
 log "build and install"
 make -s -j"$(nproc)" 2>&1
 make -s install >/dev/null
@@ -95,7 +99,12 @@ log "Node.js client tests (clients/node) against the same cluster"
 node_flags=$(node -e 'const [a, b] = process.versions.node.split(".").map(Number);
                        console.log(a > 20 || (a === 20 && b >= 10) ? "--test-concurrency=1" : "")')
 psql_at "$WORK/regress" "$PORT" -q -d postgres -c 'CREATE DATABASE node_client' &&
-    (cd "$WORK/clients/node" && npm ci --no-audit --no-fund --loglevel=error >/dev/null &&
+    (cd "$WORK/clients/node" &&
+        if [ -n "${POOLGUARD_NODE_MODULES:-}" ]; then
+            cp -a "$POOLGUARD_NODE_MODULES" node_modules
+        else
+            npm ci --no-audit --no-fund --loglevel=error >/dev/null
+        fi &&
         PGHOST="$WORK/regress" PGPORT="$PORT" PGUSER=postgres PGDATABASE=node_client \
         node --test $node_flags --test-reporter=tap test/*.test.js) >"$WORK/node.out" 2>&1
 node_rc=$?
@@ -126,5 +135,6 @@ else
 fi
 
 echo
-echo "tests: $passed passed, $failed failed"
+# Under make test-all the line names the version ("PostgreSQL 17: tests: ...").
+echo "${POOLGUARD_TEST_LABEL:+$POOLGUARD_TEST_LABEL: }tests: $passed passed, $failed failed"
 exit $status

@@ -208,7 +208,7 @@ int match_login(const PolicySnapshot *snapshot, Oid *role_oids, const LoginIdent
                         login->client);
 }
 
-pg_attribute_noreturn() void refuse(const CompiledPolicy *policy, int counter, bool evicted)
+[[noreturn]] void refuse(const CompiledPolicy *policy, int counter, bool evicted)
 {
     LWLockAcquire(login_accounting.lock, LW_EXCLUSIVE);
     int in_use = login_accounting.counters[counter].sessions;

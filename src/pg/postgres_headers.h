@@ -60,9 +60,7 @@ extern "C" {
 #include "storage/spin.h"
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
-#if PG_VERSION_NUM >= 140000
 #include "utils/backend_status.h"
-#endif
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
@@ -73,18 +71,15 @@ extern "C" {
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
-#if PG_VERSION_NUM >= 140000
 #include "utils/wait_event.h"
-#endif
 }
 
-#if PG_VERSION_NUM < 130000
-#error "pg_poolguard needs PostgreSQL 13 or newer"
-#endif
-
+/*
+ * Every PostgreSQL version switch of pg_poolguard is here; no other file tests PG_VERSION_NUM.
+ * Tested majors: 15, 17 and 18 (`make test-all`).
+ */
 #if PG_VERSION_NUM < 150000
-/* PostgreSQL 15 renamed it; the old name still works there. */
-#define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
+#error "pg_poolguard needs PostgreSQL 15 or newer"
 #endif
 
 /*
@@ -100,20 +95,22 @@ static inline volatile PgBackendStatus *poolguard_status_entry(PGPROC *proc)
     if (MyBEEntry == NULL || MyProcNumber == INVALID_PROC_NUMBER || proc == NULL)
         return NULL;
     return MyBEEntry - MyProcNumber + GetNumberFromPGProc(proc);
-#elif PG_VERSION_NUM >= 140000
+#else
     if (MyBEEntry == NULL || MyBackendId == InvalidBackendId || proc == NULL ||
         proc->backendId == InvalidBackendId)
         return NULL;
     return MyBEEntry - (MyBackendId - 1) + (proc->backendId - 1);
-#else
-    /* PostgreSQL 13 keeps MyBEEntry private too. */
-    return NULL;
 #endif
 }
 
 #if PG_VERSION_NUM >= 160000
 /* PostgreSQL 16 renamed the accessor of the backend-status snapshot by position. */
 #define pgstat_fetch_stat_local_beentry(i) pgstat_get_local_beentry_by_index(i)
+#endif
+
+#if PG_VERSION_NUM < 170000
+/* PostgreSQL 17 replaced PGPROC.pgprocno by this function. */
+#define GetNumberFromPGProc(proc) ((proc)->pgprocno)
 #endif
 
 #endif

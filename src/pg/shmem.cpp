@@ -33,9 +33,7 @@ const char *tranche_names[max_tranches];
 int tranche_sizes[max_tranches];
 int tranche_count = 0;
 
-#if PG_VERSION_NUM >= 150000
 shmem_request_hook_type prev_shmem_request_hook = nullptr;
-#endif
 shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
 
 Size shared_state_size(void)
@@ -69,14 +67,12 @@ void request_shared_memory(void)
         RequestNamedLWLockTranche(tranche_names[i], tranche_sizes[i]);
 }
 
-#if PG_VERSION_NUM >= 150000
 void shmem_request(void)
 {
     if (prev_shmem_request_hook)
         prev_shmem_request_hook();
     request_shared_memory();
 }
-#endif
 
 void shmem_startup(void)
 {
@@ -112,12 +108,8 @@ void shmem_register_lwlocks(const char *tranche, int count)
 
 void shmem_install_hooks(void)
 {
-#if PG_VERSION_NUM >= 150000
     prev_shmem_request_hook = shmem_request_hook;
     shmem_request_hook = shmem_request;
-#else
-    request_shared_memory();
-#endif
     prev_shmem_startup_hook = shmem_startup_hook;
     shmem_startup_hook = shmem_startup;
 }
@@ -134,22 +126,12 @@ void require_shared_memory(void)
 
 int proc_slots(void)
 {
-#if PG_VERSION_NUM >= 150000
     return MaxBackends + NUM_AUXILIARY_PROCS;
-#else
-    /* MaxBackends is not computed yet when PostgreSQL 13/14 ask for shared memory. */
-    return MaxConnections + autovacuum_max_workers + 1 + max_worker_processes + max_wal_senders +
-           NUM_AUXILIARY_PROCS;
-#endif
 }
 
 int procno_of(PGPROC *proc)
 {
-#if PG_VERSION_NUM >= 170000
     return GetNumberFromPGProc(proc);
-#else
-    return proc->pgprocno;
-#endif
 }
 
 void wake_worker(void)
