@@ -4,7 +4,7 @@
 The Makefile's EXTVERSION (MAJOR.MINOR, the extension's SQL version) is the one version number.
 This fails (exit 1, one line per problem) unless:
   - pg_poolguard.control's default_version equals it;
-  - src/version.h's POOLGUARD_EXTVERSION equals it (the library's version() is EXTVERSION.0);
+  - src/pg/version.h's POOLGUARD_EXTVERSION equals it (the library's version() is EXTVERSION.0);
   - META.json's version and provides.pg_poolguard.version are EXTVERSION.0 (PGXN wants SemVer);
   - debian/changelog's latest entry is EXTVERSION.0-N;
   - versions/ has the frozen 1.0 install script and upgrade steps that take every released
@@ -58,10 +58,10 @@ def main():
     if control is not None and control != extversion:
         bad(f"{ext}.control: default_version {control} differs from the Makefile's EXTVERSION {extversion}")
 
-    header = one(r'^#define\s+POOLGUARD_EXTVERSION\s+"([^"]*)"', read("src/version.h"),
-                 "src/version.h", "POOLGUARD_EXTVERSION")
+    header = one(r'^#define\s+POOLGUARD_EXTVERSION\s+"([^"]*)"', read("src/pg/version.h"),
+                 "src/pg/version.h", "POOLGUARD_EXTVERSION")
     if header is not None and header != extversion:
-        bad(f"src/version.h: POOLGUARD_EXTVERSION {header} differs from the Makefile's EXTVERSION {extversion}")
+        bad(f"src/pg/version.h: POOLGUARD_EXTVERSION {header} differs from the Makefile's EXTVERSION {extversion}")
 
     try:
         meta = json.loads(read("META.json") or "{}")
@@ -101,7 +101,7 @@ def main():
         bad(f"versions/{ext}--{start}--{steps[start]}.sql: a step no released version reaches")
     if extversion in installs:
         bad(f"versions/{ext}--{extversion}.sql: the current version's install script is built "
-            "from src/sql/, not kept in versions/")
+            "from extension/, not kept in versions/")
 
     # Frozen scripts: the checksums recorded at release.
     sums = read("versions/SHA256SUMS")
@@ -131,7 +131,7 @@ def report(extversion=None):
         print(p, file=sys.stderr)
     if problems:
         return 1
-    print(f"release {extversion}: control, src/version.h, META.json, debian/changelog agree; "
+    print(f"release {extversion}: control, src/pg/version.h, META.json, debian/changelog agree; "
           f"upgrade path 1.0 -> {extversion}; released scripts unchanged")
     return 0
 

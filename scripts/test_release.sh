@@ -101,9 +101,13 @@ else
 fi
 
 # ---- 4. the Debian packages ----
-if ! install_deps debhelper postgresql-server-dev-all >/dev/null 2>&1 ||
-    ! command -v dpkg-buildpackage >/dev/null || ! command -v pg_buildext >/dev/null; then
-    skip "Debian package: could not install dpkg-dev, debhelper and postgresql-server-dev-all"
+# (make test-all's chroots come provisioned: nothing is installed there.)
+if [ "${POOLGUARD_DEPS_READY:-0}" != 1 ]; then
+    install_deps debhelper postgresql-server-dev-all >/dev/null 2>&1
+fi
+if ! command -v dpkg-buildpackage >/dev/null || ! command -v dh >/dev/null ||
+    ! command -v pg_buildext >/dev/null; then
+    skip "Debian package: dpkg-dev, debhelper and postgresql-server-dev-all are not installed (and could not be)"
     exit $failed
 fi
 if ! debs=$(bash scripts/build_deb.sh "$WORK/deb" 2>&1); then

@@ -1,7 +1,7 @@
 -- pg_poolguard 1.0 -> 1.1: ALTER EXTENSION pg_poolguard UPDATE TO '1.1'.
 --
 -- Frozen once 1.1 is released: later changes go into the next step script.  After this step the
--- catalog equals a fresh install of 1.1 (src/sql/*.sql); test/t/release_upgrade.pl compares them.
+-- catalog equals a fresh install of 1.1 (extension/*.sql); test/t/release_upgrade.pl compares them.
 
 \echo Use "ALTER EXTENSION pg_poolguard UPDATE TO '1.1'" to load this file. \quit
 
@@ -75,6 +75,36 @@ CREATE VIEW poolguard.sessions AS SELECT * FROM poolguard.session_info();
 COMMENT ON VIEW poolguard.sessions IS 'client sessions, the policy each matches, and what the reaper would do now';
 REVOKE ALL ON poolguard.sessions FROM PUBLIC;
 GRANT SELECT ON poolguard.sessions TO PUBLIC;
+
+-- ---------------------------------------------------------------------------------------------
+-- C functions renamed after their SQL functions (same signatures): the 1.0 names stay in the
+-- library for 1.0's SQL; 1.1's SQL calls the new ones.
+-- ---------------------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION poolguard.termination_history(
+        OUT at timestamptz, OUT pid integer, OUT role_name name, OUT database_name name,
+        OUT application_name text, OUT client_addr inet, OUT reason text, OUT policy text,
+        OUT action text, OUT state text, OUT state_duration interval, OUT backend_age interval,
+        OUT private_memory bigint)
+    RETURNS SETOF record
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'poolguard_termination_history';
+
+CREATE OR REPLACE FUNCTION poolguard.policy_status_info(
+        OUT policy text, OUT sessions bigint, OUT active bigint, OUT idle bigint,
+        OUT idle_in_transaction bigint, OUT max_connections bigint, OUT rejected bigint,
+        OUT evicted bigint, OUT terminated bigint)
+    RETURNS SETOF record
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'poolguard_policy_status_info';
+
+CREATE OR REPLACE FUNCTION poolguard.stats_info(
+        OUT scans bigint, OUT last_scan timestamptz, OUT last_scan_duration interval,
+        OUT terminated bigint, OUT cancelled bigint, OUT dry_run_actions bigint,
+        OUT rejected_connections bigint, OUT evicted_connections bigint,
+        OUT invalidations bigint, OUT notifications_sent bigint, OUT stats_reset timestamptz)
+    RETURNS record
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'poolguard_stats_info';
 
 -- ---------------------------------------------------------------------------------------------
 -- invalidation_publishers: the join operator is schema-qualified (same columns).
