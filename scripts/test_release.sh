@@ -161,7 +161,7 @@ for deb in $(echo "$debs" | grep -v dbgsym); do
     backup="$WORK/deb/backup-$major"
     mkdir -p "$backup"
     for f in $files; do
-        [ -f "/$f" ] && cp -a --parents "/$f" "$backup/"
+        [ -f "/$f" ] && mkdir -p "$backup/$(dirname "$f")" && cp -p "/$f" "$backup/$f"
     done
     if dpkg -i "$deb" >"$WORK/deb/dpkg-i.log" 2>&1; then
         ok "$pkg: dpkg -i"
@@ -203,6 +203,6 @@ for deb in $(echo "$debs" | grep -v dbgsym); do
         notok "$pkg: dpkg -r"
     fi
     # Put back what `make install` had put there.
-    (cd "$backup" && find . -type f | while read -r f; do cp -a "$f" "/${f#./}"; done)
+    (cd "$backup" && find . -type f | while read -r f; do cp -p "$f" "/${f#./}"; done)
 done
 exit $failed
