@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # scripts/test.sh — `make test`: every pg_poolguard test on throwaway clusters.
 #   1. installs missing packages (as root), builds and installs the extension;
-#   2. unit tests of the C++ core, plain and under AddressSanitizer + UBSan;
-#   3. pg_regress (sql/, expected/) and pg_isolation_regress (specs/) against a cluster with the
-#      library preloaded;
-#   4. the Node.js client's tests (clients/node) against that cluster;
-#   5. TAP tests (test/t/*.pl) with PostgreSQL::Test::Cluster.
+#   2. make lint: the structural rules of the sources (scripts/lint.py);
+#   3. unit tests of the C++ core, plain and under AddressSanitizer + UBSan;
+#   4. pg_regress (sql/schedule, sql/, expected/) and pg_isolation_regress (specs/) against a
+#      cluster with the library preloaded;
+#   5. the Node.js client's tests (clients/node) against that cluster;
+#   6. TAP tests (test/t/*.pl) with PostgreSQL::Test::Cluster.
 # Clusters run as the postgres OS user from a copy of the tree it owns; exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +33,14 @@ count() { # count PASSED FAILED
     passed=$((passed + $1))
     failed=$((failed + $2))
 }
+
+log "lint (scripts/lint.py)"
+if make -s lint; then
+    count 1 0
+else
+    count 0 1
+    status=1
+fi
 
 log "unit tests (GoogleTest, plain and sanitized)"
 if make -s unit >build-unit.log 2>&1; then
