@@ -21,9 +21,9 @@
  *   - records of different commits are in WAL in generation order (generations are taken and
  *     the record inserted under the same lock): replay appends the items to the standby's feed in
  *     the primary's order, and readers of invalidations_since() never miss an older item;
- *   - it does not wait for its own flush: the next commit's flush, or the WAL writer (woken with
- *     XLogSetAsyncXactLSN, within wal_writer_delay), sends it.  Until then a standby's generation
- *     lags behind its data, which only costs a reader an extra reload (never a stale value); if
+ *   - it does not wait for its own flush: the WAL writer, woken at once, flushes it (or the next
+ *     commit's flush does).  Until then a standby's generation lags behind its data, which only
+ *     costs a reader an extra reload (never a stale value); if
  *     the primary crashes first, its restart writes a FLOOR record that covers the lost items.
  * The publisher would be the other candidate; it is not used because it runs later (batching),
  * not at all when no worker slot is free, and turns items into resyncs when its queue overflows
@@ -340,9 +340,18 @@ XLogRecPtr invalidation_wal_log_floor(uint64 floor, bool *failed)
 
 void invalidation_wal_finish(XLogRecPtr lsn, bool failed)
 {
-    /* Not our commit's flush: the WAL writer (or the next commit's flush) sends it soon. */
+    /*
+     * The commit waited for its own flush, not for this record's: ask the WAL writer to flush it
+     * now (XLogSetAsyncXactLSN alone wakes it only when it hibernates or a whole page is waiting,
+     * so an idle server would leave the standbys' generations up to wal_writer_delay behind their
+     * data).  Nobody waits for that flush.
+     */
     if (lsn != InvalidXLogRecPtr)
+    {
         XLogSetAsyncXactLSN(lsn);
+        if (ProcGlobal->walwriterLatch != nullptr)
+            SetLatch(ProcGlobal->walwriterLatch);
+    }
     if (failed)
         ereport(WARNING,
                 (errcode(ERRCODE_INTERNAL_ERROR),
