@@ -74,6 +74,7 @@ int guc_publisher_idle_timeout_ms = 10000;
 int guc_feed_size = 1024;
 bool guc_wal_invalidations = true;
 bool guc_logical_messages = true;
+bool guc_wal_flush = false;
 
 namespace {
 
@@ -207,6 +208,12 @@ void define_gucs(void)
                              "Writes each commit's invalidations as a logical decoding message (prefix pg_poolguard).",
                              "Only with wal_level = logical.",
                              &guc_logical_messages, true, PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+    DefineCustomBoolVariable("poolguard.wal_flush",
+                             "Makes an invalidating commit wait until its invalidations' WAL record is flushed.",
+                             "Off: the WAL writer or the next commit flushes it, and a standby's generations may lag "
+                             "its data by up to wal_writer_delay (never lead it).",
+                             &guc_wal_flush, false, PGC_SUSET, 0, NULL, NULL, NULL);
 
     DefineCustomStringVariable("poolguard.notify_channel",
                                "Channel on which publishers send cache invalidations.",

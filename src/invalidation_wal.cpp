@@ -351,6 +351,9 @@ void invalidation_wal_finish(XLogRecPtr lsn, bool failed)
         XLogSetAsyncXactLSN(lsn);
         if (ProcGlobal->walwriterLatch != nullptr)
             SetLatch(ProcGlobal->walwriterLatch);
+        /* poolguard.wal_flush: the commit returns once standbys can have the record (one more flush). */
+        if (guc_wal_flush && synchronous_commit > SYNCHRONOUS_COMMIT_OFF)
+            (void) insert_safely([lsn]() { XLogFlush(lsn); return lsn; }, &failed);
     }
     if (failed)
         ereport(WARNING,
