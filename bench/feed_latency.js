@@ -1,6 +1,7 @@
 'use strict';
 // bench/feed_latency.js — how soon a reader learns of an invalidation committed on the primary.
-// A prober commits `count` transactions on the primary, each invalidating ('probe', i), one every
+// A prober commits `count` transactions on the primary, each updating a row of bench_item and
+// invalidating ('probe', i), one every
 // `intervalMs`, and notes when each COMMIT returned; latency is the time from that moment until
 // the reader has the item.  Prints "p50_ms p99_ms received/sent".
 //   node bench/feed_latency.js listen COUNT INTERVAL_MS   LISTEN on the primary (PG* environment)
@@ -52,7 +53,9 @@ async function main() {
   const run = Date.now();
   for (let i = 0; i < count; i++) {
     const key = `${run}-${i}`;
-    await prober.query("SELECT poolguard.invalidate('probe', $1)", [key]);
+    // A write with its invalidation, as an app commits them (the commit record is flushed first).
+    await prober.query(`BEGIN; UPDATE bench_item SET v = v + 1 WHERE id = 1;
+                        SELECT poolguard.invalidate('probe', '${key}'); COMMIT`);
     committedAt.set(key, process.hrtime.bigint());
     if (early.has(key)) latencies.push(0); // arrived before COMMIT's reply was processed
     await new Promise((r) => setTimeout(r, intervalMs));

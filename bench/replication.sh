@@ -18,7 +18,8 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
 PROBES=${PROBES:-200}
-if [ "${BENCH_SMOKE:-0}" = 1 ]; then RUNS=1; SECONDS_PER_RUN=1; PROBES=50; fi
+SLICES=${SLICES:-4}
+if [ "${BENCH_SMOKE:-0}" = 1 ]; then RUNS=1; SECONDS_PER_RUN=1; PROBES=50; SLICES=1; fi
 OUT=bench/measured/replication.md
 PGBENCH="$(pg_bindir)/pgbench"
 
@@ -39,6 +40,9 @@ as_pg pg_basebackup -D "$WORK/standby/data" -h "$WORK/primary" -p "$P1" -U postg
     echo "port = $P2"
     echo "unix_socket_directories = '$WORK/standby'"
     echo "hot_standby = on"
+    # A long query on the standby (the lag probe, a long poll) would otherwise hold up the replay
+    # of cleanup records for up to max_standby_streaming_delay.
+    echo "hot_standby_feedback = on"
 } | as_pg tee -a "$WORK/standby/data/postgresql.conf" >/dev/null
 as_pg pg_ctl -D "$WORK/standby/data" -l "$WORK/standby/server.log" -w -t 60 start >/dev/null || exit 1
 export PGHOST=$WORK/primary PGPORT=$P1 PGUSER=postgres PGDATABASE=postgres
@@ -89,32 +93,45 @@ tps() {
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", (b > 0 ? a / b : 0)}'; }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-# wal on|off|flush: poolguard.wal_invalidations, and poolguard.wal_flush for "flush" (reloaded).
+# wal on|off|flush|wwd: poolguard.wal_invalidations; "flush": poolguard.wal_flush = on; "wwd":
+# wal_writer_delay = 10ms (the default is 200ms) (reloaded).
 wal() {
-    local on=$1 flush=off
-    [ "$1" = flush ] && { on=on; flush=on; }
+    local on=on flush=off wwd=200ms
+    case $1 in off) on=off ;; flush) flush=on ;; wwd) wwd=10ms ;; esac
     psql_at "$WORK/primary" "$P1" -q -d postgres -c "ALTER SYSTEM SET poolguard.wal_invalidations = $on" \
-        -c "ALTER SYSTEM SET poolguard.wal_flush = $flush" -c 'SELECT pg_reload_conf()' >/dev/null
-    sleep 0.3
+        -c "ALTER SYSTEM SET poolguard.wal_flush = $flush" -c "ALTER SYSTEM SET wal_writer_delay = '$wwd'" \
+        -c 'SELECT pg_reload_conf()' >/dev/null
+    sleep 0.2
 }
 
 declare -A samples
 tps 1 >/dev/null # warm-up
+variants="on off flush wwd"
 for run in $(seq "$RUNS"); do
-    order="on off flush"
-    [ $((run % 2)) -eq 0 ] && order="flush off on"
+    # The machine is shared and its fsync speed drifts: alternate short slices of each variant
+    # (SLICES of them, 1 s each) and compare their sums.
     for clients in 1 8; do
-        for w in $order; do
-            wal "$w"
-            t=$(tps "$clients")
-            echo "run $run: wal_invalidations=$w, $clients writers: $t tps"
+        for w in $variants; do eval "sum_${w}=0"; done
+        for slice in $(seq "$SLICES"); do
+            order=$variants
+            [ $((slice % 2)) -eq 0 ] && order=$(echo "$variants" | tr ' ' '\n' | tac | tr '\n' ' ')
+            for w in $order; do
+                wal "$w"
+                t=$(SECONDS_PER_RUN=1 tps "$clients")
+                eval "sum_${w}=\$(awk -v a=\"\$sum_${w}\" -v b=\"$t\" 'BEGIN {print a + b}')"
+            done
+        done
+        for w in $variants; do
+            eval "t=\$(awk -v a=\"\$sum_${w}\" -v n=$SLICES 'BEGIN {printf \"%.1f\", a / n}')"
+            echo "run $run: $w, $clients writers: $t tps (mean of $SLICES alternating 1 s slices)"
             samples[$w:$clients]+="$t "
             eval "last_${w}_$clients=\$t"
         done
         eval "samples[r$clients]+=\"\$(ratio \"\$last_on_$clients\" \"\$last_off_$clients\") \""
         eval "samples[f$clients]+=\"\$(ratio \"\$last_flush_$clients\" \"\$last_off_$clients\") \""
+        eval "samples[w$clients]+=\"\$(ratio \"\$last_wwd_$clients\" \"\$last_off_$clients\") \""
     done
-    for lagmode in on flush; do
+    for lagmode in on flush wwd; do
     wal $lagmode
     suffix=${lagmode/on/}
 
@@ -171,7 +188,9 @@ report() {
     echo "- machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); PostgreSQL $("$(pg_bindir)/postgres" --version | awk '{print $3}'); pg_poolguard $(git describe --always --dirty 2>/dev/null)"
     echo "- command: \`bash bench/replication.sh\` (a primary and a streaming standby on this machine, loopback,"
-    echo "  fsync on, wal_level = replica; median of $RUNS runs; pgbench -M prepared, ${SECONDS_PER_RUN} s per run)"
+    echo "  fsync on, wal_level = replica, hot_standby_feedback = on; median of $RUNS runs; pgbench -M prepared,"
+    echo "  each variant's tps the mean of $SLICES alternating 1 s slices per run; lag and latency probes: one"
+    echo "  invalidating UPDATE every 20 ms)"
     echo "- write transaction: \`BEGIN; UPDATE bench_item SET v = v + 1 WHERE id = :id; SELECT poolguard.invalidate('item', :id); COMMIT\`"
     echo
     echo "| figure | WAL record on | baseline | ratio | target | |"
@@ -180,6 +199,8 @@ report() {
     echo "| invalidating write tps, 8 writers | $(med on:8) | $(med off:8) (poolguard.wal_invalidations = off) | $(med r8) | ≥ 0.95 | $(verdict "$(med r8)" ">=" 0.95) |"
     echo "| (info) write tps, 1 writer, \`poolguard.wal_flush = on\` | $(med flush:1) | $(med off:1) | $(med f1) | | |"
     echo "| (info) write tps, 8 writers, \`poolguard.wal_flush = on\` | $(med flush:8) | $(med off:8) | $(med f8) | | |"
+    echo "| (info) write tps, 1 writer, \`wal_writer_delay = 10ms\` | $(med wwd:1) | $(med off:1) | $(med w1) | | |"
+    echo "| (info) write tps, 8 writers, \`wal_writer_delay = 10ms\` | $(med wwd:8) | $(med off:8) | $(med w8) | | |"
     echo
     echo "| figure | p50 | p99 | received |"
     echo "|---|---|---|---|"
@@ -189,12 +210,19 @@ report() {
     echo "| invalidations_since() long poll on the standby (ms; includes streaming and replay) | $(med poll-standby:p50) | $(med poll-standby:p99) | ${samples[poll-standby:n]} |"
     echo "| with \`poolguard.wal_flush = on\`: standby generation after its data (ms) | $(med lag50flush) | $(med lag99flush) | ${samples[lagpairsflush]} |"
     echo "| with \`poolguard.wal_flush = on\`: long poll on the standby (ms) | $(med poll-standbyflush:p50) | $(med poll-standbyflush:p99) | ${samples[poll-standbyflush:n]} |"
+    echo "| with \`wal_writer_delay = 10ms\`: standby generation after its data (ms) | $(med lag50wwd) | $(med lag99wwd) | ${samples[lagpairswwd]} |"
+    echo "| with \`wal_writer_delay = 10ms\`: long poll on the standby (ms) | $(med poll-standbywwd:p50) | $(med poll-standbywwd:p99) | ${samples[poll-standbywwd:n]} |"
     echo
     echo "Raw samples per run:"
     echo
-    for k in on:1 off:1 flush:1 r1 f1 on:8 off:8 flush:8 r8 f8 lag50 lag99 lag50flush lag99flush listen:p50 listen:p99 poll-primary:p50 poll-primary:p99 poll-standby:p50 poll-standby:p99 poll-standbyflush:p50 poll-standbyflush:p99; do
+    for k in on:1 off:1 flush:1 wwd:1 r1 f1 w1 on:8 off:8 flush:8 wwd:8 r8 f8 w8 lag50 lag99 lag50flush lag99flush lag50wwd lag99wwd listen:p50 listen:p99 poll-primary:p50 poll-primary:p99 poll-standby:p50 poll-standby:p99 poll-standbyflush:p50 poll-standbyflush:p99 poll-standbywwd:p50 poll-standbywwd:p99; do
         echo "- $k: ${samples[$k]}"
     done
+    echo
+    echo "Variants: on = the default (the WAL record; the WAL writer is woken to flush it); off ="
+    echo "\`poolguard.wal_invalidations = off\` (the baseline: no record, standbys never see generations"
+    echo "move); \`poolguard.wal_flush = on\` (the commit waits for its record's flush);"
+    echo "\`wal_writer_delay = 10ms\` (the default 200ms bounds how long a record can wait for the WAL writer)."
     echo
     echo "The lag is measured on the standby itself (one clock): the time between the first read that"
     echo "sees a commit's data and the first read that sees its generation; a negative value would"
