@@ -38,6 +38,9 @@ $primary->safe_psql('postgres', q{
 $primary->backup('base');
 my $standby = PostgreSQL::Test::Cluster->new('standby');
 $standby->init_from_backup($primary, 'base', has_streaming => 1);
+# The reads below are long statements; without feedback the replay of cleanup records would wait
+# for them (max_standby_streaming_delay) and the standby would stay behind.
+$standby->append_conf('postgresql.conf', 'hot_standby_feedback = on');
 $standby->start;
 
 sub update_and_invalidate
