@@ -53,21 +53,23 @@ CREATE TABLE bench_item (id int PRIMARY KEY, v bigint NOT NULL DEFAULT 0);
 INSERT INTO bench_item (id) SELECT generate_series(1, 1000);
 CREATE TABLE lag_probe (id int PRIMARY KEY, v int NOT NULL);
 INSERT INTO lag_probe VALUES (1, 0);
--- On the standby: reads the generation and the data in a loop for `seconds`; returns, for each
--- change of each, when it was first seen.
-CREATE FUNCTION lag_watch(seconds float8, OUT what text, OUT n int, OUT seen_at timestamptz)
+-- On the standby: reads the generation and the data in a loop for `seconds`; returns the data
+-- it started from ('start', v), then each new value of either when it was first seen
+-- ('data', v) and ('generation', g).
+CREATE FUNCTION lag_watch(seconds float8, OUT what text, OUT n bigint, OUT seen_at timestamptz)
     RETURNS SETOF record LANGUAGE plpgsql AS $$
 DECLARE
-    g bigint; v int; last_g bigint; last_v int; ng int := 0; until timestamptz;
+    g bigint; v int; last_g bigint; last_v int; until timestamptz;
 BEGIN
     until := clock_timestamp() + make_interval(secs => seconds);
     last_g := poolguard.cache_generation('lag', '1');
     SELECT p.v INTO last_v FROM lag_probe p WHERE p.id = 1;
+    what := 'start'; n := last_v; seen_at := clock_timestamp(); RETURN NEXT;
     WHILE clock_timestamp() < until LOOP
         g := poolguard.cache_generation('lag', '1');
         SELECT p.v INTO v FROM lag_probe p WHERE p.id = 1;
         IF v <> last_v THEN what := 'data'; n := v; seen_at := clock_timestamp(); RETURN NEXT; last_v := v; END IF;
-        IF g <> last_g THEN ng := ng + 1; what := 'generation'; n := ng; seen_at := clock_timestamp(); RETURN NEXT; last_g := g; END IF;
+        IF g <> last_g THEN what := 'generation'; n := g; seen_at := clock_timestamp(); RETURN NEXT; last_g := g; END IF;
     END LOOP;
 END $$;
 SQL
@@ -137,6 +139,7 @@ for run in $(seq "$RUNS"); do
 
     # Generation lag behind the data on the standby.
     watch_s=$((SECONDS_PER_RUN + 2))
+    feed_start=$(psql_at "$WORK/standby" "$P2" -d postgres -Atq -c 'SELECT generation FROM poolguard.invalidations_since(0)')
     psql_at "$WORK/standby" "$P2" -d postgres -Atq -F ' ' \
         -c "SELECT what, n, extract(epoch FROM seen_at) FROM lag_watch($watch_s)" >"$WORK/lag.out" &
     watcher=$!
@@ -150,10 +153,17 @@ for run in $(seq "$RUNS"); do
             PERFORM pg_sleep(0.02);
         END LOOP; END \$\$" >/dev/null
     wait $watcher
-    # The k-th data change and the k-th generation change belong to the same commit (one every 20 ms).
-    lag=$(awk '$1 == "data" {d[++nd] = $3} $1 == "generation" {g[++ng] = $3}
-               END {n = (nd < ng ? nd : ng); for (i = 1; i <= n; i++) printf "%.3f\n", (g[i] - d[i]) * 1000;
-                    print "pairs", n, nd, ng > "/dev/stderr"}' "$WORK/lag.out" 2>"$WORK/lag.pairs" | sort -g)
+    # The standby's feed says which commit each generation belongs to: the k-th 'lag' item is the
+    # k-th update.  A generation seen covers its commit and any earlier ones not seen yet (two
+    # records replayed between two reads).
+    psql_at "$WORK/standby" "$P2" -d postgres -Atq -c "SELECT generation FROM poolguard.invalidations_since($feed_start)
+        WHERE kind = 'item' AND scope = 'lag' ORDER BY generation" >"$WORK/lag.feed"
+    lag=$(awk 'FNR == NR {k[$1] = FNR; next}
+               $1 == "start" {v0 = $2}
+               $1 == "data" {d[$2 - v0] = $3; nd++}
+               $1 == "generation" && ($2 in k) {for (i = done + 1; i <= k[$2]; i++) if (i in d) {printf "%.3f\n", ($3 - d[i]) * 1000; n++}
+                                               if (k[$2] > done) done = k[$2]; ng++}
+               END {print "pairs", n + 0, nd + 0, ng + 0 > "/dev/stderr"}' "$WORK/lag.feed" "$WORK/lag.out" 2>"$WORK/lag.pairs" | sort -g)
     lag50=$(echo "$lag" | awk '{a[NR]=$1} END {print (NR ? a[int(NR*0.5)+1] : "n/a")}')
     lag99=$(echo "$lag" | awk '{a[NR]=$1} END {i = int(NR*0.99)+1; if (i > NR) i = NR; print (NR ? a[i] : "n/a")}')
     echo "run $run: wal_flush=${suffix:-off}: generation lag behind data on the standby p50 $lag50 ms p99 $lag99 ms ($(cat "$WORK/lag.pairs"))"
@@ -204,7 +214,7 @@ report() {
     echo
     echo "| figure | p50 | p99 | received |"
     echo "|---|---|---|---|"
-    echo "| standby: generation visible after its data (ms; one commit every 20 ms) | $(med lag50) | $(med lag99) | pairs/data/generation changes per run: ${samples[lagpairs]} |"
+    echo "| standby: generation visible after its data (ms; one commit every 20 ms) | $(med lag50) | $(med lag99) | commits measured/data changes/generation changes seen, per run: ${samples[lagpairs]} |"
     echo "| LISTEN on the primary: commit returned → notification (ms) | $(med listen:p50) | $(med listen:p99) | ${samples[listen:n]} |"
     echo "| invalidations_since() long poll on the primary (ms) | $(med poll-primary:p50) | $(med poll-primary:p99) | ${samples[poll-primary:n]} |"
     echo "| invalidations_since() long poll on the standby (ms; includes streaming and replay) | $(med poll-standby:p50) | $(med poll-standby:p99) | ${samples[poll-standby:n]} |"
