@@ -100,12 +100,26 @@ is($before_commit, 0, 'each after the commit of its transaction');
 is($bad_format, 0, 'every message is format 1');
 note("$messages logical messages carried $total items");
 
-# Without wal_level = logical nothing is written; poolguard.logical_messages = off turns them off.
+# pgoutput (what Debezium and logical replication use) passes them on with messages 'true'.
+$node->safe_psql('postgres', q{
+    CREATE PUBLICATION cdc_pub FOR TABLE items;
+    SELECT pg_create_logical_replication_slot('cdc_pgoutput', 'pgoutput');
+});
+$node->safe_psql('postgres', "SELECT poolguard.invalidate('items', 'pgoutput')");
+my $pgoutput = $node->safe_psql('postgres', q{
+    SELECT count(*) FROM pg_logical_slot_peek_binary_changes('cdc_pgoutput', NULL, NULL,
+        'proto_version', '1', 'publication_names', 'cdc_pub', 'messages', 'true')
+     WHERE get_byte(data, 0) = ascii('M')
+       AND position(convert_to('pg_poolguard', 'UTF8') IN data) > 0
+       AND position(convert_to('"key":"pgoutput"', 'UTF8') IN data) > 0});
+is($pgoutput, 1, "pgoutput with messages 'true' delivers the message");
+
+# poolguard.logical_messages = off turns them off.
 $node->safe_psql('postgres', q{ALTER SYSTEM SET poolguard.logical_messages = off; SELECT pg_reload_conf();});
 $node->poll_query_until('postgres', "SELECT current_setting('poolguard.logical_messages') = 'off'");
 $node->safe_psql('postgres', "SELECT poolguard.invalidate('items', 'off')");
 my $changes = $node->safe_psql('postgres',
-    "SELECT count(*) FROM pg_logical_slot_get_changes('cdc', NULL, NULL, 'include-xids', '0') WHERE data LIKE 'message:%'");
+    "SELECT count(*) FROM pg_logical_slot_get_changes('cdc', NULL, NULL, 'include-xids', '0') WHERE data LIKE 'message:%"key":"off"%'");
 is($changes, 0, 'poolguard.logical_messages = off writes no message');
 
 done_testing();
