@@ -119,7 +119,7 @@ $node->safe_psql('postgres', q{ALTER SYSTEM SET poolguard.logical_messages = off
 $node->poll_query_until('postgres', "SELECT current_setting('poolguard.logical_messages') = 'off'");
 $node->safe_psql('postgres', "SELECT poolguard.invalidate('items', 'off')");
 my $changes = $node->safe_psql('postgres',
-    "SELECT count(*) FROM pg_logical_slot_get_changes('cdc', NULL, NULL, 'include-xids', '0') WHERE data LIKE 'message:%"key":"off"%'");
+    "SELECT count(*) FROM pg_logical_slot_get_changes('cdc', NULL, NULL, 'include-xids', '0') WHERE data LIKE 'message:%\"key\":\"off\"%'");
 is($changes, 0, 'poolguard.logical_messages = off writes no message');
 
 done_testing();
