@@ -1,21 +1,26 @@
 # pg_poolguard — built with PGXS.  `make && make install` builds and installs the extension;
-# `make test` runs every test on throwaway clusters; `make demo` shows it working.
+# `make test` runs every test on throwaway clusters, `make test-all` on every tested PostgreSQL
+# major; `make demo` shows it working.
 
 EXTENSION  = pg_poolguard
 MODULE_big = pg_poolguard
 
-CORE_SRCS  = $(sort $(wildcard src/core/*.cpp))
-GLUE_SRCS  = $(sort $(wildcard src/*.cpp))
+# One folder per feature under src/ (README, Architecture); src/core/<feature>/ is plain C++.
+CORE_SRCS  = $(sort $(wildcard src/core/*/*.cpp))
+GLUE_SRCS  = $(sort $(wildcard src/*.cpp) $(filter-out src/core/%,$(wildcard src/*/*.cpp)))
 OBJS       = $(GLUE_SRCS:.cpp=.o) $(CORE_SRCS:.cpp=.o)
 
-# The install script is assembled from one fragment per module.
+# The install script is assembled from one fragment per feature (extension/), in this order.
 DATA_built = pg_poolguard--1.0.sql
-SQL_PARTS  = $(sort $(wildcard src/sql/*.sql))
+SQL_PARTS  = $(addprefix extension/,base.sql policy.sql reaper.sql caps.sql invalidation.sql stats.sql)
 
-# pg_regress: every sql/NAME.sql, in name order.  The test cluster pre-creates the database
-# (the worker is connected to it, so pg_regress must not drop and recreate it).
-REGRESS      = $(sort $(notdir $(basename $(wildcard sql/*.sql))))
-REGRESS_OPTS = --use-existing
+# pg_regress: the tests sql/schedule lists (sql/NAME.sql, expected/NAME.out), in its order; see
+# installcheck-regress below (REGRESS stays empty, also against the environment, so that PGXS runs
+# no list of its own).  The test cluster pre-creates the database (the worker is connected
+# to it, so pg_regress must not drop and recreate it).
+REGRESS_SCHEDULE = sql/schedule
+REGRESS          =
+REGRESS_OPTS     = --use-existing --dbname=contrib_regression
 
 # pg_isolation_regress: every specs/NAME.spec (expected/NAME.out), against the same server.
 ISOLATION      = $(sort $(notdir $(basename $(wildcard specs/*.spec))))
@@ -33,7 +38,7 @@ SHLIB_LINK += -lstdc++
 # Debian's PGXS would also compile every .cpp to LLVM bitcode with clang, ignoring our flags.
 override with_llvm = no
 
-EXTRA_CLEAN = build $(OBJS:.o=.d) output_iso
+EXTRA_CLEAN = build $(OBJS:.o=.d) output_iso results regression.diffs regression.out
 
 PG_CONFIG ?= pg_config
 PGXS := $(wildcard $(shell $(PG_CONFIG) --pgxs 2>/dev/null))
@@ -51,16 +56,24 @@ endif
 $(DATA_built): $(SQL_PARTS)
 	cat $^ > $@
 
+# PGXS runs pg_regress only for a REGRESS list; ours runs a schedule, before the isolation tests
+# PGXS's installcheck runs.
+ifneq ($(PGXS),)
+installcheck: installcheck-regress
+installcheck-regress:
+	$(pg_regress_installcheck) $(REGRESS_OPTS) --schedule=$(REGRESS_SCHEDULE)
+endif
+
 # ---- unit tests of the pure C++ core (GoogleTest), plain and under ASan+UBSan ----
 UNIT_SRCS   = $(sort $(wildcard test/unit/*.cpp))
-UNIT_FLAGS  = -std=c++17 -Wall -Wextra -Werror -g -Isrc/core
+UNIT_FLAGS  = -std=c++17 -Wall -Wextra -Werror -g -Isrc
 SAN_FLAGS   = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-build/unit_tests: $(UNIT_SRCS) $(CORE_SRCS) $(wildcard src/core/*.h)
+build/unit_tests: $(UNIT_SRCS) $(CORE_SRCS) $(wildcard src/core/*.h src/core/*/*.h)
 	@mkdir -p build
 	$(CXX) $(UNIT_FLAGS) -O1 -o $@ $(UNIT_SRCS) $(CORE_SRCS) -lgtest -lgtest_main -pthread
 
-build/unit_tests_sanitized: $(UNIT_SRCS) $(CORE_SRCS) $(wildcard src/core/*.h)
+build/unit_tests_sanitized: $(UNIT_SRCS) $(CORE_SRCS) $(wildcard src/core/*.h src/core/*/*.h)
 	@mkdir -p build
 	$(CXX) $(UNIT_FLAGS) -O1 $(SAN_FLAGS) -o $@ $(UNIT_SRCS) $(CORE_SRCS) -lgtest -lgtest_main -pthread
 
@@ -75,10 +88,18 @@ tap:
 test:
 	bash scripts/test.sh
 
+# Structural rules of the sources (layers, the core boundary, messages, SQL names, schedule).
+lint:
+	python3 scripts/lint.py
+
+# Every test on each tested major: 15 (the host's packages), 17 and 18 (Debian chroots).
+test-all:
+	bash scripts/matrix.sh
+
 demo:
 	bash scripts/demo.sh
 
 bench:
 	bash bench/run.sh
 
-.PHONY: unit tap test demo bench
+.PHONY: unit tap test test-all lint demo bench installcheck-regress

@@ -1,7 +1,7 @@
 /*
  * drain_cost.cpp — the cost of one publisher drain() under the queue lock, side by side: the
  * former ring scan (every entry from the tail to the head is looked at) against the per-database
- * lists (core/entry_lists.h: only the entries taken are touched).  Pure C++ on the same entry
+ * lists (core/invalidation/entry_lists.h: only the entries taken are touched).  Pure C++ on the same entry
  * layout as shared memory (QueueEntry, ~1.1 kB); no server.
  *
  * Scenario: a queue of Q entries, all but `mine` of them belonging to other databases that are
@@ -11,7 +11,7 @@
  *
  * Usage: drain_cost QUEUE_SIZE MINE ROUNDS
  */
-#include "core/entry_lists.h"
+#include "core/invalidation/entry_lists.h"
 
 #include <algorithm>
 #include <chrono>

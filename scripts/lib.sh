@@ -4,7 +4,7 @@
 PG_CONFIG=${PG_CONFIG:-pg_config}
 
 # Debian packages the build and the tests need.
-POOLGUARD_PACKAGES="g++ make perl postgresql-15 postgresql-server-dev-15 libkrb5-dev libipc-run-perl libgtest-dev"
+POOLGUARD_PACKAGES="g++ make perl python3 postgresql-15 postgresql-server-dev-15 libkrb5-dev libipc-run-perl libgtest-dev"
 
 log() { printf '\n==> %s\n' "$*"; }
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # scripts/test.sh — `make test`: every pg_poolguard test on throwaway clusters.
 #   1. installs missing packages (as root), builds and installs the extension;
-#   2. unit tests of the C++ core, plain and under AddressSanitizer + UBSan;
-#   3. pg_regress (sql/, expected/) and pg_isolation_regress (specs/) against a cluster with the
-#      library preloaded;
-#   4. the Node.js client's tests (clients/node) against that cluster;
-#   5. TAP tests (test/t/*.pl) with PostgreSQL::Test::Cluster.
+#   2. make lint: the structural rules of the sources (scripts/lint.py);
+#   3. unit tests of the C++ core, plain and under AddressSanitizer + UBSan;
+#   4. pg_regress (sql/schedule, sql/, expected/) and pg_isolation_regress (specs/) against a
+#      cluster with the library preloaded;
+#   5. the Node.js client's tests (clients/node) against that cluster;
+#   6. TAP tests (test/t/*.pl) with PostgreSQL::Test::Cluster.
 # Clusters run as the postgres OS user from a copy of the tree it owns; exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -13,11 +14,15 @@ ROOT=$PWD
 . scripts/lib.sh
 
 set -e
-install_deps
-# The Node.js client's tests need node and npm (Debian's packages when none is installed).
-command -v node >/dev/null && command -v npm >/dev/null || install_deps nodejs npm
-# The Node.js client's poll mode is tested through a real PgBouncer in transaction mode.
-[ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null || install_deps pgbouncer
+# scripts/matrix.sh (make test-all) runs this script in chroots it has provisioned itself, and
+# hands over the Node.js client's dependencies in POOLGUARD_NODE_MODULES.
+if [ "${POOLGUARD_DEPS_READY:-0}" != 1 ]; then
+    install_deps
+    # The Node.js client's tests need node and npm (Debian's packages when none is installed).
+    command -v node >/dev/null && command -v npm >/dev/null || install_deps nodejs npm
+    # The Node.js client's poll mode is tested through a real PgBouncer in transaction mode.
+    [ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null || install_deps pgbouncer
+fi
 log "build and install"
 make -s -j"$(nproc)" 2>&1
 make -s install >/dev/null
@@ -30,6 +35,14 @@ count() { # count PASSED FAILED
     passed=$((passed + $1))
     failed=$((failed + $2))
 }
+
+log "lint (scripts/lint.py)"
+if make -s lint; then
+    count 1 0
+else
+    count 0 1
+    status=1
+fi
 
 log "unit tests (GoogleTest, plain and sanitized)"
 if make -s unit >build-unit.log 2>&1; then
@@ -88,7 +101,12 @@ log "Node.js client tests (clients/node) against the same cluster"
 node_flags=$(node -e 'const [a, b] = process.versions.node.split(".").map(Number);
                        console.log(a > 20 || (a === 20 && b >= 10) ? "--test-concurrency=1" : "")')
 psql_at "$WORK/regress" "$PORT" -q -d postgres -c 'CREATE DATABASE node_client' &&
-    (cd "$WORK/clients/node" && npm ci --no-audit --no-fund --loglevel=error >/dev/null &&
+    (cd "$WORK/clients/node" &&
+        if [ -n "${POOLGUARD_NODE_MODULES:-}" ]; then
+            cp -a "$POOLGUARD_NODE_MODULES" node_modules
+        else
+            npm ci --no-audit --no-fund --loglevel=error >/dev/null
+        fi &&
         PGHOST="$WORK/regress" PGPORT="$PORT" PGUSER=postgres PGDATABASE=node_client \
         node --test $node_flags --test-reporter=tap test/*.test.js) >"$WORK/node.out" 2>&1
 node_rc=$?
@@ -119,5 +137,6 @@ else
 fi
 
 echo
-echo "tests: $passed passed, $failed failed"
+# Under make test-all the line names the version ("PostgreSQL 17: tests: ...").
+echo "${POOLGUARD_TEST_LABEL:+$POOLGUARD_TEST_LABEL: }tests: $passed passed, $failed failed"
 exit $status

@@ -1,20 +1,19 @@
 /*
  * pg_poolguard.cpp — module entry point: _PG_init wires GUCs, shared memory, hooks and workers.
  */
-#include "postgres_headers.h"
+#include "pg/postgres_headers.h"
 
-#include "actions.h"
-#include "caps.h"
-#include "guard.h"
-#include "guc.h"
-#include "metrics_server.h"
-#include "policy_store.h"
-#include "sessions.h"
-#include "invalidation.h"
-#include "shmem.h"
-#include "stats.h"
-#include "version.h"
-#include "worker.h"
+#include "caps/caps.h"
+#include "pg/guard.h"
+#include "pg/guc.h"
+#include "metrics/metrics.h"
+#include "policy/policy.h"
+#include "enforce/enforce.h"
+#include "invalidation/invalidation.h"
+#include "pg/shmem.h"
+#include "stats/stats.h"
+#include "pg/version.h"
+#include "worker/worker.h"
 
 extern "C" {
 PG_MODULE_MAGIC;
@@ -57,7 +56,7 @@ POOLGUARD_FUNCTION(poolguard_version)
 POOLGUARD_FUNCTION(poolguard_worker_pid)
 {
     poolguard::require_shared_memory();
-    uint32 pid = pg_atomic_read_u32(&poolguard::shared->worker_pid);
+    uint32 pid = pg_atomic_read_u32(&poolguard::worker_state->worker_pid);
     if (pid == 0)
         PG_RETURN_NULL();
     PG_RETURN_INT32((int32) pid);

@@ -1,7 +1,7 @@
-#include "generation.h"
-#include "invalidation_key.h"
-#include "notify_payload.h"
-#include "entry_lists.h"
+#include "core/invalidation/generation.h"
+#include "core/invalidation/invalidation_key.h"
+#include "core/invalidation/notify_payload.h"
+#include "core/invalidation/entry_lists.h"
 
 #include <gtest/gtest.h>
 

@@ -1,0 +1,222 @@
+/*
+ * enforce.h — the enforce feature's public interface: one consistent look at every client
+ * session (identity, state, the policy it matches, the rules in force, the verdict), and what is
+ * done to a session: re-check, leave the client a note, signal, record a poolguard.terminations
+ * row, log one line.  The worker, reap() and the sessions view all judge sessions through
+ * scan_sessions(), so they can never disagree.
+ *
+ *   sessions.cpp  the scan, memory readings, the exemption check
+ *   actions.cpp   re-check and signal, client notes (emit_log_hook), history, act_on_scan
+ *   views.cpp     poolguard.session_info() and poolguard.termination_history()
+ */
+#ifndef POOLGUARD_ENFORCE_H
+#define POOLGUARD_ENFORCE_H
+
+#include "pg/postgres_headers.h"
+
+#include "core/enforce/recheck.h"
+#include "core/policy/cidr.h"
+#include "core/policy/rules.h"
+#include "policy/policy.h"
+
+namespace poolguard {
+
+/* One backend of a fresh backend-status snapshot, copied as plain data. */
+struct BackendStatusRow
+{
+    int pid;
+    bool client_backend; /* B_BACKEND: a client session */
+    Oid userid;
+    Oid dbid;
+    TimestampTz backend_start;
+    TimestampTz state_change;
+    TimestampTz query_start;
+    BackendState state;
+    char application_name[NAMEDATALEN];
+    core::IpAddress client;
+};
+
+/*
+ * The one walk of PostgreSQL's backend-status array: takes a fresh snapshot
+ * (pgstat_clear_snapshot) and copies every backend that has a pid (palloc'd in
+ * CurrentMemoryContext); returns how many.  The scan, the re-check fallback and evict_idle's
+ * candidates all read backends through it.
+ */
+int backend_status_snapshot(BackendStatusRow **rows);
+
+/* One client backend as seen by a scan; plain data. */
+struct SessionRow
+{
+    int pid;
+    Oid userid;
+    Oid dbid;
+    TimestampTz backend_start;
+    TimestampTz state_change;
+    TimestampTz query_start;
+    BackendState raw_state;
+    core::SessionState state;
+    char application_name[NAMEDATALEN];
+    core::IpAddress client;
+    bool is_self;      /* the backend running the scan: never acted on */
+    bool exempt;       /* superuser or poolguard.exempt_roles */
+    bool superuser;
+    int policy;        /* index into SessionScan::policies.policies, -1 = GUC defaults */
+    core::Rules rules;
+    core::Verdict verdict; /* reason none if exempt */
+    int64 private_memory;  /* bytes, -1 = not measured */
+};
+
+struct SessionScan
+{
+    TimestampTz now;
+    PolicySnapshot policies;
+    int count;
+    SessionRow *rows;
+    TimestampTz next_deadline; /* earliest time any rule may fire; DT_NOEND if none */
+};
+
+enum class MemoryReads
+{
+    as_rules_need, /* only idle candidates of policies with max_idle_memory */
+    all_visible,   /* every session the caller may see (the sessions view); none it may not */
+};
+
+/*
+ * Fills *scan (palloc'd in CurrentMemoryContext).  Runs outside any LWLock.  Runs in a transaction (role and database
+ * lookups use the syscache).  The memory cache lets the worker read /proc at most once per
+ * naptime per session; NULL reads every time.
+ */
+struct MemoryCache;
+void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache);
+
+/* Registers the shared table of the worker's memory readings. */
+void sessions_register(void);
+
+/* The worker's latest private-memory reading of a backend, -1 if none. */
+int64 measured_private_memory(int pid);
+
+/* The worker's per-session memo of /proc reads. */
+MemoryCache *memory_cache_create(void);
+
+/* Name of the policy of a row ("" for the GUC defaults). */
+const char *row_policy_name(const SessionScan *scan, const SessionRow *row);
+
+/* pg_stat_activity's name for a state. */
+const char *state_name(BackendState state);
+
+/* Private_Clean + Private_Dirty of a process in bytes, -1 if unreadable. */
+int64 read_private_memory(int pid);
+
+/*
+ * The one exemption rule: a session is never acted on (reaped, evicted, capped) if its login
+ * role is a superuser (unless poolguard.exempt_superusers = off) or a member of one of
+ * poolguard.exempt_roles.  Both functions read the catalog: call them before taking any
+ * LWLock or spinlock, never under one.
+ */
+struct Exemptions
+{
+    Oid *roles; /* the poolguard.exempt_roles that exist (palloc'd) */
+    int count;
+};
+void exemptions_load(Exemptions *exemptions);
+bool session_exempt(const Exemptions *exemptions, Oid userid, bool *superuser = nullptr);
+
+/*
+ * May the current user see the details (state, memory, verdict) of a session of this role?
+ * As pg_stat_activity: members of pg_read_all_stats, and roles with the privileges of it.
+ */
+bool caller_may_see(Oid role);
+
+/* Converts a backend's client address (family 0 for Unix sockets). */
+core::IpAddress client_address(const SockAddr *addr);
+
+/* ---- actions (actions.cpp) ---- */
+
+
+enum class Action : uint8_t
+{
+    terminate,
+    cancel,
+    dry_run,
+};
+
+const char *action_name(Action action);
+
+/* One recorded action; plain data (lives in the shared history ring). */
+struct ActionRecord
+{
+    TimestampTz at;
+    int pid;
+    NameData role_name;
+    NameData database_name;
+    char application_name[NAMEDATALEN];
+    core::IpAddress client;
+    core::Reason reason;
+    Action action;
+    BackendState state;
+    char policy[NAMEDATALEN]; /* "" = no policy (GUC defaults) */
+    int64 state_duration;     /* µs in the state the rule judged */
+    int64 backend_age;        /* µs */
+    int64 private_memory;     /* bytes, -1 = not measured */
+};
+
+/* The worker's memo of what it already did, so a verdict is acted on (or dry-run) once. */
+struct ActionMemo;
+ActionMemo *action_memo_create(void);
+
+typedef void (*ActionSink)(const ActionRecord *record, void *arg);
+
+/*
+ * Acts on every row of the scan with a verdict.  dry_run forces dry-run actions; memo (worker
+ * only) skips verdicts already handled; sink (optional) sees each action.  Targets are re-read
+ * from a fresh status snapshot just before they are signalled and skipped if they changed.
+ * Returns how many actions were taken.
+ */
+int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink sink, void *sink_arg);
+
+/* Records an action in the history ring and counts it (caps use it for evict_idle). */
+void record_action(const ActionRecord *record);
+
+/* Copies the history, oldest first, into a palloc'd array; returns the count. */
+int history_copy(ActionRecord **records);
+
+/* Fills a record's who-fields (role and database names resolved now). */
+void record_identity(ActionRecord *record, int pid, Oid userid, Oid dbid, const char *application_name,
+                     const core::IpAddress &client);
+
+enum class SignalOutcome
+{
+    signalled, /* sent (or, for signal 0, would be sent) */
+    changed,   /* not the session that was judged any more, or protected: nothing sent */
+    gone,      /* the process is gone */
+};
+
+/* What a decision about a client backend was based on (for recheck_and_signal). */
+core::BackendFacts judged_facts(int pid, Oid userid, TimestampTz backend_start, BackendState state,
+                                TimestampTz state_change, TimestampTz query_start);
+
+/*
+ * The one way pg_poolguard signals a session (reaper, reap(), evict_idle).  Refuses the
+ * caller itself, anything but a client backend, and a superuser unless allow_superuser; then
+ * reads the target's status afresh and sends signal (SIGTERM / SIGINT, to its process group)
+ * only if core::still_as_judged() holds — with nothing between that check and kill() but the
+ * process-array lookup.  signal 0 = check only (dry run).  Do every slow or failing step
+ * (catalog, /proc, client note) before; call it under no lock.
+ */
+SignalOutcome recheck_and_signal(const core::BackendFacts &judged, core::Watch watch, int signal,
+                                 bool allow_superuser);
+
+/* Leaves the note a signalled backend will show its client; false if the pid is gone. */
+bool leave_client_note(int pid, Action action, core::Reason reason, const char *policy, int64 limit,
+                       int64 observed);
+
+/* Takes back the note of a signal that was not sent after all. */
+void withdraw_client_note(int pid);
+
+/* Registers shared memory and installs the emit_log_hook that tells clients why. */
+void actions_register(void);
+void actions_install_hooks(void);
+
+}  // namespace poolguard
+
+#endif

@@ -1,0 +1,162 @@
+/*
+ * views.cpp — set-returning functions behind poolguard.sessions and poolguard.terminations.
+ *
+ * Visibility: a caller sees only the sessions (and recorded actions) of roles whose privileges
+ * it has — its own — unless it is a member of pg_read_all_stats (pg_monitor), which sees all.
+ * PUBLIC may use both views, so no role learns another role's applications, addresses or
+ * habits through them.
+ */
+#include "pg/guard.h"
+#include "pg/guc.h"
+#include "enforce/enforce.h"
+#include "pg/shmem.h"
+
+#include <arpa/inet.h>
+
+using namespace poolguard;
+
+namespace {
+
+/* inet Datum of an address; false for Unix sockets. */
+bool inet_datum(const core::IpAddress &ip, Datum *out)
+{
+    char text[INET6_ADDRSTRLEN];
+    if (ip.family == 0 || inet_ntop(ip.family == 4 ? AF_INET : AF_INET6, ip.bytes, text, sizeof(text)) == NULL)
+        return false;
+    *out = DirectFunctionCall1(inet_in, CStringGetDatum(text));
+    return true;
+}
+
+Datum interval_datum(int64 us)
+{
+    Interval *iv = static_cast<Interval *>(palloc0(sizeof(Interval)));
+    iv->time = us;
+    return IntervalPGetDatum(iv);
+}
+
+Datum name_datum(const char *s)
+{
+    Name name = static_cast<Name>(palloc0(NAMEDATALEN));
+    namestrcpy(name, s ? s : "");
+    return NameGetDatum(name);
+}
+
+}  // namespace
+
+POOLGUARD_FUNCTION(poolguard_session_info)
+{
+    require_shared_memory();
+    ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+    InitMaterializedSRF(fcinfo, 0);
+
+    SessionScan scan;
+    scan_sessions(&scan, MemoryReads::all_visible, nullptr);
+
+    for (int i = 0; i < scan.count; i++)
+    {
+        const SessionRow *row = &scan.rows[i];
+        if (!caller_may_see(row->userid))
+            continue;
+        constexpr int ncols = 14;
+        Datum values[ncols];
+        bool nulls[ncols];
+        memset(nulls, 0, sizeof(nulls));
+
+        values[0] = Int32GetDatum(row->pid);
+        const char *role = OidIsValid(row->userid) ? GetUserNameFromId(row->userid, true) : NULL;
+        if (role)
+            values[1] = name_datum(role);
+        else
+            nulls[1] = true;
+        const char *db = OidIsValid(row->dbid) ? get_database_name(row->dbid) : NULL;
+        if (db)
+            values[2] = name_datum(db);
+        else
+            nulls[2] = true;
+        values[3] = CStringGetTextDatum(row->application_name);
+        nulls[4] = !inet_datum(row->client, &values[4]);
+        values[5] = TimestampTzGetDatum(row->backend_start);
+        values[6] = CStringGetTextDatum(state_name(row->raw_state));
+        values[7] = TimestampTzGetDatum(row->state_change);
+        bool idle = row->state == core::SessionState::idle ||
+                    row->state == core::SessionState::idle_in_transaction ||
+                    row->state == core::SessionState::idle_in_transaction_aborted;
+        if (idle)
+            values[8] = interval_datum(scan.now - row->state_change);
+        else
+            nulls[8] = true;
+        if (row->private_memory >= 0)
+            values[9] = Int64GetDatum(row->private_memory);
+        else
+            nulls[9] = true;
+        if (row->policy >= 0)
+            values[10] = CStringGetTextDatum(row_policy_name(&scan, row));
+        else
+            nulls[10] = true;
+        if (row->exempt)
+        {
+            /* Never acted on: say so, and why (the policy it matches is still shown). */
+            values[11] = CStringGetTextDatum("exempt");
+            nulls[12] = true;
+            values[13] = CStringGetTextDatum(guc_exempt_superusers && row->superuser ? "superuser" : "exempt_roles");
+        }
+        else if (row->verdict.reason != core::Reason::none)
+        {
+            values[11] = CStringGetTextDatum(core::reason_name(row->verdict.reason));
+            values[12] = TimestampTzGetDatum(scan.now);
+        }
+        else
+        {
+            nulls[11] = true;
+            if (row->verdict.deadline != DT_NOEND)
+                values[12] = TimestampTzGetDatum(row->verdict.deadline);
+            else
+                nulls[12] = true;
+        }
+        if (!row->exempt)
+            nulls[13] = true;
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    return (Datum) 0;
+}
+
+POOLGUARD_FUNCTION(poolguard_termination_history)
+{
+    require_shared_memory();
+    ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+    InitMaterializedSRF(fcinfo, 0);
+
+    ActionRecord *records;
+    int count = history_copy(&records);
+    for (int i = 0; i < count; i++)
+    {
+        const ActionRecord *r = &records[i];
+        if (!caller_may_see(get_role_oid(NameStr(r->role_name), true)))
+            continue;
+        Datum values[13];
+        bool nulls[13];
+        memset(nulls, 0, sizeof(nulls));
+
+        values[0] = TimestampTzGetDatum(r->at);
+        values[1] = Int32GetDatum(r->pid);
+        values[2] = name_datum(NameStr(r->role_name));
+        values[3] = name_datum(NameStr(r->database_name));
+        values[4] = CStringGetTextDatum(r->application_name);
+        nulls[5] = !inet_datum(r->client, &values[5]);
+        values[6] = CStringGetTextDatum(core::reason_name(r->reason));
+        if (r->policy[0])
+            values[7] = CStringGetTextDatum(r->policy);
+        else
+            nulls[7] = true;
+        values[8] = CStringGetTextDatum(action_name(r->action));
+        values[9] = CStringGetTextDatum(state_name(r->state));
+        values[10] = interval_datum(r->state_duration);
+        values[11] = interval_datum(r->backend_age);
+        if (r->private_memory >= 0)
+            values[12] = Int64GetDatum(r->private_memory);
+        else
+            nulls[12] = true;
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    return (Datum) 0;
+}

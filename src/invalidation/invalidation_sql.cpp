@@ -1,0 +1,278 @@
+/*
+ * invalidation_sql.cpp — the SQL face of cache invalidation besides invalidate():
+ * cache_generation(), the invalidation_trigger() trigger function, the stats functions and
+ * publisher_pids() (how a listener tells the publisher's notifications from forged ones).
+ */
+#include "core/invalidation/entry_lists.h"
+
+#include "invalidation/invalidation.h"
+
+#include "pg/guard.h"
+#include "pg/shmem.h"
+
+namespace {
+
+using namespace poolguard;
+
+/* Schedules the invalidation of `column`'s value in `tuple` (NULL: nothing to invalidate). */
+char *column_key(HeapTuple tuple, TupleDesc desc, int attnum)
+{
+    if (tuple == nullptr)
+        return nullptr;
+    return SPI_getvalue(tuple, desc, attnum); /* NULL for a NULL value */
+}
+
+void schedule_key(const char *scope, int scope_len, const char *key)
+{
+    if (key == nullptr)
+        return;
+    int key_len = (int) strlen(key);
+    invalidation_validate(scope, scope_len, key, key_len);
+    invalidation_schedule(scope, scope_len, key, key_len);
+}
+
+}  // namespace
+
+/* poolguard.cache_generation(scope text, key text default null): lock-free, shared memory only. */
+POOLGUARD_FUNCTION(poolguard_cache_generation)
+{
+    require_shared_memory();
+    text *scope = PG_ARGISNULL(0) ? nullptr : PG_GETARG_TEXT_PP(0);
+    text *key = PG_ARGISNULL(1) ? nullptr : PG_GETARG_TEXT_PP(1);
+    const char *scope_data = scope ? VARDATA_ANY(scope) : nullptr;
+    int scope_len = scope ? (int) VARSIZE_ANY_EXHDR(scope) : 0;
+    const char *key_data = key ? VARDATA_ANY(key) : nullptr;
+    int key_len = key ? (int) VARSIZE_ANY_EXHDR(key) : 0;
+
+    invalidation_validate(scope_data, scope_len, key_data, key_len, false);
+    PG_RETURN_INT64((int64) invalidation_current_generation(scope_data, scope_len, key_data, key_len));
+}
+
+/*
+ * poolguard.invalidation_trigger(scope, column [, column ...]): row-level AFTER trigger that
+ * invalidates (scope, value) for each column's value in NEW and in OLD (once when equal;
+ * NULL values are skipped).  As a statement-level trigger on TRUNCATE it invalidates the scope.
+ */
+POOLGUARD_FUNCTION(poolguard_invalidation_trigger)
+{
+    require_shared_memory();
+    if (!CALLED_AS_TRIGGER(fcinfo))
+        ereport(ERROR,
+                (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                 errmsg("poolguard.invalidation_trigger() must be called as a trigger"),
+                 errhint("Use it in CREATE TRIGGER ... AFTER INSERT OR UPDATE OR DELETE ... FOR EACH ROW "
+                         "EXECUTE FUNCTION poolguard.invalidation_trigger('scope', 'key_column').")));
+    TriggerData *trigdata = (TriggerData *) fcinfo->context;
+    Trigger *trigger = trigdata->tg_trigger;
+    const char *name = trigger->tgname;
+
+    if (!TRIGGER_FIRED_AFTER(trigdata->tg_event))
+        ereport(ERROR,
+                (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                 errmsg("trigger \"%s\" must be an AFTER trigger", name),
+                 errdetail("An invalidation must describe the row as it was stored, which only AFTER triggers see."),
+                 errhint("Recreate the trigger with AFTER instead of BEFORE or INSTEAD OF.")));
+    if (trigger->tgnargs < 1)
+        ereport(ERROR,
+                (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                 errmsg("trigger \"%s\" names no invalidation scope", name),
+                 errdetail("poolguard.invalidation_trigger() takes the scope and then one or more key column names."),
+                 errhint("Use EXECUTE FUNCTION poolguard.invalidation_trigger('scope', 'key_column').")));
+
+    const char *scope = trigger->tgargs[0];
+    int scope_len = (int) strlen(scope);
+    invalidation_validate(scope, scope_len, nullptr, 0);
+
+    if (TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
+    {
+        if (!TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+            ereport(ERROR,
+                    (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                     errmsg("trigger \"%s\" must be fired for each row", name),
+                     errdetail("A statement-level trigger does not see the keys of the changed rows; only TRUNCATE "
+                               "is supported at statement level, where it invalidates the whole scope."),
+                     errhint("Recreate the trigger with FOR EACH ROW.")));
+        invalidation_schedule(scope, scope_len, nullptr, 0);
+        return PointerGetDatum(nullptr);
+    }
+
+    if (trigger->tgnargs < 2)
+        ereport(ERROR,
+                (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                 errmsg("trigger \"%s\" names no key column", name),
+                 errdetail("poolguard.invalidation_trigger() takes the scope and then one or more key column names."),
+                 errhint("Use EXECUTE FUNCTION poolguard.invalidation_trigger('%s', 'key_column').", scope)));
+
+    TupleDesc desc = trigdata->tg_relation->rd_att;
+    HeapTuple old_row = nullptr;
+    HeapTuple new_row = nullptr;
+    if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+        new_row = trigdata->tg_trigtuple;
+    else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+        old_row = trigdata->tg_trigtuple;
+    else
+    {
+        old_row = trigdata->tg_trigtuple;
+        new_row = trigdata->tg_newtuple;
+    }
+
+    for (int i = 1; i < trigger->tgnargs; i++)
+    {
+        const char *column = trigger->tgargs[i];
+        int attnum = SPI_fnumber(desc, column);
+        if (attnum <= 0)
+            ereport(ERROR,
+                    (errcode(ERRCODE_UNDEFINED_COLUMN),
+                     errmsg("trigger \"%s\": column \"%s\" does not exist in table \"%s\"", name, column,
+                            RelationGetRelationName(trigdata->tg_relation)),
+                     errdetail("The arguments after the scope name the columns whose values are the invalidated keys."),
+                     errhint("Recreate the trigger with existing column names (case-sensitive).")));
+
+        char *new_key = column_key(new_row, desc, attnum);
+        char *old_key = column_key(old_row, desc, attnum);
+        schedule_key(scope, scope_len, new_key);
+        if (old_key != nullptr && (new_key == nullptr || strcmp(old_key, new_key) != 0))
+            schedule_key(scope, scope_len, old_key);
+    }
+    return PointerGetDatum(nullptr);
+}
+
+namespace poolguard {
+
+int invalidation_copy_scope_counts(InvalidationsByScope **counts)
+{
+    InvalidationsByScope *out =
+        static_cast<InvalidationsByScope *>(palloc0(sizeof(InvalidationsByScope) * (max_scope_stats + 1)));
+    int n = 0;
+    if (invalidation_shared != nullptr)
+    {
+        /* Plain data only under the lock. */
+        LWLockAcquire(invalidation_shared->lock, LW_SHARED);
+        for (int i = 0; i <= max_scope_stats; i++)
+        {
+            const ScopeStats *st =
+                i < max_scope_stats ? &invalidation_shared->scopes[i] : &invalidation_shared->other_scopes;
+            if (st->invalidations == 0 || (i < max_scope_stats && !OidIsValid(st->database)))
+                continue;
+            const char *scope = i < max_scope_stats ? st->scope : "";
+            int k = 0;
+            while (k < n && strcmp(out[k].scope, scope) != 0)
+                k++;
+            if (k == n)
+                strlcpy(out[n++].scope, scope, sizeof(out[k].scope));
+            out[k].invalidations += st->invalidations;
+        }
+        LWLockRelease(invalidation_shared->lock);
+    }
+    *counts = out;
+    return n;
+}
+
+}  // namespace poolguard
+
+/* Rows of poolguard.invalidation_stats: this database's scopes (and the overflow row). */
+POOLGUARD_FUNCTION(poolguard_invalidation_stats)
+{
+    require_shared_memory();
+    ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+    InitMaterializedSRF(fcinfo, 0);
+
+    /* Copied under the lock, emitted after it (tuplestore calls may raise errors). */
+    int count = 0;
+    ScopeStats *rows = static_cast<ScopeStats *>(palloc(sizeof(ScopeStats) * (max_scope_stats + 1)));
+    LWLockAcquire(invalidation_shared->lock, LW_SHARED);
+    for (int i = 0; i < max_scope_stats; i++)
+        if (invalidation_shared->scopes[i].database == MyDatabaseId)
+            rows[count++] = invalidation_shared->scopes[i];
+    if (invalidation_shared->other_scopes.invalidations > 0)
+        rows[count++] = invalidation_shared->other_scopes;
+    LWLockRelease(invalidation_shared->lock);
+
+    for (int i = 0; i < count; i++)
+    {
+        Datum values[4];
+        bool nulls[4] = {false, false, false, false};
+        if (rows[i].database == InvalidOid)
+            nulls[0] = true; /* the overflow row */
+        else
+            values[0] = CStringGetTextDatum(rows[i].scope);
+        values[1] = Int64GetDatum((int64) rows[i].invalidations);
+        values[2] = Int64GetDatum((int64) rows[i].last_generation);
+        values[3] = TimestampTzGetDatum(rows[i].last_invalidated_at);
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    return (Datum) 0;
+}
+
+/* Rows of poolguard.invalidation_publishers: one per database with a publisher slot. */
+POOLGUARD_FUNCTION(poolguard_invalidation_publishers)
+{
+    require_shared_memory();
+    ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+    InitMaterializedSRF(fcinfo, 0);
+
+    int count = 0;
+    PublisherSlot *rows = static_cast<PublisherSlot *>(palloc(sizeof(PublisherSlot) * max_publishers));
+    LWLockAcquire(invalidation_shared->lock, LW_SHARED);
+    for (int i = 0; i < max_publishers; i++)
+        if (invalidation_shared->publishers[i].database != InvalidOid)
+            rows[count++] = invalidation_shared->publishers[i];
+    /* entries in use, all databases */
+    uint64 ring_used = invalidation_shared->queue_size - invalidation_shared->free_entries.count;
+    LWLockRelease(invalidation_shared->lock);
+
+    for (int i = 0; i < count; i++)
+    {
+        const PublisherSlot *p = &rows[i];
+        constexpr int ncols = 13;
+        Datum values[ncols];
+        bool nulls[ncols] = {};
+        values[0] = ObjectIdGetDatum(p->database);
+        values[1] = Int32GetDatum(p->pid);
+        nulls[1] = p->pid == 0;
+        values[2] = Int64GetDatum((int64) p->items.count);
+        values[3] = Int64GetDatum((int64) ring_used);
+        values[4] = Int64GetDatum((int64) p->publisher_starts);
+        values[5] = Int64GetDatum((int64) p->start_failures);
+        values[6] = Int64GetDatum((int64) p->notifications);
+        values[7] = Int64GetDatum((int64) p->items_published);
+        values[8] = Int64GetDatum((int64) p->resyncs);
+        values[9] = Int64GetDatum((int64) p->ring_overflows);
+        values[10] = Int64GetDatum((int64) p->queue_warnings);
+        values[11] = Float8GetDatum(p->last_queue_usage);
+        values[12] = TimestampTzGetDatum(p->last_publish_at);
+        nulls[12] = p->last_publish_at == 0;
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    return (Datum) 0;
+}
+
+/*
+ * poolguard.publisher_pids(): the pids of the running publisher(s) of the caller's current
+ * database — nothing about other databases.  Executable by PUBLIC: a listener compares a
+ * notification's sender pid with these, because any role that may connect may NOTIFY on the
+ * channel.  (A publisher's pid is no secret within its database: pg_stat_activity shows it.)
+ */
+POOLGUARD_FUNCTION(poolguard_publisher_pids)
+{
+    require_shared_memory();
+    ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+    InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+
+    int count = 0;
+    int pids[max_publishers];
+    LWLockAcquire(invalidation_shared->lock, LW_SHARED);
+    for (int i = 0; i < max_publishers; i++)
+        if (invalidation_shared->publishers[i].database == MyDatabaseId &&
+            invalidation_shared->publishers[i].pid != 0)
+            pids[count++] = invalidation_shared->publishers[i].pid;
+    LWLockRelease(invalidation_shared->lock);
+
+    for (int i = 0; i < count; i++)
+    {
+        Datum value = Int32GetDatum(pids[i]);
+        bool isnull = false;
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
+    }
+    return (Datum) 0;
+}

@@ -1,0 +1,147 @@
+/*
+ * postgres_headers.h — the one place pg_poolguard includes PostgreSQL server headers.
+ *
+ * Every PostgreSQL header is included here, inside extern "C", after the C++ standard
+ * headers.  Files under src/core/ must never include this file: they are plain C++ and are
+ * unit-tested without a server (core/no_server_headers.h enforces that).
+ *
+ * The rule that keeps C++ and PostgreSQL apart:
+ *   PostgreSQL reports errors with longjmp.  No C++ object with a non-trivial destructor may be
+ *   live across a call that can ereport(ERROR) — use plain arrays, palloc'd memory and PODs on
+ *   those paths.  And no C++ exception may propagate into PostgreSQL code: every SQL-callable
+ *   function, hook and the worker loop runs inside pg_guard() (guard.h).
+ */
+#ifndef POOLGUARD_POSTGRES_HEADERS_H
+#define POOLGUARD_POSTGRES_HEADERS_H
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+extern "C" {
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "access/xlog_internal.h"
+#include "access/xloginsert.h"
+#include "access/xlogreader.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_database.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "commands/dbcommands.h"
+#include "commands/extension.h"
+#include "common/hashfn.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "libpq/auth.h"
+#include "libpq/libpq-be.h"
+#include "postmaster/bgworker.h"
+#include "replication/message.h"
+#include "replication/walsender.h"
+#include "postmaster/autovacuum.h"
+#include "postmaster/interrupt.h"
+#include "storage/condition_variable.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/pmsignal.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "tcop/tcopprot.h"
+#include "utils/acl.h"
+#include "utils/backend_status.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/guc.h"
+#include "utils/inet.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+#include "utils/wait_event.h"
+}
+
+/*
+ * Every PostgreSQL version switch of pg_poolguard is here; no other file tests PG_VERSION_NUM.
+ * Tested majors: 15, 17 and 18 (`make test-all`).
+ */
+#if PG_VERSION_NUM < 150000
+#error "pg_poolguard needs PostgreSQL 15 or newer"
+#endif
+
+/*
+ * The live shared backend-status entry of a regular backend (not a snapshot copy), or NULL when
+ * it cannot be located (then callers fall back to a status snapshot).  backend_status.c keeps
+ * the array static; pgstat_beinit() points MyBEEntry at this backend's own element of it, indexed
+ * by backend id (procnumber from 17 on), so the array's base is derived from that.  Read it only
+ * with pgstat_begin_read_activity / pgstat_end_read_activity.
+ */
+static inline volatile PgBackendStatus *poolguard_status_entry(PGPROC *proc)
+{
+#if PG_VERSION_NUM >= 170000
+    if (MyBEEntry == NULL || MyProcNumber == INVALID_PROC_NUMBER || proc == NULL)
+        return NULL;
+    return MyBEEntry - MyProcNumber + GetNumberFromPGProc(proc);
+#else
+    if (MyBEEntry == NULL || MyBackendId == InvalidBackendId || proc == NULL ||
+        proc->backendId == InvalidBackendId)
+        return NULL;
+    return MyBEEntry - (MyBackendId - 1) + (proc->backendId - 1);
+#endif
+}
+
+/* Custom WAL resource managers (RegisterCustomRmgr) exist from PostgreSQL 15 on. */
+#if PG_VERSION_NUM >= 150000
+#define POOLGUARD_HAVE_CUSTOM_RMGR 1
+#endif
+
+/* Wakes the WAL writer (no-op when it is not running); PostgreSQL 18 keeps its proc number, not its latch. */
+static inline void poolguard_wake_walwriter(void)
+{
+#if PG_VERSION_NUM >= 180000
+    ProcNumber walwriter = ProcGlobal->walwriterProc;
+    if (walwriter != INVALID_PROC_NUMBER)
+        SetLatch(&GetPGProcByNumber(walwriter)->procLatch);
+#else
+    if (ProcGlobal->walwriterLatch != NULL)
+        SetLatch(ProcGlobal->walwriterLatch);
+#endif
+}
+
+/* A non-transactional logical decoding message; PostgreSQL 17 added the `flush` argument. */
+#if PG_VERSION_NUM >= 170000
+#define poolguard_log_logical_message(prefix, message, size) LogLogicalMessage(prefix, message, size, false, false)
+#else
+#define poolguard_log_logical_message(prefix, message, size) LogLogicalMessage(prefix, message, size, false)
+#endif
+
+#if PG_VERSION_NUM >= 160000
+/* PostgreSQL 16 renamed the accessor of the backend-status snapshot by position. */
+#define pgstat_fetch_stat_local_beentry(i) pgstat_get_local_beentry_by_index(i)
+#endif
+
+#if PG_VERSION_NUM < 170000
+/* PostgreSQL 17 replaced PGPROC.pgprocno by this function. */
+#define GetNumberFromPGProc(proc) ((proc)->pgprocno)
+#endif
+
+#endif

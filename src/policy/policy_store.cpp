@@ -1,0 +1,440 @@
+/*
+ * policy_store.cpp — loading, publishing and change tracking of compiled policies.
+ *
+ * Note about locking: the published policies (count, array, version, loaded_change_count,
+ * fingerprint) are guarded by published_policies->lock (LWLock tranche "pg_poolguard
+ * policies"): LW_EXCLUSIVE to publish, LW_SHARED to copy.  Under it only memcpy of plain data
+ * happens — the SPI query, the compilation and every catalog lookup run before the lock is
+ * taken.  change_count is an atomic that committing backends bump without any lock.  The lock
+ * is never held while another pg_poolguard lock is taken.
+ *
+ * Trust: the loader runs as a superuser (the worker, or reload()/reap() in a superuser's
+ * session) in a database whose owner may be an ordinary role.  So the policy table is used only
+ * if it is the extension's own member (pg_depend), the query names no operator and no function,
+ * every name in it is schema-qualified, and search_path is pinned to pg_catalog, pg_temp while
+ * it runs: nothing the database owner creates can run inside it (CVE-2018-1058).
+ */
+#include "policy/policy.h"
+
+#include "pg/guard.h"
+#include "pg/guc.h"
+#include "pg/shmem.h"
+
+#include "core/policy/like.h"
+
+namespace poolguard {
+
+namespace {
+
+struct PolicyStore
+{
+    LWLock *lock;                  /* tranche "pg_poolguard policies": everything below but change_count */
+    pg_atomic_uint64 change_count; /* committed policy changes (and reload requests) */
+    uint64 loaded_change_count;    /* change_count the published policies reflect */
+    uint64 version;                /* bumped on every publication */
+    uint64 fingerprint;            /* of the table contents the published policies reflect */
+    int count;
+    CompiledPolicy policies[FLEXIBLE_ARRAY_MEMBER];
+};
+
+PolicyStore *published_policies = nullptr; /* "pg_poolguard policies" in shared memory */
+bool change_pending = false; /* this transaction changed poolguard.policy */
+bool xact_callback_registered = false;
+
+Size store_size(void)
+{
+    return add_size(offsetof(PolicyStore, policies), mul_size(sizeof(CompiledPolicy), guc_max_policies));
+}
+
+void store_init(void)
+{
+    bool found;
+
+    published_policies = static_cast<PolicyStore *>(ShmemInitStruct("pg_poolguard policies", store_size(), &found));
+    if (!found)
+    {
+        published_policies->lock = &(GetNamedLWLockTranche("pg_poolguard policies"))->lock;
+        pg_atomic_init_u64(&published_policies->change_count, 1); /* the worker loads once at start */
+        published_policies->loaded_change_count = 0;
+        published_policies->version = 0;
+        published_policies->fingerprint = 0;
+        published_policies->count = 0;
+    }
+}
+
+/*
+ * At commit of a transaction that changed poolguard.policy: tell the worker.  A prepared
+ * transaction forgets the change here (it must not leak into this session's next commit); its
+ * COMMIT PREPARED, possibly in another session, is noticed by the worker's fingerprint check.
+ */
+void policy_xact_callback(XactEvent event, void *arg)
+{
+    switch (event)
+    {
+        case XACT_EVENT_PREPARE:
+            change_pending = false;
+            break;
+        case XACT_EVENT_COMMIT:
+        case XACT_EVENT_PARALLEL_COMMIT:
+            if (change_pending && published_policies != nullptr)
+            {
+                pg_atomic_fetch_add_u64(&published_policies->change_count, 1);
+                wake_worker();
+            }
+            change_pending = false;
+            break;
+        case XACT_EVENT_ABORT:
+        case XACT_EVENT_PARALLEL_ABORT:
+            change_pending = false;
+            break;
+        default:
+            break;
+    }
+}
+
+/* Column n (1-based) of the current SPI row as text (its type's output function), or NULL. */
+char *column_text(HeapTuple tuple, TupleDesc desc, int n)
+{
+    return SPI_getvalue(tuple, desc, n);
+}
+
+/* An integer column (int4 or int8), core::inherit when NULL. */
+int64 column_int64(HeapTuple tuple, TupleDesc desc, int n)
+{
+    bool isnull;
+    Datum d = SPI_getbinval(tuple, desc, n, &isnull);
+    if (isnull)
+        return core::inherit;
+    return SPI_gettypeid(desc, n) == INT8OID ? DatumGetInt64(d) : (int64) DatumGetInt32(d);
+}
+
+/* An interval column as whole microseconds, core::inherit when NULL. */
+int64 column_interval(HeapTuple tuple, TupleDesc desc, int n)
+{
+    bool isnull;
+    Datum d = SPI_getbinval(tuple, desc, n, &isnull);
+    if (isnull)
+        return core::inherit;
+    const Interval *iv = DatumGetIntervalP(d);
+    return core::interval_micros(iv->month, iv->day, iv->time);
+}
+
+bool column_bool(HeapTuple tuple, TupleDesc desc, int n)
+{
+    bool isnull;
+    Datum d = SPI_getbinval(tuple, desc, n, &isnull);
+    return !isnull && DatumGetBool(d);
+}
+
+void compile_row(CompiledPolicy *p, HeapTuple tuple, TupleDesc desc)
+{
+    char *text;
+
+    *p = CompiledPolicy();
+    strlcpy(p->name, column_text(tuple, desc, 1), sizeof(p->name));
+    p->priority = (int32) column_int64(tuple, desc, 2);
+    if ((text = column_text(tuple, desc, 3)) != NULL)
+    {
+        p->has_role = true;
+        namestrcpy(&p->role_name, text);
+    }
+    if ((text = column_text(tuple, desc, 4)) != NULL)
+    {
+        p->has_database = true;
+        namestrcpy(&p->database_name, text);
+    }
+    if ((text = column_text(tuple, desc, 5)) != NULL)
+    {
+        p->has_application = true;
+        strlcpy(p->application_pattern, text, sizeof(p->application_pattern));
+    }
+    if ((text = column_text(tuple, desc, 6)) != NULL)
+    {
+        auto cidr = core::parse_cidr(text);
+        if (!cidr)
+            ereport(ERROR,
+                    (errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+                     errmsg("policy \"%s\" has an unreadable client_addr \"%s\"", p->name, text)));
+        p->has_client = true;
+        p->client = *cidr;
+    }
+    p->rules.idle_timeout = column_interval(tuple, desc, 7);
+    p->rules.idle_in_transaction_timeout = column_interval(tuple, desc, 8);
+    p->rules.max_connection_age = column_interval(tuple, desc, 9);
+    p->rules.max_query_duration = column_interval(tuple, desc, 10);
+    p->rules.max_idle = column_int64(tuple, desc, 11);
+    p->rules.max_idle_memory = column_int64(tuple, desc, 12);
+    p->max_connections = column_int64(tuple, desc, 13);
+    text = column_text(tuple, desc, 14);
+    p->on_limit = (text != NULL && strcmp(text, "evict_idle") == 0) ? OnLimit::evict_idle : OnLimit::reject;
+    p->dry_run = column_bool(tuple, desc, 15);
+}
+
+/*
+ * Plain column references only: no operator, no function, no cast, every name qualified
+ * (ORDER BY takes each type's default btree ordering, which no search_path can change).
+ * Intervals are converted in C (core::interval_micros).
+ */
+const char *load_query =
+    "SELECT name, priority, role_name, database_name, application_name, client_addr, "
+    "       idle_timeout, idle_in_transaction_timeout, max_connection_age, max_query_duration, "
+    "       max_idle, max_idle_memory, max_connections, on_limit, dry_run "
+    "  FROM poolguard.policy WHERE enabled "
+    " ORDER BY priority DESC, name COLLATE pg_catalog.\"C\"";
+
+/*
+ * A cheap digest of the table's visible rows under the active snapshot: every insert, update
+ * and delete changes some row's (xmin, ctid), so a changed digest means changed contents.  It
+ * lets the worker notice changes no trigger told it about (COMMIT PREPARED in another session).
+ * Order-independent; 0 when there is no table.
+ */
+uint64 table_fingerprint(Oid relid)
+{
+    if (!OidIsValid(relid))
+        return 0;
+    uint64 digest = hash_bytes_uint32_extended((uint32) relid, 0);
+    uint64 rows = 0;
+    Relation rel = table_open(relid, AccessShareLock);
+    TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+    HeapTuple tuple;
+    while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+    {
+        uint32 identity[3] = {HeapTupleHeaderGetRawXmin(tuple->t_data),
+                              ItemPointerGetBlockNumberNoCheck(&tuple->t_self),
+                              ItemPointerGetOffsetNumberNoCheck(&tuple->t_self)};
+        digest += hash_bytes_extended(reinterpret_cast<const unsigned char *>(identity), sizeof(identity), 1);
+        rows++;
+    }
+    table_endscan(scan);
+    table_close(rel, AccessShareLock);
+    return digest ^ hash_bytes_uint32_extended((uint32) rows, 2);
+}
+
+/* search_path while the loader's query runs: nothing a database owner creates comes first. */
+constexpr const char *pinned_search_path = "pg_catalog, pg_temp";
+
+}  // namespace
+
+void policy_store_register(void)
+{
+    shmem_register(store_size, store_init);
+    shmem_register_lwlocks("pg_poolguard policies", 1);
+}
+
+void policy_store_snapshot(PolicySnapshot *snapshot)
+{
+    require_shared_memory();
+    LWLockAcquire(published_policies->lock, LW_SHARED);
+    snapshot->version = published_policies->version;
+    snapshot->count = published_policies->count;
+    snapshot->policies = static_cast<CompiledPolicy *>(palloc(sizeof(CompiledPolicy) * Max(published_policies->count, 1)));
+    memcpy(snapshot->policies, published_policies->policies, sizeof(CompiledPolicy) * published_policies->count);
+    LWLockRelease(published_policies->lock);
+}
+
+uint64 policy_store_loaded_change_count(void)
+{
+    uint64 loaded;
+
+    LWLockAcquire(published_policies->lock, LW_SHARED);
+    loaded = published_policies->loaded_change_count;
+    LWLockRelease(published_policies->lock);
+    return loaded;
+}
+
+namespace {
+
+/* A policy role not looked up yet (Oids are 32-bit; this one is never assigned). */
+constexpr Oid unresolved_role = ~(Oid) 0;
+
+}  // namespace
+
+Oid policy_table_oid(void)
+{
+    /*
+     * Only the extension's own table: a database owner can create a schema "poolguard" and a
+     * look-alike "policy" (a view calling a function of theirs) before or without the extension.
+     */
+    Oid extension = get_extension_oid("pg_poolguard", true);
+    if (!OidIsValid(extension))
+        return InvalidOid;
+    Oid nsp = get_namespace_oid("poolguard", true);
+    Oid relid = OidIsValid(nsp) ? get_relname_relid("policy", nsp) : InvalidOid;
+    if (!OidIsValid(relid) || get_rel_relkind(relid) != RELKIND_RELATION ||
+        getExtensionOfObject(RelationRelationId, relid) != extension)
+        return InvalidOid;
+    return relid;
+}
+
+Oid *policy_role_oids(const PolicySnapshot *snapshot)
+{
+    Oid *oids = static_cast<Oid *>(palloc(sizeof(Oid) * Max(snapshot->count, 1)));
+    for (int i = 0; i < snapshot->count; i++)
+        oids[i] = snapshot->policies[i].has_role ? unresolved_role : InvalidOid;
+    return oids;
+}
+
+bool role_matches(Oid userid, Oid role)
+{
+    return OidIsValid(role) && (userid == role || is_member_of_role_nosuper(userid, role));
+}
+
+int policy_match(const PolicySnapshot *snapshot, Oid *role_oids, Oid userid,
+                 const char *database_name, const char *application_name, const core::IpAddress &client)
+{
+    for (int i = 0; i < snapshot->count; i++)
+    {
+        const CompiledPolicy *p = &snapshot->policies[i];
+        if (p->has_role)
+        {
+            /* Looked up on first need: a login that matches an early policy pays for no others. */
+            if (role_oids[i] == unresolved_role)
+                role_oids[i] = get_role_oid(NameStr(p->role_name), true);
+            if (!role_matches(userid, role_oids[i]))
+                continue;
+        }
+        if (p->has_database &&
+            (database_name == NULL || strcmp(database_name, NameStr(p->database_name)) != 0))
+            continue;
+        if (p->has_application &&
+            !core::like_match(application_name ? application_name : "", p->application_pattern))
+            continue;
+        if (p->has_client && !core::cidr_contains(p->client, client))
+            continue;
+        return i;
+    }
+    return -1;
+}
+
+bool in_policy_database(void)
+{
+    if (guc_database == nullptr || !OidIsValid(MyDatabaseId))
+        return false;
+    char *name = get_database_name(MyDatabaseId);
+    return name != NULL && strcmp(name, guc_database) == 0;
+}
+
+int policy_store_load(uint64 change_count)
+{
+    require_shared_memory();
+
+    int total = 0, kept = 0;
+    uint64 fingerprint = 0;
+    CompiledPolicy *compiled = nullptr;
+    Oid table = policy_table_oid();
+
+    PushActiveSnapshot(GetTransactionSnapshot());
+    if (OidIsValid(table))
+    {
+        int save_nestlevel = NewGUCNestLevel();
+        (void) set_config_option("search_path", pinned_search_path, PGC_USERSET, PGC_S_SESSION,
+                                 GUC_ACTION_SAVE, true, 0, false);
+        if (SPI_connect() != SPI_OK_CONNECT)
+            elog(ERROR, "pg_poolguard: SPI_connect failed");
+        int rc = SPI_execute(load_query, true, 0);
+        if (rc != SPI_OK_SELECT)
+            elog(ERROR, "pg_poolguard could not read poolguard.policy: %s", SPI_result_code_string(rc));
+        total = (int) SPI_processed;
+        kept = Min(total, guc_max_policies);
+        compiled = static_cast<CompiledPolicy *>(
+            MemoryContextAlloc(CurTransactionContext, sizeof(CompiledPolicy) * Max(kept, 1)));
+        for (int i = 0; i < kept; i++)
+            compile_row(&compiled[i], SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+        SPI_finish();
+        AtEOXact_GUC(true, save_nestlevel);
+        fingerprint = table_fingerprint(table); /* same snapshot as the query */
+    }
+    PopActiveSnapshot();
+    if (total > kept)
+        ereport(WARNING,
+                (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+                 errmsg("pg_poolguard uses only the first %d of %d enabled policies", kept, total),
+                 errhint("Raise poolguard.max_policies (needs a restart) or disable some policies.")));
+
+    LWLockAcquire(published_policies->lock, LW_EXCLUSIVE);
+    /* A load that started before a newer one published must not overwrite it. */
+    if (change_count >= published_policies->loaded_change_count)
+    {
+        if (kept > 0)
+            memcpy(published_policies->policies, compiled, sizeof(CompiledPolicy) * kept);
+        published_policies->count = kept;
+        published_policies->fingerprint = fingerprint;
+        published_policies->version++;
+        published_policies->loaded_change_count = change_count;
+    }
+    int in_force = published_policies->count;
+    LWLockRelease(published_policies->lock);
+    return in_force;
+}
+
+bool policy_store_refresh(bool force)
+{
+    require_shared_memory();
+    if (!in_policy_database())
+        return false;
+
+    uint64 wanted = force ? pg_atomic_add_fetch_u64(&published_policies->change_count, 1)
+                          : pg_atomic_read_u64(&published_policies->change_count);
+    if (!force)
+    {
+        PushActiveSnapshot(GetTransactionSnapshot());
+        uint64 fingerprint = table_fingerprint(policy_table_oid());
+        PopActiveSnapshot();
+        LWLockAcquire(published_policies->lock, LW_SHARED);
+        bool current = published_policies->loaded_change_count >= wanted && published_policies->fingerprint == fingerprint;
+        LWLockRelease(published_policies->lock);
+        if (current)
+            return false;
+    }
+    int n = policy_store_load(wanted);
+    ereport(DEBUG1, (errmsg("pg_poolguard loaded %d policies", n)));
+    return true;
+}
+
+bool policy_change_pending(void)
+{
+    return change_pending;
+}
+
+int policy_store_count(void)
+{
+    require_shared_memory();
+    LWLockAcquire(published_policies->lock, LW_SHARED);
+    int n = published_policies->count;
+    LWLockRelease(published_policies->lock);
+    return n;
+}
+
+uint64 policy_store_request_load(void)
+{
+    require_shared_memory();
+    return pg_atomic_add_fetch_u64(&published_policies->change_count, 1);
+}
+
+}  // namespace poolguard
+
+using namespace poolguard;
+
+/* AFTER ... FOR EACH STATEMENT trigger on poolguard.policy. */
+POOLGUARD_FUNCTION(poolguard_policy_changed)
+{
+    if (!CALLED_AS_TRIGGER(fcinfo))
+        ereport(ERROR,
+                (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                 errmsg("poolguard.policy_changed() must be called as a trigger")));
+    /* Only changes of the extension's own table may wake the worker (it reloads for them). */
+    TriggerData *trigdata = (TriggerData *) fcinfo->context;
+    if (RelationGetRelid(trigdata->tg_relation) != policy_table_oid())
+        ereport(ERROR,
+                (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                 errmsg("poolguard.policy_changed() may only be a trigger of table poolguard.policy"),
+                 errdetail("Table \"%s\" is not the pg_poolguard policy table.",
+                           RelationGetRelationName(trigdata->tg_relation))));
+    if (!xact_callback_registered)
+    {
+        RegisterXactCallback(policy_xact_callback, NULL);
+        xact_callback_registered = true;
+    }
+    change_pending = true;
+    return PointerGetDatum(NULL);
+}

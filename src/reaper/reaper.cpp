@@ -1,0 +1,154 @@
+/*
+ * reaper.cpp — the worker's cycle, poolguard.reap() and poolguard.reload(): load policies when
+ * they changed, scan, reconcile the caps, act, and tell the worker loop when the next rule can
+ * fire.
+ */
+#include "reaper/reaper.h"
+
+#include "caps/caps.h"
+#include "pg/guard.h"
+#include "pg/guc.h"
+#include "invalidation/invalidation.h"
+#include "policy/policy.h"
+#include "enforce/enforce.h"
+#include "pg/shmem.h"
+#include "stats/stats.h"
+
+namespace poolguard {
+
+namespace {
+
+MemoryCache *memory_cache = nullptr;
+ActionMemo *action_memo = nullptr;
+
+/*
+ * The one load → scan → reconcile sequence, shared by the worker's cycle, reload() and reap():
+ * load the policies if they changed (always when force), judge every session against the
+ * policies in force, and recount the caps when a new set was loaded (never ends anyone).
+ */
+void refresh_and_scan(SessionScan *scan, bool force, MemoryCache *cache)
+{
+    bool loaded = policy_store_refresh(force);
+    scan_sessions(scan, MemoryReads::as_rules_need, cache);
+    if (loaded)
+        caps_reconcile(scan);
+}
+
+}  // namespace
+
+long reaper_cycle(void)
+{
+    if (memory_cache == nullptr)
+    {
+        memory_cache = memory_cache_create();
+        action_memo = action_memo_create();
+    }
+
+    TimestampTz started = GetCurrentTimestamp();
+    StartTransactionCommand();
+    /* Publishers that should run and do not (no worker slot, failed connection): retried here. */
+    long publisher_retry_ms = invalidation_tend_publishers();
+
+    SessionScan scan;
+    refresh_and_scan(&scan, false, memory_cache);
+    if (guc_enabled)
+        (void) act_on_scan(&scan, false, action_memo, nullptr, nullptr);
+    CommitTransactionCommand();
+    TimestampTz finished = GetCurrentTimestamp();
+    stats_scan_done(finished, finished - started);
+
+    long wait_ms = guc_naptime_ms;
+    if (scan.next_deadline != DT_NOEND)
+        wait_ms = Max((long) ((scan.next_deadline - GetCurrentTimestamp() + 999) / 1000), 0L);
+    if (publisher_retry_ms >= 0)
+        wait_ms = Min(wait_ms, publisher_retry_ms);
+    return wait_ms;
+}
+
+}  // namespace poolguard
+
+using namespace poolguard;
+
+namespace {
+
+struct ReapResults
+{
+    Tuplestorestate *store;
+    TupleDesc desc;
+};
+
+void reap_sink(const ActionRecord *rec, void *arg)
+{
+    ReapResults *results = static_cast<ReapResults *>(arg);
+    Datum values[4];
+    bool nulls[4] = {false, false, false, false};
+
+    values[0] = Int32GetDatum(rec->pid);
+    values[1] = CStringGetTextDatum(core::reason_name(rec->reason));
+    if (rec->policy[0])
+        values[2] = CStringGetTextDatum(rec->policy);
+    else
+        nulls[2] = true;
+    values[3] = CStringGetTextDatum(action_name(rec->action));
+    tuplestore_putvalues(results->store, results->desc, values, nulls);
+}
+
+}  // namespace
+
+/* poolguard.reap(dry_run bool default false): one pass now, in this backend. */
+POOLGUARD_FUNCTION(poolguard_reap)
+{
+    require_shared_memory();
+    if (PG_ARGISNULL(0))
+        ereport(ERROR,
+                (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                 errmsg("dry_run must not be NULL"),
+                 errhint("Call poolguard.reap() to act, or poolguard.reap(true) to see what would be done.")));
+    bool dry_run = PG_GETARG_BOOL(0);
+
+    ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+    InitMaterializedSRF(fcinfo, 0);
+    ReapResults results = {rsinfo->setResult, rsinfo->setDesc};
+
+    SessionScan scan;
+    refresh_and_scan(&scan, false, nullptr);
+    (void) act_on_scan(&scan, dry_run, nullptr, reap_sink, &results);
+    return (Datum) 0;
+}
+
+/*
+ * poolguard.reload(): in poolguard.database, load now in this backend; elsewhere, or when this
+ * transaction changed the policies itself (its own snapshot would see the uncommitted rows),
+ * ask the worker — which sees committed policies only — and wait (bounded) until it has loaded.
+ */
+POOLGUARD_FUNCTION(poolguard_reload)
+{
+    require_shared_memory();
+
+    if (in_policy_database() && !policy_change_pending())
+    {
+        SessionScan scan;
+        refresh_and_scan(&scan, true, nullptr);
+        wake_worker();
+        PG_RETURN_INT32(policy_store_count());
+    }
+
+    uint64 wanted = policy_store_request_load();
+    wake_worker();
+    TimestampTz give_up = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 10000);
+    while (policy_store_loaded_change_count() < wanted)
+    {
+        if (GetCurrentTimestamp() >= give_up)
+            ereport(ERROR,
+                    (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                     errmsg("the pg_poolguard worker did not load the policies within 10 seconds"),
+                     errdetail("Policies live in database \"%s\"; from here, reload() asks the worker to load them.",
+                               guc_database),
+                     errhint("Check that the worker runs (poolguard.worker_pid()), or call reload() in database \"%s\".",
+                             guc_database)));
+        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10, PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+        CHECK_FOR_INTERRUPTS();
+    }
+    PG_RETURN_INT32(policy_store_count());
+}

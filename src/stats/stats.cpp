@@ -1,0 +1,257 @@
+/*
+ * stats.cpp — the counters, the per-policy counters, poolguard.stats / poolguard.reset_stats().
+ *
+ * Note about locking:
+ *   - The global counters ("pg_poolguard stats") are 64-bit atomics, read and written with no
+ *     lock; a reader may see counters of a scan half-recorded, never a torn value.
+ *   - The per-policy counters ("pg_poolguard policy stats", 2 * max_policies names) are guarded
+ *     by the LWLock of tranche "pg_poolguard policy stats": LW_EXCLUSIVE to count or reset,
+ *     LW_SHARED to copy out.  Under it only plain data is compared and copied (no palloc, nothing
+ *     that can error).  It is a leaf: nothing is acquired under it, and callers hold no other
+ *     pg_poolguard lock when they take it.
+ *   - reset_stats() zeroes the atomics one by one, then the per-policy counters under their lock.
+ */
+#include "stats/stats.h"
+
+#include "pg/guard.h"
+#include "pg/guc.h"
+#include "pg/shmem.h"
+
+namespace poolguard {
+
+namespace {
+
+struct Stats
+{
+    pg_atomic_uint64 counters[(int) GlobalCounter::count_];
+    pg_atomic_uint64 last_scan;          /* TimestampTz, 0 = never */
+    pg_atomic_uint64 last_scan_duration; /* µs */
+    pg_atomic_uint64 stats_reset;        /* TimestampTz */
+};
+
+Stats *global_counters = nullptr; /* "pg_poolguard stats" in shared memory */
+
+constexpr const char *policy_stats_tranche = "pg_poolguard policy stats";
+
+struct PolicyStatsTable
+{
+    LWLock *lock;
+    int capacity; /* 2 * max_policies: room for renamed and removed policies */
+    PolicyCounters entries[FLEXIBLE_ARRAY_MEMBER];
+};
+
+PolicyStatsTable *policy_stats = nullptr;
+
+Size stats_size(void)
+{
+    return MAXALIGN(sizeof(Stats));
+}
+
+int policy_stats_capacity(void)
+{
+    return 2 * guc_max_policies;
+}
+
+Size policy_stats_size(void)
+{
+    return add_size(offsetof(PolicyStatsTable, entries), mul_size(sizeof(PolicyCounters), policy_stats_capacity()));
+}
+
+void policy_stats_init(void)
+{
+    bool found;
+
+    policy_stats = static_cast<PolicyStatsTable *>(
+        ShmemInitStruct("pg_poolguard policy stats", policy_stats_size(), &found));
+    if (!found)
+    {
+        policy_stats->lock = &(GetNamedLWLockTranche(policy_stats_tranche))->lock;
+        policy_stats->capacity = policy_stats_capacity();
+        memset(policy_stats->entries, 0, sizeof(PolicyCounters) * policy_stats->capacity);
+    }
+}
+
+int64 events_of(const PolicyCounters *c)
+{
+    return c->rejected + c->evicted + c->terminated + c->cancelled;
+}
+
+/*
+ * The entry of a policy name, created when missing: in a free entry, or when the table is full
+ * in the one with the fewest events (its counts are the least to lose).  Caller holds the lock
+ * exclusively.  Plain data only.
+ */
+PolicyCounters *policy_entry(const char *name)
+{
+    PolicyCounters *free_entry = nullptr, *fewest = nullptr;
+    for (int i = 0; i < policy_stats->capacity; i++)
+    {
+        PolicyCounters *c = &policy_stats->entries[i];
+        if (c->name[0] == '\0')
+        {
+            if (free_entry == nullptr)
+                free_entry = c;
+        }
+        else if (strcmp(c->name, name) == 0)
+            return c;
+        else if (fewest == nullptr || events_of(c) < events_of(fewest))
+            fewest = c;
+    }
+    PolicyCounters *c = free_entry != nullptr ? free_entry : fewest;
+    memset(c, 0, sizeof(PolicyCounters));
+    strlcpy(c->name, name, NAMEDATALEN);
+    return c;
+}
+
+void reset_policy_counters(void)
+{
+    LWLockAcquire(policy_stats->lock, LW_EXCLUSIVE);
+    for (int i = 0; i < policy_stats->capacity; i++)
+    {
+        PolicyCounters *c = &policy_stats->entries[i];
+        c->rejected = c->evicted = c->terminated = c->cancelled = 0;
+        memset(c->by_reason, 0, sizeof(c->by_reason));
+    }
+    LWLockRelease(policy_stats->lock);
+}
+
+void stats_init(void)
+{
+    bool found;
+
+    global_counters = static_cast<Stats *>(ShmemInitStruct("pg_poolguard stats", stats_size(), &found));
+    if (!found)
+    {
+        for (auto &c : global_counters->counters)
+            pg_atomic_init_u64(&c, 0);
+        pg_atomic_init_u64(&global_counters->last_scan, 0);
+        pg_atomic_init_u64(&global_counters->last_scan_duration, 0);
+        pg_atomic_init_u64(&global_counters->stats_reset, (uint64) GetCurrentTimestamp());
+    }
+}
+
+}  // namespace
+
+void stats_register(void)
+{
+    shmem_register(stats_size, stats_init);
+    shmem_register(policy_stats_size, policy_stats_init);
+    shmem_register_lwlocks(policy_stats_tranche, 1);
+}
+
+void stats_count_policy_event(const char *policy, PolicyEvent event, core::Reason reason)
+{
+    if (policy_stats == nullptr || policy == nullptr)
+        return;
+    LWLockAcquire(policy_stats->lock, LW_EXCLUSIVE);
+    PolicyCounters *c = policy_entry(policy[0] ? policy : unmatched_policy_key);
+    switch (event)
+    {
+        case PolicyEvent::login_rejected:
+            c->rejected++;
+            break;
+        case PolicyEvent::login_evicted:
+            c->evicted++;
+            break;
+        case PolicyEvent::session_terminated:
+            c->terminated++;
+            break;
+        case PolicyEvent::query_cancelled:
+            c->cancelled++;
+            break;
+    }
+    if (reason != core::Reason::none)
+        c->by_reason[(int) reason]++;
+    LWLockRelease(policy_stats->lock);
+}
+
+int stats_copy_policy_counters(PolicyCounters **counters)
+{
+    require_shared_memory();
+    int n = policy_stats->capacity;
+    PolicyCounters *copy = static_cast<PolicyCounters *>(palloc(sizeof(PolicyCounters) * n));
+    LWLockAcquire(policy_stats->lock, LW_SHARED);
+    memcpy(copy, policy_stats->entries, sizeof(PolicyCounters) * n);
+    LWLockRelease(policy_stats->lock);
+    *counters = copy;
+    return n;
+}
+
+void stats_add(GlobalCounter counter, uint64 n)
+{
+    if (global_counters != nullptr)
+        pg_atomic_fetch_add_u64(&global_counters->counters[(int) counter], n);
+}
+
+uint64 stats_get(GlobalCounter counter)
+{
+    return global_counters ? pg_atomic_read_u64(&global_counters->counters[(int) counter]) : 0;
+}
+
+int64 stats_last_scan_duration(void)
+{
+    return global_counters ? (int64) pg_atomic_read_u64(&global_counters->last_scan_duration) : 0;
+}
+
+void stats_scan_done(TimestampTz end, int64 duration_us)
+{
+    if (global_counters == nullptr)
+        return;
+    pg_atomic_fetch_add_u64(&global_counters->counters[(int) GlobalCounter::scans], 1);
+    pg_atomic_write_u64(&global_counters->last_scan, (uint64) end);
+    pg_atomic_write_u64(&global_counters->last_scan_duration, (uint64) duration_us);
+}
+
+}  // namespace poolguard
+
+using namespace poolguard;
+
+POOLGUARD_FUNCTION(poolguard_stats_info)
+{
+    require_shared_memory();
+    TupleDesc desc;
+    if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+        elog(ERROR, "poolguard.stats: return type must be a row type");
+
+    Datum values[11];
+    bool nulls[11];
+    memset(nulls, 0, sizeof(nulls));
+    auto counter = [](GlobalCounter c) { return Int64GetDatum((int64) pg_atomic_read_u64(&global_counters->counters[(int) c])); };
+
+    values[0] = counter(GlobalCounter::scans);
+    TimestampTz last = (TimestampTz) pg_atomic_read_u64(&global_counters->last_scan);
+    if (last != 0)
+    {
+        values[1] = TimestampTzGetDatum(last);
+        Interval *iv = static_cast<Interval *>(palloc0(sizeof(Interval)));
+        iv->time = (int64) pg_atomic_read_u64(&global_counters->last_scan_duration);
+        values[2] = IntervalPGetDatum(iv);
+    }
+    else
+        nulls[1] = nulls[2] = true;
+    values[3] = counter(GlobalCounter::terminated);
+    values[4] = counter(GlobalCounter::cancelled);
+    values[5] = counter(GlobalCounter::dry_run_actions);
+    values[6] = counter(GlobalCounter::rejected_connections);
+    values[7] = counter(GlobalCounter::evicted_connections);
+    values[8] = counter(GlobalCounter::invalidations);
+    values[9] = counter(GlobalCounter::notifications_sent);
+    values[10] = TimestampTzGetDatum((TimestampTz) pg_atomic_read_u64(&global_counters->stats_reset));
+
+    desc = BlessTupleDesc(desc);
+    PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}
+
+/* poolguard.reset_stats(): zero every counter (history is kept); returns the reset time. */
+POOLGUARD_FUNCTION(poolguard_reset_stats)
+{
+    require_shared_memory();
+    TimestampTz now = GetCurrentTimestamp();
+    for (auto &c : global_counters->counters)
+        pg_atomic_write_u64(&c, 0);
+    pg_atomic_write_u64(&global_counters->last_scan, 0);
+    pg_atomic_write_u64(&global_counters->last_scan_duration, 0);
+    pg_atomic_write_u64(&global_counters->stats_reset, (uint64) now);
+    reset_policy_counters();
+    PG_RETURN_TIMESTAMPTZ(now);
+}
