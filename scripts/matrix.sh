@@ -35,9 +35,10 @@ suites_for() {
 }
 
 # Debian packages of the test tooling inside a chroot (the server comes pinned on top; npm for
-# the Node.js client's `npm pack` test; ca-certificates for a mirror reached over https).
+# the Node.js client's `npm pack` test; pgbouncer for its poll mode; ca-certificates for a mirror
+# reached over https).
 # A chroot built with another list is rebuilt.
-CHROOT_PACKAGES="g++ make perl libipc-run-perl libgtest-dev libkrb5-dev nodejs npm ca-certificates"
+CHROOT_PACKAGES="g++ make perl libipc-run-perl libgtest-dev libkrb5-dev nodejs npm pgbouncer ca-certificates"
 
 die() {
     echo "test-all: $*" >&2

@@ -21,6 +21,8 @@ if [ "${POOLGUARD_DEPS_READY:-0}" != 1 ]; then
     install_deps
     # The Node.js client's tests need node and npm (Debian's packages when none is installed).
     command -v node >/dev/null && command -v npm >/dev/null || install_deps nodejs npm
+    # The Node.js client's poll mode is tested through a real PgBouncer in transaction mode.
+    [ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null || install_deps pgbouncer
 fi
 log "build and install"
 make -s -j"$(nproc)" 2>&1

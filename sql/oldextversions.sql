@@ -21,7 +21,8 @@ SELECT extversion FROM pg_extension WHERE extname = 'pg_poolguard';
 SELECT prosrc AS entry_point, array_length(proargnames, 1) AS columns
   FROM pg_proc WHERE oid = 'poolguard.session_info()'::regprocedure;
 SELECT count(*) > 0 AS sessions_work FROM poolguard.sessions;
-SELECT to_regprocedure('poolguard.publisher_pids()') IS NOT NULL AS publisher_pids;
+SELECT to_regprocedure('poolguard.publisher_pids()') IS NOT NULL AS publisher_pids,
+       to_regprocedure('poolguard.invalidations_since(bigint, interval)') IS NOT NULL AS invalidations_since;
 SELECT has_table_privilege('public', 'poolguard.stats', 'SELECT') AS public_reads_stats;
 -- No way down: downgrades are not supported.
 SELECT count(*) AS downgrade_paths FROM pg_extension_update_paths('pg_poolguard')

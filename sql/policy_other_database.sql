@@ -6,5 +6,13 @@ CREATE EXTENSION pg_poolguard;
 INSERT INTO poolguard.policy (name) VALUES ('here');
 SELECT count(*) >= 1 AS sessions_visible FROM poolguard.sessions;
 SELECT poolguard.version();
+-- invalidations_since() returns only the current database's items.
+SELECT generation AS start FROM poolguard.invalidations_since(0) \gset
+SELECT poolguard.invalidate('elsewhere', 'x');
 \c contrib_regression
-DROP DATABASE regress_poolguard_elsewhere;
+SELECT count(*) AS other_database_items FROM poolguard.invalidations_since(:start) WHERE kind = 'item';
+\c regress_poolguard_elsewhere
+SELECT kind, scope, key FROM poolguard.invalidations_since(:start);
+\c contrib_regression
+-- (WITH FORCE: the invalidation above started a publisher connected to it.)
+DROP DATABASE regress_poolguard_elsewhere WITH (FORCE);

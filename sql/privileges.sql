@@ -35,6 +35,7 @@ SET ROLE regress_poolguard_app;
 SELECT poolguard.version() IS NOT NULL AS version;
 SELECT poolguard.cache_generation('regress_scope') > 0 AS cache_generation;
 SELECT count(*) >= 0 AS publisher_pids FROM poolguard.publisher_pids();
+SELECT kind FROM poolguard.invalidations_since(0);
 SELECT count(*) AS others_sessions FROM poolguard.sessions WHERE role_name <> current_user;
 SELECT count(*) AS others_terminations FROM poolguard.terminations WHERE role_name <> current_user;
 SELECT poolguard.worker_pid();

@@ -125,3 +125,20 @@ COMMENT ON FUNCTION poolguard.publisher_pids() IS
 -- Deliberately PUBLIC: any role that may connect may NOTIFY on the channel, so every listening
 -- app role must be able to tell the publisher's notifications from forged ones.
 GRANT EXECUTE ON FUNCTION poolguard.publisher_pids() TO PUBLIC;
+
+-- ---------------------------------------------------------------------------------------------
+-- New in 1.1: invalidations_since() for readers that cannot LISTEN (hot standbys, transaction
+-- poolers).
+-- ---------------------------------------------------------------------------------------------
+CREATE FUNCTION poolguard.invalidations_since(
+        after bigint, max_wait interval DEFAULT '0',
+        OUT kind text, OUT generation bigint, OUT scope text, OUT key text)
+    RETURNS SETOF record
+    LANGUAGE c VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'poolguard_invalidations_since';
+COMMENT ON FUNCTION poolguard.invalidations_since(bigint, interval) IS
+    'this database''s invalidations with a generation greater than after, oldest first (or one resync row), waiting up to max_wait for the first; read-only: works on hot standbys and behind transaction poolers';
+-- Deliberately PUBLIC: any role that may connect to a database may LISTEN to its notifications,
+-- which carry the same items; it returns only the current database's items.
+REVOKE ALL ON FUNCTION poolguard.invalidations_since(bigint, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION poolguard.invalidations_since(bigint, interval) TO PUBLIC;

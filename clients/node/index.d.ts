@@ -42,6 +42,19 @@ export interface PoolguardCacheOptions {
   maxHeldNotifications?: number;
   /** Least time between two 'resync' events, in ms (default 1000). */
   resyncEventIntervalMs?: number;
+  /**
+   * 'listen' (default): a dedicated LISTEN connection.  'poll': long polls of
+   * poolguard.invalidations_since() through the pool (or `replica`), for hot standbys and
+   * transaction-mode poolers, where nobody can LISTEN.
+   */
+  mode?: 'listen' | 'poll';
+  /**
+   * The pool your loaders read from when that is a read replica (one server): generations and
+   * polls go to it, so a generation is never newer than the data it tags.  Requires mode 'poll'.
+   */
+  replica?: Queryable | null;
+  /** How long one poll waits on the server for an invalidation, in ms (default 10000, at most 600000). */
+  pollWaitMs?: number;
   /** Clock in ms (tests). */
   now?: () => number;
 }
@@ -78,12 +91,14 @@ export interface PoolguardCacheStats {
   rejected: number;
   rejectedByKind: Partial<Record<RejectionKind, number>>;
   publisherLookups: number;
+  /** invalidations_since() calls (mode 'poll'). */
+  polls: number;
 }
 
 export class PoolguardCache extends EventEmitter {
   constructor(options: PoolguardCacheOptions);
   readonly stats: PoolguardCacheStats;
-  /** The listener is connected and LISTENs. */
+  /** The listener is connected and LISTENs (mode 'poll': the last poll succeeded). */
   readonly listening: boolean;
   readonly listener: ListenerClient | null;
   readonly entries: LruTtl;

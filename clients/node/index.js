@@ -11,6 +11,12 @@
 //     before a resync, may have missed its notification: before serving it, compare its tag with
 //     cache_generation (one cheap call) and reload when newer.
 //  4. The listener reconnects with exponential backoff (and jitter).
+//  5. mode 'poll' replaces the LISTEN connection by long polls of poolguard.invalidations_since()
+//     (hot standbys and transaction-mode poolers cannot LISTEN); the feed is this server's own
+//     data, so its items are trusted.  With `replica`, generations AND the feed come from the
+//     replica the loaders read from: a replica's generation moves only once it has replayed the
+//     change, so it is never newer than its data.  Generations from the primary with data from a
+//     replica would tag old rows with new generations.
 //
 // Anyone who may connect may NOTIFY on any channel, so nothing a notification says is trusted:
 //  - every payload is parsed and validated inside a guard (shape, types, sizes); a malformed one
@@ -26,6 +32,8 @@ const { EventEmitter } = require('node:events');
 const { LruTtl } = require('./lru');
 
 const GENERATION_SQL = 'SELECT poolguard.cache_generation($1, $2) AS g';
+// One statement, read-only: it works on a hot standby and through a transaction-mode pooler.
+const FEED_SQL = 'SELECT kind, generation, scope, key FROM poolguard.invalidations_since($1, $2::interval)';
 const PUBLISHERS_SQL = 'SELECT pid FROM poolguard.publisher_pids() AS pid';
 const DEFAULT_LISTENER_NAME = 'pg_poolguard listener';
 
@@ -119,12 +127,28 @@ class PoolguardCache extends EventEmitter {
   //   senderLookupIntervalMs  least time between two publisher_pids() look-ups (default 500)
   //   maxHeldNotifications  notifications of unknown senders held for a look-up (default 1000)
   //   resyncEventIntervalMs  least time between two 'resync' events (default 1000)
+  //   mode       'listen' (default: a dedicated LISTEN connection) or 'poll' (long polls of
+  //              poolguard.invalidations_since() through the pool: for replicas and
+  //              transaction-mode poolers; each poll holds one pool connection while it waits)
+  //   replica    the pool your loaders read from when that is a read replica: generations and
+  //              polls then go to it (requires mode 'poll': a replica cannot LISTEN)
+  //   pollWaitMs how long one poll waits on the server for an invalidation (default 10000)
   constructor({ pool, connect, channel = 'poolguard_invalidate', max = 1000, ttlMs = 5 * 60 * 1000,
                 backoff = {}, now = Date.now, listenerApplicationName = DEFAULT_LISTENER_NAME,
                 checkSender = true, senderLookupIntervalMs = 500, maxHeldNotifications = 1000,
-                resyncEventIntervalMs = 1000 } = {}) {
+                resyncEventIntervalMs = 1000, mode = 'listen', replica = null, pollWaitMs = 10000 } = {}) {
     super();
     if (!pool || typeof pool.query !== 'function') throw new TypeError('pool with a query() method is required');
+    if (mode !== 'listen' && mode !== 'poll') throw new TypeError(`mode must be 'listen' or 'poll', not ${String(mode)}`);
+    if (replica !== null && (typeof replica !== 'object' || typeof replica.query !== 'function')) {
+      throw new TypeError('replica must be a pool with a query() method, or null');
+    }
+    if (replica !== null && mode !== 'poll') {
+      throw new TypeError("replica needs mode 'poll': a replica cannot LISTEN, and notifications from the primary can arrive before the replica has the data");
+    }
+    if (!Number.isInteger(pollWaitMs) || pollWaitMs < 0 || pollWaitMs > 600000) {
+      throw new TypeError('pollWaitMs must be an integer between 0 and 600000');
+    }
     if (connect !== undefined && typeof connect !== 'function') {
       throw new TypeError('connect must be a function returning a connected pg.Client');
     }
@@ -134,6 +158,12 @@ class PoolguardCache extends EventEmitter {
       throw new TypeError('listenerApplicationName must be a string of at most 63 bytes, or null');
     }
     this.pool = pool;
+    this.mode = mode;
+    this.replica = replica;
+    this.readPool = replica ?? pool; // where generations (and polls) come from: where the data does
+    this.pollWaitMs = pollWaitMs;
+    this.pollAfter = 0n;             // the greatest generation the feed returned
+    this.polling = false;
     this.connect = connect ?? defaultConnect;
     this.customConnect = connect !== undefined;
     this.channel = channel;
@@ -161,13 +191,18 @@ class PoolguardCache extends EventEmitter {
     this.warned = new Set();
     this.stats = { hits: 0, misses: 0, rechecks: 0, staleOnRecheck: 0, invalidated: 0,
                    notifications: 0, resyncs: 0, reconnects: 0, rejected: 0, rejectedByKind: {},
-                   publisherLookups: 0 };
+                   publisherLookups: 0, polls: 0 };
   }
 
   // Connects the listener; resolves once it LISTENs (or rejects on the first failure; it keeps
   // retrying in the background either way).
   async start() {
     this.stopped = false;
+    if (this.mode === 'poll') {
+      await this._pollOnce(0);  // the first answer (a resync) says where the feed stands
+      this._pollLoop();
+      return;
+    }
     await this._listen(this.backoff.initialMs);
   }
 
@@ -228,7 +263,7 @@ class PoolguardCache extends EventEmitter {
   }
 
   async generation(scope, key = null) {
-    const res = await this.pool.query(GENERATION_SQL, [scope, key]);
+    const res = await this.readPool.query(GENERATION_SQL, [scope, key]);
     return BigInt(res.rows[0].g);
   }
 
@@ -446,6 +481,58 @@ class PoolguardCache extends EventEmitter {
       if (client) client.end().catch(() => {});
       this._retry(delayMs);
       throw err;
+    }
+  }
+
+  // One long poll: applies what invalidations_since() returned (items, or a resync) and marks
+  // the cache live.  Throws when the query fails (the cache is then not live).
+  async _pollOnce(waitMs) {
+    this.stats.polls++;
+    let res;
+    try {
+      res = await this.readPool.query(FEED_SQL, [this.pollAfter.toString(), `${waitMs} milliseconds`]);
+    } catch (err) {
+      this._setListening(false);
+      throw err;
+    }
+    if (this.stopped) return;
+    const items = [];
+    let newest = this.pollAfter;
+    for (const row of res.rows) {
+      const generation = BigInt(row.generation);
+      if (generation > newest) newest = generation;
+      // Numbers, as in notifications (generations are microseconds: below 2^53 until year 2255).
+      if (row.kind === 'resync') items.push({ scope: null, key: null, generation: Number(generation), resync: true });
+      else items.push({ scope: row.scope, key: row.key, generation: Number(generation) });
+    }
+    // Live from here on: an entry loaded after this point gets every later item from the feed.
+    this._setListening(true);
+    this.pollAfter = newest;
+    if (items.length > 0) this._apply(items);
+  }
+
+  async _pollLoop() {
+    if (this.polling) return;
+    this.polling = true;
+    let delayMs = this.backoff.initialMs;
+    try {
+      while (!this.stopped) {
+        try {
+          await this._pollOnce(this.pollWaitMs);
+          delayMs = this.backoff.initialMs;
+        } catch (err) {
+          if (this.stopped) break;
+          this._safeEmit('reconnectError', err);
+          this.stats.reconnects++;
+          await new Promise((resolve) => {
+            const t = setTimeout(resolve, delayMs + Math.random() * delayMs * 0.2);
+            if (t.unref) t.unref();
+          });
+          delayMs = Math.min(delayMs * 2, this.backoff.maxMs);
+        }
+      }
+    } finally {
+      this.polling = false;
     }
   }
 

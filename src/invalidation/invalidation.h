@@ -8,6 +8,9 @@
  *                             by the commit callback once the commit is visible to others
  *   invalidation_sql.cpp      cache_generation(), the trigger function, the stats functions
  *   publisher.cpp             the per-database "pg_poolguard publisher" background worker
+ *   invalidation_wal.cpp      the custom WAL resource manager that replicates generations to
+ *                             standbys in commit order, and the logical decoding messages
+ *   invalidation_feed.cpp     the feed of recent items behind poolguard.invalidations_since()
  *
  * Shared memory layout (one ShmemInitStruct "pg_poolguard invalidation"):
  *   InvalidationShared | pg_atomic_uint64 generations[invalidation_slots]
@@ -92,6 +95,7 @@ struct InvalidationShared
     uint64 seed;              /* the counter's value at server start */
     pg_atomic_uint64 floor;   /* every generation read is at least this (raised at start and promotion) */
     pg_atomic_uint32 floor_pending; /* the floor must be raised once recovery is over */
+    uint64 replayed;          /* the last generation redo applied (the startup process only) */
     uint32 slots;             /* entries in the generation table */
     uint32 queue_size;        /* entries in the queue */
     core::EntryList free_entries;
@@ -191,6 +195,62 @@ struct InvalidationsByScope
 
 /* Copies the invalidation counts by scope (palloc'd; for the metrics); returns how many. */
 int invalidation_copy_scope_counts(InvalidationsByScope **counts);
+
+/* The counter's value at server start (every generation before it is unknown here). */
+uint64 invalidation_seed(void);
+
+/* Raises *slot to at least v (never lowers it: generations only grow). */
+void invalidation_atomic_max(pg_atomic_uint64 *slot, uint64 v);
+
+/*
+ * Redo of pg_poolguard's WAL records (startup process, invalidation_wal.cpp): raises the slots
+ * of `count` items (core/invalidation/wal_items.h) of `database`, the first with generation `first`, and
+ * appends them to the feed; or raises the floor.
+ */
+void invalidation_apply_replayed(Oid database, uint64 first, const char *items, Size len, uint32 count);
+void invalidation_apply_replayed_floor(uint64 floor);
+
+/* ---- invalidation_wal.cpp ---- */
+
+/* Registers the custom WAL resource manager (_PG_init, while preloading). */
+void invalidation_wal_register(void);
+
+/* Serializes the committing transaction's items for its WAL record (XACT_EVENT_PRE_COMMIT; may ERROR). */
+void invalidation_wal_prepare(const PendingInvalidation *items, int count);
+
+/* Forgets what invalidation_wal_prepare built (end of transaction). */
+void invalidation_wal_forget(void);
+
+/*
+ * Writes the committed items (generations first .. first + count - 1) to WAL, and as logical
+ * messages when wal_level = logical.  Caller holds invalidation_shared->lock exclusively; never raises an
+ * error (sets *failed instead).  Returns the end of what it wrote (InvalidXLogRecPtr: nothing).
+ */
+XLogRecPtr invalidation_wal_log_committed(uint64 first, const PendingInvalidation *items, int count, bool *failed);
+
+/* Writes a FLOOR record (never raises an error; sets *failed instead). */
+XLogRecPtr invalidation_wal_log_floor(uint64 floor, bool *failed);
+
+/* After the locks are released: has the WAL writer flush lsn soon; reports a failure. */
+void invalidation_wal_finish(XLogRecPtr lsn, bool failed);
+
+/* ---- invalidation_feed.cpp ---- */
+
+void invalidation_feed_register_shmem(void);
+
+/* The feed's lock, taken exclusively around invalidation_feed_push / raise_horizon (after invalidation_shared->lock). */
+void invalidation_feed_lock(void);
+void invalidation_feed_unlock(void);
+
+/* Appends an item (key == nullptr: the whole scope); ignored unless newer than the feed's newest. */
+void invalidation_feed_push(Oid database, uint64 generation, const char *scope, int scope_len, const char *key,
+                            int key_len);
+
+/* Items at or below generation may be missing from now on: readers behind it get a resync. */
+void invalidation_feed_raise_horizon(uint64 generation);
+
+/* Wakes invalidations_since() waiters (no lock held). */
+void invalidation_feed_wake(void);
 
 }  // namespace poolguard
 

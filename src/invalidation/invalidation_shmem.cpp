@@ -19,8 +19,12 @@
  *   up when a commit does not fit); a database's list is freed in O(1).
  * - The counter and the generation table are atomics, read and written without the lock
  *   (cache_generation() takes no lock).  The counter is only advanced with the lock held.
- * - It is a leaf: no other pg_poolguard lock (shmem.cpp's policies/logins locks, caps_lock, the
- *   worker latch spinlock) is taken while it is held, nor is it taken while holding one of them.
+ * - The only pg_poolguard lock taken while it is held is the feed's (invalidation_feed.cpp), by a
+ *   committing backend appending its items (order: invalidation_shared->lock, then feed->lock); no other
+ *   pg_poolguard lock (shmem.cpp's policies/logins locks, caps_lock, the worker latch spinlock)
+ *   is taken while it is held, nor is it taken while holding one of them.  A committing backend
+ *   also inserts its WAL record under it (invalidation_wal.cpp: WAL insertion locks come last,
+ *   as under any buffer lock), so that records are in WAL in generation order.
  * - Nothing that can fail or is slow runs under it: no palloc, no ereport, no catalog access,
  *   no GetCurrentTimestamp (callers read the clock first), no SetLatch (latches are set after
  *   release; a latch set after its owner left only causes a spurious wakeup), no worker
@@ -37,6 +41,7 @@
 #include "core/invalidation/generation.h"
 #include "core/invalidation/invalidation_key.h"
 #include "core/invalidation/entry_lists.h"
+#include "core/invalidation/wal_items.h"
 
 #include "invalidation/invalidation.h"
 #include "stats/stats.h"
@@ -113,6 +118,7 @@ void invalidation_shmem_init(void)
     invalidation_shared->seed = clock_generation(GetCurrentTimestamp());
     pg_atomic_init_u64(&invalidation_shared->counter, invalidation_shared->seed);
     pg_atomic_init_u64(&invalidation_shared->floor, invalidation_shared->seed);
+    invalidation_shared->replayed = invalidation_shared->seed;
     /* Raised again by the first reader once recovery is over (a standby: at its promotion). */
     pg_atomic_init_u32(&invalidation_shared->floor_pending, 1);
     invalidation_shared->slots = (uint32) guc_invalidation_slots;
@@ -133,14 +139,9 @@ void reset_slot(PublisherSlot *s, Oid database)
     s->items = core::empty_entry_list();
 }
 
-/* Raises *slot to at least v (never lowers it: generations only grow). */
 void atomic_max(pg_atomic_uint64 *slot, uint64 v)
 {
-    uint64 current = pg_atomic_read_u64(slot);
-    while (current < v && !pg_atomic_compare_exchange_u64(slot, &current, v))
-    {
-        /* current now holds the newer value; retry while ours is still greater */
-    }
+    invalidation_atomic_max(slot, v);
 }
 
 /* Stats row of (MyDatabaseId, scope): found or claimed; the shared overflow row when full. */
@@ -325,6 +326,60 @@ void invalidation_register_shmem(void)
     shmem_register_lwlocks(tranche_name, 1);
 }
 
+void invalidation_atomic_max(pg_atomic_uint64 *slot, uint64 v)
+{
+    uint64 current = pg_atomic_read_u64(slot);
+    while (current < v && !pg_atomic_compare_exchange_u64(slot, &current, v))
+    {
+        /* current now holds the newer value; retry while ours is still greater */
+    }
+}
+
+uint64 invalidation_seed(void)
+{
+    return invalidation_shared->seed;
+}
+
+/*
+ * Redo runs in the startup process only, one record at a time, in WAL order; readers on a hot
+ * standby read the slots with atomics as on a primary.  Each item gets the primary's generation,
+ * or just above the last one applied when that is not newer (core::replayed_generation: a
+ * standby that restarted replays WAL from before its start, below its clock-seeded floor).
+ */
+void invalidation_apply_replayed(Oid database, uint64 first, const char *items, Size len, uint32 count)
+{
+    if (invalidation_shared == nullptr)
+        return;
+    uint64 slots = invalidation_shared->slots;
+    Size pos = 0;
+    core::WalItem item;
+    invalidation_feed_lock();
+    for (uint32 i = 0; i < count && core::wal_item_read(items, len, &pos, &item); i++)
+    {
+        uint64 generation = core::replayed_generation(first + i, invalidation_shared->replayed);
+        invalidation_shared->replayed = generation;
+        uint64 hash = core::invalidation_hash(database, item.scope, item.scope_len, item.key, item.key_len);
+        atomic_max(&inval_generations[core::slot_of(hash, slots)], generation);
+        atomic_max(&invalidation_shared->counter, generation);
+        invalidation_feed_push(database, generation, item.scope, (int) item.scope_len, item.key, (int) item.key_len);
+    }
+    invalidation_feed_unlock();
+    invalidation_feed_wake();
+}
+
+void invalidation_apply_replayed_floor(uint64 floor)
+{
+    if (invalidation_shared == nullptr)
+        return;
+    invalidation_shared->replayed = Max(invalidation_shared->replayed, floor);
+    atomic_max(&invalidation_shared->counter, floor);
+    atomic_max(&invalidation_shared->floor, floor);
+    invalidation_feed_lock();
+    invalidation_feed_raise_horizon(floor);
+    invalidation_feed_unlock();
+    invalidation_feed_wake();
+}
+
 PublisherSlot *invalidation_find_publisher(Oid database)
 {
     for (int i = 0; i < max_publishers; i++)
@@ -344,8 +399,19 @@ void invalidation_raise_floor_after_recovery(void)
     uint64 now = clock_generation(GetCurrentTimestamp());
     atomic_max(&invalidation_shared->floor, now);
     atomic_max(&invalidation_shared->counter, now);
+    /*
+     * Standbys raise theirs when they replay this (the items of commits this server made before
+     * a crash may never have reached WAL); readers of the feed from before get a resync.
+     */
+    bool failed = false;
+    XLogRecPtr lsn = invalidation_wal_log_floor(now, &failed);
+    invalidation_feed_lock();
+    invalidation_feed_raise_horizon(now);
+    invalidation_feed_unlock();
     pg_write_barrier();
     pg_atomic_write_u32(&invalidation_shared->floor_pending, 0);
+    invalidation_wal_finish(lsn, failed);
+    invalidation_feed_wake();
 }
 
 int invalidation_take(PublisherSlot *slot, QueueEntry *out, int max)
@@ -530,6 +596,18 @@ void invalidation_publish_committed(const PendingInvalidation *items, int count)
         stats->last_invalidated_at = now;
     }
 
+    /*
+     * Replication and the feed, still under the lock so that both are in generation order
+     * (invalidation_wal.cpp explains why the WAL record is written here).
+     */
+    bool wal_failed = false;
+    XLogRecPtr wal_end = invalidation_wal_log_committed(base + 1, items, count, &wal_failed);
+    invalidation_feed_lock();
+    for (int i = 0; i < count; i++)
+        invalidation_feed_push(MyDatabaseId, base + 1 + (uint64) i, items[i].scope, items[i].scope_len, items[i].key,
+                               items[i].key_len);
+    invalidation_feed_unlock();
+
     PublisherSlot *slot = claim_publisher(MyDatabaseId);
     if (slot == nullptr)
     {
@@ -586,6 +664,8 @@ void invalidation_publish_committed(const PendingInvalidation *items, int count)
     }
     LWLockRelease(invalidation_shared->lock);
 
+    invalidation_wal_finish(wal_end, wal_failed);
+    invalidation_feed_wake();
     if (wake != nullptr)
         SetLatch(wake);
 

@@ -96,6 +96,11 @@ void xact_callback(XactEvent event, void *arg)
                      errdetail("poolguard.invalidate() publishes at commit, which a prepared transaction defers to COMMIT PREPARED."),
                      errhint("Call poolguard.invalidate() in a transaction that is committed directly.")));
         break;
+    case XACT_EVENT_PRE_COMMIT:
+        /* Errors are still allowed here: the WAL record's buffer is built now, filled in at commit. */
+        if (pending_count > 0)
+            invalidation_wal_prepare(pending_items, pending_count);
+        break;
     case XACT_EVENT_COMMIT:
         /*
          * The transaction is committed: nothing here may raise an error (it would turn into a
@@ -105,12 +110,14 @@ void xact_callback(XactEvent event, void *arg)
         if (pending_count > 0)
             invalidation_publish_committed(pending_items, pending_count);
         forget_pending();
+        invalidation_wal_forget();
         break;
     case XACT_EVENT_ABORT:
     case XACT_EVENT_PREPARE:
     case XACT_EVENT_PARALLEL_COMMIT:
     case XACT_EVENT_PARALLEL_ABORT:
         forget_pending();
+        invalidation_wal_forget();
         break;
     default:
         break;
@@ -128,6 +135,8 @@ void subxact_callback(SubXactEvent event, SubTransactionId subxact, SubTransacti
 void invalidation_init(void)
 {
     invalidation_register_shmem();
+    invalidation_feed_register_shmem(); /* after the generations: its horizon starts at their seed */
+    invalidation_wal_register();
 }
 
 void invalidation_validate(const char *scope, int scope_len, const char *key, int key_len, bool for_publication)

@@ -71,6 +71,34 @@ ErrorData *run_catching_errors(const char *where, MemoryContext error_context, F
     return error;
 }
 
+/*
+ * The error recovery of a path that runs after the commit, in place: runs f() and, if it raises
+ * an ERROR, flushes the error state and returns false; the transaction state and every lock the
+ * caller holds stay as they are (the caller holds an LWLock it releases itself, and a committed
+ * transaction must not be aborted).  For calls that can fail only by a programming error (WAL
+ * insertion); the caller undoes what f() left half done and reports it after its locks are
+ * released.  f returns nothing: it stores results through its captures.
+ */
+template <typename F>
+bool run_keeping_state(F &&f)
+{
+    volatile bool ok = true;
+    MemoryContext context = CurrentMemoryContext;
+
+    PG_TRY();
+    {
+        f();
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(context);
+        FlushErrorState();
+        ok = false;
+    }
+    PG_END_TRY();
+    return ok;
+}
+
 }  // namespace poolguard
 
 /*

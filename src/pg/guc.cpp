@@ -72,6 +72,10 @@ int guc_invalidation_queue_size = 4096;
 char *guc_notify_channel = nullptr;
 int guc_publish_delay_ms = 0;
 int guc_publisher_idle_timeout_ms = 10000;
+int guc_feed_size = 1024;
+bool guc_wal_invalidations = true;
+bool guc_logical_messages = true;
+bool guc_wal_flush = false;
 
 namespace {
 
@@ -189,7 +193,28 @@ void define_gucs(void)
                                 "When it is full, listeners get one resync message instead of the items.",
                                 &guc_invalidation_queue_size, 4096, 64, 1 << 20, PGC_POSTMASTER, 0,
                                 check_power_of_two, NULL, NULL);
+        DefineCustomIntVariable("poolguard.feed_size",
+                                "Number of recent invalidations poolguard.invalidations_since() can return.",
+                                "Each takes about 1.1 kB of shared memory; a reader that fell further behind gets a resync.",
+                                &guc_feed_size, 1024, 16, 1 << 20, PGC_POSTMASTER, 0,
+                                NULL, NULL, NULL);
     }
+
+    DefineCustomBoolVariable("poolguard.wal_invalidations",
+                             "Writes each commit's invalidations to WAL so that standbys move their generations.",
+                             "Turn it off only to measure its cost: standbys then never see a generation move.",
+                             &guc_wal_invalidations, true, PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+    DefineCustomBoolVariable("poolguard.logical_messages",
+                             "Writes each commit's invalidations as a logical decoding message (prefix pg_poolguard).",
+                             "Only with wal_level = logical.",
+                             &guc_logical_messages, true, PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+    DefineCustomBoolVariable("poolguard.wal_flush",
+                             "Makes an invalidating commit wait until its invalidations' WAL record is flushed.",
+                             "Off: the WAL writer or the next commit flushes it, and a standby's generations may lag "
+                             "its data by up to wal_writer_delay (never lead it).",
+                             &guc_wal_flush, false, PGC_SUSET, 0, NULL, NULL, NULL);
 
     DefineCustomStringVariable("poolguard.notify_channel",
                                "Channel on which publishers send cache invalidations.",

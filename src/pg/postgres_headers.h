@@ -33,6 +33,9 @@ extern "C" {
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xlog_internal.h"
+#include "access/xloginsert.h"
+#include "access/xlogreader.h"
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
@@ -47,12 +50,15 @@ extern "C" {
 #include "common/hashfn.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "lib/stringinfo.h"
 #include "libpq/auth.h"
 #include "libpq/libpq-be.h"
 #include "postmaster/bgworker.h"
+#include "replication/message.h"
 #include "replication/walsender.h"
 #include "postmaster/autovacuum.h"
 #include "postmaster/interrupt.h"
+#include "storage/condition_variable.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/pmsignal.h"
@@ -106,6 +112,31 @@ static inline volatile PgBackendStatus *poolguard_status_entry(PGPROC *proc)
     return MyBEEntry - (MyBackendId - 1) + (proc->backendId - 1);
 #endif
 }
+
+/* Custom WAL resource managers (RegisterCustomRmgr) exist from PostgreSQL 15 on. */
+#if PG_VERSION_NUM >= 150000
+#define POOLGUARD_HAVE_CUSTOM_RMGR 1
+#endif
+
+/* Wakes the WAL writer (no-op when it is not running); PostgreSQL 18 keeps its proc number, not its latch. */
+static inline void poolguard_wake_walwriter(void)
+{
+#if PG_VERSION_NUM >= 180000
+    ProcNumber walwriter = ProcGlobal->walwriterProc;
+    if (walwriter != INVALID_PROC_NUMBER)
+        SetLatch(&GetPGProcByNumber(walwriter)->procLatch);
+#else
+    if (ProcGlobal->walwriterLatch != NULL)
+        SetLatch(ProcGlobal->walwriterLatch);
+#endif
+}
+
+/* A non-transactional logical decoding message; PostgreSQL 17 added the `flush` argument. */
+#if PG_VERSION_NUM >= 170000
+#define poolguard_log_logical_message(prefix, message, size) LogLogicalMessage(prefix, message, size, false, false)
+#else
+#define poolguard_log_logical_message(prefix, message, size) LogLogicalMessage(prefix, message, size, false)
+#endif
 
 #if PG_VERSION_NUM >= 160000
 /* PostgreSQL 16 renamed the accessor of the backend-status snapshot by position. */

@@ -10,7 +10,9 @@ const root = path.join(__dirname, '..');
 
 test('npm pack ships the entries, their types, the LRU and the README — and nothing else', () => {
   const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' });
-  const [pack] = JSON.parse(out);
+  // npm up to 11 prints an array of packs; npm 12 an object keyed by package name.
+  const packs = JSON.parse(out);
+  const pack = Array.isArray(packs) ? packs[0] : Object.values(packs)[0];
   const files = pack.files.map((f) => f.path).sort();
   assert.deepEqual(files, ['README.md', 'index.d.mts', 'index.d.ts', 'index.js', 'index.mjs', 'lru.js', 'package.json']);
   const pkg = require('../package.json');

@@ -32,6 +32,19 @@ constexpr std::uint64_t effective_generation(std::uint64_t key_generation, std::
     return key_generation > scope_generation ? key_generation : scope_generation;
 }
 
+/*
+ * The generation a standby gives a replayed item the primary handed out as `primary`, when the
+ * last generation it applied (or its floor) is `last`: the primary's own, unless that is not
+ * newer — which happens only while a standby that (re)started replays WAL written before its
+ * start: its floor (its clock at start) is then ahead of those items.  A reader may already have
+ * read the floor with the data as it was before the item's change, so the item must read as
+ * newer than everything read before it was replayed.
+ */
+constexpr std::uint64_t replayed_generation(std::uint64_t primary, std::uint64_t last)
+{
+    return primary > last ? primary : last + 1;
+}
+
 /* A cached value tagged with `tagged` is fresh iff nothing newer was published for it. */
 constexpr bool generation_is_fresh(std::uint64_t tagged, std::uint64_t current)
 {

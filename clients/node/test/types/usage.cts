@@ -5,3 +5,8 @@ lru.set('a', { scope: 's', v: 1 });
 export const n: number = lru.deleteScope('s', (e) => e.v > 0);
 // @ts-expect-error the cache needs a pool
 new cache.PoolguardCache({});
+// Poll mode with a read replica (for apps behind transaction poolers or reading from replicas).
+const q = { query: async () => ({ rows: [] }) };
+new cache.PoolguardCache({ pool: q, mode: 'poll', replica: q, pollWaitMs: 5000 });
+// @ts-expect-error mode is 'listen' or 'poll'
+new cache.PoolguardCache({ pool: q, mode: 'push' });
