@@ -4,15 +4,22 @@
 
 EXTENSION  = pg_poolguard
 MODULE_big = pg_poolguard
+# The one version number of a release.  The control file's default_version, src/pg/version.h,
+# META.json and debian/changelog agree with it (scripts/check_release.py, run by make test).
+EXTVERSION = 1.1
 
 # One folder per feature under src/ (README, Architecture); src/core/<feature>/ is plain C++.
 CORE_SRCS  = $(sort $(wildcard src/core/*/*.cpp))
 GLUE_SRCS  = $(sort $(wildcard src/*.cpp) $(filter-out src/core/%,$(wildcard src/*/*.cpp)))
 OBJS       = $(GLUE_SRCS:.cpp=.o) $(CORE_SRCS:.cpp=.o)
 
-# The install script is assembled from one fragment per feature (extension/), in this order.
-DATA_built = pg_poolguard--1.0.sql
+# The full install script of the current version is assembled from one fragment per feature
+# (extension/), in this order.  versions/ holds what was released, never edited again: the 1.0
+# install script and one upgrade step per release (test/t/release_upgrade.pl: 1.0 + every step
+# = a fresh install).
+DATA_built = pg_poolguard--$(EXTVERSION).sql
 SQL_PARTS  = $(addprefix extension/,base.sql policy.sql reaper.sql caps.sql invalidation.sql stats.sql)
+DATA       = $(sort $(wildcard versions/pg_poolguard--*.sql))
 
 # pg_regress: the tests sql/schedule lists (sql/NAME.sql, expected/NAME.out), in its order; see
 # installcheck-regress below (REGRESS stays empty, also against the environment, so that PGXS runs
@@ -38,7 +45,7 @@ SHLIB_LINK += -lstdc++
 # Debian's PGXS would also compile every .cpp to LLVM bitcode with clang, ignoring our flags.
 override with_llvm = no
 
-EXTRA_CLEAN = build $(OBJS:.o=.d) output_iso results regression.diffs regression.out
+EXTRA_CLEAN = build $(OBJS:.o=.d) output_iso results regression.diffs regression.out dist
 
 PG_CONFIG ?= pg_config
 PGXS := $(wildcard $(shell $(PG_CONFIG) --pgxs 2>/dev/null))
@@ -63,6 +70,26 @@ installcheck: installcheck-regress
 installcheck-regress:
 	$(pg_regress_installcheck) $(REGRESS_OPTS) --schedule=$(REGRESS_SCHEDULE)
 endif
+
+# ---- release: version agreement, PGXN metadata, the source archive, Debian packages ----
+# The archive holds what git tracks at HEAD minus what .gitattributes marks export-ignore.
+DISTVERSION = $(EXTVERSION).0
+DISTNAME    = $(EXTENSION)-$(DISTVERSION)
+DISTDIR    ?= dist
+
+check-release:
+	python3 scripts/check_release.py
+	python3 scripts/validate_meta.py META.json
+
+# The PGXN release archive: pg_poolguard-X.Y.Z.zip (PGXN names distributions by SemVer).
+dist: check-release
+	@mkdir -p $(DISTDIR)
+	git archive --format=zip --prefix=$(DISTNAME)/ -o $(DISTDIR)/$(DISTNAME).zip HEAD
+	python3 scripts/check_dist.py $(DISTDIR)/$(DISTNAME).zip
+
+# Debian packages postgresql-N-poolguard in $(DISTDIR)/deb (scripts/build_deb.sh).
+deb:
+	bash scripts/build_deb.sh $(DISTDIR)/deb
 
 # ---- unit tests of the pure C++ core (GoogleTest), plain and under ASan+UBSan ----
 UNIT_SRCS   = $(sort $(wildcard test/unit/*.cpp))
@@ -102,4 +129,4 @@ demo:
 bench:
 	bash bench/run.sh
 
-.PHONY: unit tap test test-all lint demo bench installcheck-regress
+.PHONY: unit tap test test-all lint demo bench installcheck-regress check-release dist deb

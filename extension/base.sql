@@ -1,6 +1,7 @@
--- pg_poolguard 1.0: foundation.
+-- pg_poolguard: foundation.
 -- (extension/*.sql are concatenated, in the order the Makefile's SQL_PARTS lists them, into
--- pg_poolguard--1.0.sql.)
+-- pg_poolguard--$(EXTVERSION).sql, the full install script of the current version; versions/
+-- holds the frozen scripts of released versions and the upgrade steps.)
 
 \echo Use "CREATE EXTENSION pg_poolguard" to load this file. \quit
 

@@ -1,5 +1,4 @@
-
--- pg_poolguard 1.0: transactional cache invalidation (generations, notifications, triggers).
+-- pg_poolguard: transactional cache invalidation (generations, notifications, triggers).
 
 CREATE FUNCTION poolguard.invalidate(scope text, key text DEFAULT NULL) RETURNS void
     LANGUAGE c VOLATILE PARALLEL UNSAFE

@@ -17,7 +17,7 @@ CREATE FUNCTION poolguard.session_info(
         OUT policy text, OUT verdict text, OUT deadline timestamptz, OUT exempt_reason text)
     RETURNS SETOF record
     LANGUAGE c
-    AS 'MODULE_PATHNAME', 'poolguard_session_info';
+    AS 'MODULE_PATHNAME', 'poolguard_session_info_1_1';
 -- Everyone, for the rows of roles whose privileges they have (pg_read_all_stats: all rows).
 REVOKE ALL ON FUNCTION poolguard.session_info() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION poolguard.session_info() TO PUBLIC;

@@ -29,7 +29,9 @@ non-zero when there is any.  Rules:
             identifier (a word with "." "_" or "()"), and ends with a period; "%s" alone passes an
             error's own detail through.  In every message SQL's NULL is written "NULL".
   sqlnames  the C function behind each SQL function is named after it:
-            CREATE FUNCTION poolguard.X(...) ... AS 'MODULE_PATHNAME', 'poolguard_X'.
+            CREATE FUNCTION poolguard.X(...) ... AS 'MODULE_PATHNAME', 'poolguard_X' (or
+            'poolguard_X_1_1': the entry point of the release whose signature it serves, as
+            pg_stat_statements names them; the released scripts in versions/ keep their names).
   oneplace  what must exist once stays in one file: the PG_TRY/CopyErrorData recovery in
             src/pg/guard.h (run_catching_errors), the walk of the backend-status array
             (pgstat_fetch_stat_local_beentry) in src/enforce/sessions.cpp
@@ -333,7 +335,7 @@ def check_sql_names():
         with open(path, encoding='utf-8') as f:
             text = f.read()
         for m in create.finditer(text):
-            if m.group(3) != 'poolguard_' + m.group(1):
+            if not re.fullmatch(r'poolguard_%s(_\d+_\d+)?' % re.escape(m.group(1)), m.group(3)):
                 report(path, line_of(text, m.start()), 'sqlnames',
                        'poolguard.%s() is implemented by C function %s, not poolguard_%s'
                        % (m.group(1), m.group(3), m.group(1)))

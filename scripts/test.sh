@@ -6,7 +6,8 @@
 #   4. pg_regress (sql/schedule, sql/, expected/) and pg_isolation_regress (specs/) against a
 #      cluster with the library preloaded;
 #   5. the Node.js client's tests (clients/node) against that cluster;
-#   6. TAP tests (test/t/*.pl) with PostgreSQL::Test::Cluster.
+#   6. TAP tests (test/t/*.pl) with PostgreSQL::Test::Cluster;
+#   7. release checks (scripts/test_release.sh): versions, META.json, make dist, Debian packages.
 # Clusters run as the postgres OS user from a copy of the tree it owns; exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -68,7 +69,7 @@ cleanup() {
 trap cleanup EXIT
 
 # The cluster user's copy of the tree (the checkout may live where it cannot write).
-tar -C "$ROOT" --exclude=.git --exclude=results --exclude=tmp_check --exclude=output_iso --exclude=node_modules -cf - . | (cd "$WORK" && tar xf -)
+tar -C "$ROOT" --exclude=.git --exclude=./dist --exclude=results --exclude=tmp_check --exclude=output_iso --exclude=node_modules -cf - . | (cd "$WORK" && tar xf -)
 mkdir -p "$WORK/regress"
 [ "$(id -u)" -eq 0 ] && chown -R postgres: "$WORK"
 
@@ -95,30 +96,35 @@ if [ "$regress_rc" -ne 0 ] || grep -qE '[0-9]+ of [0-9]+ tests failed' "$WORK/re
     tail -50 "$WORK/regress/server.log"
 fi
 
-log "Node.js client tests (clients/node) against the same cluster"
-# The real-client tests (pg, postgres.js, Prisma) change cluster settings for their duration: one
-# test file at a time (the flag exists from Node 20.10 on; older runners take files one by one).
-node_flags=$(node -e 'const [a, b] = process.versions.node.split(".").map(Number);
-                       console.log(a > 20 || (a === 20 && b >= 10) ? "--test-concurrency=1" : "")')
-psql_at "$WORK/regress" "$PORT" -q -d postgres -c 'CREATE DATABASE node_client' &&
-    (cd "$WORK/clients/node" &&
-        if [ -n "${POOLGUARD_NODE_MODULES:-}" ]; then
-            cp -a "$POOLGUARD_NODE_MODULES" node_modules
-        else
-            npm ci --no-audit --no-fund --loglevel=error >/dev/null
-        fi &&
-        PGHOST="$WORK/regress" PGPORT="$PORT" PGUSER=postgres PGDATABASE=node_client \
-        node --test $node_flags --test-reporter=tap test/*.test.js) >"$WORK/node.out" 2>&1
-node_rc=$?
-grep -E '^# (tests|pass|fail|skipped)' "$WORK/node.out"
-n_pass=$(awk '/^# pass / {print $3}' "$WORK/node.out")
-n_fail=$(awk '/^# fail / {print $3}' "$WORK/node.out")
-if [ "$node_rc" -ne 0 ] || [ "${n_fail:-1}" != 0 ]; then
-    status=1
-    cat "$WORK/node.out"
-    count "${n_pass:-0}" "$(( ${n_fail:-0} > 0 ? ${n_fail:-0} : 1 ))"
+# The PGXN archive (make dist) leaves the Node.js client out: it ships on npm.
+if [ -f clients/node/package.json ]; then
+    log "Node.js client tests (clients/node) against the same cluster"
+    # The real-client tests (pg, postgres.js, Prisma) change cluster settings for their duration: one
+    # test file at a time (the flag exists from Node 20.10 on; older runners take files one by one).
+    node_flags=$(node -e 'const [a, b] = process.versions.node.split(".").map(Number);
+                           console.log(a > 20 || (a === 20 && b >= 10) ? "--test-concurrency=1" : "")')
+    psql_at "$WORK/regress" "$PORT" -q -d postgres -c 'CREATE DATABASE node_client' &&
+        (cd "$WORK/clients/node" &&
+            if [ -n "${POOLGUARD_NODE_MODULES:-}" ]; then
+                cp -a "$POOLGUARD_NODE_MODULES" node_modules
+            else
+                npm ci --no-audit --no-fund --loglevel=error >/dev/null
+            fi &&
+            PGHOST="$WORK/regress" PGPORT="$PORT" PGUSER=postgres PGDATABASE=node_client \
+            node --test $node_flags --test-reporter=tap test/*.test.js) >"$WORK/node.out" 2>&1
+    node_rc=$?
+    grep -E '^# (tests|pass|fail|skipped)' "$WORK/node.out"
+    n_pass=$(awk '/^# pass / {print $3}' "$WORK/node.out")
+    n_fail=$(awk '/^# fail / {print $3}' "$WORK/node.out")
+    if [ "$node_rc" -ne 0 ] || [ "${n_fail:-1}" != 0 ]; then
+        status=1
+        cat "$WORK/node.out"
+        count "${n_pass:-0}" "$(( ${n_fail:-0} > 0 ? ${n_fail:-0} : 1 ))"
+    else
+        count "${n_pass:-0}" 0
+    fi
 else
-    count "${n_pass:-0}" 0
+    log "Node.js client tests: skipped (no clients/node in this tree)"
 fi
 cluster_stop "$WORK/regress"
 
@@ -135,6 +141,13 @@ else
         tail -60 "$f"
     done
 fi
+
+log "release: versions, PGXN metadata and archive, Debian packages"
+# From the checkout (make dist needs git); the packages build in a scratch copy.
+bash scripts/test_release.sh "$WORK/release" 2>&1 | tee "$WORK/release.out"
+release_rc=${PIPESTATUS[0]}
+count "$(grep -c '^ok - ' "$WORK/release.out")" "$(grep -c '^not ok - ' "$WORK/release.out")"
+[ "$release_rc" -eq 0 ] || status=1
 
 echo
 # Under make test-all the line names the version ("PostgreSQL 17: tests: ...").

@@ -631,3 +631,6 @@ POOLGUARD_FUNCTION(poolguard_policy_status_info)
     }
     return (Datum) 0;
 }
+
+/* 1.0's name of policy_status_info() (same signature): its SQL still calls it until the update. */
+POOLGUARD_LEGACY_ENTRY(poolguard_policy_status, poolguard_policy_status_info)

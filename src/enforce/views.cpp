@@ -43,11 +43,34 @@ Datum name_datum(const char *s)
 
 }  // namespace
 
-POOLGUARD_FUNCTION(poolguard_session_info)
+/*
+ * poolguard.session_info() by SQL version, as pg_stat_statements does: each released signature
+ * keeps its own C entry point, so a library newer than the installed SQL still serves it.
+ *   1.0  poolguard_sessions          13 columns
+ *   1.1  poolguard_session_info_1_1  14 columns (+ exempt_reason)
+ */
+enum class SessionsApi
+{
+    v1_0,
+    v1_1
+};
+
+static Datum sessions_internal(FunctionCallInfo fcinfo, SessionsApi api)
 {
     require_shared_memory();
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
     InitMaterializedSRF(fcinfo, 0);
+
+    /* The declared row must be the one this entry point was released with. */
+    const int expected = api == SessionsApi::v1_0 ? 13 : 14;
+    if (rsinfo->setDesc->natts != expected)
+        ereport(ERROR,
+                (errcode(ERRCODE_DATATYPE_MISMATCH),
+                 errmsg("expected %d output columns, not %d", expected, rsinfo->setDesc->natts),
+                 errdetail("C entry point %s serves session_info() of pg_poolguard %s.",
+                           api == SessionsApi::v1_0 ? "poolguard_sessions" : "poolguard_session_info_1_1",
+                           api == SessionsApi::v1_0 ? "1.0" : "1.1"),
+                 errhint("Run ALTER EXTENSION pg_poolguard UPDATE so that the SQL objects match the library.")));
 
     SessionScan scan;
     scan_sessions(&scan, MemoryReads::all_visible, nullptr);
@@ -115,9 +138,21 @@ POOLGUARD_FUNCTION(poolguard_session_info)
         }
         if (!row->exempt)
             nulls[13] = true;
+        /* 1.0's row ends at deadline: the first 13 values are the same. */
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
     return (Datum) 0;
+}
+
+/* 1.0's entry point (13 columns): kept so that the library works before ALTER EXTENSION UPDATE. */
+POOLGUARD_FUNCTION(poolguard_sessions)
+{
+    return sessions_internal(fcinfo, SessionsApi::v1_0);
+}
+
+POOLGUARD_FUNCTION(poolguard_session_info_1_1)
+{
+    return sessions_internal(fcinfo, SessionsApi::v1_1);
 }
 
 POOLGUARD_FUNCTION(poolguard_termination_history)
@@ -160,3 +195,6 @@ POOLGUARD_FUNCTION(poolguard_termination_history)
     }
     return (Datum) 0;
 }
+
+/* 1.0's name of termination_history() (same signature): its SQL still calls it until the update. */
+POOLGUARD_LEGACY_ENTRY(poolguard_terminations, poolguard_termination_history)

@@ -117,4 +117,19 @@ bool run_keeping_state(F &&f)
     }                                                                              \
     static Datum name##_body(PG_FUNCTION_ARGS)
 
+/*
+ * Keeps a released SQL script's C symbol working after the function it names was renamed (same
+ * SQL signature): the old script's functions call `legacy`, which runs `current`.  The library
+ * serves every released version's SQL until ALTER EXTENSION pg_poolguard UPDATE (README,
+ * Upgrading); a changed signature gets its own entry point instead (poolguard_X_1_1).
+ */
+#define POOLGUARD_LEGACY_ENTRY(legacy, current)                                    \
+    extern "C" {                                                                   \
+    PG_FUNCTION_INFO_V1(legacy);                                                   \
+    }                                                                              \
+    extern "C" Datum legacy(PG_FUNCTION_ARGS)                                      \
+    {                                                                              \
+        return current(fcinfo);                                                    \
+    }
+
 #endif

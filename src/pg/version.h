@@ -1,7 +1,14 @@
-/* version.h — the library version; the install script's default_version tracks its major.minor. */
+/*
+ * version.h — the library's version.
+ *
+ * POOLGUARD_EXTVERSION must equal the Makefile's EXTVERSION, the one version number of a release
+ * (scripts/check_release.py fails `make test` and `make dist` when it, the control file, META.json
+ * or debian/changelog disagree).  The library version is its semantic-version form.
+ */
 #ifndef POOLGUARD_VERSION_H
 #define POOLGUARD_VERSION_H
 
-#define POOLGUARD_VERSION "1.0.0"
+#define POOLGUARD_EXTVERSION "1.1"
+#define POOLGUARD_VERSION POOLGUARD_EXTVERSION ".0"
 
 #endif

@@ -12,6 +12,7 @@
 #include "policy/policy.h"
 #include "enforce/enforce.h"
 #include "pg/shmem.h"
+#include "pg/sql_version.h"
 #include "stats/stats.h"
 
 namespace poolguard {
@@ -46,6 +47,7 @@ long reaper_cycle(void)
 
     TimestampTz started = GetCurrentTimestamp();
     StartTransactionCommand();
+    warn_if_sql_version_differs();
     /* Publishers that should run and do not (no worker slot, failed connection): retried here. */
     long publisher_retry_ms = invalidation_tend_publishers();
 

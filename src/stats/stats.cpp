@@ -255,3 +255,6 @@ POOLGUARD_FUNCTION(poolguard_reset_stats)
     reset_policy_counters();
     PG_RETURN_TIMESTAMPTZ(now);
 }
+
+/* 1.0's name of stats_info() (same signature): its SQL still calls it until the update. */
+POOLGUARD_LEGACY_ENTRY(poolguard_stats, poolguard_stats_info)
