@@ -302,7 +302,7 @@ test_version() {
     run=$(mktemp -d "$root/build/run.XXXXXX")
     tar -C "$ROOT" --exclude=.git --exclude=results --exclude=tmp_check --exclude=output_iso \
         --exclude=node_modules --exclude=build --exclude='*.o' --exclude='*.so' --exclude='*.d' \
-        --exclude=pg_poolguard--1.0.sql -cf - . | tar -C "$run" -xf -
+        --exclude='./pg_poolguard--*.sql' -cf - . | tar -C "$run" -xf -
     cp -a "$NODE_MODULES" "$run/clients/node/node_modules"
     PORTLOCK=$CACHE/portlock in_root "$root" \
         PG_CONFIG=/usr/lib/postgresql/$major/bin/pg_config POOLGUARD_DEPS_READY=1 \
