@@ -23,7 +23,8 @@
 
 using namespace poolguard::core;
 
-namespace {
+namespace
+{
 
 /* invalidation.h's QueueEntry, with the former ring's `consumed` flag. */
 struct Entry
@@ -61,7 +62,7 @@ double micros_since(std::chrono::steady_clock::time_point t0)
     return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
 }
 
-}  // namespace
+} // namespace
 
 int main(int argc, char **argv)
 {

@@ -73,7 +73,8 @@ int main(int argc, char **argv)
                 fds.push_back({PQsocket(sessions[i].conn), POLLIN, 0});
                 index.push_back(i);
             }
-        int left_ms = (int) std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        int left_ms =
+            (int)std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
         if (poll(fds.data(), fds.size(), std::max(left_ms, 0)) <= 0)
             continue;
         auto now = Clock::now();
@@ -83,7 +84,8 @@ int main(int argc, char **argv)
                 continue;
             Session &s = sessions[index[k]];
             // Readable while idle: the server sent its FATAL and/or closed the connection.
-            if (PQconsumeInput(s.conn) == 0 || PQstatus(s.conn) == CONNECTION_BAD || (fds[k].revents & POLLHUP))
+            if (PQconsumeInput(s.conn) == 0 || PQstatus(s.conn) == CONNECTION_BAD ||
+                (fds[k].revents & POLLHUP))
             {
                 s.idle_ms = std::chrono::duration<double, std::milli>(now - s.idle_since).count();
                 open--;
@@ -99,7 +101,8 @@ int main(int argc, char **argv)
         PQfinish(s.conn);
     }
     std::sort(idle.begin(), idle.end());
-    auto pct = [&](double p) { return idle.empty() ? -1.0 : idle[std::min(idle.size() - 1, (size_t) (p * idle.size()))]; };
+    auto pct = [&](double p)
+    { return idle.empty() ? -1.0 : idle[std::min(idle.size() - 1, (size_t)(p * idle.size()))]; };
     std::printf("opened=%zu closed=%zu p50_ms=%.1f p99_ms=%.1f max_ms=%.1f\n", sessions.size(), idle.size(),
                 pct(0.50), pct(0.99), idle.empty() ? -1.0 : idle.back());
     return 0;

@@ -15,9 +15,10 @@
 #include "pg/version.h"
 #include "worker/worker.h"
 
-extern "C" {
-PG_MODULE_MAGIC;
-void _PG_init(void);
+extern "C"
+{
+    PG_MODULE_MAGIC;
+    void _PG_init(void);
 }
 
 extern "C" void _PG_init(void)
@@ -59,5 +60,5 @@ POOLGUARD_FUNCTION(poolguard_worker_pid)
     uint32 pid = pg_atomic_read_u32(&poolguard::worker_state->worker_pid);
     if (pid == 0)
         PG_RETURN_NULL();
-    PG_RETURN_INT32((int32) pid);
+    PG_RETURN_INT32((int32)pid);
 }

@@ -11,9 +11,9 @@
  *   - caps_lock (login_accounting.lock, LWLock tranche "pg_poolguard caps") guards everything
  *     in "pg_poolguard caps": the live session count of each policy name and the per-PGPROC
  *     backend slots (counted policy, login identity, evicting mark).  LW_EXCLUSIVE to change
- *     anything, LW_SHARED to copy out (caps_copy_policy_sessions, caps_reconcile's read).  The per-policy event counters
- *     (rejected, evicted, ...) are the stats feature's, under its own lock (stats.cpp), taken
- *     only after caps_lock is released.
+ *     anything, LW_SHARED to copy out (caps_copy_policy_sessions, caps_reconcile's read).  The per-policy
+ * event counters (rejected, evicted, ...) are the stats feature's, under its own lock (stats.cpp), taken only
+ * after caps_lock is released.
  *   - While it is held, only plain data is copied or compared: no catalog access (roles,
  *     exemptions, policy matching and role-name lookups are all resolved before it is taken),
  *     no palloc, nothing that can ereport, no other lock, no signal, no wait.  So it is held
@@ -36,9 +36,11 @@
 
 #include <signal.h>
 
-namespace poolguard {
+namespace poolguard
+{
 
-namespace {
+namespace
+{
 
 constexpr int64 evict_wait_us = 1000 * 1000; /* how long a login waits for its victim's slot */
 constexpr long evict_poll_ms = 5;
@@ -54,10 +56,10 @@ struct LoginIdentity
 
 struct BackendSlot
 {
-    int32 counter;            /* index into login_accounting.counters, -1 = not counted */
-    bool evicting;            /* chosen as an evict_idle victim */
-    bool live;                /* a client backend holds this PGPROC and will release the slot on exit */
-    bool decided;             /* its login decided what it counts for: caps_reconcile may move it */
+    int32 counter; /* index into login_accounting.counters, -1 = not counted */
+    bool evicting; /* chosen as an evict_idle victim */
+    bool live;     /* a client backend holds this PGPROC and will release the slot on exit */
+    bool decided;  /* its login decided what it counts for: caps_reconcile may move it */
     int pid;
     TimestampTz backend_start; /* with pid, tells this login apart from a later one in the slot */
     LoginIdentity login;
@@ -65,7 +67,7 @@ struct BackendSlot
 
 struct LoginAccounting
 {
-    LWLock *lock;             /* caps_lock: tranche "pg_poolguard caps" */
+    LWLock *lock; /* caps_lock: tranche "pg_poolguard caps" */
     int ncounters;
     PolicySessions *counters; /* 2 * max_policies: room for renamed/removed policies */
     BackendSlot *slots;       /* proc_slots() */
@@ -190,7 +192,7 @@ void join_accounting(int procno, const LoginIdentity *login)
     slot->login = *login;
     LWLockRelease(login_accounting.lock);
     my_slot = procno;
-    before_shmem_exit(release_slot, (Datum) 0);
+    before_shmem_exit(release_slot, (Datum)0);
 }
 
 /* The login counts for no policy (exempt, unmatched): from now on caps_reconcile decides. */
@@ -219,14 +221,15 @@ int match_login(const PolicySnapshot *snapshot, Oid *role_oids, const LoginIdent
         ereport(FATAL,
                 (errcode(ERRCODE_TOO_MANY_CONNECTIONS),
                  errmsg("too many connections for poolguard policy \"%s\"", policy->name),
-                 errdetail("An idle session of the policy was ended to make room, but its place was not free within %d ms; the policy allows %ld connections and %d are in use.",
-                           (int) (evict_wait_us / 1000), (long) policy->max_connections, in_use),
+                 errdetail("An idle session of the policy was ended to make room, but its place was not free "
+                           "within %d ms; the policy allows %ld connections and %d are in use.",
+                           (int)(evict_wait_us / 1000), (long)policy->max_connections, in_use),
                  errhint("Try again in a moment; the ended session frees its place when it exits.")));
     ereport(FATAL,
             (errcode(ERRCODE_TOO_MANY_CONNECTIONS),
              errmsg("too many connections for poolguard policy \"%s\"", policy->name),
-             errdetail("The policy allows %ld connections and %d are in use.",
-                       (long) policy->max_connections, in_use),
+             errdetail("The policy allows %ld connections and %d are in use.", (long)policy->max_connections,
+                       in_use),
              errhint("Close idle connections or use a smaller pool; a database administrator can raise "
                      "max_connections of the policy in poolguard.policy.")));
     pg_unreachable();
@@ -273,7 +276,8 @@ bool wait_for_place(const CompiledPolicy *policy, int counter, int procno, Times
             return true;
         if (GetCurrentTimestamp() >= give_up)
             return false;
-        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, evict_poll_ms, PG_WAIT_EXTENSION);
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, evict_poll_ms,
+                        PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
         CHECK_FOR_INTERRUPTS();
     }
@@ -285,10 +289,11 @@ bool wait_for_place(const CompiledPolicy *policy, int counter, int procno, Times
  * names) is settled outside caps_lock; under it a candidate is only claimed.  The victim is
  * re-checked (still idle since the same moment, same process) right before the signal.
  */
-EvictOutcome evict_and_admit(const CompiledPolicy *policy, int counter, int procno, const Exemptions *exemptions)
+EvictOutcome evict_and_admit(const CompiledPolicy *policy, int counter, int procno,
+                             const Exemptions *exemptions)
 {
     TimestampTz now = GetCurrentTimestamp();
-    TimestampTz idle_before = now - (int64) guc_idle_grace_ms * 1000;
+    TimestampTz idle_before = now - (int64)guc_idle_grace_ms * 1000;
 
     /* 1. Candidates from a status snapshot, with no lock held: idle client backends only. */
     BackendStatusRow *backends;
@@ -353,8 +358,8 @@ EvictOutcome evict_and_admit(const CompiledPolicy *policy, int counter, int proc
         bool noted = leave_client_note(v->pid, Action::terminate, core::Reason::evict_idle, policy->name,
                                        policy->max_connections, rec.state_duration);
         SignalOutcome outcome =
-            noted ? recheck_and_signal(judged_facts(v->pid, v->userid, v->backend_start, STATE_IDLE, v->state_change,
-                                                    v->query_start),
+            noted ? recheck_and_signal(judged_facts(v->pid, v->userid, v->backend_start, STATE_IDLE,
+                                                    v->state_change, v->query_start),
                                        core::Watch::state_change, SIGTERM, !guc_exempt_superusers)
                   : SignalOutcome::gone;
         if (outcome != SignalOutcome::signalled)
@@ -373,10 +378,10 @@ EvictOutcome evict_and_admit(const CompiledPolicy *policy, int counter, int proc
         stats_count_policy_event(policy->name, PolicyEvent::login_evicted, core::Reason::evict_idle);
         stats_add(GlobalCounter::evicted_connections);
         if (guc_log_terminations)
-            ereport(LOG,
-                    (errmsg("pg_poolguard evicted idle session %d to admit a login (policy \"%s\", max_connections %ld)",
-                            v->pid, policy->name, (long) policy->max_connections),
-                     errdetail("The session was idle %.3f s.", rec.state_duration / 1e6)));
+            ereport(LOG, (errmsg("pg_poolguard evicted idle session %d to admit a login (policy \"%s\", "
+                                 "max_connections %ld)",
+                                 v->pid, policy->name, (long)policy->max_connections),
+                          errdetail("The session was idle %.3f s.", rec.state_duration / 1e6)));
 
         /* 3. Its place: bounded wait (the victim releases its slot as it exits). */
         return wait_for_place(policy, counter, procno, GetCurrentTimestamp() + evict_wait_us)
@@ -448,7 +453,7 @@ void client_auth_hook(Port *port, int status)
     pg_guard("login cap", [port]() { check_login(port); });
 }
 
-}  // namespace
+} // namespace
 
 void caps_register(void)
 {
@@ -462,7 +467,8 @@ void caps_install_hooks(void)
     ClientAuthentication_hook = client_auth_hook;
 }
 
-namespace {
+namespace
+{
 
 /* A live, decided slot as caps_reconcile() read it. */
 struct SlotCopy
@@ -474,7 +480,7 @@ struct SlotCopy
     int want; /* out: the policy index its login identity matches now, -1 = none / exempt */
 };
 
-}  // namespace
+} // namespace
 
 void caps_reconcile(const SessionScan *scan)
 {
@@ -537,7 +543,8 @@ void caps_reconcile(const SessionScan *scan)
 int caps_copy_policy_sessions(PolicySessions **counters)
 {
     require_shared_memory();
-    PolicySessions *copy = static_cast<PolicySessions *>(palloc(sizeof(PolicySessions) * login_accounting.ncounters));
+    PolicySessions *copy =
+        static_cast<PolicySessions *>(palloc(sizeof(PolicySessions) * login_accounting.ncounters));
     LWLockAcquire(login_accounting.lock, LW_SHARED);
     memcpy(copy, login_accounting.counters, sizeof(PolicySessions) * login_accounting.ncounters);
     LWLockRelease(login_accounting.lock);
@@ -545,7 +552,7 @@ int caps_copy_policy_sessions(PolicySessions **counters)
     return login_accounting.ncounters;
 }
 
-}  // namespace poolguard
+} // namespace poolguard
 
 using namespace poolguard;
 
@@ -557,7 +564,7 @@ using namespace poolguard;
 POOLGUARD_FUNCTION(poolguard_policy_status_info)
 {
     require_shared_memory();
-    ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+    ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
     InitMaterializedSRF(fcinfo, 0);
 
     SessionScan scan;
@@ -565,7 +572,7 @@ POOLGUARD_FUNCTION(poolguard_policy_status_info)
     int npolicies = scan.policies.count;
 
     PolicySessions *counters;
-    (void) caps_copy_policy_sessions(&counters);
+    (void)caps_copy_policy_sessions(&counters);
     PolicyCounters *events;
     int nevents = stats_copy_policy_counters(&events);
 
@@ -629,7 +636,7 @@ POOLGUARD_FUNCTION(poolguard_policy_status_info)
         values[8] = Int64GetDatum(counted ? counted->terminated : 0);
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
-    return (Datum) 0;
+    return (Datum)0;
 }
 
 /* 1.0's name of policy_status_info() (same signature): its SQL still calls it until the update. */

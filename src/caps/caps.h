@@ -2,8 +2,8 @@
  * caps.h — the caps feature's public interface: per-policy connection caps at login.
  *
  * Every login that passes authentication is counted against the first policy it matches: a
- * slot per PGPROC records which policy admitted the backend and its login identity, and the policy's session count is
- * checked and reserved atomically under one LWLock, then released when the backend exits
+ * slot per PGPROC records which policy admitted the backend and its login identity, and the policy's session
+ * count is checked and reserved atomically under one LWLock, then released when the backend exits
  * (before_shmem_exit, so FATAL paths release too; a crash reinitializes shared memory).
  */
 #ifndef POOLGUARD_CAPS_H
@@ -13,7 +13,8 @@
 
 #include "core/policy/rules.h"
 
-namespace poolguard {
+namespace poolguard
+{
 
 /* The live sessions counted against one policy name. */
 struct PolicySessions
@@ -39,6 +40,6 @@ struct SessionScan;
  */
 void caps_reconcile(const SessionScan *scan);
 
-}  // namespace poolguard
+} // namespace poolguard
 
 #endif

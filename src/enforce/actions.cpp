@@ -31,9 +31,11 @@
 
 #include <signal.h>
 
-namespace poolguard {
+namespace poolguard
+{
 
-namespace {
+namespace
+{
 
 constexpr int64 note_lifetime_us = 60LL * 1000 * 1000;
 constexpr int64 resignal_after_us = 5LL * 1000 * 1000;
@@ -53,7 +55,7 @@ struct ClientNote
 struct History
 {
     LWLock *lock; /* tranche "pg_poolguard history" */
-    uint64 next; /* total actions ever recorded; slot = next % size */
+    uint64 next;  /* total actions ever recorded; slot = next % size */
     int size;
     ActionRecord records[FLEXIBLE_ARRAY_MEMBER];
 };
@@ -83,7 +85,8 @@ void actions_init(void)
     bool found;
 
     note_count = proc_slots();
-    client_notes = static_cast<ClientNote *>(ShmemInitStruct("pg_poolguard client notes", notes_size(), &found));
+    client_notes =
+        static_cast<ClientNote *>(ShmemInitStruct("pg_poolguard client notes", notes_size(), &found));
     if (!found)
         for (int i = 0; i < note_count; i++)
         {
@@ -103,9 +106,9 @@ void actions_init(void)
 char *format_duration(int64 us)
 {
     if (us % 1000000 == 0)
-        return psprintf("%lds", (long) (us / 1000000));
+        return psprintf("%lds", (long)(us / 1000000));
     if (us % 1000 == 0 && us < 1000000)
-        return psprintf("%ldms", (long) (us / 1000));
+        return psprintf("%ldms", (long)(us / 1000));
     return psprintf("%.3fs", us / 1e6);
 }
 
@@ -113,14 +116,14 @@ char *format_limit(core::Reason reason, int64 limit)
 {
     switch (reason)
     {
-        case core::Reason::max_idle:
-            return psprintf("%ld idle sessions", (long) limit);
-        case core::Reason::max_idle_memory:
-            return psprintf("%ld bytes", (long) limit);
-        case core::Reason::evict_idle:
-            return psprintf("%ld connections", (long) limit);
-        default:
-            return format_duration(limit);
+    case core::Reason::max_idle:
+        return psprintf("%ld idle sessions", (long)limit);
+    case core::Reason::max_idle_memory:
+        return psprintf("%ld bytes", (long)limit);
+    case core::Reason::evict_idle:
+        return psprintf("%ld connections", (long)limit);
+    default:
+        return format_duration(limit);
     }
 }
 
@@ -146,50 +149,57 @@ char *format_detail(const ClientNote *note)
     const char *policy = note->policy;
     char *observed = format_seconds(note->observed);
     char *limit = format_seconds(note->limit);
-    long count = (long) note->limit;
+    long count = (long)note->limit;
 
     switch (note->reason)
     {
-        case core::Reason::idle_timeout:
-            if (policy[0] == '\0')
-                return psprintf("pg_poolguard ended this session: it was idle for %s, and the server setting "
-                                "poolguard.idle_timeout ends sessions idle for longer than %s.",
-                                observed, limit);
-            return psprintf("pg_poolguard ended this session: it was idle for %s, and policy \"%s\" ends sessions "
-                            "idle for longer than %s (idle_timeout).",
-                            observed, policy, limit);
-        case core::Reason::idle_in_transaction_timeout:
-            if (policy[0] == '\0')
-                return psprintf("pg_poolguard ended this session: it was idle in a transaction for %s, and the server "
-                                "setting poolguard.idle_in_transaction_timeout ends sessions idle in a transaction "
-                                "for longer than %s.",
-                                observed, limit);
-            return psprintf("pg_poolguard ended this session: it was idle in a transaction for %s, and policy \"%s\" "
-                            "ends sessions idle in a transaction for longer than %s (idle_in_transaction_timeout).",
-                            observed, policy, limit);
-        case core::Reason::max_connection_age:
-            return psprintf("pg_poolguard ended this session: it was %s old, and policy \"%s\" ends idle sessions "
-                            "older than %s (max_connection_age).",
-                            observed, policy, limit);
-        case core::Reason::max_idle:
-            return psprintf("pg_poolguard ended this session: it was idle for %s, and policy \"%s\" keeps at most "
-                            "%ld idle sessions, ending the longest-idle ones first (max_idle).",
-                            observed, policy, count);
-        case core::Reason::max_idle_memory:
-            return psprintf("pg_poolguard ended this session: it was idle holding %ld bytes of private memory, and "
-                            "policy \"%s\" ends idle sessions holding more than %ld bytes (max_idle_memory).",
-                            (long) note->observed, policy, count);
-        case core::Reason::max_query_duration:
-            return psprintf("pg_poolguard cancelled this query: it ran for %s, and policy \"%s\" cancels queries "
-                            "running longer than %s (max_query_duration).",
-                            observed, policy, limit);
-        case core::Reason::evict_idle:
-            return psprintf("pg_poolguard ended this session to admit a new login: it was idle for %s, and policy "
-                            "\"%s\" allows %ld connections and, when they are all in use, ends its longest-idle "
-                            "session (on_limit = evict_idle).",
-                            observed, policy, count);
-        case core::Reason::none:
-            break;
+    case core::Reason::idle_timeout:
+        if (policy[0] == '\0')
+            return psprintf("pg_poolguard ended this session: it was idle for %s, and the server setting "
+                            "poolguard.idle_timeout ends sessions idle for longer than %s.",
+                            observed, limit);
+        return psprintf(
+            "pg_poolguard ended this session: it was idle for %s, and policy \"%s\" ends sessions "
+            "idle for longer than %s (idle_timeout).",
+            observed, policy, limit);
+    case core::Reason::idle_in_transaction_timeout:
+        if (policy[0] == '\0')
+            return psprintf(
+                "pg_poolguard ended this session: it was idle in a transaction for %s, and the server "
+                "setting poolguard.idle_in_transaction_timeout ends sessions idle in a transaction "
+                "for longer than %s.",
+                observed, limit);
+        return psprintf(
+            "pg_poolguard ended this session: it was idle in a transaction for %s, and policy \"%s\" "
+            "ends sessions idle in a transaction for longer than %s (idle_in_transaction_timeout).",
+            observed, policy, limit);
+    case core::Reason::max_connection_age:
+        return psprintf(
+            "pg_poolguard ended this session: it was %s old, and policy \"%s\" ends idle sessions "
+            "older than %s (max_connection_age).",
+            observed, policy, limit);
+    case core::Reason::max_idle:
+        return psprintf(
+            "pg_poolguard ended this session: it was idle for %s, and policy \"%s\" keeps at most "
+            "%ld idle sessions, ending the longest-idle ones first (max_idle).",
+            observed, policy, count);
+    case core::Reason::max_idle_memory:
+        return psprintf(
+            "pg_poolguard ended this session: it was idle holding %ld bytes of private memory, and "
+            "policy \"%s\" ends idle sessions holding more than %ld bytes (max_idle_memory).",
+            (long)note->observed, policy, count);
+    case core::Reason::max_query_duration:
+        return psprintf("pg_poolguard cancelled this query: it ran for %s, and policy \"%s\" cancels queries "
+                        "running longer than %s (max_query_duration).",
+                        observed, policy, limit);
+    case core::Reason::evict_idle:
+        return psprintf(
+            "pg_poolguard ended this session to admit a new login: it was idle for %s, and policy "
+            "\"%s\" allows %ld connections and, when they are all in use, ends its longest-idle "
+            "session (on_limit = evict_idle).",
+            observed, policy, count);
+    case core::Reason::none:
+        break;
     }
     return psprintf("pg_poolguard ended this session (policy \"%s\").", policy);
 }
@@ -224,8 +234,10 @@ void client_note_hook(ErrorData *edata)
             {
                 edata->detail = format_detail(&note);
                 edata->hint = pstrdup(wanted == Action::terminate
-                                          ? "Reconnect when needed; ask the database administrator about the pg_poolguard policy if this is unexpected."
-                                          : "Make the query faster or ask the database administrator about the pg_poolguard policy.");
+                                          ? "Reconnect when needed; ask the database administrator about the "
+                                            "pg_poolguard policy if this is unexpected."
+                                          : "Make the query faster or ask the database administrator about "
+                                            "the pg_poolguard policy.");
             }
         }
     }
@@ -235,7 +247,7 @@ void client_note_hook(ErrorData *edata)
 
 /* ---- the worker's memo ---- */
 
-}  // namespace
+} // namespace
 
 struct ActionMemo
 {
@@ -251,7 +263,8 @@ struct ActionMemo
     Entry *entries; /* direct-mapped by pid */
 };
 
-namespace {
+namespace
+{
 
 /* True if this verdict was already handled (dry-run: ever; signalled: recently). */
 bool memo_seen(ActionMemo *memo, const SessionRow *row, bool dry_run, TimestampTz now)
@@ -281,14 +294,14 @@ int64 observed_value(const SessionScan *scan, const SessionRow *row)
 {
     switch (row->verdict.reason)
     {
-        case core::Reason::max_query_duration:
-            return scan->now - row->query_start;
-        case core::Reason::max_connection_age:
-            return scan->now - row->backend_start;
-        case core::Reason::max_idle_memory:
-            return row->private_memory;
-        default:
-            return scan->now - row->state_change;
+    case core::Reason::max_query_duration:
+        return scan->now - row->query_start;
+    case core::Reason::max_connection_age:
+        return scan->now - row->backend_start;
+    case core::Reason::max_idle_memory:
+        return row->private_memory;
+    default:
+        return scan->now - row->state_change;
     }
 }
 
@@ -301,7 +314,8 @@ void fill_record(ActionRecord *rec, const SessionScan *scan, const SessionRow *r
     rec->action = action;
     rec->state = row->raw_state;
     strlcpy(rec->policy, row_policy_name(scan, row), NAMEDATALEN);
-    rec->state_duration = scan->now - (row->state == core::SessionState::active ? row->query_start : row->state_change);
+    rec->state_duration =
+        scan->now - (row->state == core::SessionState::active ? row->query_start : row->state_change);
     rec->backend_age = scan->now - row->backend_start;
     rec->private_memory = row->private_memory;
 }
@@ -311,12 +325,12 @@ int action_errmsg(Action action, int pid, const char *reason, const char *limit)
 {
     switch (action)
     {
-        case Action::terminate:
-            return errmsg("pg_poolguard terminated session %d: %s %s exceeded", pid, reason, limit);
-        case Action::cancel:
-            return errmsg("pg_poolguard cancelled the query of session %d: %s %s exceeded", pid, reason, limit);
-        case Action::dry_run:
-            break;
+    case Action::terminate:
+        return errmsg("pg_poolguard terminated session %d: %s %s exceeded", pid, reason, limit);
+    case Action::cancel:
+        return errmsg("pg_poolguard cancelled the query of session %d: %s %s exceeded", pid, reason, limit);
+    case Action::dry_run:
+        break;
     }
     return errmsg("pg_poolguard would act on session %d (dry run): %s %s exceeded", pid, reason, limit);
 }
@@ -325,28 +339,31 @@ int action_errmsg(Action action, int pid, const char *reason, const char *limit)
 int action_errdetail(const ActionRecord *rec)
 {
     if (rec->policy[0])
-        return errdetail("The session of role \"%s\" in database \"%s\" (application \"%s\") matched policy \"%s\"; "
-                         "it was in state \"%s\" for %.3f s and is %.1f s old.",
-                         NameStr(rec->role_name), NameStr(rec->database_name), rec->application_name, rec->policy,
-                         state_name(rec->state), rec->state_duration / 1e6, rec->backend_age / 1e6);
-    return errdetail("The session of role \"%s\" in database \"%s\" (application \"%s\") matched no policy, so the "
-                     "server defaults applied; it was in state \"%s\" for %.3f s and is %.1f s old.",
-                     NameStr(rec->role_name), NameStr(rec->database_name), rec->application_name,
-                     state_name(rec->state), rec->state_duration / 1e6, rec->backend_age / 1e6);
+        return errdetail(
+            "The session of role \"%s\" in database \"%s\" (application \"%s\") matched policy \"%s\"; "
+            "it was in state \"%s\" for %.3f s and is %.1f s old.",
+            NameStr(rec->role_name), NameStr(rec->database_name), rec->application_name, rec->policy,
+            state_name(rec->state), rec->state_duration / 1e6, rec->backend_age / 1e6);
+    return errdetail(
+        "The session of role \"%s\" in database \"%s\" (application \"%s\") matched no policy, so the "
+        "server defaults applied; it was in state \"%s\" for %.3f s and is %.1f s old.",
+        NameStr(rec->role_name), NameStr(rec->database_name), rec->application_name, state_name(rec->state),
+        rec->state_duration / 1e6, rec->backend_age / 1e6);
 }
 
 void log_action(const ActionRecord *rec, int64 limit)
 {
     if (!guc_log_terminations)
         return;
-    ereport(LOG,
-            (action_errmsg(rec->action, rec->pid, core::reason_name(rec->reason), format_limit(rec->reason, limit)),
-             action_errdetail(rec)));
+    ereport(LOG, (action_errmsg(rec->action, rec->pid, core::reason_name(rec->reason),
+                                format_limit(rec->reason, limit)),
+                  action_errdetail(rec)));
 }
 
-}  // namespace
+} // namespace
 
-namespace {
+namespace
+{
 
 /* A consistent copy of the fields a decision depends on, by the changecount protocol. */
 core::BackendFacts read_status_entry(volatile PgBackendStatus *entry)
@@ -360,7 +377,7 @@ core::BackendFacts read_status_entry(volatile PgBackendStatus *entry)
         f.client_backend = entry->st_backendType == B_BACKEND;
         f.userid = entry->st_userid;
         f.backend_start = entry->st_proc_start_timestamp;
-        f.state = (int) entry->st_state;
+        f.state = (int)entry->st_state;
         f.state_change = entry->st_state_start_timestamp;
         f.query_start = entry->st_activity_start_timestamp;
         pgstat_end_read_activity(entry, after);
@@ -379,13 +396,13 @@ core::BackendFacts facts_of_backend(const BackendStatusRow *be)
     f.client_backend = be->client_backend;
     f.userid = be->userid;
     f.backend_start = be->backend_start;
-    f.state = (int) be->state;
+    f.state = (int)be->state;
     f.state_change = be->state_change;
     f.query_start = be->query_start;
     return f;
 }
 
-}  // namespace
+} // namespace
 
 core::BackendFacts judged_facts(int pid, Oid userid, TimestampTz backend_start, BackendState state,
                                 TimestampTz state_change, TimestampTz query_start)
@@ -395,7 +412,7 @@ core::BackendFacts judged_facts(int pid, Oid userid, TimestampTz backend_start, 
     f.client_backend = true;
     f.userid = userid;
     f.backend_start = backend_start;
-    f.state = (int) state;
+    f.state = (int)state;
     f.state_change = state_change;
     f.query_start = query_start;
     return f;
@@ -438,7 +455,7 @@ SignalOutcome recheck_and_signal(const core::BackendFacts &judged, core::Watch w
     if (signal == 0)
         return SignalOutcome::signalled; /* dry run: the check alone */
 
-    /* Nothing between the re-check and the signal. */
+        /* Nothing between the re-check and the signal. */
 #ifdef HAVE_SETSID
     bool sent = kill(-judged.pid, signal) == 0;
 #else
@@ -463,19 +480,20 @@ const char *action_name(Action action)
 {
     switch (action)
     {
-        case Action::terminate:
-            return "terminate";
-        case Action::cancel:
-            return "cancel";
-        case Action::dry_run:
-            return "dry_run";
+    case Action::terminate:
+        return "terminate";
+    case Action::cancel:
+        return "cancel";
+    case Action::dry_run:
+        return "dry_run";
     }
     return "";
 }
 
 ActionMemo *action_memo_create(void)
 {
-    ActionMemo *memo = static_cast<ActionMemo *>(MemoryContextAllocZero(TopMemoryContext, sizeof(ActionMemo)));
+    ActionMemo *memo =
+        static_cast<ActionMemo *>(MemoryContextAllocZero(TopMemoryContext, sizeof(ActionMemo)));
     memo->size = 2 * MaxBackends + 1;
     memo->entries = static_cast<ActionMemo::Entry *>(
         MemoryContextAllocZero(TopMemoryContext, sizeof(ActionMemo::Entry) * memo->size));
@@ -533,7 +551,7 @@ int history_copy(ActionRecord **records)
     require_shared_memory();
     LWLockAcquire(history_ring->lock, LW_SHARED);
     uint64 total = history_ring->next;
-    int count = (int) Min(total, (uint64) history_ring->size);
+    int count = (int)Min(total, (uint64)history_ring->size);
     ActionRecord *out = static_cast<ActionRecord *>(palloc(sizeof(ActionRecord) * Max(count, 1)));
     for (int i = 0; i < count; i++)
         out[i] = history_ring->records[(total - count + i) % history_ring->size];
@@ -556,8 +574,8 @@ int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink si
         /* A non-superuser (granted reap()) never signals a superuser, whatever the settings. */
         if (row->superuser && !caller_is_superuser)
             continue;
-        bool row_dry_run = dry_run || guc_dry_run ||
-                           (row->policy >= 0 && scan->policies.policies[row->policy].dry_run);
+        bool row_dry_run =
+            dry_run || guc_dry_run || (row->policy >= 0 && scan->policies.policies[row->policy].dry_run);
         if (memo_seen(memo, row, row_dry_run, scan->now))
             continue;
         targets[ntargets++] = i;
@@ -573,8 +591,8 @@ int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink si
     for (int t = 0; t < ntargets; t++)
     {
         SessionRow *row = &scan->rows[targets[t]];
-        bool row_dry_run = dry_run || guc_dry_run ||
-                           (row->policy >= 0 && scan->policies.policies[row->policy].dry_run);
+        bool row_dry_run =
+            dry_run || guc_dry_run || (row->policy >= 0 && scan->policies.policies[row->policy].dry_run);
         bool cancel = row->verdict.reason == core::Reason::max_query_duration;
         Action action = row_dry_run ? Action::dry_run : cancel ? Action::cancel : Action::terminate;
 
@@ -589,7 +607,10 @@ int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink si
                                                  row->state_change, row->query_start);
         SignalOutcome outcome =
             recheck_and_signal(judged, cancel ? core::Watch::query_start : core::Watch::state_change,
-                               action == Action::dry_run ? 0 : cancel ? SIGINT : SIGTERM, caller_is_superuser);
+                               action == Action::dry_run ? 0
+                               : cancel                  ? SIGINT
+                                                         : SIGTERM,
+                               caller_is_superuser);
         if (outcome != SignalOutcome::signalled)
         {
             if (action != Action::dry_run)
@@ -629,4 +650,4 @@ void actions_install_hooks(void)
     emit_log_hook = client_note_hook;
 }
 
-}  // namespace poolguard
+} // namespace poolguard

@@ -19,7 +19,8 @@
 #include "core/policy/rules.h"
 #include "policy/policy.h"
 
-namespace poolguard {
+namespace poolguard
+{
 
 /* One backend of a fresh backend-status snapshot, copied as plain data. */
 struct BackendStatusRow
@@ -57,10 +58,10 @@ struct SessionRow
     core::SessionState state;
     char application_name[NAMEDATALEN];
     core::IpAddress client;
-    bool is_self;      /* the backend running the scan: never acted on */
-    bool exempt;       /* superuser or poolguard.exempt_roles */
+    bool is_self; /* the backend running the scan: never acted on */
+    bool exempt;  /* superuser or poolguard.exempt_roles */
     bool superuser;
-    int policy;        /* index into SessionScan::policies.policies, -1 = GUC defaults */
+    int policy; /* index into SessionScan::policies.policies, -1 = GUC defaults */
     core::Rules rules;
     core::Verdict verdict; /* reason none if exempt */
     int64 private_memory;  /* bytes, -1 = not measured */
@@ -82,9 +83,9 @@ enum class MemoryReads
 };
 
 /*
- * Fills *scan (palloc'd in CurrentMemoryContext).  Runs outside any LWLock.  Runs in a transaction (role and database
- * lookups use the syscache).  The memory cache lets the worker read /proc at most once per
- * naptime per session; NULL reads every time.
+ * Fills *scan (palloc'd in CurrentMemoryContext).  Runs outside any LWLock.  Runs in a transaction (role and
+ * database lookups use the syscache).  The memory cache lets the worker read /proc at most once per naptime
+ * per session; NULL reads every time.
  */
 struct MemoryCache;
 void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache);
@@ -131,7 +132,6 @@ bool caller_may_see(Oid role);
 core::IpAddress client_address(const SockAddr *addr);
 
 /* ---- actions (actions.cpp) ---- */
-
 
 enum class Action : uint8_t
 {
@@ -217,6 +217,6 @@ void withdraw_client_note(int pid);
 void actions_register(void);
 void actions_install_hooks(void);
 
-}  // namespace poolguard
+} // namespace poolguard
 
 #endif

@@ -20,7 +20,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-namespace poolguard {
+namespace poolguard
+{
 
 struct MemoryCache
 {
@@ -35,7 +36,8 @@ struct MemoryCache
     Entry *entries; /* direct-mapped by pid: a collision only costs an extra read */
 };
 
-namespace {
+namespace
+{
 
 /*
  * The worker's latest /proc reading of each backend, for poolguard.metrics() in any backend.
@@ -80,16 +82,16 @@ core::SessionState map_state(BackendState state)
 {
     switch (state)
     {
-        case STATE_RUNNING:
-            return core::SessionState::active;
-        case STATE_IDLE:
-            return core::SessionState::idle;
-        case STATE_IDLEINTRANSACTION:
-            return core::SessionState::idle_in_transaction;
-        case STATE_IDLEINTRANSACTION_ABORTED:
-            return core::SessionState::idle_in_transaction_aborted;
-        default:
-            return core::SessionState::other;
+    case STATE_RUNNING:
+        return core::SessionState::active;
+    case STATE_IDLE:
+        return core::SessionState::idle;
+    case STATE_IDLEINTRANSACTION:
+        return core::SessionState::idle_in_transaction;
+    case STATE_IDLEINTRANSACTION_ABORTED:
+        return core::SessionState::idle_in_transaction_aborted;
+    default:
+        return core::SessionState::other;
     }
 }
 
@@ -104,7 +106,7 @@ core::SessionFacts facts_of(const SessionRow *row)
     return f;
 }
 
-}  // namespace
+} // namespace
 
 void exemptions_load(Exemptions *exemptions)
 {
@@ -143,7 +145,8 @@ bool caller_may_see(Oid role)
            (OidIsValid(role) && has_privs_of_role(GetUserId(), role));
 }
 
-namespace {
+namespace
+{
 
 /* A tiny per-scan cache of database names (sessions spread over few databases). */
 struct DatabaseNames
@@ -174,7 +177,7 @@ int64 cached_private_memory(MemoryCache *cache, const SessionRow *row, Timestamp
         return read_private_memory(row->pid);
     MemoryCache::Entry *e = &cache->entries[row->pid % cache->size];
     if (e->pid == row->pid && e->backend_start == row->backend_start &&
-        now - e->read_at < (int64) guc_naptime_ms * 1000)
+        now - e->read_at < (int64)guc_naptime_ms * 1000)
         return e->value;
     e->pid = row->pid;
     e->backend_start = row->backend_start;
@@ -184,7 +187,7 @@ int64 cached_private_memory(MemoryCache *cache, const SessionRow *row, Timestamp
     return e->value;
 }
 
-}  // namespace
+} // namespace
 
 void sessions_register(void)
 {
@@ -206,7 +209,8 @@ int64 measured_private_memory(int pid)
 
 MemoryCache *memory_cache_create(void)
 {
-    MemoryCache *cache = static_cast<MemoryCache *>(MemoryContextAllocZero(TopMemoryContext, sizeof(MemoryCache)));
+    MemoryCache *cache =
+        static_cast<MemoryCache *>(MemoryContextAllocZero(TopMemoryContext, sizeof(MemoryCache)));
     cache->size = 2 * MaxBackends + 1;
     cache->entries = static_cast<MemoryCache::Entry *>(
         MemoryContextAllocZero(TopMemoryContext, sizeof(MemoryCache::Entry) * cache->size));
@@ -223,8 +227,7 @@ int64 read_private_memory(int pid)
     if (fd < 0)
         return -1;
     ssize_t total = 0, n;
-    while (total < (ssize_t) sizeof(buffer) &&
-           (n = read(fd, buffer + total, sizeof(buffer) - total)) > 0)
+    while (total < (ssize_t)sizeof(buffer) && (n = read(fd, buffer + total, sizeof(buffer) - total)) > 0)
         total += n;
     close(fd);
     return total > 0 ? core::parse_private_memory(std::string_view(buffer, total)) : -1;
@@ -252,20 +255,20 @@ const char *state_name(BackendState state)
 {
     switch (state)
     {
-        case STATE_IDLE:
-            return "idle";
-        case STATE_RUNNING:
-            return "active";
-        case STATE_IDLEINTRANSACTION:
-            return "idle in transaction";
-        case STATE_FASTPATH:
-            return "fastpath function call";
-        case STATE_IDLEINTRANSACTION_ABORTED:
-            return "idle in transaction (aborted)";
-        case STATE_DISABLED:
-            return "disabled";
-        default:
-            return "";
+    case STATE_IDLE:
+        return "idle";
+    case STATE_RUNNING:
+        return "active";
+    case STATE_IDLEINTRANSACTION:
+        return "idle in transaction";
+    case STATE_FASTPATH:
+        return "fastpath function call";
+    case STATE_IDLEINTRANSACTION_ABORTED:
+        return "idle in transaction (aborted)";
+    case STATE_DISABLED:
+        return "disabled";
+    default:
+        return "";
     }
 }
 
@@ -313,9 +316,9 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
     Exemptions exemptions;
     exemptions_load(&exemptions);
     core::DefaultRules defaults;
-    defaults.idle_timeout = (core::Micros) guc_idle_timeout_ms * 1000;
-    defaults.idle_in_transaction_timeout = (core::Micros) guc_idle_in_transaction_timeout_ms * 1000;
-    core::Micros grace = (core::Micros) guc_idle_grace_ms * 1000;
+    defaults.idle_timeout = (core::Micros)guc_idle_timeout_ms * 1000;
+    defaults.idle_in_transaction_timeout = (core::Micros)guc_idle_in_transaction_timeout_ms * 1000;
+    core::Micros grace = (core::Micros)guc_idle_grace_ms * 1000;
     DatabaseNames databases;
     databases.count = 0;
 
@@ -351,7 +354,8 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
                                       : core::default_rules(defaults);
         /* The sessions view reads /proc only for the rows it shows the caller. */
         bool may_read = reads != MemoryReads::all_visible || caller_may_see(row->userid);
-        row->private_memory = reads == MemoryReads::all_visible && may_read ? read_private_memory(row->pid) : -1;
+        row->private_memory =
+            reads == MemoryReads::all_visible && may_read ? read_private_memory(row->pid) : -1;
 
         row->verdict = core::Verdict();
         if (row->exempt || row->is_self)
@@ -399,4 +403,4 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
     pfree(candidates);
 }
 
-}  // namespace poolguard
+} // namespace poolguard

@@ -15,13 +15,15 @@
 
 using namespace poolguard;
 
-namespace {
+namespace
+{
 
 /* inet Datum of an address; false for Unix sockets. */
 bool inet_datum(const core::IpAddress &ip, Datum *out)
 {
     char text[INET6_ADDRSTRLEN];
-    if (ip.family == 0 || inet_ntop(ip.family == 4 ? AF_INET : AF_INET6, ip.bytes, text, sizeof(text)) == NULL)
+    if (ip.family == 0 ||
+        inet_ntop(ip.family == 4 ? AF_INET : AF_INET6, ip.bytes, text, sizeof(text)) == NULL)
         return false;
     *out = DirectFunctionCall1(inet_in, CStringGetDatum(text));
     return true;
@@ -41,7 +43,7 @@ Datum name_datum(const char *s)
     return NameGetDatum(name);
 }
 
-}  // namespace
+} // namespace
 
 /*
  * poolguard.session_info() by SQL version, as pg_stat_statements does: each released signature
@@ -58,19 +60,20 @@ enum class SessionsApi
 static Datum sessions_internal(FunctionCallInfo fcinfo, SessionsApi api)
 {
     require_shared_memory();
-    ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+    ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
     InitMaterializedSRF(fcinfo, 0);
 
     /* The declared row must be the one this entry point was released with. */
     const int expected = api == SessionsApi::v1_0 ? 13 : 14;
     if (rsinfo->setDesc->natts != expected)
-        ereport(ERROR,
-                (errcode(ERRCODE_DATATYPE_MISMATCH),
-                 errmsg("expected %d output columns, not %d", expected, rsinfo->setDesc->natts),
-                 errdetail("C entry point %s serves session_info() of pg_poolguard %s.",
-                           api == SessionsApi::v1_0 ? "poolguard_sessions" : "poolguard_session_info_1_1",
-                           api == SessionsApi::v1_0 ? "1.0" : "1.1"),
-                 errhint("Run ALTER EXTENSION pg_poolguard UPDATE so that the SQL objects match the library.")));
+        ereport(
+            ERROR,
+            (errcode(ERRCODE_DATATYPE_MISMATCH),
+             errmsg("expected %d output columns, not %d", expected, rsinfo->setDesc->natts),
+             errdetail("C entry point %s serves session_info() of pg_poolguard %s.",
+                       api == SessionsApi::v1_0 ? "poolguard_sessions" : "poolguard_session_info_1_1",
+                       api == SessionsApi::v1_0 ? "1.0" : "1.1"),
+             errhint("Run ALTER EXTENSION pg_poolguard UPDATE so that the SQL objects match the library.")));
 
     SessionScan scan;
     scan_sessions(&scan, MemoryReads::all_visible, nullptr);
@@ -121,7 +124,8 @@ static Datum sessions_internal(FunctionCallInfo fcinfo, SessionsApi api)
             /* Never acted on: say so, and why (the policy it matches is still shown). */
             values[11] = CStringGetTextDatum("exempt");
             nulls[12] = true;
-            values[13] = CStringGetTextDatum(guc_exempt_superusers && row->superuser ? "superuser" : "exempt_roles");
+            values[13] =
+                CStringGetTextDatum(guc_exempt_superusers && row->superuser ? "superuser" : "exempt_roles");
         }
         else if (row->verdict.reason != core::Reason::none)
         {
@@ -141,7 +145,7 @@ static Datum sessions_internal(FunctionCallInfo fcinfo, SessionsApi api)
         /* 1.0's row ends at deadline: the first 13 values are the same. */
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
-    return (Datum) 0;
+    return (Datum)0;
 }
 
 /* 1.0's entry point (13 columns): kept so that the library works before ALTER EXTENSION UPDATE. */
@@ -158,7 +162,7 @@ POOLGUARD_FUNCTION(poolguard_session_info_1_1)
 POOLGUARD_FUNCTION(poolguard_termination_history)
 {
     require_shared_memory();
-    ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+    ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
     InitMaterializedSRF(fcinfo, 0);
 
     ActionRecord *records;
@@ -193,7 +197,7 @@ POOLGUARD_FUNCTION(poolguard_termination_history)
             nulls[12] = true;
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
-    return (Datum) 0;
+    return (Datum)0;
 }
 
 /* 1.0's name of termination_history() (same signature): its SQL still calls it until the update. */

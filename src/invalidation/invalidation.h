@@ -32,11 +32,12 @@
 #include "core/invalidation/entry_lists.h"
 #include "core/invalidation/invalidation_key.h"
 
-namespace poolguard {
+namespace poolguard
+{
 
 /* Limits of the interface (bytes), defined once in core/invalidation/invalidation_key.h. */
-constexpr int max_scope_bytes = (int) core::max_scope_bytes;
-constexpr int max_key_bytes = (int) core::max_key_bytes;
+constexpr int max_scope_bytes = (int)core::max_scope_bytes;
+constexpr int max_key_bytes = (int)core::max_key_bytes;
 
 constexpr int max_publishers = 64;   /* databases with a publisher slot at the same time */
 constexpr int max_scope_stats = 256; /* (database, scope) pairs with their own stats row */
@@ -56,24 +57,24 @@ struct QueueEntry
 /* A database's publisher: its process and its counters. */
 struct PublisherSlot
 {
-    Oid database;           /* InvalidOid: the slot is free */
-    int pid;                /* 0 while no publisher runs */
-    Latch *latch;           /* the running publisher's latch */
-    bool start_requested;   /* a worker was registered and has not claimed the slot yet */
-    bool start_failing;     /* the last registration failed (logged once per streak) */
-    bool resync_pending;    /* items were dropped: the publisher must send a resync */
-    bool collapse_logged;   /* a collapse was logged since a publisher last ran */
+    Oid database;         /* InvalidOid: the slot is free */
+    int pid;              /* 0 while no publisher runs */
+    Latch *latch;         /* the running publisher's latch */
+    bool start_requested; /* a worker was registered and has not claimed the slot yet */
+    bool start_failing;   /* the last registration failed (logged once per streak) */
+    bool resync_pending;  /* items were dropped: the publisher must send a resync */
+    bool collapse_logged; /* a collapse was logged since a publisher last ran */
     TimestampTz start_requested_at;
     TimestampTz next_start_attempt; /* no new start before this (a failed start or connection) */
-    int connect_retry_ms;   /* backoff after a publisher could not connect; 0 after a success */
-    core::EntryList items;  /* this database's entries in the queue, oldest first */
+    int connect_retry_ms;           /* backoff after a publisher could not connect; 0 after a success */
+    core::EntryList items;          /* this database's entries in the queue, oldest first */
     /* stats */
     uint64 publisher_starts;
     uint64 start_failures;
     uint64 notifications;
     uint64 items_published;
     uint64 resyncs;
-    uint64 ring_overflows;  /* times entries were replaced by a resync: queue full, or collapsed */
+    uint64 ring_overflows; /* times entries were replaced by a resync: queue full, or collapsed */
     uint64 queue_warnings;
     double last_queue_usage;
     TimestampTz last_publish_at;
@@ -95,19 +96,19 @@ struct InvalidationShared
     uint64 seed;              /* the counter's value at server start */
     pg_atomic_uint64 floor;   /* every generation read is at least this (raised at start and promotion) */
     pg_atomic_uint32 floor_pending; /* the floor must be raised once recovery is over */
-    uint64 replayed;          /* the last generation redo applied (the startup process only) */
-    uint32 slots;             /* entries in the generation table */
-    uint32 queue_size;        /* entries in the queue */
+    uint64 replayed;                /* the last generation redo applied (the startup process only) */
+    uint32 slots;                   /* entries in the generation table */
+    uint32 queue_size;              /* entries in the queue */
     core::EntryList free_entries;
-    uint64 unslotted;         /* invalidations whose database found no free publisher slot */
-    ScopeStats other_scopes;  /* scopes past max_scope_stats, counted together */
+    uint64 unslotted;        /* invalidations whose database found no free publisher slot */
+    ScopeStats other_scopes; /* scopes past max_scope_stats, counted together */
     PublisherSlot publishers[max_publishers];
     ScopeStats scopes[max_scope_stats];
 };
 
 extern InvalidationShared *invalidation_shared;
 extern pg_atomic_uint64 *inval_generations;
-extern uint32 *inval_next;        /* queue links (core/entry_lists.h) */
+extern uint32 *inval_next; /* queue links (core/entry_lists.h) */
 extern QueueEntry *inval_entries;
 
 /* One invalidation of the committing transaction (see invalidation_xact.cpp). */
@@ -116,9 +117,9 @@ struct PendingInvalidation
     SubTransactionId subxact; /* the (sub)transaction that asked for it first */
     uint64 hash;              /* core::invalidation_hash of (database, scope, key) */
     int scope_len;
-    int key_len;              /* -1: the whole scope */
+    int key_len; /* -1: the whole scope */
     char scope[max_scope_bytes + 1];
-    char *key;                /* in TopTransactionContext; NULL for the whole scope */
+    char *key; /* in TopTransactionContext; NULL for the whole scope */
 };
 
 /* Registers the shared memory and its lock tranche (invalidation_shmem.cpp). */
@@ -226,7 +227,8 @@ void invalidation_wal_forget(void);
  * messages when wal_level = logical.  Caller holds invalidation_shared->lock exclusively; never raises an
  * error (sets *failed instead).  Returns the end of what it wrote (InvalidXLogRecPtr: nothing).
  */
-XLogRecPtr invalidation_wal_log_committed(uint64 first, const PendingInvalidation *items, int count, bool *failed);
+XLogRecPtr invalidation_wal_log_committed(uint64 first, const PendingInvalidation *items, int count,
+                                          bool *failed);
 
 /* Writes a FLOOR record (never raises an error; sets *failed instead). */
 XLogRecPtr invalidation_wal_log_floor(uint64 floor, bool *failed);
@@ -238,13 +240,14 @@ void invalidation_wal_finish(XLogRecPtr lsn, bool failed);
 
 void invalidation_feed_register_shmem(void);
 
-/* The feed's lock, taken exclusively around invalidation_feed_push / raise_horizon (after invalidation_shared->lock). */
+/* The feed's lock, taken exclusively around invalidation_feed_push / raise_horizon (after
+ * invalidation_shared->lock). */
 void invalidation_feed_lock(void);
 void invalidation_feed_unlock(void);
 
 /* Appends an item (key == nullptr: the whole scope); ignored unless newer than the feed's newest. */
-void invalidation_feed_push(Oid database, uint64 generation, const char *scope, int scope_len, const char *key,
-                            int key_len);
+void invalidation_feed_push(Oid database, uint64 generation, const char *scope, int scope_len,
+                            const char *key, int key_len);
 
 /* Items at or below generation may be missing from now on: readers behind it get a resync. */
 void invalidation_feed_raise_horizon(uint64 generation);
@@ -252,6 +255,6 @@ void invalidation_feed_raise_horizon(uint64 generation);
 /* Wakes invalidations_since() waiters (no lock held). */
 void invalidation_feed_wake(void);
 
-}  // namespace poolguard
+} // namespace poolguard
 
 #endif

@@ -28,9 +28,11 @@
 #include "pg/guc.h"
 #include "pg/shmem.h"
 
-namespace poolguard {
+namespace poolguard
+{
 
-namespace {
+namespace
+{
 
 constexpr const char *tranche_name = "pg_poolguard feed";
 constexpr int read_batch = 64;                       /* entries copied per lock acquisition */
@@ -78,7 +80,7 @@ void feed_shmem_init(void)
      * Nothing before this server's start is known: every generation up to the counter's seed
      * (the shared memory of invalidation_shmem.cpp is initialized first) needs a resync.
      */
-    feed->ring = core::feed_make((uint32) guc_feed_size, invalidation_seed());
+    feed->ring = core::feed_make((uint32)guc_feed_size, invalidation_seed());
 }
 
 /* One row of invalidations_since(). */
@@ -87,7 +89,7 @@ void put_row(Tuplestorestate *store, TupleDesc desc, const char *kind, uint64 ge
     Datum values[4];
     bool nulls[4] = {false, false, false, false};
     values[0] = CStringGetTextDatum(kind);
-    values[1] = Int64GetDatum((int64) generation);
+    values[1] = Int64GetDatum((int64)generation);
     if (e == nullptr)
     {
         nulls[2] = nulls[3] = true;
@@ -145,25 +147,24 @@ int64 max_wait_micros(const Interval *iv)
     int64 total = 0;
     if (!negative && !huge)
     {
-        total = (int64) iv->day * USECS_PER_DAY + iv->time;
+        total = (int64)iv->day * USECS_PER_DAY + iv->time;
         negative = total < 0;
         huge = total > max_wait_limit_us;
     }
     if (negative)
-        ereport(ERROR,
-                (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                 errmsg("max_wait must not be negative"),
-                 errhint("Pass '0' to return at once, or how long to wait for the first invalidation, such as '25 seconds'.")));
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("max_wait must not be negative"),
+                        errhint("Pass '0' to return at once, or how long to wait for the first invalidation, "
+                                "such as '25 seconds'.")));
     if (huge)
         ereport(ERROR,
-                (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                 errmsg("max_wait must be at most 10 minutes"),
-                 errdetail("A long poll holds a connection (and, behind a pooler, a server connection) while it waits."),
+                (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("max_wait must be at most 10 minutes"),
+                 errdetail("A long poll holds a connection (and, behind a pooler, a server connection) while "
+                           "it waits."),
                  errhint("Wait up to a minute and call again with the last generation you received.")));
     return total;
 }
 
-}  // namespace
+} // namespace
 
 void invalidation_feed_register_shmem(void)
 {
@@ -181,8 +182,8 @@ void invalidation_feed_unlock(void)
     LWLockRelease(feed->lock);
 }
 
-void invalidation_feed_push(Oid database, uint64 generation, const char *scope, int scope_len, const char *key,
-                            int key_len)
+void invalidation_feed_push(Oid database, uint64 generation, const char *scope, int scope_len,
+                            const char *key, int key_len)
 {
     if (!core::feed_accepts(feed->ring, feed_generations, generation))
     {
@@ -193,11 +194,11 @@ void invalidation_feed_push(Oid database, uint64 generation, const char *scope, 
     QueueEntry *e = &feed_entries[slot];
     e->database = database;
     e->generation = generation;
-    e->scope_len = (uint16) scope_len;
+    e->scope_len = (uint16)scope_len;
     memcpy(e->scope, scope, scope_len);
     e->scope[scope_len] = '\0';
     e->key_null = key == nullptr;
-    e->key_len = key == nullptr ? 0 : (uint16) key_len;
+    e->key_len = key == nullptr ? 0 : (uint16)key_len;
     if (key != nullptr)
         memcpy(e->key, key, key_len);
     e->key[e->key_len] = '\0';
@@ -214,7 +215,7 @@ void invalidation_feed_wake(void)
         ConditionVariableBroadcast(&feed->appended);
 }
 
-}  // namespace poolguard
+} // namespace poolguard
 
 using namespace poolguard;
 
@@ -229,33 +230,29 @@ POOLGUARD_FUNCTION(poolguard_invalidations_since)
 {
     require_shared_memory();
     if (PG_ARGISNULL(0))
-        ereport(ERROR,
-                (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-                 errmsg("after must not be NULL"),
-                 errhint("Pass 0 the first time: the answer is a resync row whose generation is where to continue from.")));
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("after must not be NULL"),
+                        errhint("Pass 0 the first time: the answer is a resync row whose generation is where "
+                                "to continue from.")));
     if (PG_ARGISNULL(1))
         ereport(ERROR,
-                (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-                 errmsg("max_wait must not be NULL"),
+                (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("max_wait must not be NULL"),
                  errhint("Pass '0' to return at once, or how long to wait for the first invalidation.")));
     int64 after_arg = PG_GETARG_INT64(0);
     if (after_arg < 0)
-        ereport(ERROR,
-                (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                 errmsg("after must not be negative"),
-                 errhint("Pass 0 the first time, then the greatest generation received so far.")));
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("after must not be negative"),
+                        errhint("Pass 0 the first time, then the greatest generation received so far.")));
     int64 wait_us = max_wait_micros(PG_GETARG_INTERVAL_P(1));
     /* After a start or a promotion, the floor (and the feed's horizon) rise before the first read. */
     invalidation_raise_floor_after_recovery();
 
     InitMaterializedSRF(fcinfo, 0);
-    ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+    ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
     MemoryContext old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
     QueueEntry *batch = static_cast<QueueEntry *>(palloc(sizeof(QueueEntry) * read_batch));
     MemoryContextSwitchTo(old);
 
     TimestampTz deadline = GetCurrentTimestamp() + wait_us;
-    uint64 cursor = (uint64) after_arg;
+    uint64 cursor = (uint64)after_arg;
     bool sleeping = false;
     int rows = 0;
     for (;;)
@@ -288,9 +285,9 @@ POOLGUARD_FUNCTION(poolguard_invalidations_since)
             continue;
         }
         /* Interruptible (cancel, statement_timeout, termination): it checks for interrupts. */
-        (void) ConditionVariableTimedSleep(&feed->appended, Max(left_ms, 1L), PG_WAIT_EXTENSION);
+        (void)ConditionVariableTimedSleep(&feed->appended, Max(left_ms, 1L), PG_WAIT_EXTENSION);
     }
     if (sleeping)
         ConditionVariableCancelSleep();
-    return (Datum) 0;
+    return (Datum)0;
 }

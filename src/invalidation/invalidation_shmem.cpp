@@ -50,14 +50,16 @@
 #include "invalidation/publisher.h"
 #include "pg/shmem.h"
 
-namespace poolguard {
+namespace poolguard
+{
 
 InvalidationShared *invalidation_shared = nullptr;
 pg_atomic_uint64 *inval_generations = nullptr;
 uint32 *inval_next = nullptr;
 QueueEntry *inval_entries = nullptr;
 
-namespace {
+namespace
+{
 
 constexpr const char *tranche_name = "pg_poolguard invalidation";
 
@@ -78,7 +80,8 @@ Size generations_offset(void)
 
 Size links_offset(void)
 {
-    return add_size(generations_offset(), MAXALIGN(mul_size(sizeof(pg_atomic_uint64), guc_invalidation_slots)));
+    return add_size(generations_offset(),
+                    MAXALIGN(mul_size(sizeof(pg_atomic_uint64), guc_invalidation_slots)));
 }
 
 Size entries_offset(void)
@@ -94,13 +97,15 @@ Size invalidation_shmem_size(void)
 /* A time as microseconds since the Unix epoch, the unit of seeds and floors. */
 uint64 clock_generation(TimestampTz at)
 {
-    return core::generation_seed((int64) at + (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
+    return core::generation_seed((int64)at +
+                                 (int64)(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
 }
 
 void invalidation_shmem_init(void)
 {
     bool found;
-    char *base = static_cast<char *>(ShmemInitStruct("pg_poolguard invalidation", invalidation_shmem_size(), &found));
+    char *base =
+        static_cast<char *>(ShmemInitStruct("pg_poolguard invalidation", invalidation_shmem_size(), &found));
 
     invalidation_shared = reinterpret_cast<InvalidationShared *>(base);
     inval_generations = reinterpret_cast<pg_atomic_uint64 *>(base + generations_offset());
@@ -121,13 +126,13 @@ void invalidation_shmem_init(void)
     invalidation_shared->replayed = invalidation_shared->seed;
     /* Raised again by the first reader once recovery is over (a standby: at its promotion). */
     pg_atomic_init_u32(&invalidation_shared->floor_pending, 1);
-    invalidation_shared->slots = (uint32) guc_invalidation_slots;
-    invalidation_shared->queue_size = (uint32) guc_invalidation_queue_size;
+    invalidation_shared->slots = (uint32)guc_invalidation_slots;
+    invalidation_shared->queue_size = (uint32)guc_invalidation_queue_size;
     for (uint32 i = 0; i < invalidation_shared->slots; i++)
         pg_atomic_init_u64(&inval_generations[i], invalidation_shared->seed);
     for (int i = 0; i < max_publishers; i++)
         invalidation_shared->publishers[i].items = core::empty_entry_list();
-    memset(inval_entries, 0, sizeof(QueueEntry) * (Size) invalidation_shared->queue_size);
+    memset(inval_entries, 0, sizeof(QueueEntry) * (Size)invalidation_shared->queue_size);
     core::list_fill(invalidation_shared->free_entries, inval_next, invalidation_shared->queue_size);
 }
 
@@ -158,7 +163,8 @@ ScopeStats *scope_stats(const char *scope, int scope_len)
             s->scope[scope_len] = '\0';
             return s;
         }
-        if (s->database == MyDatabaseId && strncmp(s->scope, scope, scope_len) == 0 && s->scope[scope_len] == '\0')
+        if (s->database == MyDatabaseId && strncmp(s->scope, scope, scope_len) == 0 &&
+            s->scope[scope_len] == '\0')
             return s;
     }
     return &invalidation_shared->other_scopes;
@@ -174,8 +180,9 @@ PublisherSlot *claim_publisher(Oid database)
         for (int i = 0; i < max_publishers; i++)
         {
             PublisherSlot *s = &invalidation_shared->publishers[i];
-            bool reusable = pass == 0 ? s->database == InvalidOid
-                                      : s->pid == 0 && s->items.count == 0 && !s->resync_pending && !s->start_requested;
+            bool reusable =
+                pass == 0 ? s->database == InvalidOid
+                          : s->pid == 0 && s->items.count == 0 && !s->resync_pending && !s->start_requested;
             if (reusable)
             {
                 reset_slot(s, database);
@@ -246,13 +253,16 @@ int make_room(PublisherSlot *slot, uint32 need, Collapse *logged)
 void log_collapses(const Collapse *logged, int n)
 {
     for (int i = 0; i < n; i++)
-        ereport(LOG,
-                (errmsg("pg_poolguard replaced %u queued invalidations of database %u by one resync",
-                        logged[i].entries, logged[i].database),
-                 errdetail("The database has no running publisher and another database's invalidations needed the "
-                           "space in the queue. Its listeners get one resync once its publisher runs."),
-                 errhint("See the earlier log lines about its publisher; poolguard.invalidation_queue_size sets the "
-                         "size of the queue.")));
+        ereport(
+            LOG,
+            (errmsg("pg_poolguard replaced %u queued invalidations of database %u by one resync",
+                    logged[i].entries, logged[i].database),
+             errdetail(
+                 "The database has no running publisher and another database's invalidations needed the "
+                 "space in the queue. Its listeners get one resync once its publisher runs."),
+             errhint(
+                 "See the earlier log lines about its publisher; poolguard.invalidation_queue_size sets the "
+                 "size of the queue.")));
 }
 
 /*
@@ -284,14 +294,18 @@ void launch_publisher(Oid database, TimestampTz now)
     LWLockRelease(invalidation_shared->lock);
 
     if (first_failure)
-        ereport(LOG,
-                (errmsg("pg_poolguard could not start a publisher for database %u: no free background worker slot",
-                        database),
-                 errdetail("Generations are correct; notifications wait in the queue (or become one resync for this "
-                           "database when other databases need the space) until a publisher starts. The pg_poolguard "
-                           "worker and the next commit that invalidates retry every second."),
-                 errhint("Raise max_worker_processes: it must cover the pg_poolguard worker, one publisher per database "
-                         "that invalidates, and parallel workers.")));
+        ereport(
+            LOG,
+            (errmsg(
+                 "pg_poolguard could not start a publisher for database %u: no free background worker slot",
+                 database),
+             errdetail(
+                 "Generations are correct; notifications wait in the queue (or become one resync for this "
+                 "database when other databases need the space) until a publisher starts. The pg_poolguard "
+                 "worker and the next commit that invalidates retry every second."),
+             errhint("Raise max_worker_processes: it must cover the pg_poolguard worker, one publisher per "
+                     "database "
+                     "that invalidates, and parallel workers.")));
 }
 
 /* Forgets the entries and the slot of a database that no longer exists (caller holds the lock). */
@@ -312,13 +326,13 @@ bool database_usable(Oid database)
         return false;
     bool usable = true;
 #ifdef DATCONNLIMIT_INVALID_DB
-    usable = ((Form_pg_database) GETSTRUCT(tuple))->datconnlimit != DATCONNLIMIT_INVALID_DB;
+    usable = ((Form_pg_database)GETSTRUCT(tuple))->datconnlimit != DATCONNLIMIT_INVALID_DB;
 #endif
     ReleaseSysCache(tuple);
     return usable;
 }
 
-}  // namespace
+} // namespace
 
 void invalidation_register_shmem(void)
 {
@@ -361,7 +375,8 @@ void invalidation_apply_replayed(Oid database, uint64 first, const char *items, 
         uint64 hash = core::invalidation_hash(database, item.scope, item.scope_len, item.key, item.key_len);
         atomic_max(&inval_generations[core::slot_of(hash, slots)], generation);
         atomic_max(&invalidation_shared->counter, generation);
-        invalidation_feed_push(database, generation, item.scope, (int) item.scope_len, item.key, (int) item.key_len);
+        invalidation_feed_push(database, generation, item.scope, (int)item.scope_len, item.key,
+                               (int)item.key_len);
     }
     invalidation_feed_unlock();
     invalidation_feed_wake();
@@ -456,8 +471,9 @@ void invalidation_connect_failed(Oid database)
         slot->start_requested = true;
         slot->start_requested_at = now;
         slot->start_failures++;
-        slot->connect_retry_ms = slot->connect_retry_ms == 0 ? (int) start_retry_ms
-                                                             : Min(slot->connect_retry_ms * 2, max_connect_retry_ms);
+        slot->connect_retry_ms = slot->connect_retry_ms == 0
+                                     ? (int)start_retry_ms
+                                     : Min(slot->connect_retry_ms * 2, max_connect_retry_ms);
         slot->next_start_attempt = TimestampTzPlusMilliseconds(now, slot->connect_retry_ms);
         kept = slot->items.count;
         resync = slot->resync_pending;
@@ -468,9 +484,10 @@ void invalidation_connect_failed(Oid database)
     if (retry_ms > 0)
         ereport(LOG,
                 (errmsg("pg_poolguard publisher could not connect to database %u", database),
-                 errdetail("Its %u queued invalidations%s are kept; a publisher tries again in %d ms. They are "
-                           "forgotten only when the pg_poolguard worker finds that the database no longer exists.",
-                           kept, resync ? " and a resync" : "", retry_ms)));
+                 errdetail(
+                     "Its %u queued invalidations%s are kept; a publisher tries again in %d ms. They are "
+                     "forgotten only when the pg_poolguard worker finds that the database no longer exists.",
+                     kept, resync ? " and a resync" : "", retry_ms)));
 }
 
 long invalidation_tend_publishers(void)
@@ -527,9 +544,9 @@ long invalidation_tend_publishers(void)
         LWLockRelease(invalidation_shared->lock);
 
         if (forgot)
-            ereport(LOG,
-                    (errmsg("pg_poolguard dropped %u queued invalidations of database %u: the database no longer exists",
-                            forgotten, due[i])));
+            ereport(LOG, (errmsg("pg_poolguard dropped %u queued invalidations of database %u: the database "
+                                 "no longer exists",
+                                 forgotten, due[i])));
         if (launch)
         {
             launch_publisher(due[i], now);
@@ -544,12 +561,12 @@ uint64 invalidation_current_generation(const char *scope, int scope_len, const c
 {
     invalidation_raise_floor_after_recovery();
     uint64 slots = invalidation_shared->slots;
-    uint64 scope_gen = pg_atomic_read_u64(
-        &inval_generations[core::slot_of(core::invalidation_hash(MyDatabaseId, scope, scope_len, nullptr, 0), slots)]);
+    uint64 scope_gen = pg_atomic_read_u64(&inval_generations[core::slot_of(
+        core::invalidation_hash(MyDatabaseId, scope, scope_len, nullptr, 0), slots)]);
     uint64 key_gen = scope_gen;
     if (key != nullptr)
-        key_gen = pg_atomic_read_u64(
-            &inval_generations[core::slot_of(core::invalidation_hash(MyDatabaseId, scope, scope_len, key, key_len), slots)]);
+        key_gen = pg_atomic_read_u64(&inval_generations[core::slot_of(
+            core::invalidation_hash(MyDatabaseId, scope, scope_len, key, key_len), slots)]);
     uint64 floor = pg_atomic_read_u64(&invalidation_shared->floor);
     /* Whatever the caller reads next (its data snapshot) must not be ordered before this read. */
     pg_read_barrier();
@@ -582,11 +599,11 @@ void invalidation_publish_committed(const PendingInvalidation *items, int count)
     uint64 base;
     do
         base = Max(current, clock);
-    while (!pg_atomic_compare_exchange_u64(&invalidation_shared->counter, &current, base + (uint64) count));
+    while (!pg_atomic_compare_exchange_u64(&invalidation_shared->counter, &current, base + (uint64)count));
     for (int i = 0; i < count; i++)
     {
         const PendingInvalidation *it = &items[i];
-        uint64 generation = base + 1 + (uint64) i;
+        uint64 generation = base + 1 + (uint64)i;
         atomic_max(&inval_generations[core::slot_of(it->hash, invalidation_shared->slots)], generation);
 
         ScopeStats *stats = scope_stats(it->scope, it->scope_len);
@@ -604,20 +621,20 @@ void invalidation_publish_committed(const PendingInvalidation *items, int count)
     XLogRecPtr wal_end = invalidation_wal_log_committed(base + 1, items, count, &wal_failed);
     invalidation_feed_lock();
     for (int i = 0; i < count; i++)
-        invalidation_feed_push(MyDatabaseId, base + 1 + (uint64) i, items[i].scope, items[i].scope_len, items[i].key,
-                               items[i].key_len);
+        invalidation_feed_push(MyDatabaseId, base + 1 + (uint64)i, items[i].scope, items[i].scope_len,
+                               items[i].key, items[i].key_len);
     invalidation_feed_unlock();
 
     PublisherSlot *slot = claim_publisher(MyDatabaseId);
     if (slot == nullptr)
     {
-        invalidation_shared->unslotted += (uint64) count;
+        invalidation_shared->unslotted += (uint64)count;
         no_slot = true;
     }
     else
     {
-        if (invalidation_shared->free_entries.count < (uint32) count)
-            ncollapsed = make_room(slot, (uint32) count, collapsed);
+        if (invalidation_shared->free_entries.count < (uint32)count)
+            ncollapsed = make_room(slot, (uint32)count, collapsed);
 
         if (slot->resync_pending && slot->pid == 0)
         {
@@ -626,7 +643,7 @@ void invalidation_publish_committed(const PendingInvalidation *items, int count)
              * so it covers these items too.  Queueing them would only take space.
              */
         }
-        else if (invalidation_shared->free_entries.count < (uint32) count)
+        else if (invalidation_shared->free_entries.count < (uint32)count)
         {
             /* Generations are already correct; listeners get one resync instead of the items. */
             slot->resync_pending = true;
@@ -640,12 +657,12 @@ void invalidation_publish_committed(const PendingInvalidation *items, int count)
                 uint32 index = core::list_pop_front(invalidation_shared->free_entries, inval_next);
                 QueueEntry *e = &inval_entries[index];
                 e->database = MyDatabaseId;
-                e->generation = base + 1 + (uint64) i;
-                e->scope_len = (uint16) it->scope_len;
+                e->generation = base + 1 + (uint64)i;
+                e->scope_len = (uint16)it->scope_len;
                 memcpy(e->scope, it->scope, it->scope_len);
                 e->scope[it->scope_len] = '\0';
                 e->key_null = it->key == nullptr;
-                e->key_len = e->key_null ? 0 : (uint16) it->key_len;
+                e->key_len = e->key_null ? 0 : (uint16)it->key_len;
                 if (!e->key_null)
                     memcpy(e->key, it->key, it->key_len);
                 e->key[e->key_len] = '\0';
@@ -672,15 +689,16 @@ void invalidation_publish_committed(const PendingInvalidation *items, int count)
     log_collapses(collapsed, ncollapsed);
 
     if (no_slot)
-        ereport(WARNING,
-                (errmsg("pg_poolguard could not publish invalidations of database %u", MyDatabaseId),
-                 errdetail("All %d publisher slots are in use. Generations were updated, but listeners of this "
-                           "database are not notified.",
-                           max_publishers),
-                 errhint("Fewer databases may publish invalidations at the same time.")));
+        ereport(
+            WARNING,
+            (errmsg("pg_poolguard could not publish invalidations of database %u", MyDatabaseId),
+             errdetail("All %d publisher slots are in use. Generations were updated, but listeners of this "
+                       "database are not notified.",
+                       max_publishers),
+             errhint("Fewer databases may publish invalidations at the same time.")));
 
     if (launch)
         launch_publisher(MyDatabaseId, now);
 }
 
-}  // namespace poolguard
+} // namespace poolguard

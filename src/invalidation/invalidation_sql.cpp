@@ -10,7 +10,8 @@
 #include "pg/guard.h"
 #include "pg/shmem.h"
 
-namespace {
+namespace
+{
 
 using namespace poolguard;
 
@@ -26,12 +27,12 @@ void schedule_key(const char *scope, int scope_len, const char *key)
 {
     if (key == nullptr)
         return;
-    int key_len = (int) strlen(key);
+    int key_len = (int)strlen(key);
     invalidation_validate(scope, scope_len, key, key_len);
     invalidation_schedule(scope, scope_len, key, key_len);
 }
 
-}  // namespace
+} // namespace
 
 /* poolguard.cache_generation(scope text, key text default null): lock-free, shared memory only. */
 POOLGUARD_FUNCTION(poolguard_cache_generation)
@@ -40,12 +41,12 @@ POOLGUARD_FUNCTION(poolguard_cache_generation)
     text *scope = PG_ARGISNULL(0) ? nullptr : PG_GETARG_TEXT_PP(0);
     text *key = PG_ARGISNULL(1) ? nullptr : PG_GETARG_TEXT_PP(1);
     const char *scope_data = scope ? VARDATA_ANY(scope) : nullptr;
-    int scope_len = scope ? (int) VARSIZE_ANY_EXHDR(scope) : 0;
+    int scope_len = scope ? (int)VARSIZE_ANY_EXHDR(scope) : 0;
     const char *key_data = key ? VARDATA_ANY(key) : nullptr;
-    int key_len = key ? (int) VARSIZE_ANY_EXHDR(key) : 0;
+    int key_len = key ? (int)VARSIZE_ANY_EXHDR(key) : 0;
 
     invalidation_validate(scope_data, scope_len, key_data, key_len, false);
-    PG_RETURN_INT64((int64) invalidation_current_generation(scope_data, scope_len, key_data, key_len));
+    PG_RETURN_INT64((int64)invalidation_current_generation(scope_data, scope_len, key_data, key_len));
 }
 
 /*
@@ -62,25 +63,29 @@ POOLGUARD_FUNCTION(poolguard_invalidation_trigger)
                  errmsg("poolguard.invalidation_trigger() must be called as a trigger"),
                  errhint("Use it in CREATE TRIGGER ... AFTER INSERT OR UPDATE OR DELETE ... FOR EACH ROW "
                          "EXECUTE FUNCTION poolguard.invalidation_trigger('scope', 'key_column').")));
-    TriggerData *trigdata = (TriggerData *) fcinfo->context;
+    TriggerData *trigdata = (TriggerData *)fcinfo->context;
     Trigger *trigger = trigdata->tg_trigger;
     const char *name = trigger->tgname;
 
     if (!TRIGGER_FIRED_AFTER(trigdata->tg_event))
-        ereport(ERROR,
-                (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                 errmsg("trigger \"%s\" must be an AFTER trigger", name),
-                 errdetail("An invalidation must describe the row as it was stored, which only AFTER triggers see."),
-                 errhint("Recreate the trigger with AFTER instead of BEFORE or INSTEAD OF.")));
+        ereport(
+            ERROR,
+            (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+             errmsg("trigger \"%s\" must be an AFTER trigger", name),
+             errdetail(
+                 "An invalidation must describe the row as it was stored, which only AFTER triggers see."),
+             errhint("Recreate the trigger with AFTER instead of BEFORE or INSTEAD OF.")));
     if (trigger->tgnargs < 1)
-        ereport(ERROR,
-                (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                 errmsg("trigger \"%s\" names no invalidation scope", name),
-                 errdetail("poolguard.invalidation_trigger() takes the scope and then one or more key column names."),
-                 errhint("Use EXECUTE FUNCTION poolguard.invalidation_trigger('scope', 'key_column').")));
+        ereport(
+            ERROR,
+            (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+             errmsg("trigger \"%s\" names no invalidation scope", name),
+             errdetail(
+                 "poolguard.invalidation_trigger() takes the scope and then one or more key column names."),
+             errhint("Use EXECUTE FUNCTION poolguard.invalidation_trigger('scope', 'key_column').")));
 
     const char *scope = trigger->tgargs[0];
-    int scope_len = (int) strlen(scope);
+    int scope_len = (int)strlen(scope);
     invalidation_validate(scope, scope_len, nullptr, 0);
 
     if (TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
@@ -89,19 +94,21 @@ POOLGUARD_FUNCTION(poolguard_invalidation_trigger)
             ereport(ERROR,
                     (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                      errmsg("trigger \"%s\" must be fired for each row", name),
-                     errdetail("A statement-level trigger does not see the keys of the changed rows; only TRUNCATE "
-                               "is supported at statement level, where it invalidates the whole scope."),
+                     errdetail(
+                         "A statement-level trigger does not see the keys of the changed rows; only TRUNCATE "
+                         "is supported at statement level, where it invalidates the whole scope."),
                      errhint("Recreate the trigger with FOR EACH ROW.")));
         invalidation_schedule(scope, scope_len, nullptr, 0);
         return PointerGetDatum(nullptr);
     }
 
     if (trigger->tgnargs < 2)
-        ereport(ERROR,
-                (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                 errmsg("trigger \"%s\" names no key column", name),
-                 errdetail("poolguard.invalidation_trigger() takes the scope and then one or more key column names."),
-                 errhint("Use EXECUTE FUNCTION poolguard.invalidation_trigger('%s', 'key_column').", scope)));
+        ereport(
+            ERROR,
+            (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("trigger \"%s\" names no key column", name),
+             errdetail(
+                 "poolguard.invalidation_trigger() takes the scope and then one or more key column names."),
+             errhint("Use EXECUTE FUNCTION poolguard.invalidation_trigger('%s', 'key_column').", scope)));
 
     TupleDesc desc = trigdata->tg_relation->rd_att;
     HeapTuple old_row = nullptr;
@@ -121,12 +128,14 @@ POOLGUARD_FUNCTION(poolguard_invalidation_trigger)
         const char *column = trigger->tgargs[i];
         int attnum = SPI_fnumber(desc, column);
         if (attnum <= 0)
-            ereport(ERROR,
-                    (errcode(ERRCODE_UNDEFINED_COLUMN),
-                     errmsg("trigger \"%s\": column \"%s\" does not exist in table \"%s\"", name, column,
-                            RelationGetRelationName(trigdata->tg_relation)),
-                     errdetail("The arguments after the scope name the columns whose values are the invalidated keys."),
-                     errhint("Recreate the trigger with existing column names (case-sensitive).")));
+            ereport(
+                ERROR,
+                (errcode(ERRCODE_UNDEFINED_COLUMN),
+                 errmsg("trigger \"%s\": column \"%s\" does not exist in table \"%s\"", name, column,
+                        RelationGetRelationName(trigdata->tg_relation)),
+                 errdetail(
+                     "The arguments after the scope name the columns whose values are the invalidated keys."),
+                 errhint("Recreate the trigger with existing column names (case-sensitive).")));
 
         char *new_key = column_key(new_row, desc, attnum);
         char *old_key = column_key(old_row, desc, attnum);
@@ -137,7 +146,8 @@ POOLGUARD_FUNCTION(poolguard_invalidation_trigger)
     return PointerGetDatum(nullptr);
 }
 
-namespace poolguard {
+namespace poolguard
+{
 
 int invalidation_copy_scope_counts(InvalidationsByScope **counts)
 {
@@ -168,13 +178,13 @@ int invalidation_copy_scope_counts(InvalidationsByScope **counts)
     return n;
 }
 
-}  // namespace poolguard
+} // namespace poolguard
 
 /* Rows of poolguard.invalidation_stats: this database's scopes (and the overflow row). */
 POOLGUARD_FUNCTION(poolguard_invalidation_stats)
 {
     require_shared_memory();
-    ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+    ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
     InitMaterializedSRF(fcinfo, 0);
 
     /* Copied under the lock, emitted after it (tuplestore calls may raise errors). */
@@ -196,19 +206,19 @@ POOLGUARD_FUNCTION(poolguard_invalidation_stats)
             nulls[0] = true; /* the overflow row */
         else
             values[0] = CStringGetTextDatum(rows[i].scope);
-        values[1] = Int64GetDatum((int64) rows[i].invalidations);
-        values[2] = Int64GetDatum((int64) rows[i].last_generation);
+        values[1] = Int64GetDatum((int64)rows[i].invalidations);
+        values[2] = Int64GetDatum((int64)rows[i].last_generation);
         values[3] = TimestampTzGetDatum(rows[i].last_invalidated_at);
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
-    return (Datum) 0;
+    return (Datum)0;
 }
 
 /* Rows of poolguard.invalidation_publishers: one per database with a publisher slot. */
 POOLGUARD_FUNCTION(poolguard_invalidation_publishers)
 {
     require_shared_memory();
-    ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+    ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
     InitMaterializedSRF(fcinfo, 0);
 
     int count = 0;
@@ -230,21 +240,21 @@ POOLGUARD_FUNCTION(poolguard_invalidation_publishers)
         values[0] = ObjectIdGetDatum(p->database);
         values[1] = Int32GetDatum(p->pid);
         nulls[1] = p->pid == 0;
-        values[2] = Int64GetDatum((int64) p->items.count);
-        values[3] = Int64GetDatum((int64) ring_used);
-        values[4] = Int64GetDatum((int64) p->publisher_starts);
-        values[5] = Int64GetDatum((int64) p->start_failures);
-        values[6] = Int64GetDatum((int64) p->notifications);
-        values[7] = Int64GetDatum((int64) p->items_published);
-        values[8] = Int64GetDatum((int64) p->resyncs);
-        values[9] = Int64GetDatum((int64) p->ring_overflows);
-        values[10] = Int64GetDatum((int64) p->queue_warnings);
+        values[2] = Int64GetDatum((int64)p->items.count);
+        values[3] = Int64GetDatum((int64)ring_used);
+        values[4] = Int64GetDatum((int64)p->publisher_starts);
+        values[5] = Int64GetDatum((int64)p->start_failures);
+        values[6] = Int64GetDatum((int64)p->notifications);
+        values[7] = Int64GetDatum((int64)p->items_published);
+        values[8] = Int64GetDatum((int64)p->resyncs);
+        values[9] = Int64GetDatum((int64)p->ring_overflows);
+        values[10] = Int64GetDatum((int64)p->queue_warnings);
         values[11] = Float8GetDatum(p->last_queue_usage);
         values[12] = TimestampTzGetDatum(p->last_publish_at);
         nulls[12] = p->last_publish_at == 0;
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
-    return (Datum) 0;
+    return (Datum)0;
 }
 
 /*
@@ -256,7 +266,7 @@ POOLGUARD_FUNCTION(poolguard_invalidation_publishers)
 POOLGUARD_FUNCTION(poolguard_publisher_pids)
 {
     require_shared_memory();
-    ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+    ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
     InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 
     int count = 0;
@@ -274,5 +284,5 @@ POOLGUARD_FUNCTION(poolguard_publisher_pids)
         bool isnull = false;
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
     }
-    return (Datum) 0;
+    return (Datum)0;
 }

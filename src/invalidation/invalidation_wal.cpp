@@ -12,8 +12,8 @@
  *                  invalidates, a cache_generation() call, or the pg_poolguard worker).
  *
  * Where the INVALIDATIONS record is written, and why there: in the committing backend's
- * XACT_EVENT_COMMIT callback, by invalidation_publish_committed(), under invalidation_shared->lock, right after
- * the commit's generations are handed out.  So
+ * XACT_EVENT_COMMIT callback, by invalidation_publish_committed(), under invalidation_shared->lock, right
+ * after the commit's generations are handed out.  So
  *   - it follows the transaction's commit record in WAL (RecordTransactionCommit inserted that
  *     one earlier in the same backend, and the commit is visible by then): a standby replays the
  *     data first and raises the generation only after, so "generation visible => data visible"
@@ -47,8 +47,8 @@
  * order; the payload format (version 1) is documented in README.md, "Change-data-capture".
  *
  * Locking: this file takes no lock of its own; invalidation_wal_log_committed runs under
- * invalidation_shared->lock (held by the caller), and XLogInsert takes PostgreSQL's WAL insertion locks, which
- * are always taken after any other lock — as heap_insert does with a buffer lock held.
+ * invalidation_shared->lock (held by the caller), and XLogInsert takes PostgreSQL's WAL insertion locks,
+ * which are always taken after any other lock — as heap_insert does with a buffer lock held.
  */
 #include "core/invalidation/notify_payload.h"
 #include "core/invalidation/wal_items.h"
@@ -58,9 +58,11 @@
 #include "pg/guard.h"
 #include "pg/guc.h"
 
-namespace poolguard {
+namespace poolguard
+{
 
-namespace {
+namespace
+{
 
 /*
  * RM_EXPERIMENTAL_ID (128) while developing.  A production release reserves its own id on
@@ -119,7 +121,7 @@ XLogRecPtr log_messages(uint64 first, const PendingInvalidation *items, int coun
     for (int i = 0; i < count; i++)
     {
         const PendingInvalidation *it = &items[i];
-        Size key_len = it->key == nullptr ? 0 : (Size) it->key_len;
+        Size key_len = it->key == nullptr ? 0 : (Size)it->key_len;
         if (core::payload_append(message_payload, it->scope, it->scope_len, it->key, key_len, first + i))
             continue;
         lsn = write_message();
@@ -149,11 +151,11 @@ XLogRecPtr log_items(uint64 first, int count)
             break; /* cannot happen: prepared holds count items */
         XlInvalidations header;
         header.database = MyDatabaseId;
-        header.count = (uint32) n;
-        header.first_generation = first + (uint64) done;
+        header.count = (uint32)n;
+        header.first_generation = first + (uint64)done;
         XLogBeginInsert();
-        XLogRegisterData((char *) &header, sizeof(header));
-        XLogRegisterData(prepared + start, (int) (pos - start));
+        XLogRegisterData((char *)&header, sizeof(header));
+        XLogRegisterData(prepared + start, (int)(pos - start));
         lsn = XLogInsert(rmgr_id, xlog_invalidations);
         done += n;
     }
@@ -165,7 +167,7 @@ XLogRecPtr log_floor_record(uint64 floor)
     XlFloor xl;
     xl.floor = floor;
     XLogBeginInsert();
-    XLogRegisterData((char *) &xl, sizeof(xl));
+    XLogRegisterData((char *)&xl, sizeof(xl));
     return XLogInsert(rmgr_id, xlog_floor);
 }
 
@@ -173,8 +175,7 @@ XLogRecPtr log_floor_record(uint64 floor)
  * Runs f (which inserts WAL) with any error caught: the insertion is reset and *failed set.
  * Locks the caller holds stay held (the caller releases them).
  */
-template <typename F>
-XLogRecPtr insert_safely(F f, bool *failed)
+template <typename F> XLogRecPtr insert_safely(F f, bool *failed)
 {
     XLogRecPtr lsn = InvalidXLogRecPtr;
     if (!run_keeping_state([&lsn, &f]() { lsn = f(); }))
@@ -258,7 +259,7 @@ bool wal_enabled(void)
 #endif
 }
 
-}  // namespace
+} // namespace
 
 void invalidation_wal_register(void)
 {
@@ -281,8 +282,9 @@ void invalidation_wal_prepare(const PendingInvalidation *items, int count)
         return;
     Size len = 0;
     for (int i = 0; i < count; i++)
-        len += core::wal_item_size(items[i].scope_len, items[i].key, items[i].key == nullptr ? 0 : items[i].key_len);
-    char *buf = static_cast<char *>(MemoryContextAllocHuge(TopTransactionContext, Max(len, (Size) 1)));
+        len += core::wal_item_size(items[i].scope_len, items[i].key,
+                                   items[i].key == nullptr ? 0 : items[i].key_len);
+    char *buf = static_cast<char *>(MemoryContextAllocHuge(TopTransactionContext, Max(len, (Size)1)));
     Size pos = 0;
     for (int i = 0; i < count; i++)
         pos += core::wal_item_write(buf + pos, items[i].scope, items[i].scope_len, items[i].key,
@@ -299,7 +301,8 @@ void invalidation_wal_forget(void)
     prepared_count = 0;
 }
 
-XLogRecPtr invalidation_wal_log_committed(uint64 first, const PendingInvalidation *items, int count, bool *failed)
+XLogRecPtr invalidation_wal_log_committed(uint64 first, const PendingInvalidation *items, int count,
+                                          bool *failed)
 {
     XLogRecPtr lsn = InvalidXLogRecPtr;
     if (count <= 0 || RecoveryInProgress())
@@ -312,12 +315,14 @@ XLogRecPtr invalidation_wal_log_committed(uint64 first, const PendingInvalidatio
         {
             /* Items were added after the pre-commit callback ran (another extension's): the
              * standbys then read every key as changed up to the last of them instead. */
-            lsn = insert_safely([first, count]() { return log_floor_record(first + (uint64) count - 1); }, failed);
+            lsn = insert_safely([first, count]() { return log_floor_record(first + (uint64)count - 1); },
+                                failed);
         }
     }
     if (guc_logical_messages && XLogLogicalInfoActive())
     {
-        XLogRecPtr m = insert_safely([first, items, count]() { return log_messages(first, items, count); }, failed);
+        XLogRecPtr m =
+            insert_safely([first, items, count]() { return log_messages(first, items, count); }, failed);
         if (m != InvalidXLogRecPtr)
             lsn = m;
     }
@@ -346,15 +351,21 @@ void invalidation_wal_finish(XLogRecPtr lsn, bool failed)
         poolguard_wake_walwriter();
         /* poolguard.wal_flush: the commit returns once standbys can have the record (one more flush). */
         if (guc_wal_flush && synchronous_commit > SYNCHRONOUS_COMMIT_OFF)
-            (void) insert_safely([lsn]() { XLogFlush(lsn); return lsn; }, &failed);
+            (void)insert_safely(
+                [lsn]()
+                {
+                    XLogFlush(lsn);
+                    return lsn;
+                },
+                &failed);
     }
     if (failed)
-        ereport(WARNING,
-                (errcode(ERRCODE_INTERNAL_ERROR),
-                 errmsg("pg_poolguard could not write invalidations to WAL"),
-                 errdetail("This server's generations are correct; standbys and logical decoding consumers miss "
-                           "these items."),
-                 errhint("This is a bug in pg_poolguard; please report it with the server log.")));
+        ereport(
+            WARNING,
+            (errcode(ERRCODE_INTERNAL_ERROR), errmsg("pg_poolguard could not write invalidations to WAL"),
+             errdetail("This server's generations are correct; standbys and logical decoding consumers miss "
+                       "these items."),
+             errhint("This is a bug in pg_poolguard; please report it with the server log.")));
 }
 
-}  // namespace poolguard
+} // namespace poolguard

@@ -16,10 +16,11 @@
 #include "pg/guard.h"
 #include "pg/shmem.h"
 
-namespace poolguard {
+namespace poolguard
+{
 
-
-namespace {
+namespace
+{
 
 bool callbacks_registered = false;
 
@@ -52,7 +53,7 @@ bool same_item(const PendingInvalidation *a, uint64 hash, const char *scope, int
 void index_item(int i)
 {
     int mask = bucket_count - 1;
-    for (int b = (int) (pending_items[i].hash & mask);; b = (b + 1) & mask)
+    for (int b = (int)(pending_items[i].hash & mask);; b = (b + 1) & mask)
         if (pending_index[b] < 0)
         {
             pending_index[b] = i;
@@ -63,7 +64,8 @@ void index_item(int i)
 /* (Re)builds the hash index with room for twice the items (load factor <= 1/2). */
 void rebuild_index(int new_bucket_count)
 {
-    pending_index = static_cast<int *>(MemoryContextAlloc(TopTransactionContext, sizeof(int) * new_bucket_count));
+    pending_index =
+        static_cast<int *>(MemoryContextAlloc(TopTransactionContext, sizeof(int) * new_bucket_count));
     bucket_count = new_bucket_count;
     for (int b = 0; b < bucket_count; b++)
         pending_index[b] = -1;
@@ -93,7 +95,8 @@ void xact_callback(XactEvent event, void *arg)
             ereport(ERROR,
                     (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                      errmsg("cannot PREPARE a transaction that has scheduled cache invalidations"),
-                     errdetail("poolguard.invalidate() publishes at commit, which a prepared transaction defers to COMMIT PREPARED."),
+                     errdetail("poolguard.invalidate() publishes at commit, which a prepared transaction "
+                               "defers to COMMIT PREPARED."),
                      errhint("Call poolguard.invalidate() in a transaction that is committed directly.")));
         break;
     case XACT_EVENT_PRE_COMMIT:
@@ -130,7 +133,7 @@ void subxact_callback(SubXactEvent event, SubTransactionId subxact, SubTransacti
         drop_subtransaction(subxact);
 }
 
-}  // namespace
+} // namespace
 
 void invalidation_init(void)
 {
@@ -139,55 +142,50 @@ void invalidation_init(void)
     invalidation_wal_register();
 }
 
-void invalidation_validate(const char *scope, int scope_len, const char *key, int key_len, bool for_publication)
+void invalidation_validate(const char *scope, int scope_len, const char *key, int key_len,
+                           bool for_publication)
 {
     if (scope == nullptr)
         ereport(ERROR,
-                (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-                 errmsg("invalidation scope must not be NULL"),
+                (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("invalidation scope must not be NULL"),
                  errdetail("Every invalidation belongs to a scope, such as 'mentor'."),
                  errhint("Pass a scope name; pass key => NULL to invalidate the whole scope.")));
     if (scope_len == 0)
         ereport(ERROR,
-                (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                 errmsg("invalidation scope must not be empty"),
+                (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalidation scope must not be empty"),
                  errdetail("Every invalidation belongs to a scope, such as 'mentor'."),
                  errhint("Pass a non-empty scope name.")));
-    if (scope_len > (int) core::max_scope_bytes)
-        ereport(ERROR,
-                (errcode(ERRCODE_NAME_TOO_LONG),
-                 errmsg("invalidation scope is too long"),
-                 errdetail("The scope is %d bytes long; at most %d bytes are allowed.", scope_len,
-                           (int) core::max_scope_bytes),
-                 errhint("Use a short scope name and put the identifying part in the key.")));
-    if (key != nullptr && key_len > (int) core::max_key_bytes)
-        ereport(ERROR,
-                (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-                 errmsg("invalidation key is too long"),
-                 errdetail("The key is %d bytes long; at most %d bytes are allowed.", key_len, (int) core::max_key_bytes),
-                 errhint("Invalidate by an identifier (such as a primary key or a hash) rather than by the cached value.")));
+    if (scope_len > (int)core::max_scope_bytes)
+        ereport(ERROR, (errcode(ERRCODE_NAME_TOO_LONG), errmsg("invalidation scope is too long"),
+                        errdetail("The scope is %d bytes long; at most %d bytes are allowed.", scope_len,
+                                  (int)core::max_scope_bytes),
+                        errhint("Use a short scope name and put the identifying part in the key.")));
+    if (key != nullptr && key_len > (int)core::max_key_bytes)
+        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("invalidation key is too long"),
+                        errdetail("The key is %d bytes long; at most %d bytes are allowed.", key_len,
+                                  (int)core::max_key_bytes),
+                        errhint("Invalidate by an identifier (such as a primary key or a hash) rather than "
+                                "by the cached value.")));
     /* Cannot happen within the limits above; checked so that a future limit change cannot break NOTIFY. */
     if (for_publication &&
         core::item_json_length(scope, scope_len, key, key_len, PG_UINT64_MAX) + 2 > core::max_payload_bytes)
-        ereport(ERROR,
-                (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-                 errmsg("invalidation does not fit in one notification"),
-                 errdetail("Its JSON item would exceed the %d-byte NOTIFY payload limit.", (int) core::max_payload_bytes),
-                 errhint("Use a shorter key.")));
+        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                        errmsg("invalidation does not fit in one notification"),
+                        errdetail("Its JSON item would exceed the %d-byte NOTIFY payload limit.",
+                                  (int)core::max_payload_bytes),
+                        errhint("Use a shorter key.")));
 }
 
 void invalidation_schedule(const char *scope, int scope_len, const char *key, int key_len)
 {
     if (RecoveryInProgress())
-        ereport(ERROR,
-                (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-                 errmsg("cannot invalidate caches during recovery"),
-                 errdetail("Invalidations are published by the primary server."),
-                 errhint("Run the change and its invalidation on the primary.")));
+        ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+                        errmsg("cannot invalidate caches during recovery"),
+                        errdetail("Invalidations are published by the primary server."),
+                        errhint("Run the change and its invalidation on the primary.")));
     if (IsInParallelMode())
-        ereport(ERROR,
-                (errcode(ERRCODE_INVALID_TRANSACTION_STATE),
-                 errmsg("cannot invalidate caches during a parallel operation")));
+        ereport(ERROR, (errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+                        errmsg("cannot invalidate caches during a parallel operation")));
 
     if (!callbacks_registered)
     {
@@ -209,7 +207,7 @@ void invalidation_schedule(const char *scope, int scope_len, const char *key, in
     int effective_key_len = key == nullptr ? -1 : key_len;
     SubTransactionId subxact = GetCurrentSubTransactionId();
     int mask = bucket_count - 1;
-    for (int b = (int) (hash & mask); pending_index[b] >= 0; b = (b + 1) & mask)
+    for (int b = (int)(hash & mask); pending_index[b] >= 0; b = (b + 1) & mask)
     {
         PendingInvalidation *it = &pending_items[pending_index[b]];
         if (same_item(it, hash, scope, scope_len, key, effective_key_len))
@@ -248,7 +246,7 @@ void invalidation_schedule(const char *scope, int scope_len, const char *key, in
         index_item(pending_count - 1);
 }
 
-}  // namespace poolguard
+} // namespace poolguard
 
 /* poolguard.invalidate(scope text, key text default null): publish at commit. */
 POOLGUARD_FUNCTION(poolguard_invalidate)
@@ -258,17 +256,17 @@ POOLGUARD_FUNCTION(poolguard_invalidate)
     text *scope = PG_ARGISNULL(0) ? nullptr : PG_GETARG_TEXT_PP(0);
     text *key = PG_ARGISNULL(1) ? nullptr : PG_GETARG_TEXT_PP(1);
     const char *scope_data = scope ? VARDATA_ANY(scope) : nullptr;
-    int scope_len = scope ? (int) VARSIZE_ANY_EXHDR(scope) : 0;
+    int scope_len = scope ? (int)VARSIZE_ANY_EXHDR(scope) : 0;
     const char *key_data = key ? VARDATA_ANY(key) : nullptr;
-    int key_len = key ? (int) VARSIZE_ANY_EXHDR(key) : 0;
+    int key_len = key ? (int)VARSIZE_ANY_EXHDR(key) : 0;
 
     poolguard::invalidation_validate(scope_data, scope_len, key_data, key_len);
     if (RecoveryInProgress())
-        ereport(ERROR,
-                (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-                 errmsg("cannot invalidate cache entries during recovery"),
-                 errdetail("Generations move and notifications are sent only on the primary server."),
-                 errhint("Call poolguard.invalidate() on the primary; the change it describes is written there too.")));
+        ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+                        errmsg("cannot invalidate cache entries during recovery"),
+                        errdetail("Generations move and notifications are sent only on the primary server."),
+                        errhint("Call poolguard.invalidate() on the primary; the change it describes is "
+                                "written there too.")));
     poolguard::invalidation_schedule(scope_data, scope_len, key_data, key_len);
     PG_RETURN_VOID();
 }

@@ -29,13 +29,15 @@
 #include "pg/bgworker.h"
 #include "pg/shmem.h"
 
-namespace poolguard {
+namespace poolguard
+{
 
-namespace {
+namespace
+{
 
-constexpr int chunk_entries = 256;         /* queued entries drained per lock round and transaction */
+constexpr int chunk_entries = 256; /* queued entries drained per lock round and transaction */
 constexpr long error_backoff_ms = 1000;
-constexpr double queue_warn_usage = 0.5;   /* warn when the NOTIFY queue is this full */
+constexpr double queue_warn_usage = 0.5; /* warn when the NOTIFY queue is this full */
 constexpr long queue_warn_interval_ms = 60000;
 
 Oid my_database = InvalidOid;
@@ -219,14 +221,14 @@ int send(int n, bool resync, uint64 resync_generation)
 
 void record_publication(int payloads, int items, bool resync, double queue_usage, bool warn)
 {
-    stats_add(GlobalCounter::notifications_sent, (uint64) payloads);
+    stats_add(GlobalCounter::notifications_sent, (uint64)payloads);
     TimestampTz now = GetCurrentTimestamp(); /* not under the lock */
     LWLockAcquire(invalidation_shared->lock, LW_EXCLUSIVE);
     PublisherSlot *slot = invalidation_find_publisher(my_database);
     if (slot != nullptr)
     {
-        slot->notifications += (uint64) payloads;
-        slot->items_published += (uint64) (resync ? 0 : items);
+        slot->notifications += (uint64)payloads;
+        slot->items_published += (uint64)(resync ? 0 : items);
         slot->resyncs += resync ? 1 : 0;
         slot->last_queue_usage = queue_usage;
         slot->queue_warnings += warn ? 1 : 0;
@@ -255,13 +257,15 @@ void publish_all(void)
                      TimestampDifferenceExceeds(last_queue_warning, now, queue_warn_interval_ms)))
         {
             last_queue_warning = now;
-            ereport(WARNING,
-                    (errmsg("pg_poolguard publisher: the notification queue is %.0f%% full", usage * 100),
-                     errdetail("A session that LISTENs and does not consume its notifications, or a long transaction "
-                               "in a listening session, keeps the queue from being truncated."),
-                     errhint("Find the listening sessions with pg_listening_channels() in pg_stat_activity's "
-                             "applications and make them read their notifications; when the queue is full, "
-                             "listeners get a resync instead of the items.")));
+            ereport(
+                WARNING,
+                (errmsg("pg_poolguard publisher: the notification queue is %.0f%% full", usage * 100),
+                 errdetail(
+                     "A session that LISTENs and does not consume its notifications, or a long transaction "
+                     "in a listening session, keeps the queue from being truncated."),
+                 errhint("Find the listening sessions with pg_listening_channels() in pg_stat_activity's "
+                         "applications and make them read their notifications; when the queue is full, "
+                         "listeners get a resync instead of the items.")));
         }
     }
 }
@@ -306,12 +310,12 @@ void sleep_ms(long ms)
         if (left <= 0)
             return;
         /* At most 100 ms at a time, so that SIGTERM is honoured promptly. */
-        (void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, Min(left, 100L), PG_WAIT_EXTENSION);
+        (void)WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, Min(left, 100L), PG_WAIT_EXTENSION);
         CHECK_FOR_INTERRUPTS();
     }
 }
 
-}  // namespace
+} // namespace
 
 bool publisher_launch(Oid database)
 {
@@ -329,7 +333,7 @@ bool publisher_launch(Oid database)
     return RegisterDynamicBackgroundWorker(&worker, nullptr);
 }
 
-}  // namespace poolguard
+} // namespace poolguard
 
 using namespace poolguard;
 
@@ -348,7 +352,7 @@ extern "C" void poolguard_publisher_main(Datum database)
     if (!start_allowed())
         proc_exit(0);
 
-    on_shmem_exit(note_connect_failure, (Datum) 0);
+    on_shmem_exit(note_connect_failure, (Datum)0);
     BackgroundWorkerInitializeConnectionByOid(my_database, InvalidOid, 0);
     connected = true;
     pgstat_report_appname("pg_poolguard publisher");
@@ -361,11 +365,13 @@ extern "C" void poolguard_publisher_main(Datum database)
 
     if (!claim_slot())
         proc_exit(0); /* another publisher serves this database */
-    before_shmem_exit(publisher_detach, (Datum) 0);
+    before_shmem_exit(publisher_detach, (Datum)0);
 
-    chunk = static_cast<QueueEntry *>(MemoryContextAlloc(TopMemoryContext, sizeof(QueueEntry) * chunk_entries));
+    chunk =
+        static_cast<QueueEntry *>(MemoryContextAlloc(TopMemoryContext, sizeof(QueueEntry) * chunk_entries));
     payload = static_cast<core::Payload *>(MemoryContextAlloc(TopMemoryContext, sizeof(core::Payload)));
-    MemoryContext context = AllocSetContextCreate(TopMemoryContext, "pg_poolguard publisher", ALLOCSET_DEFAULT_SIZES);
+    MemoryContext context =
+        AllocSetContextCreate(TopMemoryContext, "pg_poolguard publisher", ALLOCSET_DEFAULT_SIZES);
 
     ereport(DEBUG1, (errmsg("pg_poolguard publisher started for database %u", my_database)));
 
@@ -391,12 +397,11 @@ extern "C" void poolguard_publisher_main(Datum database)
             continue;
         }
 
-        long idle_left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
-                                                         TimestampTzPlusMilliseconds(idle_since,
-                                                                                     guc_publisher_idle_timeout_ms));
+        long idle_left = TimestampDifferenceMilliseconds(
+            GetCurrentTimestamp(), TimestampTzPlusMilliseconds(idle_since, guc_publisher_idle_timeout_ms));
         if (idle_left <= 0 && retire())
             proc_exit(0);
-        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, Max(idle_left, 1L),
-                         PG_WAIT_EXTENSION);
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, Max(idle_left, 1L),
+                        PG_WAIT_EXTENSION);
     }
 }

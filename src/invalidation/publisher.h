@@ -14,7 +14,8 @@
 
 extern "C" PGDLLEXPORT void poolguard_publisher_main(Datum database);
 
-namespace poolguard {
+namespace poolguard
+{
 
 /*
  * Registers a publisher for the database with the postmaster.  Returns false when no background
@@ -22,6 +23,6 @@ namespace poolguard {
  */
 bool publisher_launch(Oid database);
 
-}  // namespace poolguard
+} // namespace poolguard
 
 #endif

@@ -19,9 +19,11 @@
 #include <cstdlib>
 #include <new>
 
-namespace poolguard {
+namespace poolguard
+{
 
-namespace {
+namespace
+{
 
 constexpr int nstates = 5;
 const char *const state_labels[nstates] = {"active", "idle", "idle_in_transaction",
@@ -29,8 +31,8 @@ const char *const state_labels[nstates] = {"active", "idle", "idle_in_transactio
 
 struct PolicyAgg
 {
-    char name[NAMEDATALEN];   /* "" = sessions no policy matches */
-    int64 max_connections;    /* -1 = none */
+    char name[NAMEDATALEN]; /* "" = sessions no policy matches */
+    int64 max_connections;  /* -1 = none */
     int64 sessions[nstates];
     int64 memory[nstates];
     int64 measured[nstates];  /* sessions whose memory was measured */
@@ -65,22 +67,25 @@ char *render(const MetricsData *d)
     try
     {
         core::MetricsText m;
-        m.family("poolguard_sessions", "gauge", "Client sessions by the policy they match now and their state.");
+        m.family("poolguard_sessions", "gauge",
+                 "Client sessions by the policy they match now and their state.");
         for (int p = 0; p < d->npolicies; p++)
             for (int s = 0; s < nstates; s++)
                 if (d->aggs[p].sessions[s] > 0 || s < 3)
                     m.sample("poolguard_sessions", "policy", d->aggs[p].name, "state", state_labels[s],
-                             (double) d->aggs[p].sessions[s]);
+                             (double)d->aggs[p].sessions[s]);
 
         m.family("poolguard_session_private_memory_bytes", "gauge",
-                 "Private memory of sessions the worker measured (max_idle_memory policies), by policy and state.");
+                 "Private memory of sessions the worker measured (max_idle_memory policies), by policy and "
+                 "state.");
         for (int p = 0; p < d->npolicies; p++)
             for (int s = 0; s < nstates; s++)
                 if (d->aggs[p].measured[s] > 0)
                     m.sample("poolguard_session_private_memory_bytes", "policy", d->aggs[p].name, "state",
-                             state_labels[s], (double) d->aggs[p].memory[s]);
+                             state_labels[s], (double)d->aggs[p].memory[s]);
 
-        m.family("poolguard_oldest_idle_seconds", "gauge", "Longest time a session of the policy has been idle.");
+        m.family("poolguard_oldest_idle_seconds", "gauge",
+                 "Longest time a session of the policy has been idle.");
         for (int p = 0; p < d->npolicies; p++)
             if (d->aggs[p].oldest_idle >= 0)
                 m.sample("poolguard_oldest_idle_seconds", "policy", d->aggs[p].name, d->aggs[p].oldest_idle);
@@ -92,65 +97,75 @@ char *render(const MetricsData *d)
                 m.sample("poolguard_oldest_idle_in_transaction_seconds", "policy", d->aggs[p].name,
                          d->aggs[p].oldest_idle_in_tx);
 
-        m.family("poolguard_longest_query_seconds", "gauge", "Age of the longest-running query of any client session.");
+        m.family("poolguard_longest_query_seconds", "gauge",
+                 "Age of the longest-running query of any client session.");
         m.sample("poolguard_longest_query_seconds", d->longest_query);
 
         m.family("poolguard_connection_limit", "gauge", "max_connections of each capped policy.");
         for (int p = 0; p < d->npolicies; p++)
             if (d->aggs[p].max_connections >= 0)
-                m.sample("poolguard_connection_limit", "policy", d->aggs[p].name, (double) d->aggs[p].max_connections);
+                m.sample("poolguard_connection_limit", "policy", d->aggs[p].name,
+                         (double)d->aggs[p].max_connections);
 
         m.family("poolguard_connections_counted", "gauge", "Sessions counted against each policy at login.");
         for (int i = 0; i < d->nsessions; i++)
             if (d->sessions[i].name[0])
                 m.sample("poolguard_connections_counted", "policy", d->sessions[i].name,
-                         (double) d->sessions[i].sessions);
+                         (double)d->sessions[i].sessions);
 
         m.family("poolguard_terminations_total", "counter", "Sessions ended, by policy and reason.");
         for (int i = 0; i < d->ncounters; i++)
             for (int r = 1; r < core::reason_count; r++)
                 if (d->counters[i].name[0] && d->counters[i].by_reason[r] > 0 &&
-                    (core::Reason) r != core::Reason::max_query_duration)
-                    m.sample("poolguard_terminations_total", "policy", counter_label(&d->counters[i]), "reason",
-                             core::reason_name((core::Reason) r), (double) d->counters[i].by_reason[r]);
+                    (core::Reason)r != core::Reason::max_query_duration)
+                    m.sample("poolguard_terminations_total", "policy", counter_label(&d->counters[i]),
+                             "reason", core::reason_name((core::Reason)r),
+                             (double)d->counters[i].by_reason[r]);
 
-        m.family("poolguard_cancels_total", "counter", "Queries cancelled for max_query_duration, by policy.");
+        m.family("poolguard_cancels_total", "counter",
+                 "Queries cancelled for max_query_duration, by policy.");
         for (int i = 0; i < d->ncounters; i++)
             if (d->counters[i].name[0] && d->counters[i].cancelled > 0)
                 m.sample("poolguard_cancels_total", "policy", counter_label(&d->counters[i]),
-                         (double) d->counters[i].cancelled);
+                         (double)d->counters[i].cancelled);
 
-        m.family("poolguard_login_rejections_total", "counter", "Logins refused at a policy's connection cap.");
+        m.family("poolguard_login_rejections_total", "counter",
+                 "Logins refused at a policy's connection cap.");
         for (int i = 0; i < d->ncounters; i++)
             if (d->counters[i].name[0] && d->counters[i].rejected > 0)
                 m.sample("poolguard_login_rejections_total", "policy", counter_label(&d->counters[i]),
-                         (double) d->counters[i].rejected);
+                         (double)d->counters[i].rejected);
 
-        m.family("poolguard_login_evictions_total", "counter", "Idle sessions evicted to admit a login (evict_idle).");
+        m.family("poolguard_login_evictions_total", "counter",
+                 "Idle sessions evicted to admit a login (evict_idle).");
         for (int i = 0; i < d->ncounters; i++)
             if (d->counters[i].name[0] && d->counters[i].evicted > 0)
                 m.sample("poolguard_login_evictions_total", "policy", counter_label(&d->counters[i]),
-                         (double) d->counters[i].evicted);
+                         (double)d->counters[i].evicted);
 
-        m.family("poolguard_dry_run_actions_total", "counter", "Actions recorded without signalling (dry run).");
-        m.sample("poolguard_dry_run_actions_total", (double) d->dry_run_actions);
+        m.family("poolguard_dry_run_actions_total", "counter",
+                 "Actions recorded without signalling (dry run).");
+        m.sample("poolguard_dry_run_actions_total", (double)d->dry_run_actions);
 
-        m.family("poolguard_invalidations_total", "counter",
-                 "Cache invalidations published, by scope (all databases; \"\" = scopes past the stats table).");
+        m.family(
+            "poolguard_invalidations_total", "counter",
+            "Cache invalidations published, by scope (all databases; \"\" = scopes past the stats table).");
         for (int i = 0; i < d->nscopes; i++)
-            m.sample("poolguard_invalidations_total", "scope", d->scopes[i].scope, (double) d->scopes[i].invalidations);
+            m.sample("poolguard_invalidations_total", "scope", d->scopes[i].scope,
+                     (double)d->scopes[i].invalidations);
 
         m.family("poolguard_notifications_sent_total", "counter", "Invalidation notifications sent.");
-        m.sample("poolguard_notifications_sent_total", (double) d->notifications_sent);
+        m.sample("poolguard_notifications_sent_total", (double)d->notifications_sent);
 
         m.family("poolguard_notification_queue_usage_ratio", "gauge",
                  "Fraction of the server's NOTIFY queue in use (pg_notification_queue_usage).");
         m.sample("poolguard_notification_queue_usage_ratio", d->queue_usage);
 
         m.family("poolguard_worker_scans_total", "counter", "Scans of the pg_poolguard worker.");
-        m.sample("poolguard_worker_scans_total", (double) d->scans);
+        m.sample("poolguard_worker_scans_total", (double)d->scans);
 
-        m.family("poolguard_worker_last_scan_duration_seconds", "gauge", "Wall time of the worker's last scan.");
+        m.family("poolguard_worker_last_scan_duration_seconds", "gauge",
+                 "Wall time of the worker's last scan.");
         m.sample("poolguard_worker_last_scan_duration_seconds", d->last_scan_seconds);
 
         const std::string &text = m.text();
@@ -185,7 +200,7 @@ void gather(MetricsData *d)
     {
         const SessionRow *row = &scan.rows[r];
         PolicyAgg *a = &d->aggs[row->policy >= 0 ? row->policy : scan.policies.count];
-        int s = (int) row->state;
+        int s = (int)row->state;
         a->sessions[s]++;
         int64 bytes = measured_private_memory(row->pid);
         if (bytes >= 0)
@@ -205,14 +220,14 @@ void gather(MetricsData *d)
     d->ncounters = stats_copy_policy_counters(&d->counters);
     d->nsessions = caps_copy_policy_sessions(&d->sessions);
     d->nscopes = invalidation_copy_scope_counts(&d->scopes);
-    d->queue_usage = DatumGetFloat8(DirectFunctionCall1(pg_notification_queue_usage, (Datum) 0));
+    d->queue_usage = DatumGetFloat8(DirectFunctionCall1(pg_notification_queue_usage, (Datum)0));
     d->scans = stats_get(GlobalCounter::scans);
     d->dry_run_actions = stats_get(GlobalCounter::dry_run_actions);
     d->notifications_sent = stats_get(GlobalCounter::notifications_sent);
     d->last_scan_seconds = stats_last_scan_duration() / 1e6;
 }
 
-}  // namespace
+} // namespace
 
 char *build_metrics(void)
 {
@@ -220,13 +235,14 @@ char *build_metrics(void)
     gather(&data);
     char *text = render(&data);
     if (text == nullptr)
-        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory while rendering pg_poolguard metrics")));
+        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
+                        errmsg("out of memory while rendering pg_poolguard metrics")));
     char *result = pstrdup(text);
     free(text);
     return result;
 }
 
-}  // namespace poolguard
+} // namespace poolguard
 
 POOLGUARD_FUNCTION(poolguard_metrics)
 {

@@ -10,7 +10,8 @@
 
 extern "C" PGDLLEXPORT void poolguard_metrics_main(Datum arg);
 
-namespace poolguard {
+namespace poolguard
+{
 
 /*
  * The exposition text (format 0.0.4), palloc'd.  Runs inside a transaction (the session scan
@@ -21,6 +22,6 @@ char *build_metrics(void);
 /* Registers the metrics worker when poolguard.metrics_listen is set (call from _PG_init). */
 void metrics_server_register(void);
 
-}  // namespace poolguard
+} // namespace poolguard
 
 #endif

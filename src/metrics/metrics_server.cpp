@@ -25,9 +25,11 @@
 
 #include <cstdlib>
 
-namespace poolguard {
+namespace poolguard
+{
 
-namespace {
+namespace
+{
 
 constexpr int max_clients = 64;
 constexpr size_t max_request = 8192;
@@ -37,11 +39,11 @@ constexpr long bind_retry_ms = 10000;
 
 struct Client
 {
-    int fd;             /* -1 = free */
+    int fd; /* -1 = free */
     TimestampTz deadline;
     size_t len;
     char request[max_request];
-    char *response;     /* malloc'd once the request is answered */
+    char *response; /* malloc'd once the request is answered */
     size_t response_len;
     size_t sent;
 };
@@ -90,12 +92,15 @@ void answer_metrics(Client *c, bool head_only)
     MemoryContext old = CurrentMemoryContext;
     char *text = nullptr;
 
-    ErrorData *error = run_catching_errors("metrics", old, [&text]() {
-        StartTransactionCommand();
-        char *built = build_metrics();
-        text = static_cast<char *>(MemoryContextStrdup(TopMemoryContext, built));
-        CommitTransactionCommand();
-    });
+    ErrorData *error =
+        run_catching_errors("metrics", old,
+                            [&text]()
+                            {
+                                StartTransactionCommand();
+                                char *built = build_metrics();
+                                text = static_cast<char *>(MemoryContextStrdup(TopMemoryContext, built));
+                                CommitTransactionCommand();
+                            });
     MemoryContextSwitchTo(old);
     if (error != nullptr)
     {
@@ -107,11 +112,11 @@ void answer_metrics(Client *c, bool head_only)
     }
 
     if (text == nullptr)
-        (void) set_text_response(c, 500, "metrics unavailable, see the server log\n");
+        (void)set_text_response(c, 500, "metrics unavailable, see the server log\n");
     else
     {
-        (void) set_response(c, 200, "text/plain; version=0.0.4; charset=utf-8", text,
-                            head_only ? 0 : strlen(text));
+        (void)set_response(c, 200, "text/plain; version=0.0.4; charset=utf-8", text,
+                           head_only ? 0 : strlen(text));
         pfree(text);
     }
 }
@@ -135,23 +140,23 @@ void handle_request(Client *c)
 
     switch (status)
     {
-        case core::HttpParse::incomplete:
-            if (c->len >= max_request)
-                (void) set_text_response(c, 431, "request too large\n");
-            return;
-        case core::HttpParse::too_large:
-            (void) set_text_response(c, 431, "request too large\n");
-            return;
-        case core::HttpParse::bad_request:
-            (void) set_text_response(c, 400, "bad request\n");
-            return;
-        case core::HttpParse::ok:
-            break;
+    case core::HttpParse::incomplete:
+        if (c->len >= max_request)
+            (void)set_text_response(c, 431, "request too large\n");
+        return;
+    case core::HttpParse::too_large:
+        (void)set_text_response(c, 431, "request too large\n");
+        return;
+    case core::HttpParse::bad_request:
+        (void)set_text_response(c, 400, "bad request\n");
+        return;
+    case core::HttpParse::ok:
+        break;
     }
     if (!is_get && !is_head)
-        (void) set_text_response(c, 405, "only GET /metrics\n");
+        (void)set_text_response(c, 405, "only GET /metrics\n");
     else if (!is_metrics)
-        (void) set_text_response(c, 404, "not found: try /metrics\n");
+        (void)set_text_response(c, 404, "not found: try /metrics\n");
     else
         answer_metrics(c, is_head);
 }
@@ -171,7 +176,8 @@ bool open_listener(void)
     int rc = getaddrinfo(addr->host.c_str(), port, &hints, &res);
     if (rc != 0 || res == nullptr)
     {
-        ereport(LOG, (errmsg("pg_poolguard metrics: could not resolve \"%s\": %s", guc_metrics_listen, gai_strerror(rc))));
+        ereport(LOG, (errmsg("pg_poolguard metrics: could not resolve \"%s\": %s", guc_metrics_listen,
+                             gai_strerror(rc))));
         return false;
     }
     int fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, res->ai_protocol);
@@ -185,14 +191,14 @@ bool open_listener(void)
         if (fd >= 0)
             close(fd);
         errno = saved_errno;
-        ereport(LOG,
-                (errcode_for_socket_access(),
-                 errmsg("pg_poolguard metrics: could not listen on \"%s\": %m", guc_metrics_listen),
-                 errhint("The worker retries every %ld s.", bind_retry_ms / 1000)));
+        ereport(LOG, (errcode_for_socket_access(),
+                      errmsg("pg_poolguard metrics: could not listen on \"%s\": %m", guc_metrics_listen),
+                      errhint("The worker retries every %ld s.", bind_retry_ms / 1000)));
         return false;
     }
     listen_fd = fd;
-    ereport(LOG, (errmsg("pg_poolguard metrics listening on %s (GET /metrics, unauthenticated)", guc_metrics_listen)));
+    ereport(LOG, (errmsg("pg_poolguard metrics listening on %s (GET /metrics, unauthenticated)",
+                         guc_metrics_listen)));
     return true;
 }
 
@@ -209,8 +215,9 @@ void accept_clients(TimestampTz now)
                 slot = &clients[i];
         if (slot == nullptr)
         {
-            static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-            (void) send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+            static const char busy[] =
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+            (void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
             close(fd);
             continue;
         }
@@ -268,7 +275,7 @@ void serve(void)
                             close_client(c);
                         continue;
                     }
-                    c->len += (size_t) got;
+                    c->len += (size_t)got;
                     handle_request(c);
                 }
                 if (c->response != nullptr)
@@ -277,7 +284,7 @@ void serve(void)
                                        MSG_NOSIGNAL | MSG_DONTWAIT);
                     if (put < 0 && errno != EAGAIN && errno != EINTR)
                         close_client(c);
-                    else if (put > 0 && (c->sent += (size_t) put) >= c->response_len)
+                    else if (put > 0 && (c->sent += (size_t)put) >= c->response_len)
                         close_client(c);
                 }
             }
@@ -290,7 +297,7 @@ void serve(void)
     }
 }
 
-}  // namespace
+} // namespace
 
 void metrics_server_register(void)
 {
@@ -302,7 +309,7 @@ void metrics_server_register(void)
     RegisterBackgroundWorker(&worker);
 }
 
-}  // namespace poolguard
+} // namespace poolguard
 
 using namespace poolguard;
 
@@ -315,7 +322,7 @@ extern "C" void poolguard_metrics_main(Datum arg)
     /* The main worker owns the missing-database story; wait for it instead of looping. */
     while (pg_atomic_read_u32(&worker_state->database_missing) != 0)
     {
-        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000, PG_WAIT_EXTENSION);
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000, PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
         CHECK_FOR_INTERRUPTS();
     }
@@ -328,7 +335,8 @@ extern "C" void poolguard_metrics_main(Datum arg)
 
     while (!open_listener())
     {
-        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, bind_retry_ms, PG_WAIT_EXTENSION);
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, bind_retry_ms,
+                        PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
         CHECK_FOR_INTERRUPTS();
     }

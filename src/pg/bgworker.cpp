@@ -3,7 +3,8 @@
  */
 #include "pg/bgworker.h"
 
-namespace poolguard {
+namespace poolguard
+{
 
 void init_background_worker(BackgroundWorker *worker, const char *function, const char *type,
                             int restart_seconds)
@@ -18,4 +19,4 @@ void init_background_worker(BackgroundWorker *worker, const char *function, cons
     strlcpy(worker->bgw_type, type, BGW_MAXLEN);
 }
 
-}  // namespace poolguard
+} // namespace poolguard

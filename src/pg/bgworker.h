@@ -7,7 +7,8 @@
 
 #include "pg/postgres_headers.h"
 
-namespace poolguard {
+namespace poolguard
+{
 
 /*
  * Fills a BackgroundWorker of this library: connected to a database, started after recovery
@@ -17,6 +18,6 @@ namespace poolguard {
 void init_background_worker(BackgroundWorker *worker, const char *function, const char *type,
                             int restart_seconds);
 
-}  // namespace poolguard
+} // namespace poolguard
 
 #endif

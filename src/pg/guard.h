@@ -16,10 +16,10 @@
 
 #include <exception>
 
-namespace poolguard {
+namespace poolguard
+{
 
-template <typename F>
-auto pg_guard(const char *where, F &&f) -> decltype(f())
+template <typename F> auto pg_guard(const char *where, F &&f) -> decltype(f())
 {
     char message[512];
 
@@ -36,8 +36,7 @@ auto pg_guard(const char *where, F &&f) -> decltype(f())
         strlcpy(message, "unknown C++ exception", sizeof(message));
     }
     ereport(ERROR,
-            (errcode(ERRCODE_INTERNAL_ERROR),
-             errmsg("pg_poolguard internal error in %s: %s", where, message),
+            (errcode(ERRCODE_INTERNAL_ERROR), errmsg("pg_poolguard internal error in %s: %s", where, message),
              errhint("This is a bug in pg_poolguard; please report it with the server log.")));
     pg_unreachable();
 }
@@ -50,8 +49,7 @@ auto pg_guard(const char *where, F &&f) -> decltype(f())
  * when f() succeeded.  f must not return a value: it stores results through its captures (the
  * caller's variables are not in this function's setjmp frame, so they need no volatile).
  */
-template <typename F>
-ErrorData *run_catching_errors(const char *where, MemoryContext error_context, F &&f)
+template <typename F> ErrorData *run_catching_errors(const char *where, MemoryContext error_context, F &&f)
 {
     ErrorData *volatile error = nullptr;
 
@@ -79,8 +77,7 @@ ErrorData *run_catching_errors(const char *where, MemoryContext error_context, F
  * insertion); the caller undoes what f() left half done and reports it after its locks are
  * released.  f returns nothing: it stores results through its captures.
  */
-template <typename F>
-bool run_keeping_state(F &&f)
+template <typename F> bool run_keeping_state(F &&f)
 {
     volatile bool ok = true;
     MemoryContext context = CurrentMemoryContext;
@@ -99,22 +96,23 @@ bool run_keeping_state(F &&f)
     return ok;
 }
 
-}  // namespace poolguard
+} // namespace poolguard
 
 /*
  * Defines a V1 SQL-callable function whose body runs inside pg_guard:
  *
  *   POOLGUARD_FUNCTION(poolguard_version) { PG_RETURN_TEXT_P(...); }
  */
-#define POOLGUARD_FUNCTION(name)                                                   \
-    extern "C" {                                                                   \
-    PG_FUNCTION_INFO_V1(name);                                                     \
-    }                                                                              \
-    static Datum name##_body(PG_FUNCTION_ARGS);                                    \
-    extern "C" Datum name(PG_FUNCTION_ARGS)                                        \
-    {                                                                              \
-        return poolguard::pg_guard(#name, [fcinfo]() { return name##_body(fcinfo); }); \
-    }                                                                              \
+#define POOLGUARD_FUNCTION(name)                                                                             \
+    extern "C"                                                                                               \
+    {                                                                                                        \
+        PG_FUNCTION_INFO_V1(name);                                                                           \
+    }                                                                                                        \
+    static Datum name##_body(PG_FUNCTION_ARGS);                                                              \
+    extern "C" Datum name(PG_FUNCTION_ARGS)                                                                  \
+    {                                                                                                        \
+        return poolguard::pg_guard(#name, [fcinfo]() { return name##_body(fcinfo); });                       \
+    }                                                                                                        \
     static Datum name##_body(PG_FUNCTION_ARGS)
 
 /*
@@ -123,13 +121,14 @@ bool run_keeping_state(F &&f)
  * serves every released version's SQL until ALTER EXTENSION pg_poolguard UPDATE (README,
  * Upgrading); a changed signature gets its own entry point instead (poolguard_X_1_1).
  */
-#define POOLGUARD_LEGACY_ENTRY(legacy, current)                                    \
-    extern "C" {                                                                   \
-    PG_FUNCTION_INFO_V1(legacy);                                                   \
-    }                                                                              \
-    extern "C" Datum legacy(PG_FUNCTION_ARGS)                                      \
-    {                                                                              \
-        return current(fcinfo);                                                    \
+#define POOLGUARD_LEGACY_ENTRY(legacy, current)                                                              \
+    extern "C"                                                                                               \
+    {                                                                                                        \
+        PG_FUNCTION_INFO_V1(legacy);                                                                         \
+    }                                                                                                        \
+    extern "C" Datum legacy(PG_FUNCTION_ARGS)                                                                \
+    {                                                                                                        \
+        return current(fcinfo);                                                                              \
     }
 
 #endif

@@ -9,7 +9,8 @@
 #include "core/metrics/http.h"
 #include "core/invalidation/invalidation_key.h"
 
-namespace poolguard {
+namespace poolguard
+{
 
 bool guc_enabled = true;
 char *guc_database = nullptr;
@@ -25,7 +26,8 @@ int guc_history_size = 1000;
 int guc_max_policies = 128;
 char *guc_metrics_listen = nullptr;
 
-namespace {
+namespace
+{
 
 /* poolguard.exempt_roles must be a list of identifiers; unknown roles are fine (created later). */
 bool check_exempt_roles(char **newval, void **extra, GucSource source)
@@ -59,13 +61,14 @@ bool check_metrics_listen(char **newval, void **extra, GucSource source)
     }
     if (!ok)
     {
-        GUC_check_errdetail("poolguard.metrics_listen must be empty or host:port, e.g. 127.0.0.1:9187 or [::1]:9187.");
+        GUC_check_errdetail(
+            "poolguard.metrics_listen must be empty or host:port, e.g. 127.0.0.1:9187 or [::1]:9187.");
         return false;
     }
     return true;
 }
 
-}  // namespace
+} // namespace
 
 int guc_invalidation_slots = 65536;
 int guc_invalidation_queue_size = 4096;
@@ -77,12 +80,13 @@ bool guc_wal_invalidations = true;
 bool guc_logical_messages = true;
 bool guc_wal_flush = false;
 
-namespace {
+namespace
+{
 
 /* Table sizes are powers of two so that a hash or a position maps to an index with a mask. */
 bool check_power_of_two(int *newval, void **extra, GucSource source)
 {
-    if (*newval > 0 && core::is_power_of_two((uint64) *newval))
+    if (*newval > 0 && core::is_power_of_two((uint64)*newval))
         return true;
     GUC_check_errdetail("The value must be a power of two, for example 65536.");
     return false;
@@ -104,7 +108,7 @@ bool check_notify_channel(char **newval, void **extra, GucSource source)
     return true;
 }
 
-}  // namespace
+} // namespace
 
 void define_gucs(void)
 {
@@ -114,127 +118,116 @@ void define_gucs(void)
      */
     bool preloading = process_shared_preload_libraries_in_progress;
 
-    DefineCustomBoolVariable("poolguard.enabled",
-                             "Enables the pg_poolguard worker's actions.",
-                             "When off, the worker keeps running but reaps nothing.",
-                             &guc_enabled, true, PGC_SIGHUP, 0, NULL, NULL, NULL);
+    DefineCustomBoolVariable("poolguard.enabled", "Enables the pg_poolguard worker's actions.",
+                             "When off, the worker keeps running but reaps nothing.", &guc_enabled, true,
+                             PGC_SIGHUP, 0, NULL, NULL, NULL);
 
     if (preloading)
         DefineCustomStringVariable("poolguard.database",
                                    "Database the pg_poolguard worker connects to; it holds the policy table.",
-                                   NULL,
-                                   &guc_database, "postgres", PGC_POSTMASTER, 0, NULL, NULL, NULL);
+                                   NULL, &guc_database, "postgres", PGC_POSTMASTER, 0, NULL, NULL, NULL);
 
-    DefineCustomIntVariable("poolguard.naptime",
-                            "Longest time the pg_poolguard worker sleeps between scans.",
-                            "The worker wakes earlier when a rule is due to fire.",
-                            &guc_naptime_ms, 1000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
-                            NULL, NULL, NULL);
+    DefineCustomIntVariable("poolguard.naptime", "Longest time the pg_poolguard worker sleeps between scans.",
+                            "The worker wakes earlier when a rule is due to fire.", &guc_naptime_ms, 1000, 10,
+                            3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
     DefineCustomBoolVariable("poolguard.dry_run",
-                             "Records what the reaper would do without signalling anyone.",
-                             NULL, &guc_dry_run, false, PGC_SIGHUP, 0, NULL, NULL, NULL);
+                             "Records what the reaper would do without signalling anyone.", NULL,
+                             &guc_dry_run, false, PGC_SIGHUP, 0, NULL, NULL, NULL);
 
-    DefineCustomIntVariable("poolguard.idle_timeout",
-                            "Default idle timeout for sessions; 0 turns it off.",
-                            "Policies with a NULL idle_timeout inherit it.",
-                            &guc_idle_timeout_ms, 0, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
-                            NULL, NULL, NULL);
+    DefineCustomIntVariable("poolguard.idle_timeout", "Default idle timeout for sessions; 0 turns it off.",
+                            "Policies with a NULL idle_timeout inherit it.", &guc_idle_timeout_ms, 0, 0,
+                            INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
     DefineCustomIntVariable("poolguard.idle_in_transaction_timeout",
                             "Default idle-in-transaction timeout for sessions; 0 turns it off.",
                             "Policies with a NULL idle_in_transaction_timeout inherit it.",
-                            &guc_idle_in_transaction_timeout_ms, 0, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
-                            NULL, NULL, NULL);
+                            &guc_idle_in_transaction_timeout_ms, 0, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, NULL,
+                            NULL, NULL);
 
-    DefineCustomIntVariable("poolguard.idle_grace",
-                            "Sessions idle less than this are never ended by max_idle, max_connection_age or max_idle_memory.",
-                            NULL, &guc_idle_grace_ms, 5000, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
-                            NULL, NULL, NULL);
+    DefineCustomIntVariable(
+        "poolguard.idle_grace",
+        "Sessions idle less than this are never ended by max_idle, max_connection_age or max_idle_memory.",
+        NULL, &guc_idle_grace_ms, 5000, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
-    DefineCustomStringVariable("poolguard.exempt_roles",
-                               "Roles (and their members) pg_poolguard never ends, cancels or refuses.",
-                               NULL, &guc_exempt_roles, "", PGC_SIGHUP, GUC_LIST_INPUT,
-                               check_exempt_roles, NULL, NULL);
+    DefineCustomStringVariable(
+        "poolguard.exempt_roles", "Roles (and their members) pg_poolguard never ends, cancels or refuses.",
+        NULL, &guc_exempt_roles, "", PGC_SIGHUP, GUC_LIST_INPUT, check_exempt_roles, NULL, NULL);
 
-    DefineCustomBoolVariable("poolguard.exempt_superusers",
-                             "Never end, cancel or refuse superuser sessions.",
+    DefineCustomBoolVariable("poolguard.exempt_superusers", "Never end, cancel or refuse superuser sessions.",
                              NULL, &guc_exempt_superusers, true, PGC_SIGHUP, 0, NULL, NULL, NULL);
 
     DefineCustomBoolVariable("poolguard.log_terminations",
-                             "Logs one line for every action pg_poolguard takes.",
-                             NULL, &guc_log_terminations, true, PGC_SIGHUP, 0, NULL, NULL, NULL);
+                             "Logs one line for every action pg_poolguard takes.", NULL,
+                             &guc_log_terminations, true, PGC_SIGHUP, 0, NULL, NULL, NULL);
 
     if (preloading)
     {
-        DefineCustomIntVariable("poolguard.history_size",
-                                "Number of actions kept in poolguard.terminations.",
-                                NULL, &guc_history_size, 1000, 10, 1000000, PGC_POSTMASTER, 0,
-                                NULL, NULL, NULL);
-        DefineCustomStringVariable("poolguard.metrics_listen",
-                                   "host:port where the pg_poolguard metrics worker serves GET /metrics; empty = off.",
-                                   "The endpoint is unauthenticated: use a loopback address unless you mean otherwise.",
-                                   &guc_metrics_listen, "", PGC_POSTMASTER, 0, check_metrics_listen, NULL, NULL);
-        DefineCustomIntVariable("poolguard.max_policies",
-                                "Maximum number of enabled policies in force.",
-                                NULL, &guc_max_policies, 128, 1, 10000, PGC_POSTMASTER, 0,
-                                NULL, NULL, NULL);
+        DefineCustomIntVariable("poolguard.history_size", "Number of actions kept in poolguard.terminations.",
+                                NULL, &guc_history_size, 1000, 10, 1000000, PGC_POSTMASTER, 0, NULL, NULL,
+                                NULL);
+        DefineCustomStringVariable(
+            "poolguard.metrics_listen",
+            "host:port where the pg_poolguard metrics worker serves GET /metrics; empty = off.",
+            "The endpoint is unauthenticated: use a loopback address unless you mean otherwise.",
+            &guc_metrics_listen, "", PGC_POSTMASTER, 0, check_metrics_listen, NULL, NULL);
+        DefineCustomIntVariable("poolguard.max_policies", "Maximum number of enabled policies in force.",
+                                NULL, &guc_max_policies, 128, 1, 10000, PGC_POSTMASTER, 0, NULL, NULL, NULL);
     }
 
     if (preloading)
     {
-        DefineCustomIntVariable("poolguard.invalidation_slots",
-                                "Number of cache generation slots in shared memory (a power of two).",
-                                "Keys share a slot when their hashes collide, which only causes spurious invalidations.",
-                                &guc_invalidation_slots, 65536, 1024, 1 << 26, PGC_POSTMASTER, 0,
-                                check_power_of_two, NULL, NULL);
-        DefineCustomIntVariable("poolguard.invalidation_queue_size",
-                                "Number of invalidations the shared ring holds until a publisher sends them (a power of two).",
-                                "When it is full, listeners get one resync message instead of the items.",
-                                &guc_invalidation_queue_size, 4096, 64, 1 << 20, PGC_POSTMASTER, 0,
-                                check_power_of_two, NULL, NULL);
-        DefineCustomIntVariable("poolguard.feed_size",
-                                "Number of recent invalidations poolguard.invalidations_since() can return.",
-                                "Each takes about 1.1 kB of shared memory; a reader that fell further behind gets a resync.",
-                                &guc_feed_size, 1024, 16, 1 << 20, PGC_POSTMASTER, 0,
-                                NULL, NULL, NULL);
+        DefineCustomIntVariable(
+            "poolguard.invalidation_slots",
+            "Number of cache generation slots in shared memory (a power of two).",
+            "Keys share a slot when their hashes collide, which only causes spurious invalidations.",
+            &guc_invalidation_slots, 65536, 1024, 1 << 26, PGC_POSTMASTER, 0, check_power_of_two, NULL, NULL);
+        DefineCustomIntVariable(
+            "poolguard.invalidation_queue_size",
+            "Number of invalidations the shared ring holds until a publisher sends them (a power of two).",
+            "When it is full, listeners get one resync message instead of the items.",
+            &guc_invalidation_queue_size, 4096, 64, 1 << 20, PGC_POSTMASTER, 0, check_power_of_two, NULL,
+            NULL);
+        DefineCustomIntVariable(
+            "poolguard.feed_size",
+            "Number of recent invalidations poolguard.invalidations_since() can return.",
+            "Each takes about 1.1 kB of shared memory; a reader that fell further behind gets a resync.",
+            &guc_feed_size, 1024, 16, 1 << 20, PGC_POSTMASTER, 0, NULL, NULL, NULL);
     }
 
-    DefineCustomBoolVariable("poolguard.wal_invalidations",
-                             "Writes each commit's invalidations to WAL so that standbys move their generations.",
-                             "Turn it off only to measure its cost: standbys then never see a generation move.",
-                             &guc_wal_invalidations, true, PGC_SIGHUP, 0, NULL, NULL, NULL);
+    DefineCustomBoolVariable(
+        "poolguard.wal_invalidations",
+        "Writes each commit's invalidations to WAL so that standbys move their generations.",
+        "Turn it off only to measure its cost: standbys then never see a generation move.",
+        &guc_wal_invalidations, true, PGC_SIGHUP, 0, NULL, NULL, NULL);
 
-    DefineCustomBoolVariable("poolguard.logical_messages",
-                             "Writes each commit's invalidations as a logical decoding message (prefix pg_poolguard).",
-                             "Only with wal_level = logical.",
-                             &guc_logical_messages, true, PGC_SIGHUP, 0, NULL, NULL, NULL);
+    DefineCustomBoolVariable(
+        "poolguard.logical_messages",
+        "Writes each commit's invalidations as a logical decoding message (prefix pg_poolguard).",
+        "Only with wal_level = logical.", &guc_logical_messages, true, PGC_SIGHUP, 0, NULL, NULL, NULL);
 
-    DefineCustomBoolVariable("poolguard.wal_flush",
-                             "Makes an invalidating commit wait until its invalidations' WAL record is flushed.",
-                             "Off: the WAL writer or the next commit flushes it, and a standby's generations may lag "
-                             "its data by up to wal_writer_delay (never lead it).",
-                             &guc_wal_flush, false, PGC_SUSET, 0, NULL, NULL, NULL);
+    DefineCustomBoolVariable(
+        "poolguard.wal_flush",
+        "Makes an invalidating commit wait until its invalidations' WAL record is flushed.",
+        "Off: the WAL writer or the next commit flushes it, and a standby's generations may lag "
+        "its data by up to wal_writer_delay (never lead it).",
+        &guc_wal_flush, false, PGC_SUSET, 0, NULL, NULL, NULL);
 
-    DefineCustomStringVariable("poolguard.notify_channel",
-                               "Channel on which publishers send cache invalidations.",
-                               NULL,
-                               &guc_notify_channel, "poolguard_invalidate", PGC_SIGHUP, 0,
-                               check_notify_channel, NULL, NULL);
+    DefineCustomStringVariable(
+        "poolguard.notify_channel", "Channel on which publishers send cache invalidations.", NULL,
+        &guc_notify_channel, "poolguard_invalidate", PGC_SIGHUP, 0, check_notify_channel, NULL, NULL);
 
     DefineCustomIntVariable("poolguard.publish_delay",
                             "How long a publisher waits to batch invalidations before it sends them.",
-                            "0 sends as soon as possible.",
-                            &guc_publish_delay_ms, 0, 0, 10000, PGC_SIGHUP, GUC_UNIT_MS,
-                            NULL, NULL, NULL);
+                            "0 sends as soon as possible.", &guc_publish_delay_ms, 0, 0, 10000, PGC_SIGHUP,
+                            GUC_UNIT_MS, NULL, NULL, NULL);
 
-    DefineCustomIntVariable("poolguard.publisher_idle_timeout",
-                            "How long a publisher stays without work before it exits.",
-                            "The next invalidation in its database starts a new one.",
-                            &guc_publisher_idle_timeout_ms, 10000, 100, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
-                            NULL, NULL, NULL);
+    DefineCustomIntVariable(
+        "poolguard.publisher_idle_timeout", "How long a publisher stays without work before it exits.",
+        "The next invalidation in its database starts a new one.", &guc_publisher_idle_timeout_ms, 10000, 100,
+        3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
     MarkGUCPrefixReserved("poolguard");
 }
 
-}  // namespace poolguard
+} // namespace poolguard

@@ -6,12 +6,13 @@
 
 #include "pg/postgres_headers.h"
 
-namespace poolguard {
+namespace poolguard
+{
 
 /* Foundation */
-extern bool guc_enabled;          /* poolguard.enabled: SIGHUP */
-extern char *guc_database;        /* poolguard.database: postmaster */
-extern int guc_naptime_ms;        /* poolguard.naptime: SIGHUP */
+extern bool guc_enabled;   /* poolguard.enabled: SIGHUP */
+extern char *guc_database; /* poolguard.database: postmaster */
+extern int guc_naptime_ms; /* poolguard.naptime: SIGHUP */
 
 /* Reaper (GUC times in milliseconds) */
 extern bool guc_dry_run;                       /* poolguard.dry_run */
@@ -28,15 +29,15 @@ extern int guc_max_policies;                   /* poolguard.max_policies: postma
 extern char *guc_metrics_listen; /* poolguard.metrics_listen: postmaster, "" = off */
 
 /* Cache invalidation (src/invalidation*.cpp, src/publisher.cpp) */
-extern int guc_invalidation_slots;          /* poolguard.invalidation_slots: postmaster */
-extern int guc_invalidation_queue_size;     /* poolguard.invalidation_queue_size: postmaster */
-extern char *guc_notify_channel;            /* poolguard.notify_channel: SIGHUP */
-extern int guc_publish_delay_ms;            /* poolguard.publish_delay: SIGHUP */
-extern int guc_publisher_idle_timeout_ms;   /* poolguard.publisher_idle_timeout: SIGHUP */
-extern int guc_feed_size;                   /* poolguard.feed_size: postmaster */
-extern bool guc_wal_invalidations;          /* poolguard.wal_invalidations: SIGHUP */
-extern bool guc_logical_messages;           /* poolguard.logical_messages: SIGHUP */
-extern bool guc_wal_flush;                  /* poolguard.wal_flush: SUSET */
+extern int guc_invalidation_slots;        /* poolguard.invalidation_slots: postmaster */
+extern int guc_invalidation_queue_size;   /* poolguard.invalidation_queue_size: postmaster */
+extern char *guc_notify_channel;          /* poolguard.notify_channel: SIGHUP */
+extern int guc_publish_delay_ms;          /* poolguard.publish_delay: SIGHUP */
+extern int guc_publisher_idle_timeout_ms; /* poolguard.publisher_idle_timeout: SIGHUP */
+extern int guc_feed_size;                 /* poolguard.feed_size: postmaster */
+extern bool guc_wal_invalidations;        /* poolguard.wal_invalidations: SIGHUP */
+extern bool guc_logical_messages;         /* poolguard.logical_messages: SIGHUP */
+extern bool guc_wal_flush;                /* poolguard.wal_flush: SUSET */
 
 /*
  * Defines the GUCs (the PGC_POSTMASTER ones only while preloading) and reserves the
@@ -44,6 +45,6 @@ extern bool guc_wal_flush;                  /* poolguard.wal_flush: SUSET */
  */
 void define_gucs(void);
 
-}  // namespace poolguard
+} // namespace poolguard
 
 #endif

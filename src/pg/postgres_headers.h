@@ -18,7 +18,8 @@
 #include <cstdint>
 #include <cstring>
 
-extern "C" {
+extern "C"
+{
 #include "postgres.h"
 
 #include "fmgr.h"
@@ -133,7 +134,8 @@ static inline void poolguard_wake_walwriter(void)
 
 /* A non-transactional logical decoding message; PostgreSQL 17 added the `flush` argument. */
 #if PG_VERSION_NUM >= 170000
-#define poolguard_log_logical_message(prefix, message, size) LogLogicalMessage(prefix, message, size, false, false)
+#define poolguard_log_logical_message(prefix, message, size)                                                 \
+    LogLogicalMessage(prefix, message, size, false, false)
 #else
 #define poolguard_log_logical_message(prefix, message, size) LogLogicalMessage(prefix, message, size, false)
 #endif

@@ -17,11 +17,13 @@
  */
 #include "pg/shmem.h"
 
-namespace poolguard {
+namespace poolguard
+{
 
 WorkerState *worker_state = nullptr; /* "pg_poolguard" in shared memory */
 
-namespace {
+namespace
+{
 
 constexpr int max_modules = 8;
 ShmemSizeFn module_sizes[max_modules];
@@ -86,7 +88,7 @@ void shmem_startup(void)
     LWLockRelease(AddinShmemInitLock);
 }
 
-}  // namespace
+} // namespace
 
 void shmem_register(ShmemSizeFn size, ShmemInitFn init)
 {
@@ -117,11 +119,13 @@ void shmem_install_hooks(void)
 void require_shared_memory(void)
 {
     if (worker_state == nullptr)
-        ereport(ERROR,
-                (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                 errmsg("pg_poolguard must be loaded via shared_preload_libraries"),
-                 errdetail("This function needs the shared memory that pg_poolguard reserves at server start."),
-                 errhint("Add pg_poolguard to shared_preload_libraries in postgresql.conf and restart the server.")));
+        ereport(
+            ERROR,
+            (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+             errmsg("pg_poolguard must be loaded via shared_preload_libraries"),
+             errdetail("This function needs the shared memory that pg_poolguard reserves at server start."),
+             errhint(
+                 "Add pg_poolguard to shared_preload_libraries in postgresql.conf and restart the server.")));
 }
 
 int proc_slots(void)
@@ -145,4 +149,4 @@ void wake_worker(void)
         SetLatch(latch); /* never under the spinlock */
 }
 
-}  // namespace poolguard
+} // namespace poolguard

@@ -10,7 +10,8 @@
 
 #include "pg/postgres_headers.h"
 
-namespace poolguard {
+namespace poolguard
+{
 
 typedef Size (*ShmemSizeFn)(void);
 typedef void (*ShmemInitFn)(void);
@@ -57,6 +58,6 @@ int procno_of(PGPROC *proc);
 /* Wakes the worker (no-op if it is not running). */
 void wake_worker(void);
 
-}  // namespace poolguard
+} // namespace poolguard
 
 #endif

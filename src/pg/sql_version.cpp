@@ -8,9 +8,11 @@
 #include "pg/sql_version.h"
 #include "pg/version.h"
 
-namespace poolguard {
+namespace poolguard
+{
 
-namespace {
+namespace
+{
 
 /* States across cycles of one worker life. */
 enum class Checked
@@ -42,7 +44,7 @@ char *installed_version(void)
     return version;
 }
 
-}  // namespace
+} // namespace
 
 void warn_if_sql_version_differs(void)
 {
@@ -53,15 +55,16 @@ void warn_if_sql_version_differs(void)
         return;
     checked = Checked::done;
     if (strcmp(version, POOLGUARD_EXTVERSION) != 0)
-        ereport(WARNING,
-                (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                 errmsg("pg_poolguard SQL objects in database \"%s\" are at version %s but the library is at version %s",
-                        get_database_name(MyDatabaseId), version, POOLGUARD_EXTVERSION),
-                 errdetail("The library keeps serving the installed SQL objects; what version %s adds is missing until the update.",
-                           POOLGUARD_EXTVERSION),
-                 errhint("Run ALTER EXTENSION pg_poolguard UPDATE in database \"%s\".",
-                         get_database_name(MyDatabaseId))));
+        ereport(WARNING, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                          errmsg("pg_poolguard SQL objects in database \"%s\" are at version %s but the "
+                                 "library is at version %s",
+                                 get_database_name(MyDatabaseId), version, POOLGUARD_EXTVERSION),
+                          errdetail("The library keeps serving the installed SQL objects; what version %s "
+                                    "adds is missing until the update.",
+                                    POOLGUARD_EXTVERSION),
+                          errhint("Run ALTER EXTENSION pg_poolguard UPDATE in database \"%s\".",
+                                  get_database_name(MyDatabaseId))));
     pfree(version);
 }
 
-}  // namespace poolguard
+} // namespace poolguard

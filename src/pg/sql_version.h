@@ -6,7 +6,8 @@
 
 #include "pg/postgres_headers.h"
 
-namespace poolguard {
+namespace poolguard
+{
 
 /*
  * In the worker, inside a transaction: when pg_poolguard's SQL objects in this database are at
@@ -15,6 +16,6 @@ namespace poolguard {
  */
 void warn_if_sql_version_differs(void);
 
-}  // namespace poolguard
+} // namespace poolguard
 
 #endif

@@ -14,7 +14,8 @@
 #include "core/policy/cidr.h"
 #include "core/policy/rules.h"
 
-namespace poolguard {
+namespace poolguard
+{
 
 enum class OnLimit : uint8_t
 {
@@ -95,8 +96,8 @@ bool role_matches(Oid userid, Oid role);
  * Index of the first policy (in match order) whose match columns all accept the session, -1 if
  * none.  database_name may be NULL (unknown database: database-bound policies do not match).
  */
-int policy_match(const PolicySnapshot *snapshot, Oid *role_oids, Oid userid,
-                 const char *database_name, const char *application_name, const core::IpAddress &client);
+int policy_match(const PolicySnapshot *snapshot, Oid *role_oids, Oid userid, const char *database_name,
+                 const char *application_name, const core::IpAddress &client);
 
 /*
  * The oid of the extension's poolguard.policy in this database; InvalidOid while the extension
@@ -107,6 +108,6 @@ Oid policy_table_oid(void);
 /* Is this backend connected to poolguard.database? */
 bool in_policy_database(void);
 
-}  // namespace poolguard
+} // namespace poolguard
 
 #endif

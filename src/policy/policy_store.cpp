@@ -22,9 +22,11 @@
 
 #include "core/policy/like.h"
 
-namespace poolguard {
+namespace poolguard
+{
 
-namespace {
+namespace
+{
 
 struct PolicyStore
 {
@@ -38,7 +40,7 @@ struct PolicyStore
 };
 
 PolicyStore *published_policies = nullptr; /* "pg_poolguard policies" in shared memory */
-bool change_pending = false; /* this transaction changed poolguard.policy */
+bool change_pending = false;               /* this transaction changed poolguard.policy */
 bool xact_callback_registered = false;
 
 Size store_size(void)
@@ -50,7 +52,8 @@ void store_init(void)
 {
     bool found;
 
-    published_policies = static_cast<PolicyStore *>(ShmemInitStruct("pg_poolguard policies", store_size(), &found));
+    published_policies =
+        static_cast<PolicyStore *>(ShmemInitStruct("pg_poolguard policies", store_size(), &found));
     if (!found)
     {
         published_policies->lock = &(GetNamedLWLockTranche("pg_poolguard policies"))->lock;
@@ -71,24 +74,24 @@ void policy_xact_callback(XactEvent event, void *arg)
 {
     switch (event)
     {
-        case XACT_EVENT_PREPARE:
-            change_pending = false;
-            break;
-        case XACT_EVENT_COMMIT:
-        case XACT_EVENT_PARALLEL_COMMIT:
-            if (change_pending && published_policies != nullptr)
-            {
-                pg_atomic_fetch_add_u64(&published_policies->change_count, 1);
-                wake_worker();
-            }
-            change_pending = false;
-            break;
-        case XACT_EVENT_ABORT:
-        case XACT_EVENT_PARALLEL_ABORT:
-            change_pending = false;
-            break;
-        default:
-            break;
+    case XACT_EVENT_PREPARE:
+        change_pending = false;
+        break;
+    case XACT_EVENT_COMMIT:
+    case XACT_EVENT_PARALLEL_COMMIT:
+        if (change_pending && published_policies != nullptr)
+        {
+            pg_atomic_fetch_add_u64(&published_policies->change_count, 1);
+            wake_worker();
+        }
+        change_pending = false;
+        break;
+    case XACT_EVENT_ABORT:
+    case XACT_EVENT_PARALLEL_ABORT:
+        change_pending = false;
+        break;
+    default:
+        break;
     }
 }
 
@@ -105,7 +108,7 @@ int64 column_int64(HeapTuple tuple, TupleDesc desc, int n)
     Datum d = SPI_getbinval(tuple, desc, n, &isnull);
     if (isnull)
         return core::inherit;
-    return SPI_gettypeid(desc, n) == INT8OID ? DatumGetInt64(d) : (int64) DatumGetInt32(d);
+    return SPI_gettypeid(desc, n) == INT8OID ? DatumGetInt64(d) : (int64)DatumGetInt32(d);
 }
 
 /* An interval column as whole microseconds, core::inherit when NULL. */
@@ -132,7 +135,7 @@ void compile_row(CompiledPolicy *p, HeapTuple tuple, TupleDesc desc)
 
     *p = CompiledPolicy();
     strlcpy(p->name, column_text(tuple, desc, 1), sizeof(p->name));
-    p->priority = (int32) column_int64(tuple, desc, 2);
+    p->priority = (int32)column_int64(tuple, desc, 2);
     if ((text = column_text(tuple, desc, 3)) != NULL)
     {
         p->has_role = true;
@@ -152,9 +155,8 @@ void compile_row(CompiledPolicy *p, HeapTuple tuple, TupleDesc desc)
     {
         auto cidr = core::parse_cidr(text);
         if (!cidr)
-            ereport(ERROR,
-                    (errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-                     errmsg("policy \"%s\" has an unreadable client_addr \"%s\"", p->name, text)));
+            ereport(ERROR, (errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+                            errmsg("policy \"%s\" has an unreadable client_addr \"%s\"", p->name, text)));
         p->has_client = true;
         p->client = *cidr;
     }
@@ -192,7 +194,7 @@ uint64 table_fingerprint(Oid relid)
 {
     if (!OidIsValid(relid))
         return 0;
-    uint64 digest = hash_bytes_uint32_extended((uint32) relid, 0);
+    uint64 digest = hash_bytes_uint32_extended((uint32)relid, 0);
     uint64 rows = 0;
     Relation rel = table_open(relid, AccessShareLock);
     TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
@@ -207,13 +209,13 @@ uint64 table_fingerprint(Oid relid)
     }
     table_endscan(scan);
     table_close(rel, AccessShareLock);
-    return digest ^ hash_bytes_uint32_extended((uint32) rows, 2);
+    return digest ^ hash_bytes_uint32_extended((uint32)rows, 2);
 }
 
 /* search_path while the loader's query runs: nothing a database owner creates comes first. */
 constexpr const char *pinned_search_path = "pg_catalog, pg_temp";
 
-}  // namespace
+} // namespace
 
 void policy_store_register(void)
 {
@@ -227,8 +229,10 @@ void policy_store_snapshot(PolicySnapshot *snapshot)
     LWLockAcquire(published_policies->lock, LW_SHARED);
     snapshot->version = published_policies->version;
     snapshot->count = published_policies->count;
-    snapshot->policies = static_cast<CompiledPolicy *>(palloc(sizeof(CompiledPolicy) * Max(published_policies->count, 1)));
-    memcpy(snapshot->policies, published_policies->policies, sizeof(CompiledPolicy) * published_policies->count);
+    snapshot->policies =
+        static_cast<CompiledPolicy *>(palloc(sizeof(CompiledPolicy) * Max(published_policies->count, 1)));
+    memcpy(snapshot->policies, published_policies->policies,
+           sizeof(CompiledPolicy) * published_policies->count);
     LWLockRelease(published_policies->lock);
 }
 
@@ -242,12 +246,13 @@ uint64 policy_store_loaded_change_count(void)
     return loaded;
 }
 
-namespace {
+namespace
+{
 
 /* A policy role not looked up yet (Oids are 32-bit; this one is never assigned). */
-constexpr Oid unresolved_role = ~(Oid) 0;
+constexpr Oid unresolved_role = ~(Oid)0;
 
-}  // namespace
+} // namespace
 
 Oid policy_table_oid(void)
 {
@@ -279,8 +284,8 @@ bool role_matches(Oid userid, Oid role)
     return OidIsValid(role) && (userid == role || is_member_of_role_nosuper(userid, role));
 }
 
-int policy_match(const PolicySnapshot *snapshot, Oid *role_oids, Oid userid,
-                 const char *database_name, const char *application_name, const core::IpAddress &client)
+int policy_match(const PolicySnapshot *snapshot, Oid *role_oids, Oid userid, const char *database_name,
+                 const char *application_name, const core::IpAddress &client)
 {
     for (int i = 0; i < snapshot->count; i++)
     {
@@ -327,14 +332,14 @@ int policy_store_load(uint64 change_count)
     if (OidIsValid(table))
     {
         int save_nestlevel = NewGUCNestLevel();
-        (void) set_config_option("search_path", pinned_search_path, PGC_USERSET, PGC_S_SESSION,
-                                 GUC_ACTION_SAVE, true, 0, false);
+        (void)set_config_option("search_path", pinned_search_path, PGC_USERSET, PGC_S_SESSION,
+                                GUC_ACTION_SAVE, true, 0, false);
         if (SPI_connect() != SPI_OK_CONNECT)
             elog(ERROR, "pg_poolguard: SPI_connect failed");
         int rc = SPI_execute(load_query, true, 0);
         if (rc != SPI_OK_SELECT)
             elog(ERROR, "pg_poolguard could not read poolguard.policy: %s", SPI_result_code_string(rc));
-        total = (int) SPI_processed;
+        total = (int)SPI_processed;
         kept = Min(total, guc_max_policies);
         compiled = static_cast<CompiledPolicy *>(
             MemoryContextAlloc(CurTransactionContext, sizeof(CompiledPolicy) * Max(kept, 1)));
@@ -381,7 +386,8 @@ bool policy_store_refresh(bool force)
         uint64 fingerprint = table_fingerprint(policy_table_oid());
         PopActiveSnapshot();
         LWLockAcquire(published_policies->lock, LW_SHARED);
-        bool current = published_policies->loaded_change_count >= wanted && published_policies->fingerprint == fingerprint;
+        bool current = published_policies->loaded_change_count >= wanted &&
+                       published_policies->fingerprint == fingerprint;
         LWLockRelease(published_policies->lock);
         if (current)
             return false;
@@ -411,7 +417,7 @@ uint64 policy_store_request_load(void)
     return pg_atomic_add_fetch_u64(&published_policies->change_count, 1);
 }
 
-}  // namespace poolguard
+} // namespace poolguard
 
 using namespace poolguard;
 
@@ -419,17 +425,15 @@ using namespace poolguard;
 POOLGUARD_FUNCTION(poolguard_policy_changed)
 {
     if (!CALLED_AS_TRIGGER(fcinfo))
-        ereport(ERROR,
-                (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                 errmsg("poolguard.policy_changed() must be called as a trigger")));
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("poolguard.policy_changed() must be called as a trigger")));
     /* Only changes of the extension's own table may wake the worker (it reloads for them). */
-    TriggerData *trigdata = (TriggerData *) fcinfo->context;
+    TriggerData *trigdata = (TriggerData *)fcinfo->context;
     if (RelationGetRelid(trigdata->tg_relation) != policy_table_oid())
-        ereport(ERROR,
-                (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                 errmsg("poolguard.policy_changed() may only be a trigger of table poolguard.policy"),
-                 errdetail("Table \"%s\" is not the pg_poolguard policy table.",
-                           RelationGetRelationName(trigdata->tg_relation))));
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("poolguard.policy_changed() may only be a trigger of table poolguard.policy"),
+                        errdetail("Table \"%s\" is not the pg_poolguard policy table.",
+                                  RelationGetRelationName(trigdata->tg_relation))));
     if (!xact_callback_registered)
     {
         RegisterXactCallback(policy_xact_callback, NULL);

@@ -15,9 +15,11 @@
 #include "pg/sql_version.h"
 #include "stats/stats.h"
 
-namespace poolguard {
+namespace poolguard
+{
 
-namespace {
+namespace
+{
 
 MemoryCache *memory_cache = nullptr;
 ActionMemo *action_memo = nullptr;
@@ -35,7 +37,7 @@ void refresh_and_scan(SessionScan *scan, bool force, MemoryCache *cache)
         caps_reconcile(scan);
 }
 
-}  // namespace
+} // namespace
 
 long reaper_cycle(void)
 {
@@ -54,24 +56,25 @@ long reaper_cycle(void)
     SessionScan scan;
     refresh_and_scan(&scan, false, memory_cache);
     if (guc_enabled)
-        (void) act_on_scan(&scan, false, action_memo, nullptr, nullptr);
+        (void)act_on_scan(&scan, false, action_memo, nullptr, nullptr);
     CommitTransactionCommand();
     TimestampTz finished = GetCurrentTimestamp();
     stats_scan_done(finished, finished - started);
 
     long wait_ms = guc_naptime_ms;
     if (scan.next_deadline != DT_NOEND)
-        wait_ms = Max((long) ((scan.next_deadline - GetCurrentTimestamp() + 999) / 1000), 0L);
+        wait_ms = Max((long)((scan.next_deadline - GetCurrentTimestamp() + 999) / 1000), 0L);
     if (publisher_retry_ms >= 0)
         wait_ms = Min(wait_ms, publisher_retry_ms);
     return wait_ms;
 }
 
-}  // namespace poolguard
+} // namespace poolguard
 
 using namespace poolguard;
 
-namespace {
+namespace
+{
 
 struct ReapResults
 {
@@ -95,27 +98,27 @@ void reap_sink(const ActionRecord *rec, void *arg)
     tuplestore_putvalues(results->store, results->desc, values, nulls);
 }
 
-}  // namespace
+} // namespace
 
 /* poolguard.reap(dry_run bool default false): one pass now, in this backend. */
 POOLGUARD_FUNCTION(poolguard_reap)
 {
     require_shared_memory();
     if (PG_ARGISNULL(0))
-        ereport(ERROR,
-                (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-                 errmsg("dry_run must not be NULL"),
-                 errhint("Call poolguard.reap() to act, or poolguard.reap(true) to see what would be done.")));
+        ereport(
+            ERROR,
+            (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("dry_run must not be NULL"),
+             errhint("Call poolguard.reap() to act, or poolguard.reap(true) to see what would be done.")));
     bool dry_run = PG_GETARG_BOOL(0);
 
-    ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+    ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
     InitMaterializedSRF(fcinfo, 0);
     ReapResults results = {rsinfo->setResult, rsinfo->setDesc};
 
     SessionScan scan;
     refresh_and_scan(&scan, false, nullptr);
-    (void) act_on_scan(&scan, dry_run, nullptr, reap_sink, &results);
-    return (Datum) 0;
+    (void)act_on_scan(&scan, dry_run, nullptr, reap_sink, &results);
+    return (Datum)0;
 }
 
 /*
@@ -141,14 +144,17 @@ POOLGUARD_FUNCTION(poolguard_reload)
     while (policy_store_loaded_change_count() < wanted)
     {
         if (GetCurrentTimestamp() >= give_up)
-            ereport(ERROR,
-                    (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                     errmsg("the pg_poolguard worker did not load the policies within 10 seconds"),
-                     errdetail("Policies live in database \"%s\"; from here, reload() asks the worker to load them.",
-                               guc_database),
-                     errhint("Check that the worker runs (poolguard.worker_pid()), or call reload() in database \"%s\".",
-                             guc_database)));
-        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10, PG_WAIT_EXTENSION);
+            ereport(
+                ERROR,
+                (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                 errmsg("the pg_poolguard worker did not load the policies within 10 seconds"),
+                 errdetail(
+                     "Policies live in database \"%s\"; from here, reload() asks the worker to load them.",
+                     guc_database),
+                 errhint("Check that the worker runs (poolguard.worker_pid()), or call reload() in database "
+                         "\"%s\".",
+                         guc_database)));
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10, PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
         CHECK_FOR_INTERRUPTS();
     }

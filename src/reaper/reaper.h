@@ -7,7 +7,8 @@
 
 #include "pg/postgres_headers.h"
 
-namespace poolguard {
+namespace poolguard
+{
 
 /*
  * One cycle of the worker's work, in its own transaction: restart publishers that should run
@@ -17,6 +18,6 @@ namespace poolguard {
  */
 long reaper_cycle(void);
 
-}  // namespace poolguard
+} // namespace poolguard
 
 #endif

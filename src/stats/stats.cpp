@@ -17,13 +17,15 @@
 #include "pg/guc.h"
 #include "pg/shmem.h"
 
-namespace poolguard {
+namespace poolguard
+{
 
-namespace {
+namespace
+{
 
 struct Stats
 {
-    pg_atomic_uint64 counters[(int) GlobalCounter::count_];
+    pg_atomic_uint64 counters[(int)GlobalCounter::count_];
     pg_atomic_uint64 last_scan;          /* TimestampTz, 0 = never */
     pg_atomic_uint64 last_scan_duration; /* µs */
     pg_atomic_uint64 stats_reset;        /* TimestampTz */
@@ -54,7 +56,8 @@ int policy_stats_capacity(void)
 
 Size policy_stats_size(void)
 {
-    return add_size(offsetof(PolicyStatsTable, entries), mul_size(sizeof(PolicyCounters), policy_stats_capacity()));
+    return add_size(offsetof(PolicyStatsTable, entries),
+                    mul_size(sizeof(PolicyCounters), policy_stats_capacity()));
 }
 
 void policy_stats_init(void)
@@ -126,11 +129,11 @@ void stats_init(void)
             pg_atomic_init_u64(&c, 0);
         pg_atomic_init_u64(&global_counters->last_scan, 0);
         pg_atomic_init_u64(&global_counters->last_scan_duration, 0);
-        pg_atomic_init_u64(&global_counters->stats_reset, (uint64) GetCurrentTimestamp());
+        pg_atomic_init_u64(&global_counters->stats_reset, (uint64)GetCurrentTimestamp());
     }
 }
 
-}  // namespace
+} // namespace
 
 void stats_register(void)
 {
@@ -147,21 +150,21 @@ void stats_count_policy_event(const char *policy, PolicyEvent event, core::Reaso
     PolicyCounters *c = policy_entry(policy[0] ? policy : unmatched_policy_key);
     switch (event)
     {
-        case PolicyEvent::login_rejected:
-            c->rejected++;
-            break;
-        case PolicyEvent::login_evicted:
-            c->evicted++;
-            break;
-        case PolicyEvent::session_terminated:
-            c->terminated++;
-            break;
-        case PolicyEvent::query_cancelled:
-            c->cancelled++;
-            break;
+    case PolicyEvent::login_rejected:
+        c->rejected++;
+        break;
+    case PolicyEvent::login_evicted:
+        c->evicted++;
+        break;
+    case PolicyEvent::session_terminated:
+        c->terminated++;
+        break;
+    case PolicyEvent::query_cancelled:
+        c->cancelled++;
+        break;
     }
     if (reason != core::Reason::none)
-        c->by_reason[(int) reason]++;
+        c->by_reason[(int)reason]++;
     LWLockRelease(policy_stats->lock);
 }
 
@@ -180,29 +183,29 @@ int stats_copy_policy_counters(PolicyCounters **counters)
 void stats_add(GlobalCounter counter, uint64 n)
 {
     if (global_counters != nullptr)
-        pg_atomic_fetch_add_u64(&global_counters->counters[(int) counter], n);
+        pg_atomic_fetch_add_u64(&global_counters->counters[(int)counter], n);
 }
 
 uint64 stats_get(GlobalCounter counter)
 {
-    return global_counters ? pg_atomic_read_u64(&global_counters->counters[(int) counter]) : 0;
+    return global_counters ? pg_atomic_read_u64(&global_counters->counters[(int)counter]) : 0;
 }
 
 int64 stats_last_scan_duration(void)
 {
-    return global_counters ? (int64) pg_atomic_read_u64(&global_counters->last_scan_duration) : 0;
+    return global_counters ? (int64)pg_atomic_read_u64(&global_counters->last_scan_duration) : 0;
 }
 
 void stats_scan_done(TimestampTz end, int64 duration_us)
 {
     if (global_counters == nullptr)
         return;
-    pg_atomic_fetch_add_u64(&global_counters->counters[(int) GlobalCounter::scans], 1);
-    pg_atomic_write_u64(&global_counters->last_scan, (uint64) end);
-    pg_atomic_write_u64(&global_counters->last_scan_duration, (uint64) duration_us);
+    pg_atomic_fetch_add_u64(&global_counters->counters[(int)GlobalCounter::scans], 1);
+    pg_atomic_write_u64(&global_counters->last_scan, (uint64)end);
+    pg_atomic_write_u64(&global_counters->last_scan_duration, (uint64)duration_us);
 }
 
-}  // namespace poolguard
+} // namespace poolguard
 
 using namespace poolguard;
 
@@ -216,15 +219,16 @@ POOLGUARD_FUNCTION(poolguard_stats_info)
     Datum values[11];
     bool nulls[11];
     memset(nulls, 0, sizeof(nulls));
-    auto counter = [](GlobalCounter c) { return Int64GetDatum((int64) pg_atomic_read_u64(&global_counters->counters[(int) c])); };
+    auto counter = [](GlobalCounter c)
+    { return Int64GetDatum((int64)pg_atomic_read_u64(&global_counters->counters[(int)c])); };
 
     values[0] = counter(GlobalCounter::scans);
-    TimestampTz last = (TimestampTz) pg_atomic_read_u64(&global_counters->last_scan);
+    TimestampTz last = (TimestampTz)pg_atomic_read_u64(&global_counters->last_scan);
     if (last != 0)
     {
         values[1] = TimestampTzGetDatum(last);
         Interval *iv = static_cast<Interval *>(palloc0(sizeof(Interval)));
-        iv->time = (int64) pg_atomic_read_u64(&global_counters->last_scan_duration);
+        iv->time = (int64)pg_atomic_read_u64(&global_counters->last_scan_duration);
         values[2] = IntervalPGetDatum(iv);
     }
     else
@@ -236,7 +240,7 @@ POOLGUARD_FUNCTION(poolguard_stats_info)
     values[7] = counter(GlobalCounter::evicted_connections);
     values[8] = counter(GlobalCounter::invalidations);
     values[9] = counter(GlobalCounter::notifications_sent);
-    values[10] = TimestampTzGetDatum((TimestampTz) pg_atomic_read_u64(&global_counters->stats_reset));
+    values[10] = TimestampTzGetDatum((TimestampTz)pg_atomic_read_u64(&global_counters->stats_reset));
 
     desc = BlessTupleDesc(desc);
     PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
@@ -251,7 +255,7 @@ POOLGUARD_FUNCTION(poolguard_reset_stats)
         pg_atomic_write_u64(&c, 0);
     pg_atomic_write_u64(&global_counters->last_scan, 0);
     pg_atomic_write_u64(&global_counters->last_scan_duration, 0);
-    pg_atomic_write_u64(&global_counters->stats_reset, (uint64) now);
+    pg_atomic_write_u64(&global_counters->stats_reset, (uint64)now);
     reset_policy_counters();
     PG_RETURN_TIMESTAMPTZ(now);
 }

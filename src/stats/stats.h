@@ -10,7 +10,8 @@
 
 #include "core/policy/rules.h"
 
-namespace poolguard {
+namespace poolguard
+{
 
 /* Counters over all policies (poolguard.stats). */
 enum class GlobalCounter : int
@@ -64,11 +65,12 @@ struct PolicyCounters
 constexpr const char *unmatched_policy_key = "\x01";
 
 /* Adds one to a policy's counter ("" = sessions no policy matches).  Takes the stats lock. */
-void stats_count_policy_event(const char *policy, PolicyEvent event, core::Reason reason = core::Reason::none);
+void stats_count_policy_event(const char *policy, PolicyEvent event,
+                              core::Reason reason = core::Reason::none);
 
 /* Copies the per-policy counters (palloc'd); returns how many entries (free ones have name ""). */
 int stats_copy_policy_counters(PolicyCounters **counters);
 
-}  // namespace poolguard
+} // namespace poolguard
 
 #endif

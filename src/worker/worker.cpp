@@ -22,9 +22,11 @@
 
 #include <malloc.h>
 
-namespace poolguard {
+namespace poolguard
+{
 
-namespace {
+namespace
+{
 
 constexpr int restart_seconds = 1;
 constexpr long database_poll_ms = 1000;
@@ -60,13 +62,13 @@ bool database_exists(const char *name)
     bool exists = false;
 
     StartTransactionCommand();
-    (void) GetTransactionSnapshot();
+    (void)GetTransactionSnapshot();
     Relation rel = table_open(DatabaseRelationId, AccessShareLock);
     TableScanDesc scan = table_beginscan_catalog(rel, 0, NULL);
     HeapTuple tuple;
     while (!exists && (tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
     {
-        Form_pg_database db = (Form_pg_database) GETSTRUCT(tuple);
+        Form_pg_database db = (Form_pg_database)GETSTRUCT(tuple);
         exists = strcmp(NameStr(db->datname), name) == 0;
     }
     table_endscan(scan);
@@ -95,25 +97,25 @@ void wait_for_database(void)
         if (database_exists(guc_database))
         {
             pg_atomic_write_u32(&worker_state->database_missing, 0);
-            ereport(LOG,
-                    (errmsg("pg_poolguard worker found database \"%s\"", guc_database),
-                     errdetail("The worker restarts to connect to it.")));
+            ereport(LOG, (errmsg("pg_poolguard worker found database \"%s\"", guc_database),
+                          errdetail("The worker restarts to connect to it.")));
             proc_exit(1);
         }
         TimestampTz now = GetCurrentTimestamp();
         if (now >= next_log)
         {
-            ereport(LOG,
-                    (errcode(ERRCODE_UNDEFINED_DATABASE),
-                     errmsg("pg_poolguard worker could not connect to database \"%s\"", guc_database),
-                     errdetail("The database does not exist. The worker checks again every second and logs this again in %ld s.",
-                               log_interval_ms / 1000),
-                     errhint("Create the database or set poolguard.database in postgresql.conf and restart the server.")));
+            ereport(LOG, (errcode(ERRCODE_UNDEFINED_DATABASE),
+                          errmsg("pg_poolguard worker could not connect to database \"%s\"", guc_database),
+                          errdetail("The database does not exist. The worker checks again every second and "
+                                    "logs this again in %ld s.",
+                                    log_interval_ms / 1000),
+                          errhint("Create the database or set poolguard.database in postgresql.conf and "
+                                  "restart the server.")));
             next_log = TimestampTzPlusMilliseconds(now, log_interval_ms);
             log_interval_ms = Min(log_interval_ms * 2, max_log_backoff_ms);
         }
-        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, database_poll_ms,
-                         PG_WAIT_EXTENSION);
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, database_poll_ms,
+                        PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
     }
 }
@@ -124,15 +126,14 @@ long run_cycle_safely(MemoryContext cycle_context)
     long sleep_ms = error_backoff_ms;
     MemoryContext old = MemoryContextSwitchTo(cycle_context);
 
-    ErrorData *error = run_catching_errors("worker cycle", cycle_context,
-                                           [&sleep_ms]() { sleep_ms = reaper_cycle(); });
+    ErrorData *error =
+        run_catching_errors("worker cycle", cycle_context, [&sleep_ms]() { sleep_ms = reaper_cycle(); });
     if (error != nullptr)
     {
-        ereport(LOG,
-                (errcode(error->sqlerrcode),
-                 errmsg("pg_poolguard worker could not complete a cycle: %s", error->message),
-                 error->detail ? errdetail("%s", error->detail) : 0,
-                 errhint("The worker retries in %ld ms.", (long) error_backoff_ms)));
+        ereport(LOG, (errcode(error->sqlerrcode),
+                      errmsg("pg_poolguard worker could not complete a cycle: %s", error->message),
+                      error->detail ? errdetail("%s", error->detail) : 0,
+                      errhint("The worker retries in %ld ms.", (long)error_backoff_ms)));
         sleep_ms = error_backoff_ms;
     }
 
@@ -141,7 +142,7 @@ long run_cycle_safely(MemoryContext cycle_context)
     return sleep_ms;
 }
 
-}  // namespace
+} // namespace
 
 void worker_register(void)
 {
@@ -157,7 +158,7 @@ void worker_register(void)
     RegisterBackgroundWorker(&worker);
 }
 
-}  // namespace poolguard
+} // namespace poolguard
 
 using namespace poolguard;
 
@@ -183,16 +184,16 @@ extern "C" void poolguard_worker_main(Datum arg)
     if (pg_atomic_read_u32(&worker_state->database_missing) != 0)
         wait_for_database();
 
-    on_shmem_exit(note_connect_failure, (Datum) 0);
+    on_shmem_exit(note_connect_failure, (Datum)0);
     BackgroundWorkerInitializeConnection(guc_database, NULL, 0);
     connected_to_database = true;
     pgstat_report_appname("pg_poolguard worker");
 
-    before_shmem_exit(worker_detach, (Datum) 0);
+    before_shmem_exit(worker_detach, (Datum)0);
     SpinLockAcquire(&worker_state->latch_mutex);
     worker_state->worker_latch = MyLatch;
     SpinLockRelease(&worker_state->latch_mutex);
-    pg_atomic_write_u32(&worker_state->worker_pid, (uint32) MyProcPid);
+    pg_atomic_write_u32(&worker_state->worker_pid, (uint32)MyProcPid);
 
     ereport(LOG, (errmsg("pg_poolguard worker started in database \"%s\"", guc_database)));
 
@@ -215,10 +216,10 @@ extern "C" void poolguard_worker_main(Datum arg)
         long sleep_ms = run_cycle_safely(cycle_context);
         if (sleep_ms < 0)
             sleep_ms = 0;
-        sleep_ms = Min(sleep_ms, (long) guc_naptime_ms);
+        sleep_ms = Min(sleep_ms, (long)guc_naptime_ms);
 
-        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, sleep_ms,
-                         PG_WAIT_EXTENSION);
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, sleep_ms,
+                        PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
     }
 }

@@ -8,11 +8,12 @@
 
 extern "C" PGDLLEXPORT void poolguard_worker_main(Datum arg);
 
-namespace poolguard {
+namespace poolguard
+{
 
 /* Registers the static worker with the postmaster (call from _PG_init under preload). */
 void worker_register(void);
 
-}  // namespace poolguard
+} // namespace poolguard
 
 #endif

@@ -4,7 +4,8 @@
 
 using namespace poolguard::core;
 
-namespace {
+namespace
+{
 
 constexpr int idle = 1;
 constexpr int active = 2;
@@ -22,7 +23,7 @@ BackendFacts judged_idle()
     return f;
 }
 
-}  // namespace
+} // namespace
 
 TEST(Recheck, UnchangedSessionStillQualifies)
 {

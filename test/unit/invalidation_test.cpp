@@ -11,14 +11,15 @@
 
 using namespace poolguard::core;
 
-namespace {
+namespace
+{
 
 std::uint64_t h(std::uint32_t db, const std::string &scope, const char *key)
 {
     return invalidation_hash(db, scope.data(), scope.size(), key, key ? std::strlen(key) : 0);
 }
 
-}  // namespace
+} // namespace
 
 TEST(InvalidationHash, DependsOnEveryField)
 {
@@ -135,9 +136,8 @@ TEST(Payload, SingleItems)
     payload_reset(p);
     ASSERT_TRUE(payload_append(p, "mentor", 6, nullptr, 0, 18));
     ASSERT_TRUE(payload_append_resync(p, 19));
-    EXPECT_STREQ(payload_finish(p),
-                 R"([{"scope":"mentor","key":null,"generation":18},)"
-                 R"({"scope":null,"key":null,"generation":19,"resync":true}])");
+    EXPECT_STREQ(payload_finish(p), R"([{"scope":"mentor","key":null,"generation":18},)"
+                                    R"({"scope":null,"key":null,"generation":19,"resync":true}])");
 }
 
 TEST(Payload, EmptyArray)

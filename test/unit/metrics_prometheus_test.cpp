@@ -20,12 +20,11 @@ TEST(Prometheus, Families)
     m.family("poolguard_scans_total", "counter", "Scans.");
     m.sample("poolguard_scans_total", 12345678901.0);
     m.sample("poolguard_x_seconds", "policy", "p", 0.25);
-    EXPECT_EQ(m.text(),
-              "# HELP poolguard_sessions Client sessions.\n"
-              "# TYPE poolguard_sessions gauge\n"
-              "poolguard_sessions{policy=\"web \\\"x\\\"\",state=\"idle\"} 3\n"
-              "# HELP poolguard_scans_total Scans.\n"
-              "# TYPE poolguard_scans_total counter\n"
-              "poolguard_scans_total 12345678901\n"
-              "poolguard_x_seconds{policy=\"p\"} 0.25\n");
+    EXPECT_EQ(m.text(), "# HELP poolguard_sessions Client sessions.\n"
+                        "# TYPE poolguard_sessions gauge\n"
+                        "poolguard_sessions{policy=\"web \\\"x\\\"\",state=\"idle\"} 3\n"
+                        "# HELP poolguard_scans_total Scans.\n"
+                        "# TYPE poolguard_scans_total counter\n"
+                        "poolguard_scans_total 12345678901\n"
+                        "poolguard_x_seconds{policy=\"p\"} 0.25\n");
 }

@@ -4,7 +4,8 @@
 
 using namespace poolguard::core;
 
-namespace {
+namespace
+{
 
 constexpr Micros s = 1000000;
 
@@ -17,7 +18,7 @@ SessionFacts idle(Micros since, Micros started = 0)
     return f;
 }
 
-}  // namespace
+} // namespace
 
 TEST(Rules, InheritanceAndOff)
 {
@@ -177,11 +178,11 @@ TEST(MaxIdle, TakenCountAsGoneAndZeroIsOff)
 TEST(Rules, IntervalMicrosCountsLikeExtractEpoch)
 {
     /* Values checked against SELECT extract(epoch FROM interval '...') * 1000000. */
-    EXPECT_EQ(interval_micros(0, 0, 1500000), 1500000);                 /* 1.5 s */
-    EXPECT_EQ(interval_micros(0, 1, 0), 86400 * s);                     /* 1 day */
-    EXPECT_EQ(interval_micros(1, 0, 0), 30 * 86400 * s);                /* 1 mon */
-    EXPECT_EQ(interval_micros(12, 0, 0), 31557600 * s);                 /* 1 year */
-    EXPECT_EQ(interval_micros(1200, 0, 0), 3155760000LL * s);           /* 100 years */
+    EXPECT_EQ(interval_micros(0, 0, 1500000), 1500000);       /* 1.5 s */
+    EXPECT_EQ(interval_micros(0, 1, 0), 86400 * s);           /* 1 day */
+    EXPECT_EQ(interval_micros(1, 0, 0), 30 * 86400 * s);      /* 1 mon */
+    EXPECT_EQ(interval_micros(12, 0, 0), 31557600 * s);       /* 1 year */
+    EXPECT_EQ(interval_micros(1200, 0, 0), 3155760000LL * s); /* 100 years */
     EXPECT_EQ(interval_micros(14, 3, 4000000), (31557600 + 60 * 86400 + 3 * 86400 + 4) * s);
     EXPECT_EQ(interval_micros(0, 0, 0), 0);
 }

@@ -5,7 +5,8 @@
 
 #include "core/no_server_headers.h" /* last: fails the build if a server header slipped in */
 
-namespace poolguard::core {
+namespace poolguard::core
+{
 
 bool still_as_judged(const BackendFacts &judged, const BackendFacts &fresh, Watch watch)
 {
@@ -20,4 +21,4 @@ bool still_as_judged(const BackendFacts &judged, const BackendFacts &fresh, Watc
     return fresh.state_change == judged.state_change;
 }
 
-}  // namespace poolguard::core
+} // namespace poolguard::core

@@ -12,7 +12,8 @@
 
 #include <cstdint>
 
-namespace poolguard::core {
+namespace poolguard::core
+{
 
 /* The status fields a decision depends on (times in µs on one clock). */
 struct BackendFacts
@@ -35,6 +36,6 @@ enum class Watch : uint8_t
 /* True if fresh still shows what judged saw, so acting on the decision is still right. */
 bool still_as_judged(const BackendFacts &judged, const BackendFacts &fresh, Watch watch);
 
-}  // namespace poolguard::core
+} // namespace poolguard::core
 
 #endif

@@ -5,9 +5,11 @@
 
 #include "core/no_server_headers.h" /* last: fails the build if a server header slipped in */
 
-namespace poolguard::core {
+namespace poolguard::core
+{
 
-namespace {
+namespace
+{
 
 bool field_kb(std::string_view line, std::string_view name, int64_t *kb)
 {
@@ -30,7 +32,7 @@ bool field_kb(std::string_view line, std::string_view name, int64_t *kb)
     return digits;
 }
 
-}  // namespace
+} // namespace
 
 int64_t parse_private_memory(std::string_view text)
 {
@@ -54,4 +56,4 @@ int64_t parse_private_memory(std::string_view text)
     return found ? total_kb * 1024 : -1;
 }
 
-}  // namespace poolguard::core
+} // namespace poolguard::core

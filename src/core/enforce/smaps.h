@@ -4,11 +4,11 @@
 #ifndef POOLGUARD_CORE_SMAPS_H
 #define POOLGUARD_CORE_SMAPS_H
 
-
 #include <cstdint>
 #include <string_view>
 
-namespace poolguard::core {
+namespace poolguard::core
+{
 
 /*
  * Private_Clean + Private_Dirty in bytes from the text of smaps_rollup (or smaps), or -1 if
@@ -16,6 +16,6 @@ namespace poolguard::core {
  */
 int64_t parse_private_memory(std::string_view smaps_text);
 
-}  // namespace poolguard::core
+} // namespace poolguard::core
 
 #endif

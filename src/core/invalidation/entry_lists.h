@@ -14,8 +14,10 @@
 /* Plain C++ (the unit tests build it without a server); included by glue headers, like rules.h. */
 #include <cstdint>
 
-namespace poolguard {
-namespace core {
+namespace poolguard
+{
+namespace core
+{
 
 constexpr std::uint32_t no_entry = 0xFFFFFFFFu;
 
@@ -88,7 +90,7 @@ inline void list_fill(EntryList &list, std::uint32_t *next, std::uint32_t n)
         list_push_back(list, next, i);
 }
 
-}  // namespace core
-}  // namespace poolguard
+} // namespace core
+} // namespace poolguard
 
 #endif

@@ -16,8 +16,10 @@
 /* Plain C++ (the unit tests build it without a server); included by glue headers, like entry_lists.h. */
 #include <cstdint>
 
-namespace poolguard {
-namespace core {
+namespace poolguard
+{
+namespace core
+{
 
 struct FeedRing
 {
@@ -87,7 +89,8 @@ inline bool feed_needs_resync(const FeedRing &r, std::uint64_t after)
 }
 
 /* The position (0 .. count) of the oldest item with a generation greater than `after`. */
-inline std::uint32_t feed_first_after(const FeedRing &r, const std::uint64_t *generations, std::uint64_t after)
+inline std::uint32_t feed_first_after(const FeedRing &r, const std::uint64_t *generations,
+                                      std::uint64_t after)
 {
     std::uint32_t lo = 0, hi = r.count;
     while (lo < hi)
@@ -101,7 +104,7 @@ inline std::uint32_t feed_first_after(const FeedRing &r, const std::uint64_t *ge
     return lo;
 }
 
-}  // namespace core
-}  // namespace poolguard
+} // namespace core
+} // namespace poolguard
 
 #endif

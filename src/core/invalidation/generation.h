@@ -17,8 +17,10 @@
 
 #include <cstdint>
 
-namespace poolguard {
-namespace core {
+namespace poolguard
+{
+namespace core
+{
 
 /* Seed for the counter and the slots, from microseconds since the Unix epoch. */
 constexpr std::uint64_t generation_seed(std::int64_t unix_microseconds)
@@ -51,7 +53,7 @@ constexpr bool generation_is_fresh(std::uint64_t tagged, std::uint64_t current)
     return current <= tagged;
 }
 
-}  // namespace core
-}  // namespace poolguard
+} // namespace core
+} // namespace poolguard
 
 #endif

@@ -8,10 +8,13 @@
 
 #include "core/no_server_headers.h" /* last: fails the build if a server header slipped in */
 
-namespace poolguard {
-namespace core {
+namespace poolguard
+{
+namespace core
+{
 
-namespace {
+namespace
+{
 
 constexpr std::uint64_t fnv_offset = 14695981039346656037ULL;
 constexpr std::uint64_t fnv_prime = 1099511628211ULL;
@@ -43,7 +46,7 @@ std::uint64_t avalanche(std::uint64_t z)
     return z ^ (z >> 31);
 }
 
-}  // namespace
+} // namespace
 
 std::uint64_t invalidation_hash(std::uint32_t database, const char *scope, std::size_t scope_len,
                                 const char *key, std::size_t key_len)
@@ -62,5 +65,5 @@ std::uint64_t invalidation_hash(std::uint32_t database, const char *scope, std::
     return avalanche(h);
 }
 
-}  // namespace core
-}  // namespace poolguard
+} // namespace core
+} // namespace poolguard

@@ -12,8 +12,10 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace poolguard {
-namespace core {
+namespace poolguard
+{
+namespace core
+{
 
 /* Limits of the interface (bytes): a scope fits in a NAME, a key in one notification item. */
 constexpr std::size_t max_scope_bytes = 63;
@@ -35,7 +37,7 @@ constexpr std::uint64_t slot_of(std::uint64_t hash, std::uint64_t slots)
     return hash & (slots - 1);
 }
 
-}  // namespace core
-}  // namespace poolguard
+} // namespace core
+} // namespace poolguard
 
 #endif

@@ -8,10 +8,13 @@
 
 #include "core/no_server_headers.h" /* last: fails the build if a server header slipped in */
 
-namespace poolguard {
-namespace core {
+namespace poolguard
+{
+namespace core
+{
 
-namespace {
+namespace
+{
 
 /* Bytes of the escape of one byte (1 when it needs none). */
 std::size_t escaped_size(unsigned char c)
@@ -125,7 +128,7 @@ bool fits(const Payload &p, std::size_t item_len)
     return p.len + need <= max_payload_bytes;
 }
 
-}  // namespace
+} // namespace
 
 std::size_t json_escaped_length(const char *s, std::size_t len)
 {
@@ -154,8 +157,8 @@ void payload_reset(Payload &p)
     p.items = 0;
 }
 
-bool payload_append(Payload &p, const char *scope, std::size_t scope_len, const char *key, std::size_t key_len,
-                    std::uint64_t generation)
+bool payload_append(Payload &p, const char *scope, std::size_t scope_len, const char *key,
+                    std::size_t key_len, std::uint64_t generation)
 {
     if (!fits(p, item_json_length(scope, scope_len, key, key_len, generation)))
         return false;
@@ -207,5 +210,5 @@ const char *payload_finish(Payload &p)
     return p.data;
 }
 
-}  // namespace core
-}  // namespace poolguard
+} // namespace core
+} // namespace poolguard

@@ -18,8 +18,10 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace poolguard {
-namespace core {
+namespace poolguard
+{
+namespace core
+{
 
 /* NOTIFY accepts payloads shorter than 8000 bytes. */
 constexpr std::size_t max_payload_bytes = 7999;
@@ -45,8 +47,8 @@ void payload_reset(Payload &p);
  * Appends an item if it fits and returns true; returns false and leaves p unchanged if it does
  * not (the caller sends p and starts a new one).
  */
-bool payload_append(Payload &p, const char *scope, std::size_t scope_len, const char *key, std::size_t key_len,
-                    std::uint64_t generation);
+bool payload_append(Payload &p, const char *scope, std::size_t scope_len, const char *key,
+                    std::size_t key_len, std::uint64_t generation);
 
 /* Appends the resync item; false if it does not fit. */
 bool payload_append_resync(Payload &p, std::uint64_t generation);
@@ -54,7 +56,7 @@ bool payload_append_resync(Payload &p, std::uint64_t generation);
 /* Closes the array and returns the NUL-terminated JSON text (valid until the next reset). */
 const char *payload_finish(Payload &p);
 
-}  // namespace core
-}  // namespace poolguard
+} // namespace core
+} // namespace poolguard
 
 #endif

@@ -14,8 +14,10 @@
 #include <cstdint>
 #include <cstring>
 
-namespace poolguard {
-namespace core {
+namespace poolguard
+{
+namespace core
+{
 
 constexpr std::uint16_t wal_whole_scope = 0xFFFF;
 
@@ -67,7 +69,7 @@ inline bool wal_item_read(const char *data, std::size_t len, std::size_t *pos, W
     return true;
 }
 
-}  // namespace core
-}  // namespace poolguard
+} // namespace core
+} // namespace poolguard
 
 #endif

@@ -8,9 +8,11 @@
 
 #include "core/no_server_headers.h" /* last: fails the build if a server header slipped in */
 
-namespace poolguard::core {
+namespace poolguard::core
+{
 
-namespace {
+namespace
+{
 
 bool token_char(char c)
 {
@@ -21,28 +23,28 @@ const char *reason_phrase(int status)
 {
     switch (status)
     {
-        case 200:
-            return "OK";
-        case 400:
-            return "Bad Request";
-        case 404:
-            return "Not Found";
-        case 405:
-            return "Method Not Allowed";
-        case 408:
-            return "Request Timeout";
-        case 431:
-            return "Request Header Fields Too Large";
-        case 500:
-            return "Internal Server Error";
-        case 503:
-            return "Service Unavailable";
-        default:
-            return "Error";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Error";
     }
 }
 
-}  // namespace
+} // namespace
 
 HttpRequest parse_http_request(std::string_view buffer, size_t max_head)
 {
@@ -143,4 +145,4 @@ std::optional<ListenAddress> parse_listen_address(std::string_view text)
     return addr;
 }
 
-}  // namespace poolguard::core
+} // namespace poolguard::core

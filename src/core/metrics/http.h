@@ -9,7 +9,8 @@
 #include <string>
 #include <string_view>
 
-namespace poolguard::core {
+namespace poolguard::core
+{
 
 enum class HttpParse
 {
@@ -41,6 +42,6 @@ struct ListenAddress
 /* "127.0.0.1:9187", "[::1]:9187", "localhost:9187"; nullopt if malformed. */
 std::optional<ListenAddress> parse_listen_address(std::string_view text);
 
-}  // namespace poolguard::core
+} // namespace poolguard::core
 
 #endif

@@ -8,7 +8,8 @@
 
 #include "core/no_server_headers.h" /* last: fails the build if a server header slipped in */
 
-namespace poolguard::core {
+namespace poolguard::core
+{
 
 std::string prometheus_escape(std::string_view value)
 {
@@ -91,4 +92,4 @@ void MetricsText::sample(std::string_view name, std::string_view l1, std::string
     value(v);
 }
 
-}  // namespace poolguard::core
+} // namespace poolguard::core

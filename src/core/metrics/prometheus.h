@@ -7,7 +7,8 @@
 #include <string>
 #include <string_view>
 
-namespace poolguard::core {
+namespace poolguard::core
+{
 
 /* A label value escaped for the text format: \ " and newline become \\ \" \n. */
 std::string prometheus_escape(std::string_view value);
@@ -25,13 +26,16 @@ class MetricsText
     void sample(std::string_view name, std::string_view l1, std::string_view v1, std::string_view l2,
                 std::string_view v2, double value);
 
-    const std::string &text() const { return text_; }
+    const std::string &text() const
+    {
+        return text_;
+    }
 
   private:
     void value(double v);
     std::string text_;
 };
 
-}  // namespace poolguard::core
+} // namespace poolguard::core
 
 #endif

@@ -11,7 +11,8 @@
 
 #include "core/no_server_headers.h" /* last: fails the build if a server header slipped in */
 
-namespace poolguard::core {
+namespace poolguard::core
+{
 
 std::optional<IpAddress> parse_ip(std::string_view text)
 {
@@ -51,7 +52,8 @@ std::optional<Cidr> parse_cidr(std::string_view text)
     return Cidr{*address, bits};
 }
 
-namespace {
+namespace
+{
 
 bool prefix_equal(const uint8_t *a, const uint8_t *b, int bits)
 {
@@ -66,7 +68,7 @@ bool prefix_equal(const uint8_t *a, const uint8_t *b, int bits)
 
 const uint8_t v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
 
-}  // namespace
+} // namespace
 
 bool cidr_contains(const Cidr &network, const IpAddress &address)
 {
@@ -81,4 +83,4 @@ bool cidr_contains(const Cidr &network, const IpAddress &address)
     return false;
 }
 
-}  // namespace poolguard::core
+} // namespace poolguard::core

@@ -4,12 +4,12 @@
 #ifndef POOLGUARD_CORE_CIDR_H
 #define POOLGUARD_CORE_CIDR_H
 
-
 #include <cstdint>
 #include <optional>
 #include <string_view>
 
-namespace poolguard::core {
+namespace poolguard::core
+{
 
 struct IpAddress
 {
@@ -35,6 +35,6 @@ std::optional<Cidr> parse_cidr(std::string_view text);
  */
 bool cidr_contains(const Cidr &network, const IpAddress &address);
 
-}  // namespace poolguard::core
+} // namespace poolguard::core
 
 #endif

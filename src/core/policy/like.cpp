@@ -6,9 +6,11 @@
 
 #include "core/no_server_headers.h" /* last: fails the build if a server header slipped in */
 
-namespace poolguard::core {
+namespace poolguard::core
+{
 
-namespace {
+namespace
+{
 
 /* Length of the UTF-8 sequence starting with byte c (1 for invalid lead bytes). */
 size_t utf8_length(unsigned char c)
@@ -24,7 +26,7 @@ size_t utf8_length(unsigned char c)
     return 1;
 }
 
-}  // namespace
+} // namespace
 
 bool like_pattern_valid(std::string_view pattern)
 {
@@ -90,4 +92,4 @@ bool like_match(std::string_view text, std::string_view pattern)
     return p == pattern.size();
 }
 
-}  // namespace poolguard::core
+} // namespace poolguard::core

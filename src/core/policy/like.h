@@ -4,10 +4,10 @@
 #ifndef POOLGUARD_CORE_LIKE_H
 #define POOLGUARD_CORE_LIKE_H
 
-
 #include <string_view>
 
-namespace poolguard::core {
+namespace poolguard::core
+{
 
 /*
  * True if text matches pattern with SQL LIKE semantics: '%' matches any sequence, '_' exactly
@@ -19,6 +19,6 @@ bool like_match(std::string_view text, std::string_view pattern);
 /* True if pattern is a well-formed LIKE pattern (it does not end in a lone escape). */
 bool like_pattern_valid(std::string_view pattern);
 
-}  // namespace poolguard::core
+} // namespace poolguard::core
 
 #endif

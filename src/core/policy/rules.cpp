@@ -7,33 +7,35 @@
 
 #include "core/no_server_headers.h" /* last: fails the build if a server header slipped in */
 
-namespace poolguard::core {
+namespace poolguard::core
+{
 
 const char *reason_name(Reason reason)
 {
     switch (reason)
     {
-        case Reason::none:
-            return "";
-        case Reason::idle_timeout:
-            return "idle_timeout";
-        case Reason::idle_in_transaction_timeout:
-            return "idle_in_transaction_timeout";
-        case Reason::max_connection_age:
-            return "max_connection_age";
-        case Reason::max_idle:
-            return "max_idle";
-        case Reason::max_idle_memory:
-            return "max_idle_memory";
-        case Reason::max_query_duration:
-            return "max_query_duration";
-        case Reason::evict_idle:
-            return "evict_idle";
+    case Reason::none:
+        return "";
+    case Reason::idle_timeout:
+        return "idle_timeout";
+    case Reason::idle_in_transaction_timeout:
+        return "idle_in_transaction_timeout";
+    case Reason::max_connection_age:
+        return "max_connection_age";
+    case Reason::max_idle:
+        return "max_idle";
+    case Reason::max_idle_memory:
+        return "max_idle_memory";
+    case Reason::max_query_duration:
+        return "max_query_duration";
+    case Reason::evict_idle:
+        return "evict_idle";
     }
     return "";
 }
 
-namespace {
+namespace
+{
 
 int64_t inherit_or(int64_t value, int64_t fallback)
 {
@@ -69,7 +71,7 @@ Micros plus(Micros a, Micros b)
     return (b > 0 && a > never - b) ? never : a + b;
 }
 
-}  // namespace
+} // namespace
 
 Rules effective_rules(const PolicyRules &p, const DefaultRules &d)
 {
@@ -102,37 +104,37 @@ Verdict evaluate(const SessionFacts &s, const Rules &r, Micros now, Micros idle_
 
     switch (s.state)
     {
-        case SessionState::idle_in_transaction:
-        case SessionState::idle_in_transaction_aborted:
-            judge.rule(Reason::idle_in_transaction_timeout, r.idle_in_transaction_timeout,
-                       plus(s.state_since, r.idle_in_transaction_timeout));
-            break;
-        case SessionState::idle:
+    case SessionState::idle_in_transaction:
+    case SessionState::idle_in_transaction_aborted:
+        judge.rule(Reason::idle_in_transaction_timeout, r.idle_in_transaction_timeout,
+                   plus(s.state_since, r.idle_in_transaction_timeout));
+        break;
+    case SessionState::idle:
+    {
+        judge.rule(Reason::idle_timeout, r.idle_timeout, plus(s.state_since, r.idle_timeout));
+        /* The protected rules wait for both their own limit and the grace period. */
+        Micros graced = plus(s.state_since, idle_grace);
+        judge.rule(Reason::max_connection_age, r.max_connection_age,
+                   std::max(plus(s.backend_start, r.max_connection_age), graced));
+        if (r.max_idle_memory > 0)
         {
-            judge.rule(Reason::idle_timeout, r.idle_timeout, plus(s.state_since, r.idle_timeout));
-            /* The protected rules wait for both their own limit and the grace period. */
-            Micros graced = plus(s.state_since, idle_grace);
-            judge.rule(Reason::max_connection_age, r.max_connection_age,
-                       std::max(plus(s.backend_start, r.max_connection_age), graced));
-            if (r.max_idle_memory > 0)
+            if (graced > now)
+                judge.verdict.deadline = std::min(judge.verdict.deadline, graced);
+            else
             {
-                if (graced > now)
-                    judge.verdict.deadline = std::min(judge.verdict.deadline, graced);
-                else
-                {
-                    judge.verdict.wants_memory = true;
-                    if (s.private_memory > r.max_idle_memory)
-                        judge.rule(Reason::max_idle_memory, r.max_idle_memory, now);
-                }
+                judge.verdict.wants_memory = true;
+                if (s.private_memory > r.max_idle_memory)
+                    judge.rule(Reason::max_idle_memory, r.max_idle_memory, now);
             }
-            break;
         }
-        case SessionState::active:
-            judge.rule(Reason::max_query_duration, r.max_query_duration,
-                       plus(s.query_start, r.max_query_duration));
-            break;
-        case SessionState::other:
-            break;
+        break;
+    }
+    case SessionState::active:
+        judge.rule(Reason::max_query_duration, r.max_query_duration,
+                   plus(s.query_start, r.max_query_duration));
+        break;
+    case SessionState::other:
+        break;
     }
     return judge.verdict;
 }
@@ -143,11 +145,13 @@ Micros select_surplus_idle(IdleCandidate *candidates, int count, int64_t max_idl
     if (max_idle <= 0)
         return never;
 
-    std::sort(candidates, candidates + count, [](const IdleCandidate &a, const IdleCandidate &b) {
-        if (a.idle_since != b.idle_since)
-            return a.idle_since < b.idle_since;
-        return a.index < b.index;
-    });
+    std::sort(candidates, candidates + count,
+              [](const IdleCandidate &a, const IdleCandidate &b)
+              {
+                  if (a.idle_since != b.idle_since)
+                      return a.idle_since < b.idle_since;
+                  return a.index < b.index;
+              });
 
     int64_t remaining = 0;
     for (int i = 0; i < count; i++)
@@ -173,4 +177,4 @@ Micros select_surplus_idle(IdleCandidate *candidates, int count, int64_t max_idl
     return next;
 }
 
-}  // namespace poolguard::core
+} // namespace poolguard::core

@@ -8,11 +8,11 @@
 #ifndef POOLGUARD_CORE_RULES_H
 #define POOLGUARD_CORE_RULES_H
 
-
 #include <cstdint>
 #include <limits>
 
-namespace poolguard::core {
+namespace poolguard::core
+{
 
 using Micros = int64_t;
 constexpr Micros never = std::numeric_limits<Micros>::max();
@@ -90,9 +90,9 @@ Rules default_rules(const DefaultRules &defaults);
 struct SessionFacts
 {
     SessionState state = SessionState::other;
-    Micros state_since = 0;   /* when the current state began */
-    Micros backend_start = 0; /* when the session started */
-    Micros query_start = 0;   /* when the running query started (active only) */
+    Micros state_since = 0;      /* when the current state began */
+    Micros backend_start = 0;    /* when the session started */
+    Micros query_start = 0;      /* when the running query started (active only) */
     int64_t private_memory = -1; /* bytes, -1 = not measured */
 };
 
@@ -132,6 +132,6 @@ struct IdleCandidate
 Micros select_surplus_idle(IdleCandidate *candidates, int count, int64_t max_idle, Micros now,
                            Micros idle_grace);
 
-}  // namespace poolguard::core
+} // namespace poolguard::core
 
 #endif
