@@ -15,22 +15,22 @@ OBJS       = $(GLUE_SRCS:.cpp=.o) $(CORE_SRCS:.cpp=.o)
 
 # The full install script of the current version is assembled from one fragment per feature
 # (extension/), in this order.  versions/ holds what was released, never edited again: the 1.0
-# install script and one upgrade step per release (test/t/release_upgrade.pl: 1.0 + every step
+# install script and one upgrade step per release (test/t/080_release_upgrade.pl: 1.0 + every step
 # = a fresh install).
 DATA_built = pg_poolguard--$(EXTVERSION).sql
 SQL_PARTS  = $(addprefix extension/,base.sql policy.sql reaper.sql caps.sql invalidation.sql stats.sql)
 DATA       = $(sort $(wildcard versions/pg_poolguard--*.sql))
 
-# pg_regress: the tests sql/schedule lists (sql/NAME.sql, expected/NAME.out), in its order; see
+# pg_regress: the tests test/sql/schedule lists (test/sql/NAME.sql, test/expected/NAME.out), in its order; see
 # installcheck-regress below (REGRESS stays empty, also against the environment, so that PGXS runs
 # no list of its own).  The test cluster pre-creates the database (the worker is connected
 # to it, so pg_regress must not drop and recreate it).
-REGRESS_SCHEDULE = sql/schedule
+REGRESS_SCHEDULE = test/sql/schedule
 REGRESS          =
-REGRESS_OPTS     = --use-existing --dbname=contrib_regression
+REGRESS_OPTS     = --inputdir=test --use-existing --dbname=contrib_regression
 
-# pg_isolation_regress: every specs/NAME.spec (expected/NAME.out), against the same server.
-ISOLATION      = $(sort $(notdir $(basename $(wildcard specs/*.spec))))
+# pg_isolation_regress: every test/specs/NAME.spec (test/expected/NAME.out), against the same server.
+ISOLATION      = $(sort $(notdir $(basename $(wildcard test/specs/*.spec))))
 ISOLATION_OPTS = --load-extension=pg_poolguard
 
 TAP_TESTS   = 1

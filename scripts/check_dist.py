@@ -5,7 +5,7 @@ build, install and test pg_poolguard, and nothing else.
   - one top directory, pg_poolguard-VERSION/, VERSION being META.json's;
   - must contain: Makefile, the control file, META.json (valid, same version), README.md, the
     released SQL scripts and upgrade steps (versions/), the install-script fragments (extension/),
-    the C++ sources (src/, src/core/), the tests (sql/, expected/, test/);
+    the C++ sources (src/, src/core/), the tests (test/);
   - must not contain: build outputs (objects, the library, generated install scripts, test
     results) or what is not part of the PGXN release (clients/: the npm package; bench/;
     debian/: the Debian packaging; git metadata);
@@ -24,11 +24,11 @@ import zipfile
 REQUIRED = [
     "Makefile", "pg_poolguard.control", "META.json", "README.md",
     "versions/pg_poolguard--1.0.sql", "versions/SHA256SUMS",
-    "src/pg/version.h", "src/pg/postgres_headers.h", "sql/schedule",
+    "src/pg/version.h", "src/pg/postgres_headers.h", "test/sql/schedule",
 ]
 REQUIRED_GLOBS = [
     "versions/pg_poolguard--*--*.sql", "extension/*.sql", "src/*/*.cpp", "src/core/*/*.cpp",
-    "sql/*.sql", "expected/*.out", "test/t/*.pl", "test/unit/*.cpp",
+    "test/sql/*.sql", "test/expected/*.out", "test/specs/*.spec", "test/perl/*.pm", "test/t/*.pl", "test/unit/*.cpp",
 ]
 # Build outputs and what does not belong in the PGXN release.
 FORBIDDEN = [

@@ -37,7 +37,7 @@ non-zero when there is any.  Rules:
             (pgstat_fetch_stat_local_beentry) in src/enforce/sessions.cpp
             (backend_status_snapshot), the exemption test (superuser_arg on a session's role) in
             src/enforce/ (session_exempt and the signal path's superuser refusal).
-  schedule  every sql/*.sql test is listed once in sql/schedule and every listed test exists;
+  schedule  every test/sql/*.sql test is listed once in test/sql/schedule and every listed test exists;
             every extension/*.sql fragment is in the Makefile's SQL_PARTS.
 """
 import os
@@ -342,10 +342,10 @@ def check_sql_names():
 
 
 def check_schedule():
-    schedule = os.path.join(ROOT, 'sql', 'schedule')
-    tests = sorted(f[:-4] for f in os.listdir(os.path.join(ROOT, 'sql')) if f.endswith('.sql'))
+    schedule = os.path.join(ROOT, 'test', 'sql', 'schedule')
+    tests = sorted(f[:-4] for f in os.listdir(os.path.join(ROOT, 'test', 'sql')) if f.endswith('.sql'))
     if not os.path.isfile(schedule):
-        report(schedule, 1, 'schedule', 'sql/schedule is missing')
+        report(schedule, 1, 'schedule', 'test/sql/schedule is missing')
         return
     listed = []
     with open(schedule, encoding='utf-8') as f:
@@ -360,11 +360,11 @@ def check_schedule():
                 if name in listed:
                     report(schedule, n, 'schedule', 'test %s is listed twice' % name)
                 if name not in tests:
-                    report(schedule, n, 'schedule', 'test %s has no sql/%s.sql' % (name, name))
+                    report(schedule, n, 'schedule', 'test %s has no test/sql/%s.sql' % (name, name))
                 listed.append(name)
     for name in tests:
         if name not in listed:
-            report(schedule, 1, 'schedule', 'sql/%s.sql is not in sql/schedule' % name)
+            report(schedule, 1, 'schedule', 'test/sql/%s.sql is not in test/sql/schedule' % name)
 
 
 ONE_PLACE = [

@@ -3,7 +3,7 @@
 #   1. installs missing packages (as root), builds and installs the extension;
 #   2. make lint: the structural rules of the sources (scripts/lint.py);
 #   3. unit tests of the C++ core, plain and under AddressSanitizer + UBSan;
-#   4. pg_regress (sql/schedule, sql/, expected/) and pg_isolation_regress (specs/) against a
+#   4. pg_regress (test/sql/schedule, test/sql/, test/expected/) and pg_isolation_regress (test/specs/) against a
 #      cluster with the library preloaded;
 #   5. the Node.js client's tests (clients/node) against that cluster;
 #   6. TAP tests (test/t/*.pl) with PostgreSQL::Test::Cluster;
@@ -79,7 +79,7 @@ cluster_start "$WORK/regress" "$PORT" \
     "poolguard.database = 'contrib_regression'" \
     "poolguard.enabled = off" || exit 1
 psql_at "$WORK/regress" "$PORT" -q -d postgres -c 'CREATE DATABASE contrib_regression' || exit 1
-# installcheck runs pg_regress (sql/) and then pg_isolation_regress (specs/): each prints its own
+# installcheck runs pg_regress (test/sql/) and then pg_isolation_regress (test/specs/): each prints its own
 # "All N tests passed" or "M of N tests failed".
 (cd "$WORK" && as_pg make -s installcheck TAP_TESTS= PGHOST="$WORK/regress" PGPORT="$PORT" PGUSER=postgres) 2>&1 | tee "$WORK/regress.out"
 regress_rc=${PIPESTATUS[0]}

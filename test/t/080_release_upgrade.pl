@@ -178,7 +178,7 @@ sub dump_policy_data
 # The two manifest queries of the privileges regression test, run as one.
 sub privilege_manifest
 {
-    my ($file) = glob('sql/*privileges.sql');
+    my ($file) = glob('test/sql/*privileges.sql');
     open(my $fh, '<', $file) or die "$file: $!";
     local $/;
     my $sql = <$fh>;

@@ -1,89 +1,32 @@
 -- Every released version installs, and updates step by step to the current one (like
 -- pg_stat_statements' oldextversions).  In a database of its own: the tests before keep theirs.
--- (test/t/release_upgrade.pl compares the updated catalog with a fresh install in full.)
+-- (test/t/080_release_upgrade.pl compares the updated catalog with a fresh install in full.)
 CREATE DATABASE regress_poolguard_old;
 \c regress_poolguard_old
+
 CREATE EXTENSION pg_poolguard VERSION '1.0';
 SELECT extversion FROM pg_extension WHERE extname = 'pg_poolguard';
- extversion 
-------------
- 1.0
-(1 row)
-
 -- 1.0's session_info(): 13 columns, served by the library's 1.0 entry point.
 SELECT prosrc AS entry_point, array_length(proargnames, 1) AS columns
   FROM pg_proc WHERE oid = 'poolguard.session_info()'::regprocedure;
-    entry_point     | columns 
---------------------+---------
- poolguard_sessions |      13
-(1 row)
-
 SELECT count(*) > 0 AS sessions_work FROM poolguard.sessions;
- sessions_work 
----------------
- t
-(1 row)
-
 SELECT to_regprocedure('poolguard.publisher_pids()') IS NULL AS no_publisher_pids;
- no_publisher_pids 
--------------------
- t
-(1 row)
-
 SELECT has_table_privilege('public', 'poolguard.stats', 'SELECT') AS public_reads_stats;
- public_reads_stats 
---------------------
- t
-(1 row)
-
 -- The paths the control file and versions/ offer.
 SELECT source, target, path FROM pg_extension_update_paths('pg_poolguard')
  WHERE path IS NOT NULL ORDER BY 1, 2;
- source | target |   path   
---------+--------+----------
- 1.0    | 1.1    | 1.0--1.1
-(1 row)
 
 ALTER EXTENSION pg_poolguard UPDATE TO '1.1';
 SELECT extversion FROM pg_extension WHERE extname = 'pg_poolguard';
- extversion 
-------------
- 1.1
-(1 row)
-
 SELECT prosrc AS entry_point, array_length(proargnames, 1) AS columns
   FROM pg_proc WHERE oid = 'poolguard.session_info()'::regprocedure;
-        entry_point         | columns 
-----------------------------+---------
- poolguard_session_info_1_1 |      14
-(1 row)
-
 SELECT count(*) > 0 AS sessions_work FROM poolguard.sessions;
- sessions_work 
----------------
- t
-(1 row)
-
 SELECT to_regprocedure('poolguard.publisher_pids()') IS NOT NULL AS publisher_pids,
        to_regprocedure('poolguard.invalidations_since(bigint, interval)') IS NOT NULL AS invalidations_since;
- publisher_pids | invalidations_since 
-----------------+---------------------
- t              | t
-(1 row)
-
 SELECT has_table_privilege('public', 'poolguard.stats', 'SELECT') AS public_reads_stats;
- public_reads_stats 
---------------------
- f
-(1 row)
-
 -- No way down: downgrades are not supported.
 SELECT count(*) AS downgrade_paths FROM pg_extension_update_paths('pg_poolguard')
  WHERE path IS NOT NULL AND source > target;
- downgrade_paths 
------------------
-               0
-(1 row)
 
 \c contrib_regression
 DROP DATABASE regress_poolguard_old;

@@ -1,0 +1,109 @@
+# PoolguardTest — the helpers every TAP test of pg_poolguard shares (test/t/NNN_name.pl).
+#
+#   use FindBin;
+#   use lib "$FindBin::RealBin/../perl";
+#   use PoolguardTest;
+#
+# Nothing here sleeps and hopes: every wait polls for its condition with a deadline
+# ($PostgreSQL::Test::Utils::timeout_default, 180 s unless PG_TEST_TIMEOUT_DEFAULT says otherwise)
+# and fails saying what was not reached.
+package PoolguardTest;
+use strict;
+use warnings;
+use Exporter 'import';
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+our @EXPORT = qw(poolguard_node set_policy hold login start_login finish_login gone alive);
+
+# poolguard_node(NAME, CONF_LINES...): an initialized (not started) cluster with the library
+# preloaded, listening on 127.0.0.1 with trust for TCP clients, and the extra settings given.
+sub poolguard_node
+{
+    my ($name, @conf) = @_;
+    my $node = PostgreSQL::Test::Cluster->new($name);
+    $node->init;
+    $node->append_conf('postgresql.conf', join("\n",
+        "shared_preload_libraries = 'pg_poolguard'",
+        "listen_addresses = '127.0.0.1'",
+        "log_error_verbosity = verbose",
+        @conf) . "\n");
+    $node->append_conf('pg_hba.conf', 'host all all 127.0.0.1/32 trust');
+    return $node;
+}
+
+# set_policy(NODE, VALUES_CLAUSE [, RELOAD]): replaces every policy by the rows given
+# ("(name, ...) VALUES (...)"); applies them at once unless RELOAD is 0.
+sub set_policy
+{
+    my ($node, $rows, $reload) = @_;
+    $reload //= 1;
+    $node->safe_psql('postgres', "TRUNCATE poolguard.policy; INSERT INTO poolguard.policy $rows"
+        . ($reload ? '; SELECT poolguard.reload()' : ''));
+}
+
+# hold(NODE, CONNSTR_SUFFIX [, DBNAME]): an idle session kept open; returns [handle, pid].
+sub hold
+{
+    my ($node, $connstr, $db) = @_;
+    $db //= 'postgres';
+    my $h = $node->background_psql($db, on_error_stop => 0,
+        extra_params => [ '-d', $node->connstr($db) . " $connstr" ]);
+    my $pid = $h->query_safe('SELECT pg_backend_pid()');
+    return [ $h, $pid ];
+}
+
+# login(NODE, CONNSTR_SUFFIX [, SQL]): one short session; returns (exit code, stderr).
+sub login
+{
+    my ($node, $connstr, $sql) = @_;
+    my ($ret, $out, $err) = $node->psql('postgres', $sql // 'SELECT 1',
+        extra_params => [ '-d', $node->connstr('postgres') . " $connstr" ]);
+    return ($ret, $err);
+}
+
+# start_login(NODE, CONNSTR_SUFFIX [, SQL]): a login in the background (it may have to wait);
+# finish it with finish_login().
+sub start_login
+{
+    my ($node, $connstr, $sql) = @_;
+    my ($out, $err) = ('', '');
+    my $h = IPC::Run::start(
+        [ $node->installed_command('psql'), '-XAtq', '-d', $node->connstr('postgres') . " $connstr",
+          '-c', $sql // 'SELECT 1' ],
+        '>', \$out, '2>', \$err, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+    return [ $h, \$out, \$err ];
+}
+
+# finish_login(LOGIN): waits for it (bounded); returns (exit code, stderr, stdout), exit code -1
+# when it did not end within the deadline.
+sub finish_login
+{
+    my ($c) = @_;
+    my $ok = eval { $c->[0]->finish; 1 };
+    if (!$ok)
+    {
+        $c->[0]->kill_kill;
+        return (-1, "timed out: $@", ${ $c->[1] });
+    }
+    my @results = $c->[0]->results;
+    return ($results[0], ${ $c->[2] }, ${ $c->[1] });
+}
+
+# gone(NODE, PID): true once the backend has exited (polled with a deadline).
+sub gone
+{
+    my ($node, $pid) = @_;
+    return $node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid");
+}
+
+# alive(NODE, PID): whether the backend exists now.
+sub alive
+{
+    my ($node, $pid) = @_;
+    return $node->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE pid = $pid") == 1;
+}
+
+1;
