@@ -6,7 +6,7 @@ EXTENSION  = pg_poolguard
 MODULE_big = pg_poolguard
 # The one version number of a release.  The control file's default_version, src/pg/version.h,
 # META.json and debian/changelog agree with it (scripts/check_release.py, run by make test).
-EXTVERSION = 1.1
+EXTVERSION = 1.2
 
 # One folder per feature under src/ (README, Architecture); src/core/<feature>/ is plain C++.
 CORE_SRCS  = $(sort $(wildcard src/core/*/*.cpp))

@@ -24,6 +24,9 @@ SELECT count(*) > 0 AS sessions_work FROM poolguard.sessions;
 SELECT to_regprocedure('poolguard.publisher_pids()') IS NOT NULL AS publisher_pids,
        to_regprocedure('poolguard.invalidations_since(bigint, interval)') IS NOT NULL AS invalidations_since;
 SELECT has_table_privilege('public', 'poolguard.stats', 'SELECT') AS public_reads_stats;
+
+ALTER EXTENSION pg_poolguard UPDATE TO '1.2';
+SELECT extversion FROM pg_extension WHERE extname = 'pg_poolguard';
 -- No way down: downgrades are not supported.
 SELECT count(*) AS downgrade_paths FROM pg_extension_update_paths('pg_poolguard')
  WHERE path IS NOT NULL AND source > target;
