@@ -3,17 +3,15 @@
 # a restart exceed every generation before it.
 use strict;
 use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use PoolguardTest;
 use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('concurrency');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_poolguard'
-max_connections = 40
-});
+my $node = poolguard_node('concurrency', q{max_connections = 40});
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION pg_poolguard');
 
@@ -35,7 +33,7 @@ is($node->safe_psql('postgres', "SELECT invalidations FROM poolguard.invalidatio
     '4000', 'stats count every one of the 4000 invalidations');
 
 my (@items, %generations);
-my $deadline = time + 60;
+my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
 while (@items < 4000 && time < $deadline)
 {
     my $out = $listener->query_safe('SELECT pg_sleep(0.05)');
