@@ -28,7 +28,7 @@ $node->safe_psql('postgres', q{
 my $offset = -s $node->logfile;
 $node->restart;
 ok($node->wait_for_log(
-        qr/WARNING:  pg_poolguard SQL objects in database "postgres" are at version 1\.0 but the library is at version \d+\.\d+\n.*DETAIL:  The library keeps serving the installed SQL objects.*\n.*HINT:  Run ALTER EXTENSION pg_poolguard UPDATE in database "postgres"\./,
+        qr/WARNING:  (?:[0-9A-Z]{5}: )?pg_poolguard SQL objects in database "postgres" are at version 1\.0 but the library is at version \d+\.\d+\n.*DETAIL:  The library keeps serving the installed SQL objects.*\n.*HINT:  Run ALTER EXTENSION pg_poolguard UPDATE in database "postgres"\./,
         $offset),
     'worker warns that the SQL is at 1.0, with the ALTER EXTENSION hint');
 
