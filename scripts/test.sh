@@ -14,20 +14,27 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 . scripts/lib.sh
 
-set -e
+# Nothing can run without the packages and the build: a failure there still ends with the
+# closing line, as one failure.
+setup_failed() {
+    echo "$1 failed"
+    echo
+    echo "${POOLGUARD_TEST_LABEL:+$POOLGUARD_TEST_LABEL: }tests: 0 passed, 1 failed"
+    exit 1
+}
 # scripts/matrix.sh (make test-all) runs this script in chroots it has provisioned itself, and
 # hands over the Node.js client's dependencies in POOLGUARD_NODE_MODULES.
 if [ "${POOLGUARD_DEPS_READY:-0}" != 1 ]; then
-    install_deps
+    install_deps || setup_failed "installing the packages"
     # The Node.js client's tests need node and npm (Debian's packages when none is installed).
-    command -v node >/dev/null && command -v npm >/dev/null || install_deps nodejs npm
+    { command -v node >/dev/null && command -v npm >/dev/null; } || install_deps nodejs npm ||
+        setup_failed "installing node and npm"
     # The Node.js client's poll mode is tested through a real PgBouncer in transaction mode.
-    [ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null || install_deps pgbouncer
+    [ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null || install_deps pgbouncer ||
+        setup_failed "installing pgbouncer"
 fi
 log "build and install"
-make -s -j"$(nproc)" 2>&1
-make -s install >/dev/null
-set +e
+{ make -s -j"$(nproc)" 2>&1 && make -s install >/dev/null; } || setup_failed "the build"
 
 status=0
 passed=0
@@ -75,10 +82,20 @@ mkdir -p "$WORK/regress"
 
 log "pg_regress and isolation tests"
 PORT=$(free_port)
-cluster_start "$WORK/regress" "$PORT" \
-    "poolguard.database = 'contrib_regression'" \
-    "poolguard.enabled = off" || exit 1
-psql_at "$WORK/regress" "$PORT" -q -d postgres -c 'CREATE DATABASE contrib_regression' || exit 1
+regress_cluster=1
+if ! cluster_start "$WORK/regress" "$PORT" \
+        "poolguard.database = 'contrib_regression'" \
+        "poolguard.enabled = off" ||
+   ! psql_at "$WORK/regress" "$PORT" -q -d postgres -c 'CREATE DATABASE contrib_regression'; then
+    # Counted as one failure; pg_regress, isolation and the Node.js client's tests need this
+    # cluster and are skipped, the TAP and release stages still run.
+    echo "the cluster for pg_regress, isolation and the Node.js client's tests could not be set up"
+    [ -f "$WORK/regress/server.log" ] && tail -50 "$WORK/regress/server.log"
+    regress_cluster=0
+    status=1
+    count 0 1
+fi
+if [ "$regress_cluster" = 1 ]; then
 # installcheck runs pg_regress (test/sql/) and then pg_isolation_regress (test/specs/): each prints its own
 # "All N tests passed" or "M of N tests failed".
 (cd "$WORK" && as_pg make -s installcheck TAP_TESTS= PGHOST="$WORK/regress" PGPORT="$PORT" PGUSER=postgres) 2>&1 | tee "$WORK/regress.out"
@@ -91,8 +108,10 @@ if [ "$regress_rc" -ne 0 ] || grep -qE '[0-9]+ of [0-9]+ tests failed' "$WORK/re
         [ -f "$f" ] && cat "$f"
     done
     n=$(grep -oE '[0-9]+ of [0-9]+ tests failed' "$WORK/regress.out" | awk '{s+=$1} END {print s+0}')
+    # The suites that failed in part still passed the rest of their tests.
+    p=$(grep -oE '[0-9]+ of [0-9]+ tests failed' "$WORK/regress.out" | awk '{s+=$3-$1} END {print s+0}')
     [ "$n" -gt 0 ] || n=1
-    count 0 "$n"
+    count "$p" "$n"
     tail -50 "$WORK/regress/server.log"
 fi
 
@@ -126,15 +145,24 @@ if [ -f clients/node/package.json ]; then
 else
     log "Node.js client tests: skipped (no clients/node in this tree)"
 fi
+fi # regress_cluster
 cluster_stop "$WORK/regress"
 
 log "TAP tests"
 (cd "$WORK" && as_pg make -s tap PROVE_FLAGS="${PROVE_FLAGS:-}") 2>&1 | tee "$WORK/tap.out"
+tap_total=$(grep -oE '^Files=[0-9]+, Tests=[0-9]+' "$WORK/tap.out" | grep -oE '[0-9]+$' | tail -1)
 if grep -q '^All tests successful' "$WORK/tap.out"; then
-    count "$(grep -oE 'Tests=[0-9]+' "$WORK/tap.out" | grep -oE '[0-9]+')" 0
+    count "${tap_total:-0}" 0
 else
     status=1
-    count 0 1
+    # prove's summary: "Failed: N" per failing file (N may be 0 when a file died or its plan was
+    # wrong: that file still counts as one failure).
+    tap_failed=$(grep -oE 'Tests: [0-9]+ Failed: [0-9]+' "$WORK/tap.out" |
+        awk '{f = $4 > 0 ? $4 : 1; s += f} END {print s + 0}')
+    [ "$tap_failed" -gt 0 ] || tap_failed=1
+    tap_passed=$(( ${tap_total:-0} - tap_failed ))
+    [ "$tap_passed" -ge 0 ] || tap_passed=0
+    count "$tap_passed" "$tap_failed"
     for f in "$WORK"/tmp_check/log/regress_log_*; do
         [ -f "$f" ] || continue
         echo "---- $f (tail)"
@@ -146,7 +174,10 @@ log "release: versions, PGXN metadata and archive, Debian packages"
 # From the checkout (make dist needs git); the packages build in a scratch copy.
 bash scripts/test_release.sh "$WORK/release" 2>&1 | tee "$WORK/release.out"
 release_rc=${PIPESTATUS[0]}
-count "$(grep -c '^ok - ' "$WORK/release.out")" "$(grep -c '^not ok - ' "$WORK/release.out")"
+release_failed=$(grep -c '^not ok - ' "$WORK/release.out")
+# A failure that printed no "not ok" line (the script died) still counts as one.
+[ "$release_rc" -eq 0 ] || [ "$release_failed" -gt 0 ] || release_failed=1
+count "$(grep -c '^ok - ' "$WORK/release.out")" "$release_failed"
 [ "$release_rc" -eq 0 ] || status=1
 
 echo
