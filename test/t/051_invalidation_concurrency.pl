@@ -65,6 +65,10 @@ $node->safe_psql('postgres', q{
 });
 my $bindir = $node->config_data('--bindir');
 my @psql = ("$bindir/psql", '-XAtq', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'));
+# One read before the writer starts; the reader then reads until it has seen the writer's last
+# commit: it observes the writer progressing whatever the relative speed of the two.
+$node->safe_psql('postgres',
+    "INSERT INTO reader_log SELECT poolguard.cache_generation('race', '1'), v FROM race WHERE id = 1");
 my $writer = IPC::Run::start([ @psql, '-c', q{
     DO $$ BEGIN
       FOR i IN 1..1500 LOOP
@@ -76,16 +80,17 @@ my $writer = IPC::Run::start([ @psql, '-c', q{
         COMMIT;
       END LOOP;
     END $$;
-} ], '>', \my $wout, '2>', \my $werr);
+} ], '>', \my $wout, '2>', \my $werr, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
 my $reader = IPC::Run::start([ @psql, '-c', q{
     DO $$ DECLARE g bigint; val int; BEGIN
-      FOR n IN 1..6000 LOOP
+      FOR n IN 1..2147483647 LOOP
         g := poolguard.cache_generation('race', '1');
         SELECT v INTO val FROM race WHERE id = 1;
         INSERT INTO reader_log VALUES (g, val);
+        EXIT WHEN n >= 6000 AND val = 1500;
       END LOOP;
     END $$;
-} ], '>', \my $rout, '2>', \my $rerr);
+} ], '>', \my $rout, '2>', \my $rerr, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
 $writer->finish;
 $reader->finish;
 is($werr . $rerr, '', 'writer and reader ran without errors');
