@@ -32,6 +32,8 @@ if [ "${POOLGUARD_DEPS_READY:-0}" != 1 ]; then
     # The Node.js client's poll mode is tested through a real PgBouncer in transaction mode.
     [ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null || install_deps pgbouncer ||
         setup_failed "installing pgbouncer"
+    # The HA test (test/t/150_ha_patroni.pl) runs three nodes under Debian's Patroni over etcd.
+    install_deps patroni etcd-server python3-etcd || setup_failed "installing Patroni and etcd"
 fi
 log "build and install"
 { make -s -j"$(nproc)" 2>&1 && make -s install >/dev/null; } || setup_failed "the build"
