@@ -97,10 +97,7 @@ if [ -f clients/node/package.json ]; then
     log "Node.js client tests (clients/node) against a cluster with the library preloaded"
     PORT=$(free_port)
     cluster_start "$WORK/regress" "$PORT" "poolguard.enabled = off" || exit 1
-    # The real-client tests (pg, postgres.js, Prisma) change cluster settings for their duration: one
-    # test file at a time (the flag exists from Node 20.10 on; older runners take files one by one).
-    node_flags=$(node -e 'const [a, b] = process.versions.node.split(".").map(Number);
-                           console.log(a > 20 || (a === 20 && b >= 10) ? "--test-concurrency=1" : "")')
+    # npm test: eslint and prettier, then node's test runner one file at a time (test/run.js).
     psql_at "$WORK/regress" "$PORT" -q -d postgres -c 'CREATE DATABASE node_client' &&
         (cd "$WORK/clients/node" &&
             if [ -n "${POOLGUARD_NODE_MODULES:-}" ]; then
@@ -109,11 +106,12 @@ if [ -f clients/node/package.json ]; then
                 npm ci --no-audit --no-fund --loglevel=error >/dev/null
             fi &&
             PGHOST="$WORK/regress" PGPORT="$PORT" PGUSER=postgres PGDATABASE=node_client \
-            node --test $node_flags --test-reporter=tap test/*.test.js) >"$WORK/node.out" 2>&1
+            npm test -- --test-reporter=tap) >"$WORK/node.out" 2>&1
     node_rc=$?
     grep -E '^# (tests|pass|fail|skipped)' "$WORK/node.out"
-    n_pass=$(awk '/^# pass / {print $3}' "$WORK/node.out")
-    n_fail=$(awk '/^# fail / {print $3}' "$WORK/node.out")
+    # One summary per runner (several on Node < 20.10, see test/run.js): add them up.
+    n_pass=$(awk '/^# pass / {s += $3; n++} END {if (n) print s}' "$WORK/node.out")
+    n_fail=$(awk '/^# fail / {s += $3; n++} END {if (n) print s}' "$WORK/node.out")
     if [ "$node_rc" -ne 0 ] || [ "${n_fail:-1}" != 0 ]; then
         status=1
         cat "$WORK/node.out"
