@@ -387,6 +387,54 @@ def check_one_place():
                 report(path, line_of(text, m.start()), 'oneplace', '%s: %s' % (m.group(0).rstrip('( '), why))
 
 
+# ---- seams: a folder's private headers stay in the folder ---------------------------------------
+# The #include rule above keeps a folder's private headers (every header but <feature>/<feature>.h)
+# out of other folders; this keeps what they declare out too, so that a public header cannot
+# re-export it and no file can redeclare it (e.g. invalidation_shared, PublisherSlot).
+DECLARED = re.compile(r'^(?:struct|class)\s+(\w+)\s*$|^extern\s+[\w\s\*:<>]+?\b(\w+)\s*(?:\[[^\]]*\])?;'
+                      r'|^[\w:<>\*\s]+?\b(\w+)\s*\(', re.M)
+
+
+def private_names():
+    """{name: folder} of what the private headers of feature folders declare."""
+    names = {}
+    for path in sources():
+        r = rel(path).split('/')
+        if not path.endswith('.h') or len(r) != 3 or r[1] in ('pg', 'core') or r[1] not in LAYERS:
+            continue
+        if r[2] == r[1] + '.h':
+            continue
+        with open(path, encoding='utf-8') as f:
+            text = strip_comments(f.read())
+        for m in DECLARED.finditer(text):
+            name = next(g for g in m.groups() if g)
+            if name not in ('if', 'while', 'for', 'switch', 'return', 'sizeof', 'defined', 'PGDLLEXPORT'):
+                names[name] = r[1]
+    # A name the folder's public header also declares is public.
+    for name, folder in list(names.items()):
+        public = os.path.join(SRC, folder, folder + '.h')
+        with open(public, encoding='utf-8') as f:
+            if re.search(r'\b%s\b' % re.escape(name), strip_comments(f.read())):
+                del names[name]
+    return names
+
+
+def check_private_names():
+    names = private_names()
+    if not names:
+        return
+    pattern = re.compile(r'\b(%s)\b' % '|'.join(sorted(map(re.escape, names))))
+    for path in sources():
+        r = rel(path).split('/')
+        folder = r[1] if len(r) == 3 else None
+        with open(path, encoding='utf-8') as f:
+            text = strip_comments(f.read())
+        for m in pattern.finditer(text):
+            if names[m.group(1)] != folder:
+                report(path, line_of(text, m.start()), 'seams', '%s is private to src/%s/ (use its public header %s/%s.h)'
+                       % (m.group(1), names[m.group(1)], names[m.group(1)], names[m.group(1)]))
+
+
 def main():
     check_includes()
     check_one_place()
@@ -394,6 +442,7 @@ def main():
     check_sql_names()
     check_sql_parts()
     check_schedule()
+    check_private_names()
     for path, line, rule, text in problems:
         print('%s:%d: %s: %s' % (path, line, rule, text))
     if problems:

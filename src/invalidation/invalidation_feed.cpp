@@ -22,7 +22,7 @@
  */
 #include "core/invalidation/feed_ring.h"
 
-#include "invalidation/invalidation.h"
+#include "invalidation/invalidation_internal.h"
 
 #include "pg/guard.h"
 #include "pg/guc.h"

@@ -43,7 +43,7 @@
 #include "core/invalidation/entry_lists.h"
 #include "core/invalidation/wal_items.h"
 
-#include "invalidation/invalidation.h"
+#include "invalidation/invalidation_internal.h"
 #include "stats/stats.h"
 
 #include "pg/guc.h"

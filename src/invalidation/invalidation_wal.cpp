@@ -53,7 +53,7 @@
 #include "core/invalidation/notify_payload.h"
 #include "core/invalidation/wal_items.h"
 
-#include "invalidation/invalidation.h"
+#include "invalidation/invalidation_internal.h"
 
 #include "pg/guard.h"
 #include "pg/guc.h"
