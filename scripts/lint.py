@@ -341,6 +341,31 @@ def check_sql_names():
                        % (m.group(1), m.group(3), m.group(1)))
 
 
+def check_sql_homes():
+    """Every C function extension/F.sql binds (AS 'MODULE_PATHNAME', 'poolguard_X') is defined
+    under src/F/ — base.sql's in the module, src/pg_poolguard.cpp — so that a feature's SQL, C
+    and tests share its name."""
+    defined = {}
+    define = re.compile(r'\b(?:POOLGUARD_FUNCTION|PG_FUNCTION_INFO_V1|POOLGUARD_LEGACY_ENTRY)\s*\(\s*(\w+)')
+    for path in sources():
+        if path.endswith('.cpp'):
+            with open(path, encoding='utf-8') as f:
+                for m in define.finditer(strip_comments(f.read())):
+                    defined.setdefault(m.group(1), []).append(rel(path))
+    bind = re.compile(r"AS\s+'MODULE_PATHNAME'\s*,\s*'(\w+)'", re.I)
+    for path in install_sql_files():
+        fragment = os.path.basename(path)[:-len('.sql')]
+        home = 'src/pg_poolguard.cpp' if fragment == 'base' else 'src/%s/' % fragment
+        with open(path, encoding='utf-8') as f:
+            text = f.read()
+        for m in bind.finditer(text):
+            where = defined.get(m.group(1), [])
+            if not any(w == home or w.startswith(home) for w in where):
+                report(path, line_of(text, m.start()), 'sqlhome',
+                       '%s is defined in %s, not under %s: name the fragment after the folder of its C'
+                       % (m.group(1), ', '.join(where) or 'no source', home))
+
+
 def check_schedule():
     schedule = os.path.join(ROOT, 'test', 'sql', 'schedule')
     tests = sorted(f[:-4] for f in os.listdir(os.path.join(ROOT, 'test', 'sql')) if f.endswith('.sql'))
@@ -368,6 +393,8 @@ def check_schedule():
 
 
 ONE_PLACE = [
+    (r'\b(?:GetNamedLWLockTranche|shmem_register_lwlocks|RequestNamedLWLockTranche)\s*\(\s*"', (),
+     'a tranche name is one named constant (constexpr const char *X_tranche) in the file that owns the lock'),
     (r'\bPG_TRY\s*\(|\bCopyErrorData\s*\(', ('src/pg/guard.h',), 'the error recovery is run_catching_errors() in pg/guard.h'),
     (r'\bpgstat_fetch_stat_local_beentry\s*\(', ('src/enforce/sessions.cpp', 'src/pg/postgres_headers.h'),
      'backends are read through backend_status_snapshot() (enforce/sessions.cpp)'),
@@ -440,6 +467,7 @@ def main():
     check_one_place()
     check_messages()
     check_sql_names()
+    check_sql_homes()
     check_sql_parts()
     check_schedule()
     check_private_names()

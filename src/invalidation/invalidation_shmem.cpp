@@ -104,8 +104,7 @@ uint64 clock_generation(TimestampTz at)
 void invalidation_shmem_init(void)
 {
     bool found;
-    char *base =
-        static_cast<char *>(ShmemInitStruct("pg_poolguard invalidation", invalidation_shmem_size(), &found));
+    char *base = static_cast<char *>(ShmemInitStruct(tranche_name, invalidation_shmem_size(), &found));
 
     invalidation_shared = reinterpret_cast<InvalidationShared *>(base);
     inval_generations = reinterpret_cast<pg_atomic_uint64 *>(base + generations_offset());
