@@ -4,8 +4,10 @@
 
 EXTENSION  = pg_poolguard
 MODULE_big = pg_poolguard
-# The one version number of a release.  The control file's default_version, src/pg/version.h,
-# META.json and debian/changelog agree with it (scripts/check_release.py, run by make test).
+# The one version number of a release, set here only.  The objects that report it get it as
+# -DPOOLGUARD_EXTVERSION (VERSIONED_OBJS below, src/pg/version.h); the control file's
+# default_version, META.json, debian/changelog and clients/node/package.json state it too and are
+# checked against it (scripts/check_release.py, run by make test and make dist).
 EXTVERSION = 1.2
 
 # One folder per feature under src/ (docs/architecture.md); src/core/<feature>/ is plain C++.
@@ -65,6 +67,11 @@ all install installcheck prove_installcheck tap:
 endif
 
 -include $(OBJS:.o=.d)
+
+# The objects that report the version (src/pg/version.h); rebuilt when the Makefile changes.
+VERSIONED_OBJS = src/pg_poolguard.o src/pg/sql_version.o
+$(VERSIONED_OBJS): override CPPFLAGS += -DPOOLGUARD_EXTVERSION='"$(EXTVERSION)"'
+$(VERSIONED_OBJS): Makefile
 
 $(DATA_built): $(SQL_PARTS)
 	cat $^ > $@
