@@ -126,10 +126,11 @@ for deb in $(echo "$debs" | grep -v dbgsym); do
     expected=$(printf '%s\n' "usr/lib/postgresql/$major/lib/pg_poolguard.so" \
         "$ext/pg_poolguard.control" "$ext/pg_poolguard--$extversion.sql" \
         $(cd versions && ls pg_poolguard--*.sql | sed "s|^|$ext/|") \
-        "usr/share/doc/$pkg/changelog.Debian.gz" "usr/share/doc/$pkg/copyright" | sort)
+        "usr/share/doc/$pkg/changelog.Debian.gz" "usr/share/doc/$pkg/changelog.gz" \
+        "usr/share/doc/$pkg/copyright" | sort)
     files=$(dpkg-deb -c "$deb" | awk '$1 !~ /^d/ {print $6}' | sed 's|^\./||' | sort)
     if [ "$files" = "$expected" ]; then
-        ok "$pkg: exactly the library, the control file, the SQL scripts and the docs"
+        ok "$pkg: exactly the library, the control file, the SQL scripts and the docs (CHANGELOG.md as changelog.gz)"
     else
         diff <(echo "$expected") <(echo "$files")
         notok "$pkg: package contents"
