@@ -82,11 +82,18 @@ $(DATA_built): $(SQL_PARTS)
 ifneq ($(PGXS),)
 ISOLATION_TESTDB = $(CONTRIB_TESTDB)
 installcheck: installcheck-regress
-installcheck-regress:
+installcheck-regress: not-root
 	$(pg_regress_installcheck) $(REGRESS_OPTS) --dbname=$(CONTRIB_TESTDB) --schedule=$(REGRESS_SCHEDULE)
 
-prove_installcheck:
+prove_installcheck: not-root
 	$(prove_installcheck)
+
+# PostgreSQL refuses to run as root: say so before initdb does.
+not-root:
+	@if [ "$$(id -u)" = 0 ]; then \
+	    echo "make installcheck / prove_installcheck start PostgreSQL, which refuses root: run them as" \
+	         "another user, e.g. su postgres -c 'make installcheck' from a tree it may write" \
+	         "(make test does that by itself)" >&2; exit 1; fi
 endif
 
 # ---- release: version agreement, PGXN metadata, the source archive, Debian packages ----
@@ -160,4 +167,4 @@ demo:
 bench:
 	bash bench/run.sh
 
-.PHONY: unit tap prove_installcheck deps test test-all lint format format-check demo bench installcheck-regress check-release dist deb
+.PHONY: not-root unit tap prove_installcheck deps test test-all lint format format-check demo bench installcheck-regress check-release dist deb
