@@ -139,7 +139,7 @@ tap: prove_installcheck
 # The Debian packages the build and the tests need (as root; nothing else installs any, except
 # make test, which runs this first).
 deps:
-	bash -c '. scripts/lib.sh && install_deps && install_node_deps'
+	bash -c '. scripts/lib.sh && install_deps && install_test_deps'
 
 test:
 	bash scripts/test.sh

@@ -133,3 +133,10 @@ install_node_deps() {
         install_deps pgbouncer || return 1
     fi
 }
+
+# Everything the tests need beyond POOLGUARD_PACKAGES (make deps, make test): the Node.js client's,
+# and Debian's Patroni over etcd for the HA test (test/t/150_ha_patroni.pl).
+install_test_deps() {
+    install_node_deps || return 1
+    install_deps patroni etcd-server python3-etcd
+}

@@ -21,7 +21,7 @@ set -e
 if [ "${POOLGUARD_DEPS_READY:-0}" != 1 ]; then
     # make deps, without needing make before its package is there.
     install_deps
-    install_node_deps
+    install_test_deps
 fi
 log "build and install"
 make -s -j"$(nproc)" 2>&1
