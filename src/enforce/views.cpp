@@ -236,9 +236,10 @@ POOLGUARD_FUNCTION(poolguard_app_summary_info)
         values[2] = CStringGetTextDatum(a->application_name);
         nulls[2] = a->other;
         values[3] = Int64GetDatum(a->terminated);
-        static const core::Reason reasons[] = {core::Reason::idle_timeout, core::Reason::idle_in_transaction_timeout,
-                                               core::Reason::max_connection_age, core::Reason::max_idle,
-                                               core::Reason::max_idle_memory, core::Reason::evict_idle};
+        static const core::Reason reasons[] = {
+            core::Reason::idle_timeout,       core::Reason::idle_in_transaction_timeout,
+            core::Reason::max_connection_age, core::Reason::max_idle,
+            core::Reason::max_idle_memory,    core::Reason::evict_idle};
         for (int r = 0; r < 6; r++)
             values[4 + r] = Int64GetDatum(a->by_reason[(int)reasons[r]]);
         values[10] = Int64GetDatum(a->cancelled);

@@ -44,7 +44,8 @@ void app_stats_init(void)
 {
     bool found;
 
-    app_stats = static_cast<AppStatsTable *>(ShmemInitStruct("pg_poolguard app stats", app_stats_size(), &found));
+    app_stats =
+        static_cast<AppStatsTable *>(ShmemInitStruct("pg_poolguard app stats", app_stats_size(), &found));
     if (!found)
     {
         app_stats->lock = &(GetNamedLWLockTranche(app_stats_tranche))->lock;
@@ -118,8 +119,8 @@ void app_stats_register(void)
     shmem_register_lwlocks(app_stats_tranche, 1);
 }
 
-void stats_count_app_event(const char *database, const char *role, const char *application_name, AppEvent event,
-                           core::Reason reason, int64 n)
+void stats_count_app_event(const char *database, const char *role, const char *application_name,
+                           AppEvent event, core::Reason reason, int64 n)
 {
     if (app_stats == nullptr || n <= 0)
         return;

@@ -34,6 +34,7 @@ TEST(Prometheus, ThreeLabels)
     MetricsText m;
     m.sample("poolguard_app_sessions_ended_total", "database", "shop", "application_name", "next\napp",
              "reason", "idle_timeout", 2);
-    EXPECT_EQ(m.text(), "poolguard_app_sessions_ended_total{database=\"shop\",application_name=\"next\\napp\","
-                        "reason=\"idle_timeout\"} 2\n");
+    EXPECT_EQ(m.text(),
+              "poolguard_app_sessions_ended_total{database=\"shop\",application_name=\"next\\napp\","
+              "reason=\"idle_timeout\"} 2\n");
 }
