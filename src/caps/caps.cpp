@@ -219,6 +219,9 @@ int match_login(const PolicySnapshot *snapshot, Oid *role_oids, const LoginIdent
     LWLockRelease(login_accounting.lock);
     stats_count_policy_event(policy->name, PolicyEvent::login_rejected);
     stats_add(GlobalCounter::rejected_connections);
+    if (MyProcPort != nullptr)
+        stats_count_app_event(MyProcPort->database_name, MyProcPort->user_name, MyProcPort->application_name,
+                              AppEvent::login_rejected);
     if (evicted)
         ereport(FATAL,
                 (errcode(ERRCODE_TOO_MANY_CONNECTIONS),
@@ -378,6 +381,8 @@ EvictOutcome evict_and_admit(const CompiledPolicy *policy, int counter, int proc
 
         record_action(&rec);
         stats_count_policy_event(policy->name, PolicyEvent::login_evicted, core::Reason::evict_idle);
+        stats_count_app_event(NameStr(rec.database_name), NameStr(rec.role_name), rec.application_name,
+                              AppEvent::session_terminated, core::Reason::evict_idle);
         stats_add(GlobalCounter::evicted_connections);
         if (guc_log_terminations)
             ereport(LOG, (errmsg("pg_poolguard evicted idle session %d to admit a login (policy \"%s\", "

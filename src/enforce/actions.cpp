@@ -625,10 +625,16 @@ int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink si
         fill_record(&rec, scan, row, action);
         record_action(&rec);
         if (action != Action::dry_run)
+        {
             stats_count_policy_event(rec.policy,
                                      action == Action::terminate ? PolicyEvent::session_terminated
                                                                  : PolicyEvent::query_cancelled,
                                      rec.reason);
+            stats_count_app_event(NameStr(rec.database_name), NameStr(rec.role_name), rec.application_name,
+                                  action == Action::terminate ? AppEvent::session_terminated
+                                                              : AppEvent::query_cancelled,
+                                  rec.reason);
+        }
         stats_add(action == Action::terminate ? GlobalCounter::terminated
                   : action == Action::cancel  ? GlobalCounter::cancelled
                                               : GlobalCounter::dry_run_actions);

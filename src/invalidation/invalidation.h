@@ -52,6 +52,17 @@ struct InvalidationsByScope
 /* Copies the invalidation counts by scope (palloc'd; for the metrics); returns how many. */
 int invalidation_copy_scope_counts(InvalidationsByScope **counts);
 
+/* What a database's publisher delivered to its listeners (all zero while it has no slot). */
+struct DatabasePublishCounts
+{
+    uint64 notifications;
+    uint64 items_published;
+    uint64 resyncs;
+};
+
+/* The publisher counters of one database. */
+DatabasePublishCounts invalidation_database_counts(Oid database);
+
 } // namespace poolguard
 
 #endif

@@ -680,6 +680,11 @@ void invalidation_publish_committed(const PendingInvalidation *items, int count)
     }
     LWLockRelease(invalidation_shared->lock);
 
+    /* The committing app identity's count (its own leaf lock, taken with no other held). */
+    if (MyProcPort != nullptr)
+        stats_count_app_event(MyProcPort->database_name, MyProcPort->user_name, application_name,
+                              AppEvent::invalidations, core::Reason::none, count);
+
     invalidation_wal_finish(wal_end, wal_failed);
     invalidation_feed_wake();
     if (wake != nullptr)

@@ -178,6 +178,28 @@ int invalidation_copy_scope_counts(InvalidationsByScope **counts)
     return n;
 }
 
+DatabasePublishCounts invalidation_database_counts(Oid database)
+{
+    DatabasePublishCounts out = {0, 0, 0};
+    if (invalidation_shared == nullptr || !OidIsValid(database))
+        return out;
+    /* Plain data only under the lock. */
+    LWLockAcquire(invalidation_shared->lock, LW_SHARED);
+    for (int i = 0; i < max_publishers; i++)
+    {
+        const PublisherSlot *p = &invalidation_shared->publishers[i];
+        if (p->database == database)
+        {
+            out.notifications = p->notifications;
+            out.items_published = p->items_published;
+            out.resyncs = p->resyncs;
+            break;
+        }
+    }
+    LWLockRelease(invalidation_shared->lock);
+    return out;
+}
+
 } // namespace poolguard
 
 /* Rows of poolguard.invalidation_stats: this database's scopes (and the overflow row). */

@@ -3,7 +3,10 @@
  * with core::MetricsText in a scope that calls no PostgreSQL function (so no std::string is
  * ever live across an ereport), then copies the text into palloc'd memory.
  *
- * Labels stay low-cardinality: policy names, states, reasons.  Never pids, roles or keys.
+ * Labels stay low-cardinality: policy names, states, reasons, and for the per-app families a
+ * database and an application_name (bounded by the app stats table: app_stats_capacity rows,
+ * app_stats_per_database per database).  Never pids, roles or keys: the per-app families sum
+ * over roles.
  */
 #include "metrics/metrics.h"
 
@@ -40,6 +43,24 @@ struct PolicyAgg
     double oldest_idle_in_tx; /* seconds, -1 = none */
 };
 
+/* One app (database, application_name) summed over its roles; "(other)": a database's overflow. */
+struct AppAgg
+{
+    char database[NAMEDATALEN];
+    char application_name[NAMEDATALEN];
+    int64 by_reason[core::reason_count];
+    int64 cancelled;
+    int64 rejected;
+    int64 invalidations;
+};
+
+/* What a database's publisher delivered. */
+struct DatabaseAgg
+{
+    char name[NAMEDATALEN];
+    DatabasePublishCounts counts;
+};
+
 struct MetricsData
 {
     int nscopes;
@@ -54,6 +75,10 @@ struct MetricsData
     double queue_usage;
     uint64 scans, dry_run_actions, notifications_sent;
     double last_scan_seconds;
+    int napps;
+    AppAgg *apps; /* per (database, application_name), summed over roles */
+    int ndatabases;
+    DatabaseAgg *databases;
 };
 
 const char *counter_label(const PolicyCounters *c)
@@ -168,6 +193,48 @@ char *render(const MetricsData *d)
                  "Wall time of the worker's last scan.");
         m.sample("poolguard_worker_last_scan_duration_seconds", d->last_scan_seconds);
 
+        m.family("poolguard_app_sessions_ended_total", "counter",
+                 "Sessions ended, by database, application_name (summed over roles) and reason.");
+        for (int i = 0; i < d->napps; i++)
+            for (int r = 1; r < core::reason_count; r++)
+                if (d->apps[i].by_reason[r] > 0 && (core::Reason)r != core::Reason::max_query_duration)
+                    m.sample("poolguard_app_sessions_ended_total", "database", d->apps[i].database,
+                             "application_name", d->apps[i].application_name, "reason",
+                             core::reason_name((core::Reason)r), (double)d->apps[i].by_reason[r]);
+
+        m.family("poolguard_app_queries_cancelled_total", "counter",
+                 "Queries cancelled for max_query_duration, by database and application_name.");
+        for (int i = 0; i < d->napps; i++)
+            if (d->apps[i].cancelled > 0)
+                m.sample("poolguard_app_queries_cancelled_total", "database", d->apps[i].database,
+                         "application_name", d->apps[i].application_name, (double)d->apps[i].cancelled);
+
+        m.family("poolguard_app_logins_refused_total", "counter",
+                 "Logins refused at a policy's cap, by database and application_name.");
+        for (int i = 0; i < d->napps; i++)
+            if (d->apps[i].rejected > 0)
+                m.sample("poolguard_app_logins_refused_total", "database", d->apps[i].database,
+                         "application_name", d->apps[i].application_name, (double)d->apps[i].rejected);
+
+        m.family("poolguard_app_invalidations_published_total", "counter",
+                 "Cache invalidations published by the app's commits, by database and application_name.");
+        for (int i = 0; i < d->napps; i++)
+            if (d->apps[i].invalidations > 0)
+                m.sample("poolguard_app_invalidations_published_total", "database", d->apps[i].database,
+                         "application_name", d->apps[i].application_name, (double)d->apps[i].invalidations);
+
+        m.family("poolguard_database_invalidations_delivered_total", "counter",
+                 "Invalidation items a database's publisher sent to its listeners.");
+        for (int i = 0; i < d->ndatabases; i++)
+            m.sample("poolguard_database_invalidations_delivered_total", "database", d->databases[i].name,
+                     (double)d->databases[i].counts.items_published);
+
+        m.family("poolguard_database_resyncs_total", "counter",
+                 "Resyncs a database's publisher sent (its listeners re-check every cached entry).");
+        for (int i = 0; i < d->ndatabases; i++)
+            m.sample("poolguard_database_resyncs_total", "database", d->databases[i].name,
+                     (double)d->databases[i].counts.resyncs);
+
         const std::string &text = m.text();
         char *out = static_cast<char *>(malloc(text.size() + 1));
         if (out != nullptr)
@@ -225,6 +292,48 @@ void gather(MetricsData *d)
     d->dry_run_actions = stats_get(GlobalCounter::dry_run_actions);
     d->notifications_sent = stats_get(GlobalCounter::notifications_sent);
     d->last_scan_seconds = stats_last_scan_duration() / 1e6;
+
+    AppCounters *apps;
+    int n = stats_copy_app_counters(&apps);
+    d->apps = static_cast<AppAgg *>(palloc0(sizeof(AppAgg) * n));
+    d->databases = static_cast<DatabaseAgg *>(palloc0(sizeof(DatabaseAgg) * n));
+    d->napps = d->ndatabases = 0;
+    for (int i = 0; i < n; i++)
+    {
+        const AppCounters *a = &apps[i];
+        if (a->database[0] == '\0')
+            continue;
+        const char *app = a->other ? "(other)" : a->application_name;
+        int k = 0;
+        while (k < d->napps && !(strcmp(d->apps[k].database, a->database) == 0 &&
+                                 strcmp(d->apps[k].application_name, app) == 0))
+            k++;
+        if (k == d->napps)
+        {
+            strlcpy(d->apps[k].database, a->database, NAMEDATALEN);
+            strlcpy(d->apps[k].application_name, app, NAMEDATALEN);
+            d->napps++;
+        }
+        AppAgg *g = &d->apps[k];
+        for (int r = 0; r < core::reason_count; r++)
+            g->by_reason[r] += a->by_reason[r];
+        g->cancelled += a->cancelled;
+        g->rejected += a->rejected;
+        g->invalidations += a->invalidations;
+
+        int j = 0;
+        while (j < d->ndatabases && strcmp(d->databases[j].name, a->database) != 0)
+            j++;
+        if (j == d->ndatabases)
+        {
+            Oid database = get_database_oid(a->database, true);
+            if (!OidIsValid(database))
+                continue;
+            strlcpy(d->databases[j].name, a->database, NAMEDATALEN);
+            d->databases[j].counts = invalidation_database_counts(database);
+            d->ndatabases++;
+        }
+    }
 }
 
 } // namespace

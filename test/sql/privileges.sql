@@ -38,6 +38,8 @@ SELECT count(*) >= 0 AS publisher_pids FROM poolguard.publisher_pids();
 SELECT kind FROM poolguard.invalidations_since(0);
 SELECT count(*) AS others_sessions FROM poolguard.sessions WHERE role_name <> current_user;
 SELECT count(*) AS others_terminations FROM poolguard.terminations WHERE role_name <> current_user;
+SELECT count(*) AS others_app_summary FROM poolguard.app_summary WHERE role_name IS DISTINCT FROM current_user;
+SELECT count(*) AS own_app_summary FROM poolguard.app_summary WHERE role_name = current_user;
 SELECT poolguard.worker_pid();
 SELECT poolguard.metrics();
 SELECT * FROM poolguard.stats;
@@ -70,6 +72,7 @@ SELECT count(*) >= 0 AS policy_status FROM poolguard.policy_status;
 SELECT count(*) >= 0 AS invalidation_stats FROM poolguard.invalidation_stats;
 SELECT count(*) >= 0 AS invalidation_publishers FROM poolguard.invalidation_publishers;
 SELECT count(*) > 0 AS sees_all_sessions FROM poolguard.sessions WHERE role_name <> current_user;
+SELECT count(*) > 0 AS sees_all_app_summary FROM poolguard.app_summary WHERE role_name <> current_user;
 SELECT poolguard.reload();
 RESET ROLE;
 

@@ -92,4 +92,24 @@ void MetricsText::sample(std::string_view name, std::string_view l1, std::string
     value(v);
 }
 
+void MetricsText::sample(std::string_view name, std::string_view l1, std::string_view v1, std::string_view l2,
+                         std::string_view v2, std::string_view l3, std::string_view v3, double v)
+{
+    text_ += name;
+    text_ += '{';
+    text_ += l1;
+    text_ += "=\"";
+    text_ += prometheus_escape(v1);
+    text_ += "\",";
+    text_ += l2;
+    text_ += "=\"";
+    text_ += prometheus_escape(v2);
+    text_ += "\",";
+    text_ += l3;
+    text_ += "=\"";
+    text_ += prometheus_escape(v3);
+    text_ += "\"}";
+    value(v);
+}
+
 } // namespace poolguard::core
