@@ -39,7 +39,6 @@ extern "C" void _PG_init(void)
     actions_register();
     stats_register();
     caps_register();
-    sessions_register();
     invalidation_init();
     shmem_install_hooks();
     actions_install_hooks();
