@@ -170,8 +170,18 @@ struct MemoryPicture
     MemoryFigure *figures; /* palloc'd: the segment, then clients by policy and state, then the rest */
 };
 
-/* Measures everything now (one /proc/<pid>/status read per server process).  No lock held. */
+/*
+ * Measures every process now (one /proc/<pid>/status read each); the segment's residency comes
+ * from the worker's latest sample (memory_sample_segment_if_due), measured here only if there is
+ * none from the last minute.  No lock held while measuring.
+ */
 void memory_picture(MemoryPicture *picture);
+
+/* Registers the shared segment sample (from _PG_init). */
+void memory_register(void);
+
+/* The worker, each cycle: re-measures the segment's residency if the sample is 10 s old. */
+void memory_sample_segment_if_due(void);
 
 /* The name pg_stat_activity gives a state class ("idle in transaction", ...). */
 const char *session_state_name(core::SessionState state);

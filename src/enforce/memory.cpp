@@ -4,9 +4,14 @@
  * free, pg_poolguard's own processes and every other server process.  Behind poolguard.memory
  * and the memory families of /metrics.
  *
- * It owns no shared memory and takes no lock of ours: it reads the backend status snapshot,
- * /proc/<pid>/status of each server process (read_private_memory, the one definition),
- * /proc/self/maps and mincore() on this process's mapping of the segment.
+ * It reads the backend status snapshot, /proc/<pid>/status of each server process
+ * (read_private_memory, the one definition), /proc/self/maps and mincore() on this process's
+ * mapping of the segment.
+ *
+ * Note about locking: "pg_poolguard segment sample" (the latest residency of the segment, which
+ * costs a mincore() walk of the whole segment: the worker takes it every
+ * segment_sample_interval and the picture shows it with its age) is guarded by its spinlock,
+ * held only to copy three integers.  No other lock is taken here, nor held while measuring.
  */
 #include "pg/guard.h"
 #include "enforce/enforce.h"
@@ -93,6 +98,72 @@ bool measure_segment(int64 *size, int64 *resident)
     return true;
 }
 
+constexpr int64 segment_sample_interval = 10 * USECS_PER_SEC;
+/* A sample older than this means no worker samples: the picture measures for itself. */
+constexpr int64 segment_sample_stale = 60 * USECS_PER_SEC;
+
+struct SegmentSample
+{
+    slock_t mutex;
+    int64 size;              /* -1 = unknown */
+    int64 resident;          /* -1 = unknown */
+    TimestampTz measured_at; /* 0 = never */
+};
+SegmentSample *segment_sample = nullptr;
+
+Size segment_sample_size(void)
+{
+    return sizeof(SegmentSample);
+}
+
+void segment_sample_init(void)
+{
+    bool found;
+    segment_sample = static_cast<SegmentSample *>(
+        ShmemInitStruct("pg_poolguard segment sample", sizeof(SegmentSample), &found));
+    if (!found)
+    {
+        SpinLockInit(&segment_sample->mutex);
+        segment_sample->size = segment_sample->resident = -1;
+        segment_sample->measured_at = 0;
+    }
+}
+
+/* Measures the segment now and publishes the result. */
+SegmentSample sample_segment_now(void)
+{
+    SegmentSample s;
+    s.size = s.resident = -1;
+    if (!measure_segment(&s.size, &s.resident))
+        s.size = s.resident = -1;
+    s.measured_at = GetCurrentTimestamp();
+    if (segment_sample != nullptr)
+    {
+        SpinLockAcquire(&segment_sample->mutex);
+        segment_sample->size = s.size;
+        segment_sample->resident = s.resident;
+        segment_sample->measured_at = s.measured_at;
+        SpinLockRelease(&segment_sample->mutex);
+    }
+    return s;
+}
+
+SegmentSample latest_segment_sample(void)
+{
+    SegmentSample s;
+    s.size = s.resident = -1;
+    s.measured_at = 0;
+    if (segment_sample != nullptr)
+    {
+        SpinLockAcquire(&segment_sample->mutex);
+        s.size = segment_sample->size;
+        s.resident = segment_sample->resident;
+        s.measured_at = segment_sample->measured_at;
+        SpinLockRelease(&segment_sample->mutex);
+    }
+    return s;
+}
+
 bool is_pg_poolguard_process(const BackendStatusRow *be)
 {
     if (be->backend_type != B_BG_WORKER)
@@ -102,6 +173,19 @@ bool is_pg_poolguard_process(const BackendStatusRow *be)
 }
 
 } // namespace
+
+void memory_register(void)
+{
+    shmem_register(segment_sample_size, segment_sample_init);
+}
+
+void memory_sample_segment_if_due(void)
+{
+    SegmentSample last = latest_segment_sample();
+    TimestampTz now = GetCurrentTimestamp();
+    if (last.measured_at == 0 || now - last.measured_at >= segment_sample_interval || now < last.measured_at)
+        (void)sample_segment_now();
+}
 
 const char *memory_part_name(MemoryPart part)
 {
@@ -146,13 +230,15 @@ void memory_picture(MemoryPicture *picture)
     MemoryFigure seg_size = {MemoryPart::shared_memory_size, -1, core::SessionState::other, -1, -1, 0};
     MemoryFigure seg_resident = seg_size;
     seg_resident.part = MemoryPart::shared_memory_resident;
-    int64 size, resident;
-    if (measure_segment(&size, &resident))
-    {
-        seg_size.bytes = size;
-        seg_resident.bytes = resident;
-    }
-    seg_size.measured_at = seg_resident.measured_at = GetCurrentTimestamp();
+    /* The worker's sample (with its age), or one of our own if no worker has sampled lately. */
+    SegmentSample sample = latest_segment_sample();
+    TimestampTz now = GetCurrentTimestamp();
+    if (sample.measured_at == 0 || now - sample.measured_at >= segment_sample_stale ||
+        now < sample.measured_at)
+        sample = sample_segment_now();
+    seg_size.bytes = sample.size;
+    seg_resident.bytes = sample.resident;
+    seg_size.measured_at = seg_resident.measured_at = sample.measured_at;
 
     SessionScan *scan = &picture->scan;
     scan_sessions(scan, MemoryReads::all, nullptr);
