@@ -16,6 +16,7 @@ SMOKE=${SMOKE:-0}
 N=1000; READERS=50; ROWS=1100000; CPU_SECONDS=10; ROUNDS=20
 if [ "$SMOKE" = 1 ]; then N=40; READERS=4; ROWS=50000; CPU_SECONDS=2; ROUNDS=2; fi
 
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 install_deps
 make -s -j"$(nproc)" && make -s install >/dev/null
 HOLD=$(build_hold_sessions)
@@ -94,6 +95,7 @@ mkdir -p bench/measured
     echo "## Reading private memory"
     echo
     echo "$(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), PostgreSQL $("$PG_CONFIG" --version | awk '{print $2}'), Linux $(uname -r)$( [ "$SMOKE" = 1 ] && echo ', SMOKE run (not a measurement)')."
+    echo "Load average (1, 5, 15 min) at the start: $LOAD_START; at the end: $(cut -d' ' -f1-3 /proc/loadavg) (2 cores, shared machine)."
     echo "Command: \`bash bench/memory_cost.sh\`. $N idle sessions ($READERS of them read a ${table_mb} MB table into shared_buffers = 1GB), one server."
     echo
     echo "| one reading (mean over $ROUNDS rounds, interleaved) | /proc/<pid>/status (now) | smaps_rollup (before) | ratio now / before |"

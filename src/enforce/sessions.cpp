@@ -159,7 +159,7 @@ MemoryCache *memory_cache_create(void)
 bool read_process_memory(int pid, core::ProcessMemory *out)
 {
     char path[64];
-    char buffer[4096]; /* RssAnon and VmSwap come within the first 1.5 kB */
+    char buffer[8192]; /* RssAnon and VmSwap come within the first 1.5 kB (after Groups:) */
 
     snprintf(path, sizeof(path), "/proc/%d/status", pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
