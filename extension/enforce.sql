@@ -1,0 +1,53 @@
+
+-- ---------------------------------------------------------------------------------------------
+-- Enforcement (src/enforce/): what the scan sees, what was done.
+-- ---------------------------------------------------------------------------------------------
+CREATE FUNCTION poolguard.session_info(
+        OUT pid integer, OUT role_name name, OUT database_name name, OUT application_name text,
+        OUT client_addr inet, OUT backend_start timestamptz, OUT state text,
+        OUT state_change timestamptz, OUT idle_for interval, OUT private_memory bigint,
+        OUT policy text, OUT verdict text, OUT deadline timestamptz, OUT exempt_reason text)
+    RETURNS SETOF record
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'poolguard_session_info_1_1';
+-- Everyone, for the rows of roles whose privileges they have (pg_read_all_stats: all rows).
+REVOKE ALL ON FUNCTION poolguard.session_info() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION poolguard.session_info() TO PUBLIC;
+
+CREATE VIEW poolguard.sessions AS SELECT * FROM poolguard.session_info();
+COMMENT ON VIEW poolguard.sessions IS 'client sessions, the policy each matches, and what the reaper would do now';
+REVOKE ALL ON poolguard.sessions FROM PUBLIC;
+GRANT SELECT ON poolguard.sessions TO PUBLIC;
+
+CREATE FUNCTION poolguard.termination_history(
+        OUT at timestamptz, OUT pid integer, OUT role_name name, OUT database_name name,
+        OUT application_name text, OUT client_addr inet, OUT reason text, OUT policy text,
+        OUT action text, OUT state text, OUT state_duration interval, OUT backend_age interval,
+        OUT private_memory bigint)
+    RETURNS SETOF record
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'poolguard_termination_history';
+-- Everyone, for the rows of roles whose privileges they have (pg_read_all_stats: all rows).
+REVOKE ALL ON FUNCTION poolguard.termination_history() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION poolguard.termination_history() TO PUBLIC;
+
+CREATE VIEW poolguard.terminations AS SELECT * FROM poolguard.termination_history();
+COMMENT ON VIEW poolguard.terminations IS 'the last poolguard.history_size actions (shared memory; empty after a restart)';
+REVOKE ALL ON poolguard.terminations FROM PUBLIC;
+GRANT SELECT ON poolguard.terminations TO PUBLIC;
+
+-- The server memory picture: what is shared, what each kind of process holds privately, what
+-- ending the idle sessions would free.  Monitoring only: it reads every server process's memory.
+CREATE FUNCTION poolguard.memory_info(
+        OUT figure text, OUT policy text, OUT state text, OUT processes integer, OUT bytes bigint,
+        OUT age interval)
+    RETURNS SETOF record
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'poolguard_memory_info';
+REVOKE ALL ON FUNCTION poolguard.memory_info() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION poolguard.memory_info() TO pg_monitor;
+
+CREATE VIEW poolguard.memory AS SELECT * FROM poolguard.memory_info();
+COMMENT ON VIEW poolguard.memory IS 'the shared memory segment, private memory of client sessions by policy and state, what ending every idle session would free, pg_poolguard''s and other server processes';
+REVOKE ALL ON poolguard.memory FROM PUBLIC;
+GRANT SELECT ON poolguard.memory TO pg_monitor;
