@@ -37,9 +37,9 @@ extern "C" void _PG_init(void)
 
     policy_store_register();
     actions_register();
+    memory_register();
     stats_register();
     caps_register();
-    sessions_register();
     invalidation_init();
     shmem_install_hooks();
     actions_install_hooks();

@@ -8,12 +8,14 @@
  *   sessions.cpp  the scan, memory readings, the exemption check
  *   actions.cpp   re-check and signal, client notes (emit_log_hook), history, act_on_scan
  *   views.cpp     poolguard.session_info() and poolguard.termination_history()
+ *   memory.cpp    the server memory picture: poolguard.memory_info() and its /metrics families
  */
 #ifndef POOLGUARD_ENFORCE_H
 #define POOLGUARD_ENFORCE_H
 
 #include "pg/postgres_headers.h"
 
+#include "core/enforce/process_memory.h"
 #include "core/enforce/recheck.h"
 #include "core/policy/cidr.h"
 #include "core/policy/rules.h"
@@ -27,6 +29,7 @@ struct BackendStatusRow
 {
     int pid;
     bool client_backend; /* B_BACKEND: a client session */
+    BackendType backend_type;
     Oid userid;
     Oid dbid;
     TimestampTz backend_start;
@@ -80,6 +83,7 @@ enum class MemoryReads
 {
     as_rules_need, /* only idle candidates of policies with max_idle_memory */
     all_visible,   /* every session the caller may see (the sessions view); none it may not */
+    all,           /* every session (the memory picture: aggregates only) */
 };
 
 /*
@@ -90,12 +94,6 @@ enum class MemoryReads
 struct MemoryCache;
 void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache);
 
-/* Registers the shared table of the worker's memory readings. */
-void sessions_register(void);
-
-/* The worker's latest private-memory reading of a backend, -1 if none. */
-int64 measured_private_memory(int pid);
-
 /* The worker's per-session memo of /proc reads. */
 MemoryCache *memory_cache_create(void);
 
@@ -105,8 +103,17 @@ const char *row_policy_name(const SessionScan *scan, const SessionRow *row);
 /* pg_stat_activity's name for a state. */
 const char *state_name(BackendState state);
 
-/* Private_Clean + Private_Dirty of a process in bytes, -1 if unreadable. */
+/*
+ * The private memory of a process in bytes (core::private_memory_bytes: what ending it would
+ * free — its anonymous memory, resident and swapped, less what it shares copy-on-write with the
+ * postmaster; never the shared memory segment), -1 if unreadable.  One open/read of
+ * /proc/<pid>/status (and of the postmaster's, at most once a second).  Every memory figure of
+ * pg_poolguard comes from here.
+ */
 int64 read_private_memory(int pid);
+
+/* RssAnon/VmSwap of a process from /proc/<pid>/status; false if unreadable. */
+bool read_process_memory(int pid, core::ProcessMemory *out);
 
 /*
  * The one exemption rule: a session is never acted on (reaped, evicted, capped) if its login
@@ -130,6 +137,54 @@ bool caller_may_see(Oid role);
 
 /* Converts a backend's client address (family 0 for Unix sockets). */
 core::IpAddress client_address(const SockAddr *addr);
+
+/* ---- the server memory picture (memory.cpp) ---- */
+
+/* Which part of the server's memory a figure is. */
+enum class MemoryPart : uint8_t
+{
+    shared_memory_size,     /* the shared memory segment as mapped (shared_buffers and the rest) */
+    shared_memory_resident, /* its pages in RAM (hugetlb: all of it, reserved at start) */
+    client_backends,        /* private memory of client sessions, per policy and state */
+    idle_sessions,          /* ending every idle session now would free about this much */
+    pg_poolguard,           /* private memory of pg_poolguard's own processes */
+    other_processes,        /* the postmaster (in full) and every other server process */
+};
+
+const char *memory_part_name(MemoryPart part);
+
+struct MemoryFigure
+{
+    MemoryPart part;
+    int policy;               /* client_backends: index into the scan's policies, -1 = none matches */
+    core::SessionState state; /* client_backends only */
+    int processes;            /* -1 = not a sum over processes */
+    int64 bytes;
+    TimestampTz measured_at;
+};
+
+struct MemoryPicture
+{
+    SessionScan scan; /* scanned with MemoryReads::all */
+    int count;
+    MemoryFigure *figures; /* palloc'd: the segment, then clients by policy and state, then the rest */
+};
+
+/*
+ * Measures every process now (one /proc/<pid>/status read each); the segment's residency comes
+ * from the worker's latest sample (memory_sample_segment_if_due), measured here only if there is
+ * none from the last minute.  No lock held while measuring.
+ */
+void memory_picture(MemoryPicture *picture);
+
+/* Registers the shared segment sample (from _PG_init). */
+void memory_register(void);
+
+/* The worker, each cycle: re-measures the segment's residency if the sample is 10 s old. */
+void memory_sample_segment_if_due(void);
+
+/* The name pg_stat_activity gives a state class ("idle in transaction", ...). */
+const char *session_state_name(core::SessionState state);
 
 /* ---- actions (actions.cpp) ---- */
 

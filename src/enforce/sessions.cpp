@@ -5,17 +5,14 @@
  *   - The scan runs under no lock of ours: it copies the policies (policy_store_snapshot takes
  *     the policies' lock in LW_SHARED for a memcpy), then reads the backend status snapshot and the
  *     catalog (roles, exemptions, database names) with nothing held.
- *   - "pg_poolguard measured memory" (the worker's latest /proc readings) has no lock: one
- *     writer (the worker) publishes each entry by zeroing its pid, writing the value and setting
- *     the pid again, with write barriers between; readers check the pid before and after the
- *     value with read barriers and treat a mismatch as "no reading".
+ *   - It owns no shared memory.  Memory figures are read from /proc/<pid>/status with nothing held.
  */
 #include "enforce/enforce.h"
 
 #include "pg/guc.h"
 #include "pg/shmem.h"
 
-#include "core/enforce/smaps.h"
+#include "core/enforce/process_memory.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -38,45 +35,6 @@ struct MemoryCache
 
 namespace
 {
-
-/*
- * The worker's latest /proc reading of each backend, for poolguard.metrics() in any backend.
- * Direct-mapped by pid; a reader checks the pid, so a collision only hides a reading.
- */
-struct MeasuredMemory
-{
-    int pid;
-    int64 bytes;
-};
-MeasuredMemory *measured = nullptr;
-int measured_size = 0;
-
-Size measured_shmem_size(void)
-{
-    return mul_size(sizeof(MeasuredMemory), 2 * proc_slots());
-}
-
-void measured_shmem_init(void)
-{
-    bool found;
-    measured_size = 2 * proc_slots();
-    measured = static_cast<MeasuredMemory *>(
-        ShmemInitStruct("pg_poolguard measured memory", measured_shmem_size(), &found));
-    if (!found)
-        memset(measured, 0, measured_shmem_size());
-}
-
-void measured_publish(int pid, int64 bytes)
-{
-    if (measured == nullptr || pid <= 0)
-        return;
-    MeasuredMemory *m = &measured[pid % measured_size];
-    m->pid = 0;
-    pg_write_barrier();
-    m->bytes = bytes;
-    pg_write_barrier();
-    m->pid = pid;
-}
 
 core::SessionState map_state(BackendState state)
 {
@@ -183,29 +141,10 @@ int64 cached_private_memory(MemoryCache *cache, const SessionRow *row, Timestamp
     e->backend_start = row->backend_start;
     e->read_at = now;
     e->value = read_private_memory(row->pid);
-    measured_publish(row->pid, e->value);
     return e->value;
 }
 
 } // namespace
-
-void sessions_register(void)
-{
-    shmem_register(measured_shmem_size, measured_shmem_init);
-}
-
-int64 measured_private_memory(int pid)
-{
-    if (measured == nullptr || pid <= 0)
-        return -1;
-    MeasuredMemory *m = &measured[pid % measured_size];
-    if (m->pid != pid)
-        return -1;
-    pg_read_barrier();
-    int64 bytes = m->bytes;
-    pg_read_barrier();
-    return m->pid == pid ? bytes : -1;
-}
 
 MemoryCache *memory_cache_create(void)
 {
@@ -217,20 +156,53 @@ MemoryCache *memory_cache_create(void)
     return cache;
 }
 
-int64 read_private_memory(int pid)
+bool read_process_memory(int pid, core::ProcessMemory *out)
 {
     char path[64];
-    char buffer[8192];
+    char buffer[8192]; /* RssAnon and VmSwap come within the first 1.5 kB (after Groups:) */
 
-    snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", pid);
+    snprintf(path, sizeof(path), "/proc/%d/status", pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return -1;
+        return false;
     ssize_t total = 0, n;
     while (total < (ssize_t)sizeof(buffer) && (n = read(fd, buffer + total, sizeof(buffer) - total)) > 0)
         total += n;
     close(fd);
-    return total > 0 ? core::parse_private_memory(std::string_view(buffer, total)) : -1;
+    return total > 0 && core::parse_process_status(std::string_view(buffer, total), out);
+}
+
+namespace
+{
+
+/* The postmaster's figure, re-read at most once a second (it hardly changes). */
+bool postmaster_memory(core::ProcessMemory *out)
+{
+    static core::ProcessMemory cached;
+    static TimestampTz read_at = 0;
+    static bool valid = false;
+    TimestampTz now = GetCurrentTimestamp();
+    if (read_at == 0 || now - read_at >= USECS_PER_SEC || now < read_at)
+    {
+        valid = PostmasterPid > 0 && read_process_memory(PostmasterPid, &cached);
+        read_at = now;
+    }
+    *out = cached;
+    return valid;
+}
+
+} // namespace
+
+int64 read_private_memory(int pid)
+{
+    core::ProcessMemory process;
+    if (!read_process_memory(pid, &process))
+        return -1;
+    if (pid == PostmasterPid)
+        return core::private_memory_bytes(process, nullptr);
+    core::ProcessMemory postmaster;
+    bool have = postmaster_memory(&postmaster);
+    return core::private_memory_bytes(process, have ? &postmaster : nullptr);
 }
 
 core::IpAddress client_address(const SockAddr *addr)
@@ -292,6 +264,7 @@ int backend_status_snapshot(BackendStatusRow **rows)
         BackendStatusRow *row = &out[count++];
         row->pid = be->st_procpid;
         row->client_backend = be->st_backendType == B_BACKEND;
+        row->backend_type = be->st_backendType;
         row->userid = be->st_userid;
         row->dbid = be->st_databaseid;
         row->backend_start = be->st_proc_start_timestamp;
@@ -354,8 +327,8 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
                                       : core::default_rules(defaults);
         /* The sessions view reads /proc only for the rows it shows the caller. */
         bool may_read = reads != MemoryReads::all_visible || caller_may_see(row->userid);
-        row->private_memory =
-            reads == MemoryReads::all_visible && may_read ? read_private_memory(row->pid) : -1;
+        bool read_now = reads == MemoryReads::all || (reads == MemoryReads::all_visible && may_read);
+        row->private_memory = read_now ? read_private_memory(row->pid) : -1;
 
         row->verdict = core::Verdict();
         if (row->exempt || row->is_self)

@@ -34,8 +34,7 @@ struct PolicyAgg
     char name[NAMEDATALEN]; /* "" = sessions no policy matches */
     int64 max_connections;  /* -1 = none */
     int64 sessions[nstates];
-    int64 memory[nstates];
-    int64 measured[nstates];  /* sessions whose memory was measured */
+    int64 memory[nstates];    /* private memory (read_private_memory) of its sessions */
     double oldest_idle;       /* seconds, -1 = none */
     double oldest_idle_in_tx; /* seconds, -1 = none */
 };
@@ -54,6 +53,8 @@ struct MetricsData
     double queue_usage;
     uint64 scans, dry_run_actions, notifications_sent;
     double last_scan_seconds;
+    int64 shared_memory_size, shared_memory_resident; /* -1 = unknown */
+    int64 idle_sessions_bytes, pg_poolguard_bytes, other_processes_bytes;
 };
 
 const char *counter_label(const PolicyCounters *c)
@@ -76,13 +77,36 @@ char *render(const MetricsData *d)
                              (double)d->aggs[p].sessions[s]);
 
         m.family("poolguard_session_private_memory_bytes", "gauge",
-                 "Private memory of sessions the worker measured (max_idle_memory policies), by policy and "
-                 "state.");
+                 "Private memory of client sessions (what ending them would free; never shared buffers), by "
+                 "policy and state.");
         for (int p = 0; p < d->npolicies; p++)
             for (int s = 0; s < nstates; s++)
-                if (d->aggs[p].measured[s] > 0)
+                if (d->aggs[p].sessions[s] > 0)
                     m.sample("poolguard_session_private_memory_bytes", "policy", d->aggs[p].name, "state",
                              state_labels[s], (double)d->aggs[p].memory[s]);
+
+        m.family("poolguard_idle_sessions_private_memory_bytes", "gauge",
+                 "What ending every idle (non-exempt) session now would free, about.");
+        m.sample("poolguard_idle_sessions_private_memory_bytes", (double)d->idle_sessions_bytes);
+
+        m.family("poolguard_shared_memory_size_bytes", "gauge",
+                 "Size of the server's shared memory segment (shared_buffers and the rest).");
+        if (d->shared_memory_size >= 0)
+            m.sample("poolguard_shared_memory_size_bytes", (double)d->shared_memory_size);
+
+        m.family("poolguard_shared_memory_resident_bytes", "gauge",
+                 "Pages of the shared memory segment in RAM (shared by all processes; ending sessions frees "
+                 "none).");
+        if (d->shared_memory_resident >= 0)
+            m.sample("poolguard_shared_memory_resident_bytes", (double)d->shared_memory_resident);
+
+        m.family("poolguard_own_processes_private_memory_bytes", "gauge",
+                 "Private memory of pg_poolguard's own background processes.");
+        m.sample("poolguard_own_processes_private_memory_bytes", (double)d->pg_poolguard_bytes);
+
+        m.family("poolguard_other_processes_private_memory_bytes", "gauge",
+                 "Private memory of the postmaster and every other non-client server process.");
+        m.sample("poolguard_other_processes_private_memory_bytes", (double)d->other_processes_bytes);
 
         m.family("poolguard_oldest_idle_seconds", "gauge",
                  "Longest time a session of the policy has been idle.");
@@ -182,8 +206,35 @@ char *render(const MetricsData *d)
 
 void gather(MetricsData *d)
 {
-    SessionScan scan;
-    scan_sessions(&scan, MemoryReads::as_rules_need, nullptr);
+    MemoryPicture picture;
+    memory_picture(&picture);
+    const SessionScan &scan = picture.scan;
+    d->shared_memory_size = d->shared_memory_resident = -1;
+    d->idle_sessions_bytes = d->pg_poolguard_bytes = d->other_processes_bytes = 0;
+    for (int i = 0; i < picture.count; i++)
+    {
+        const MemoryFigure *f = &picture.figures[i];
+        switch (f->part)
+        {
+        case MemoryPart::shared_memory_size:
+            d->shared_memory_size = f->bytes;
+            break;
+        case MemoryPart::shared_memory_resident:
+            d->shared_memory_resident = f->bytes;
+            break;
+        case MemoryPart::idle_sessions:
+            d->idle_sessions_bytes = f->bytes;
+            break;
+        case MemoryPart::pg_poolguard:
+            d->pg_poolguard_bytes = f->bytes;
+            break;
+        case MemoryPart::other_processes:
+            d->other_processes_bytes = f->bytes;
+            break;
+        case MemoryPart::client_backends:
+            break; /* summed below from the same rows, with the other per-policy figures */
+        }
+    }
 
     d->npolicies = scan.policies.count + 1;
     d->aggs = static_cast<PolicyAgg *>(palloc0(sizeof(PolicyAgg) * d->npolicies));
@@ -202,12 +253,8 @@ void gather(MetricsData *d)
         PolicyAgg *a = &d->aggs[row->policy >= 0 ? row->policy : scan.policies.count];
         int s = (int)row->state;
         a->sessions[s]++;
-        int64 bytes = measured_private_memory(row->pid);
-        if (bytes >= 0)
-        {
-            a->memory[s] += bytes;
-            a->measured[s]++;
-        }
+        if (row->private_memory > 0)
+            a->memory[s] += row->private_memory;
         double in_state = (scan.now - row->state_change) / 1e6;
         if (row->state == core::SessionState::idle)
             a->oldest_idle = Max(a->oldest_idle, in_state);

@@ -44,6 +44,7 @@ SELECT * FROM poolguard.stats;
 SELECT * FROM poolguard.policy_status;
 SELECT * FROM poolguard.invalidation_stats;
 SELECT * FROM poolguard.invalidation_publishers;
+SELECT * FROM poolguard.memory;
 SELECT poolguard.reload();
 SELECT * FROM poolguard.reap(true);
 SELECT poolguard.invalidate('regress_scope');
@@ -70,6 +71,9 @@ SELECT count(*) >= 0 AS policy_status FROM poolguard.policy_status;
 SELECT count(*) >= 0 AS invalidation_stats FROM poolguard.invalidation_stats;
 SELECT count(*) >= 0 AS invalidation_publishers FROM poolguard.invalidation_publishers;
 SELECT count(*) > 0 AS sees_all_sessions FROM poolguard.sessions WHERE role_name <> current_user;
+SELECT count(*) FILTER (WHERE figure = 'shared_memory_size' AND bytes > 0) AS shared_memory_size,
+       count(*) FILTER (WHERE figure = 'client_backends' AND processes > 0) > 0 AS client_backends
+  FROM poolguard.memory;
 SELECT poolguard.reload();
 RESET ROLE;
 
