@@ -16,7 +16,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-our @EXPORT = qw(poolguard_node set_policy hold login start_login finish_login gone alive);
+our @EXPORT = qw(poolguard_node set_policy hold login start_login finish_login gone alive finish_quietly);
 
 # poolguard_node(NAME, CONF_LINES...): an initialized (not started) cluster with the library
 # preloaded, listening on 127.0.0.1 with trust for TCP clients, and the extra settings given.
@@ -104,6 +104,15 @@ sub alive
 {
     my ($node, $pid) = @_;
     return $node->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE pid = $pid") == 1;
+}
+
+# finish_quietly(HANDLE): ends a held session's psql (it may have been terminated already) and
+# returns what it wrote to stderr: the FATAL and DETAIL the client saw.
+sub finish_quietly
+{
+    my ($h) = @_;
+    eval { $h->{stdin} .= "SELECT 1;\n\\q\n"; $h->{run}->finish; };
+    return $h->{stderr};
 }
 
 1;
