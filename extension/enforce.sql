@@ -35,3 +35,21 @@ CREATE VIEW poolguard.terminations AS SELECT * FROM poolguard.termination_histor
 COMMENT ON VIEW poolguard.terminations IS 'the last poolguard.history_size actions (shared memory; empty after a restart)';
 REVOKE ALL ON poolguard.terminations FROM PUBLIC;
 GRANT SELECT ON poolguard.terminations TO PUBLIC;
+
+-- ---------------------------------------------------------------------------------------------
+-- The server memory picture: what is shared, what each kind of process holds privately, what
+-- ending the idle sessions would free.  Monitoring only: it reads every server process's memory.
+-- ---------------------------------------------------------------------------------------------
+CREATE FUNCTION poolguard.memory_info(
+        OUT figure text, OUT policy text, OUT state text, OUT processes integer, OUT bytes bigint,
+        OUT age interval)
+    RETURNS SETOF record
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'poolguard_memory_info';
+REVOKE ALL ON FUNCTION poolguard.memory_info() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION poolguard.memory_info() TO pg_monitor;
+
+CREATE VIEW poolguard.memory AS SELECT * FROM poolguard.memory_info();
+COMMENT ON VIEW poolguard.memory IS 'the shared memory segment, private memory of client sessions by policy and state, what ending every idle session would free, pg_poolguard''s and other server processes';
+REVOKE ALL ON poolguard.memory FROM PUBLIC;
+GRANT SELECT ON poolguard.memory TO pg_monitor;

@@ -23,21 +23,3 @@ CREATE FUNCTION poolguard.reset_stats() RETURNS timestamptz
     AS 'MODULE_PATHNAME', 'poolguard_reset_stats';
 COMMENT ON FUNCTION poolguard.reset_stats() IS 'zero pg_poolguard counters (history is kept)';
 REVOKE ALL ON FUNCTION poolguard.reset_stats() FROM PUBLIC;
-
--- ---------------------------------------------------------------------------------------------
--- The server memory picture: what is shared, what each kind of process holds privately, what
--- ending the idle sessions would free.  Monitoring only: it reads every server process's memory.
--- ---------------------------------------------------------------------------------------------
-CREATE FUNCTION poolguard.memory_info(
-        OUT figure text, OUT policy text, OUT state text, OUT processes integer, OUT bytes bigint,
-        OUT age interval)
-    RETURNS SETOF record
-    LANGUAGE c
-    AS 'MODULE_PATHNAME', 'poolguard_memory_info';
-REVOKE ALL ON FUNCTION poolguard.memory_info() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION poolguard.memory_info() TO pg_monitor;
-
-CREATE VIEW poolguard.memory AS SELECT * FROM poolguard.memory_info();
-COMMENT ON VIEW poolguard.memory IS 'the shared memory segment, private memory of client sessions by policy and state, what ending every idle session would free, pg_poolguard''s and other server processes';
-REVOKE ALL ON poolguard.memory FROM PUBLIC;
-GRANT SELECT ON poolguard.memory TO pg_monitor;
