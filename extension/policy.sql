@@ -99,12 +99,6 @@ BEGIN
                   DETAIL = format('The value given was %s; it is a number of bytes.', NEW.max_idle_memory),
                   HINT = 'Use NULL for no memory limit.';
     END IF;
-    IF NEW.idle_memory_budget <= 0 THEN
-        RAISE EXCEPTION 'idle_memory_budget of policy "%" must be positive', NEW.name
-            USING ERRCODE = 'invalid_parameter_value',
-                  DETAIL = format('The value given was %s; it is a number of bytes.', NEW.idle_memory_budget),
-                  HINT = 'Use NULL for no budget.';
-    END IF;
     IF NEW.max_connections < 0 THEN
         RAISE EXCEPTION 'max_connections of policy "%" must not be negative', NEW.name
             USING ERRCODE = 'invalid_parameter_value',
@@ -130,6 +124,13 @@ BEGIN
     IF NEW.database_name IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = NEW.database_name) THEN
         RAISE WARNING 'database "%" of policy "%" does not exist', NEW.database_name, NEW.name
             USING DETAIL = 'The policy matches no session until the database is created.';
+    END IF;
+    -- (last: the line numbers of the checks above stay as released)
+    IF NEW.idle_memory_budget <= 0 THEN
+        RAISE EXCEPTION 'idle_memory_budget of policy "%" must be positive', NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('The value given was %s; it is a number of bytes.', NEW.idle_memory_budget),
+                  HINT = 'Use NULL for no budget.';
     END IF;
     RETURN NEW;
 END

@@ -58,6 +58,13 @@ sub policy
     $node->safe_psql('postgres', "TRUNCATE poolguard.policy; INSERT INTO poolguard.policy $_[0]");
 }
 
+sub finish_quietly
+{
+    my ($h) = @_;
+    eval { $h->{stdin} .= "SELECT 1;\n\\q\n"; $h->{run}->finish; };
+    return $h->{stderr};
+}
+
 # ---- idle_timeout, deadline-driven, with the reason told to the client ----
 policy(q{(name, application_name, idle_timeout) VALUES ('web', 'web%', '2s')});
 my $s = idle_session('web-1');
