@@ -3,13 +3,14 @@
 # extension explains itself when not preloaded.
 use strict;
 use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use PoolguardTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('worker');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_poolguard'");
+my $node = poolguard_node('worker');
 $node->start;
 
 my $worker_query = q{SELECT pid FROM pg_stat_activity
@@ -52,7 +53,7 @@ $pid = $node->safe_psql('postgres', $worker_query);
 $log_offset = -s $node->logfile;
 my $locker = $node->background_psql('postgres');
 $locker->query_safe('SET lock_timeout = 0; BEGIN; LOCK TABLE poolguard.policy IN ACCESS EXCLUSIVE MODE');
-$node->wait_for_log(qr/LOG:\s+pg_poolguard worker could not complete a cycle: canceling statement due to lock timeout\n.*HINT:\s+The worker retries in \d+ ms\./,
+$node->wait_for_log(qr/LOG:\s+(?:[0-9A-Z]{5}: )?pg_poolguard worker could not complete a cycle: canceling statement due to lock timeout\n.*HINT:\s+The worker retries in \d+ ms\./,
     $log_offset);
 pass('a failing cycle is logged with its cause and when the worker retries');
 my $scans = $node->safe_psql('postgres', 'SELECT scans FROM poolguard.stats');
