@@ -89,6 +89,7 @@ REVOKE ALL ON poolguard.app_summary FROM PUBLIC;
 GRANT SELECT ON poolguard.app_summary TO PUBLIC;
 -- The server memory picture: what is shared, what each kind of process holds privately, what
 -- ending the idle sessions would free.  Monitoring only: it reads every server process's memory.
+-- ---------------------------------------------------------------------------------------------
 CREATE FUNCTION poolguard.memory_info(
         OUT figure text, OUT policy text, OUT state text, OUT processes integer, OUT bytes bigint,
         OUT age interval)

@@ -138,8 +138,9 @@ install_node_deps() {
 }
 
 # Everything the tests need beyond POOLGUARD_PACKAGES (make deps, make test): the Node.js client's,
-# and Debian's Patroni over etcd for the HA test (test/t/150_ha_patroni.pl).
+# Debian's Patroni over etcd for the HA test (test/t/150_ha_patroni.pl), and promtool (Debian's
+# prometheus package) for the alert rules' tests (examples/alerts.test.yml).
 install_test_deps() {
     install_node_deps || return 1
-    install_deps patroni etcd-server python3-etcd
+    install_deps patroni etcd-server python3-etcd prometheus
 }

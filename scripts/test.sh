@@ -2,7 +2,8 @@
 # scripts/test.sh — `make test`: the make targets in order, counted, on throwaway clusters.
 #   1. make deps (as root: missing Debian packages), make, make install;
 #   2. make lint: the structural rules of the sources, the docs' paths, the format;
-#   3. make unit: unit tests of the C++ core, plain and under AddressSanitizer + UBSan;
+#   3. make unit: unit tests of the C++ core, plain and under AddressSanitizer + UBSan; make
+#      test-alerts: promtool check rules and test rules on examples/alerts.yml;
 #   4. make installcheck: pg_regress (test/sql/schedule) and pg_isolation_regress (test/specs/), each
 #      on the temporary instance it starts itself;
 #   5. the Node.js client's tests (clients/node, npm test: lint and node --test) against a cluster
@@ -59,6 +60,17 @@ else
     status=1
 fi
 rm -f build-unit.log
+
+log "alert rules (promtool check rules, promtool test rules: examples/alerts.yml)"
+# (the host installs promtool; make test-all's chroots are provisioned without it: skipped there)
+if ! command -v promtool >/dev/null && [ "${POOLGUARD_DEPS_READY:-0}" = 1 ]; then
+    echo "skipped: no promtool in this environment"
+elif make -s test-alerts; then
+    count 1 0
+else
+    count 0 1
+    status=1
+fi
 
 WORK=$(make_workdir)
 cleanup() {

@@ -68,3 +68,96 @@ CREATE VIEW poolguard.memory AS SELECT * FROM poolguard.memory_info();
 COMMENT ON VIEW poolguard.memory IS 'the shared memory segment, private memory of client sessions by policy and state, what ending every idle session would free, pg_poolguard''s and other server processes';
 REVOKE ALL ON poolguard.memory FROM PUBLIC;
 GRANT SELECT ON poolguard.memory TO pg_monitor;
+
+-- The idle-memory budget of a policy (issue 23): added last, as a fresh install declares it.
+ALTER TABLE poolguard.policy ADD COLUMN idle_memory_budget bigint;
+ALTER TABLE poolguard.policy ADD CONSTRAINT policy_idle_memory_budget_positive CHECK (idle_memory_budget > 0);
+
+CREATE OR REPLACE FUNCTION poolguard.policy_validate() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    home text := current_setting('poolguard.database', true);
+    col text;
+    val interval;
+BEGIN
+    IF home IS NOT NULL AND home <> current_database() THEN
+        RAISE EXCEPTION 'poolguard.policy is only used in database "%"', home
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = format('This is database "%s"; the pg_poolguard worker reads policies from poolguard.database.', current_database()),
+                  HINT = format('Connect to database "%s" to change policies.', home);
+    END IF;
+    IF TG_OP = 'DELETE' OR TG_OP = 'TRUNCATE' THEN
+        RETURN OLD;
+    END IF;
+
+    IF NEW.name IS NULL OR NEW.name = '' OR octet_length(NEW.name) > 63 THEN
+        RAISE EXCEPTION 'invalid policy name %', coalesce(quote_literal(NEW.name), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A policy name must be 1 to 63 bytes long.';
+    END IF;
+    FOREACH col IN ARRAY ARRAY['idle_timeout', 'idle_in_transaction_timeout',
+                               'max_connection_age', 'max_query_duration'] LOOP
+        EXECUTE format('SELECT ($1).%I', col) INTO val USING NEW;
+        IF val < interval '0' THEN
+            RAISE EXCEPTION '% of policy "%" must not be negative', col, NEW.name
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = format('The value given was %s.', val),
+                      HINT = 'Use NULL to inherit the server default, or 0 to turn the rule off for this policy.';
+        END IF;
+        IF val > interval '100 years' THEN
+            RAISE EXCEPTION '% of policy "%" is too large', col, NEW.name
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = format('The value given was %s; the largest accepted is 100 years.', val),
+                      HINT = 'Use 0 to turn the rule off for this policy.';
+        END IF;
+    END LOOP;
+    IF NEW.max_idle < 0 THEN
+        RAISE EXCEPTION 'max_idle of policy "%" must not be negative', NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('The value given was %s.', NEW.max_idle),
+                  HINT = 'Use NULL or 0 for no limit on idle sessions.';
+    END IF;
+    IF NEW.max_idle_memory <= 0 THEN
+        RAISE EXCEPTION 'max_idle_memory of policy "%" must be positive', NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('The value given was %s; it is a number of bytes.', NEW.max_idle_memory),
+                  HINT = 'Use NULL for no memory limit.';
+    END IF;
+    IF NEW.max_connections < 0 THEN
+        RAISE EXCEPTION 'max_connections of policy "%" must not be negative', NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('The value given was %s.', NEW.max_connections),
+                  HINT = 'Use NULL for no cap, or 0 to refuse every login this policy matches.';
+    END IF;
+    IF NEW.on_limit IS NULL OR NEW.on_limit NOT IN ('reject', 'evict_idle') THEN
+        RAISE EXCEPTION 'invalid on_limit % for policy "%"', coalesce(quote_literal(NEW.on_limit), 'NULL'), NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'on_limit is ''reject'' or ''evict_idle''.';
+    END IF;
+    IF NEW.application_name IS NOT NULL
+       AND (octet_length(NEW.application_name) > 127 OR NEW.application_name ~ '(^|[^\\])(\\\\)*\\$') THEN
+        RAISE EXCEPTION 'invalid application_name pattern for policy "%"', NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'The pattern must be a LIKE pattern of at most 127 bytes that does not end in an escape character.',
+                  HINT = 'Use % for any sequence, _ for one character, \ to escape them.';
+    END IF;
+    IF NEW.role_name IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = NEW.role_name) THEN
+        RAISE WARNING 'role "%" of policy "%" does not exist', NEW.role_name, NEW.name
+            USING DETAIL = 'The policy matches no session until the role is created.';
+    END IF;
+    IF NEW.database_name IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = NEW.database_name) THEN
+        RAISE WARNING 'database "%" of policy "%" does not exist', NEW.database_name, NEW.name
+            USING DETAIL = 'The policy matches no session until the database is created.';
+    END IF;
+    -- (last: the line numbers of the checks above stay as released)
+    IF NEW.idle_memory_budget <= 0 THEN
+        RAISE EXCEPTION 'idle_memory_budget of policy "%" must be positive', NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('The value given was %s; it is a number of bytes.', NEW.idle_memory_budget),
+                  HINT = 'Use NULL for no budget.';
+    END IF;
+    RETURN NEW;
+END
+$$;

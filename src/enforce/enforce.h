@@ -68,6 +68,7 @@ struct SessionRow
     core::Rules rules;
     core::Verdict verdict; /* reason none if exempt */
     int64 private_memory;  /* bytes, -1 = not measured */
+    bool server_budget;    /* ended for poolguard.idle_memory_budget (not its policy's budget) */
 };
 
 struct SessionScan
@@ -81,7 +82,7 @@ struct SessionScan
 
 enum class MemoryReads
 {
-    as_rules_need, /* only idle candidates of policies with max_idle_memory */
+    as_rules_need, /* only idle candidates of max_idle_memory and of the idle-memory budgets */
     all_visible,   /* every session the caller may see (the sessions view); none it may not */
     all,           /* every session (the memory picture: aggregates only) */
 };
@@ -93,6 +94,13 @@ enum class MemoryReads
  */
 struct MemoryCache;
 void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache);
+
+/*
+ * The idle-memory budgets (each policy's idle_memory_budget, then poolguard.idle_memory_budget
+ * over every idle session): marks the victims of an over-budget total.  Called by scan_sessions
+ * once every other rule has judged.
+ */
+void apply_idle_memory_budgets(SessionScan *scan, int64 server_budget, core::Micros grace);
 
 /* The worker's per-session memo of /proc reads. */
 MemoryCache *memory_cache_create(void);

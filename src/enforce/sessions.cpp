@@ -278,6 +278,62 @@ int backend_status_snapshot(BackendStatusRow **rows)
     return count;
 }
 
+namespace
+{
+
+/*
+ * One idle-memory budget over the idle, non-exempt sessions of policy p (-1: every policy and
+ * none, for the server's budget): the victims get reason idle_memory_budget.  Sessions another
+ * rule already ends count as gone.
+ */
+void apply_budget(SessionScan *scan, core::BudgetCandidate *candidates, int p, int64 budget,
+                  core::Micros grace)
+{
+    int count = 0;
+    for (int i = 0; i < scan->count; i++)
+    {
+        SessionRow *row = &scan->rows[i];
+        if ((p >= 0 && row->policy != p) || row->state != core::SessionState::idle || row->exempt ||
+            row->is_self)
+            continue;
+        candidates[count].index = i;
+        candidates[count].idle_since = row->state_change;
+        candidates[count].memory = row->private_memory;
+        candidates[count].taken = row->verdict.reason != core::Reason::none;
+        candidates[count].victim = false;
+        count++;
+    }
+    core::Micros next = core::select_over_budget(candidates, count, budget, scan->now, grace);
+    scan->next_deadline = Min(scan->next_deadline, next);
+    for (int c = 0; c < count; c++)
+        if (candidates[c].victim)
+        {
+            SessionRow *row = &scan->rows[candidates[c].index];
+            row->verdict.reason = core::Reason::idle_memory_budget;
+            row->verdict.limit = budget;
+            row->server_budget = p < 0;
+        }
+}
+
+} // namespace
+
+void apply_idle_memory_budgets(SessionScan *scan, int64 server_budget, core::Micros grace)
+{
+    core::BudgetCandidate *candidates =
+        static_cast<core::BudgetCandidate *>(palloc(sizeof(core::BudgetCandidate) * Max(scan->count, 1)));
+    /* Each policy's own budget first, then the server's over what remains. */
+    for (int p = 0; p < scan->policies.count; p++)
+    {
+        int64 budget =
+            core::effective_rules(scan->policies.policies[p].rules, core::DefaultRules()).idle_memory_budget;
+        if (budget > 0)
+            apply_budget(scan, candidates, p, budget, grace);
+    }
+    if (server_budget > 0)
+        apply_budget(scan, candidates, -1, server_budget, grace);
+    pfree(candidates);
+}
+
 void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
 {
     scan->now = GetCurrentTimestamp();
@@ -292,6 +348,7 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
     defaults.idle_timeout = (core::Micros)guc_idle_timeout_ms * 1000;
     defaults.idle_in_transaction_timeout = (core::Micros)guc_idle_in_transaction_timeout_ms * 1000;
     core::Micros grace = (core::Micros)guc_idle_grace_ms * 1000;
+    int64 server_budget = guc_idle_memory_budget;
     DatabaseNames databases;
     databases.count = 0;
 
@@ -339,6 +396,10 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
             row->private_memory = cached_private_memory(cache, row, scan->now);
             row->verdict = core::evaluate(facts_of(row), row->rules, scan->now, grace);
         }
+        /* An idle-memory budget counts every idle session under it, graced or not. */
+        if (row->state == core::SessionState::idle && row->private_memory < 0 && may_read &&
+            (server_budget > 0 || row->rules.idle_memory_budget > 0))
+            row->private_memory = cached_private_memory(cache, row, scan->now);
         scan->next_deadline = Min(scan->next_deadline, row->verdict.deadline);
     }
 
@@ -374,6 +435,8 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
             }
     }
     pfree(candidates);
+
+    apply_idle_memory_budgets(scan, server_budget, grace);
 }
 
 } // namespace poolguard

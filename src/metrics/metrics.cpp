@@ -13,6 +13,7 @@
 #include "caps/caps.h"
 #include "invalidation/invalidation.h"
 #include "pg/guard.h"
+#include "pg/guc.h"
 #include "enforce/enforce.h"
 #include "pg/shmem.h"
 #include "stats/stats.h"
@@ -34,8 +35,9 @@ const char *const state_labels[nstates] = {"active", "idle", "idle_in_transactio
 
 struct PolicyAgg
 {
-    char name[NAMEDATALEN]; /* "" = sessions no policy matches */
-    int64 max_connections;  /* -1 = none */
+    char name[NAMEDATALEN];   /* "" = sessions no policy matches */
+    int64 max_connections;    /* -1 = none */
+    int64 idle_memory_budget; /* bytes, 0 = none */
     int64 sessions[nstates];
     int64 memory[nstates];    /* private memory (read_private_memory) of its sessions */
     double oldest_idle;       /* seconds, -1 = none */
@@ -80,6 +82,7 @@ struct MetricsData
     DatabaseAgg *databases;
     int64 shared_memory_size, shared_memory_resident; /* -1 = unknown */
     int64 idle_sessions_bytes, pg_poolguard_bytes, other_processes_bytes;
+    int64 idle_memory_budget; /* poolguard.idle_memory_budget, 0 = off */
 };
 
 const char *counter_label(const PolicyCounters *c)
@@ -113,6 +116,16 @@ char *render(const MetricsData *d)
         m.family("poolguard_idle_sessions_private_memory_bytes", "gauge",
                  "What ending every idle (non-exempt) session now would free, about.");
         m.sample("poolguard_idle_sessions_private_memory_bytes", (double)d->idle_sessions_bytes);
+
+        m.family("poolguard_idle_memory_budget_bytes", "gauge",
+                 "Idle-memory budget: poolguard.idle_memory_budget (policy=\"\") and each policy's "
+                 "idle_memory_budget; only budgets in force.");
+        if (d->idle_memory_budget > 0)
+            m.sample("poolguard_idle_memory_budget_bytes", "policy", "", (double)d->idle_memory_budget);
+        for (int p = 0; p < d->npolicies; p++)
+            if (d->aggs[p].idle_memory_budget > 0)
+                m.sample("poolguard_idle_memory_budget_bytes", "policy", d->aggs[p].name,
+                         (double)d->aggs[p].idle_memory_budget);
 
         m.family("poolguard_shared_memory_size_bytes", "gauge",
                  "Size of the server's shared memory segment (shared_buffers and the rest).");
@@ -278,6 +291,7 @@ void gather(MetricsData *d)
     const SessionScan &scan = picture.scan;
     d->shared_memory_size = d->shared_memory_resident = -1;
     d->idle_sessions_bytes = d->pg_poolguard_bytes = d->other_processes_bytes = 0;
+    d->idle_memory_budget = guc_idle_memory_budget;
     for (int i = 0; i < picture.count; i++)
     {
         const MemoryFigure *f = &picture.figures[i];
@@ -311,6 +325,10 @@ void gather(MetricsData *d)
         bool is_default = p == scan.policies.count;
         strlcpy(a->name, is_default ? "" : scan.policies.policies[p].name, NAMEDATALEN);
         a->max_connections = is_default ? -1 : scan.policies.policies[p].max_connections;
+        a->idle_memory_budget =
+            is_default ? 0
+                       : core::effective_rules(scan.policies.policies[p].rules, core::DefaultRules())
+                             .idle_memory_budget;
         a->oldest_idle = a->oldest_idle_in_tx = -1;
     }
     d->longest_query = 0;

@@ -19,6 +19,7 @@ bool guc_dry_run = false;
 int guc_idle_timeout_ms = 0;
 int guc_idle_in_transaction_timeout_ms = 0;
 int guc_idle_grace_ms = 5000;
+int guc_idle_memory_budget = 0;
 char *guc_exempt_roles = nullptr;
 bool guc_exempt_superusers = true;
 bool guc_log_terminations = true;
@@ -149,6 +150,14 @@ void define_gucs(void)
         "poolguard.idle_grace",
         "Sessions idle less than this are never ended by max_idle, max_connection_age or max_idle_memory.",
         NULL, &guc_idle_grace_ms, 5000, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+    DefineCustomIntVariable(
+        "poolguard.idle_memory_budget",
+        "Private memory all idle sessions together may hold; over it, the largest are ended; 0 turns it off.",
+        "Counts every idle session that is not exempt; sessions idle less than poolguard.idle_grace count "
+        "but "
+        "are not ended.",
+        &guc_idle_memory_budget, 0, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
 
     DefineCustomStringVariable(
         "poolguard.exempt_roles", "Roles (and their members) pg_poolguard never ends, cancels or refuses.",

@@ -19,6 +19,7 @@ extern bool guc_dry_run;                       /* poolguard.dry_run */
 extern int guc_idle_timeout_ms;                /* poolguard.idle_timeout, 0 = off */
 extern int guc_idle_in_transaction_timeout_ms; /* poolguard.idle_in_transaction_timeout, 0 = off */
 extern int guc_idle_grace_ms;                  /* poolguard.idle_grace */
+extern int guc_idle_memory_budget;             /* poolguard.idle_memory_budget (bytes) */
 extern char *guc_exempt_roles;                 /* poolguard.exempt_roles: comma list */
 extern bool guc_exempt_superusers;             /* poolguard.exempt_superusers */
 extern bool guc_log_terminations;              /* poolguard.log_terminations */
