@@ -87,6 +87,8 @@ COMMENT ON VIEW poolguard.app_summary IS
     'per app identity (database, role, application_name): sessions now, sessions ended by reason, queries cancelled, logins refused, invalidations published, and its database''s notifications, deliveries and resyncs';
 REVOKE ALL ON poolguard.app_summary FROM PUBLIC;
 GRANT SELECT ON poolguard.app_summary TO PUBLIC;
+
+-- ---------------------------------------------------------------------------------------------
 -- The server memory picture: what is shared, what each kind of process holds privately, what
 -- ending the idle sessions would free.  Monitoring only: it reads every server process's memory.
 -- ---------------------------------------------------------------------------------------------
