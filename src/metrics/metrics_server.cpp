@@ -326,7 +326,7 @@ extern "C" void poolguard_metrics_main(Datum arg)
         ResetLatch(MyLatch);
         CHECK_FOR_INTERRUPTS();
     }
-    BackgroundWorkerInitializeConnection(guc_database, NULL, 0);
+    connect_background_worker(guc_database, InvalidOid, "pg_poolguard metrics");
     pgstat_report_appname("pg_poolguard metrics");
 
     clients = static_cast<Client *>(MemoryContextAllocZero(TopMemoryContext, sizeof(Client) * max_clients));
