@@ -27,13 +27,14 @@ struct BackendStatusRow
 {
     int pid;
     bool client_backend; /* B_BACKEND: a client session */
+    bool sql_walsender;  /* a walsender of replication=database: runs SQL, counted by caps */
     Oid userid;
     Oid dbid;
     TimestampTz backend_start;
     TimestampTz state_change;
     TimestampTz query_start;
     BackendState state;
-    char application_name[NAMEDATALEN];
+    char application_name[NAMEDATALEN]; /* at login (client backends, SQL walsenders) */
     core::IpAddress client;
 };
 
@@ -41,7 +42,8 @@ struct BackendStatusRow
  * The one walk of PostgreSQL's backend-status array: takes a fresh snapshot
  * (pgstat_clear_snapshot) and copies every backend that has a pid (palloc'd in
  * CurrentMemoryContext); returns how many.  The scan, the re-check fallback and evict_idle's
- * candidates all read backends through it.
+ * candidates all read backends through it.  The application_name of a client backend or SQL
+ * walsender is the one it gave at login (sessions_note_login), never the one it SET since.
  */
 int backend_status_snapshot(BackendStatusRow **rows);
 
@@ -58,7 +60,8 @@ struct SessionRow
     core::SessionState state;
     char application_name[NAMEDATALEN];
     core::IpAddress client;
-    bool is_self; /* the backend running the scan: never acted on */
+    bool is_self;   /* the backend running the scan: never acted on */
+    bool walsender; /* a SQL walsender (replication=database) */
     bool exempt;  /* superuser or poolguard.exempt_roles */
     bool superuser;
     int policy; /* index into SessionScan::policies.policies, -1 = GUC defaults */
@@ -90,8 +93,11 @@ enum class MemoryReads
 struct MemoryCache;
 void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache);
 
-/* Registers the shared table of the worker's memory readings. */
+/* Registers the shared table of the worker's memory readings and the login names. */
 void sessions_register(void);
+
+/* At login (the caps hook): records this backend's login application_name under its PGPROC number. */
+void sessions_note_login(int procno, const char *application_name);
 
 /* The worker's latest private-memory reading of a backend, -1 if none. */
 int64 measured_private_memory(int pid);
@@ -147,6 +153,7 @@ struct ActionRecord
 {
     TimestampTz at;
     int pid;
+    Oid roleid; /* who may see the row: by OID, so a later role of the same name sees nothing */
     NameData role_name;
     NameData database_name;
     char application_name[NAMEDATALEN];

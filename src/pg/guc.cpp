@@ -21,6 +21,7 @@ int guc_idle_in_transaction_timeout_ms = 0;
 int guc_idle_grace_ms = 5000;
 char *guc_exempt_roles = nullptr;
 bool guc_exempt_superusers = true;
+bool guc_signal_walsenders = false;
 bool guc_log_terminations = true;
 int guc_history_size = 1000;
 int guc_max_policies = 128;
@@ -156,6 +157,12 @@ void define_gucs(void)
 
     DefineCustomBoolVariable("poolguard.exempt_superusers", "Never end, cancel or refuse superuser sessions.",
                              NULL, &guc_exempt_superusers, true, PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+    DefineCustomBoolVariable(
+        "poolguard.signal_walsenders",
+        "Lets the reaper and evict_idle end SQL walsender sessions (replication=database) too.",
+        "They are always counted against caps at login and shown in poolguard.sessions; off: never signalled.",
+        &guc_signal_walsenders, false, PGC_SIGHUP, 0, NULL, NULL, NULL);
 
     DefineCustomBoolVariable("poolguard.log_terminations",
                              "Logs one line for every action pg_poolguard takes.", NULL,

@@ -21,6 +21,7 @@ extern int guc_idle_in_transaction_timeout_ms; /* poolguard.idle_in_transaction_
 extern int guc_idle_grace_ms;                  /* poolguard.idle_grace */
 extern char *guc_exempt_roles;                 /* poolguard.exempt_roles: comma list */
 extern bool guc_exempt_superusers;             /* poolguard.exempt_superusers */
+extern bool guc_signal_walsenders;             /* poolguard.signal_walsenders */
 extern bool guc_log_terminations;              /* poolguard.log_terminations */
 extern int guc_history_size;                   /* poolguard.history_size: postmaster */
 extern int guc_max_policies;                   /* poolguard.max_policies: postmaster */
