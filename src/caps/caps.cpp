@@ -304,8 +304,7 @@ EvictOutcome evict_and_admit(const CompiledPolicy *policy, int counter, int proc
     {
         const BackendStatusRow *be = &backends[i];
         if (!(be->client_backend || (be->sql_walsender && guc_signal_walsenders)) || be->pid == MyProcPid ||
-            be->state != STATE_IDLE ||
-            be->state_change > idle_before)
+            be->state != STATE_IDLE || be->state_change > idle_before)
             continue;
         if (session_exempt(exemptions, be->userid))
             continue; /* superusers, exempt_roles: never evicted */

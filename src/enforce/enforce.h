@@ -62,7 +62,7 @@ struct SessionRow
     core::IpAddress client;
     bool is_self;   /* the backend running the scan: never acted on */
     bool walsender; /* a SQL walsender (replication=database) */
-    bool exempt;  /* superuser or poolguard.exempt_roles */
+    bool exempt;    /* superuser or poolguard.exempt_roles */
     bool superuser;
     int policy; /* index into SessionScan::policies.policies, -1 = GUC defaults */
     core::Rules rules;

@@ -108,7 +108,8 @@ Size login_names_size(void)
 void login_names_init(void)
 {
     bool found;
-    login_names = static_cast<LoginNames *>(ShmemInitStruct("pg_poolguard login names", login_names_size(), &found));
+    login_names =
+        static_cast<LoginNames *>(ShmemInitStruct("pg_poolguard login names", login_names_size(), &found));
     if (!found)
     {
         memset(login_names, 0, login_names_size());
@@ -143,8 +144,8 @@ void use_login_names(BackendStatusRow *rows, int n)
             continue;
         LoginName key;
         key.pid = row->pid;
-        const LoginName *found =
-            static_cast<const LoginName *>(bsearch(&key, copy, slots, sizeof(LoginName), compare_login_names));
+        const LoginName *found = static_cast<const LoginName *>(
+            bsearch(&key, copy, slots, sizeof(LoginName), compare_login_names));
         if (found != nullptr && found->backend_start == row->backend_start)
             strlcpy(row->application_name, found->application_name, NAMEDATALEN);
         else

@@ -124,7 +124,7 @@ static Datum sessions_internal(FunctionCallInfo fcinfo, SessionsApi api)
             /* Never acted on: say so, and why (the policy it matches is still shown). */
             values[11] = CStringGetTextDatum("exempt");
             nulls[12] = true;
-            values[13] = CStringGetTextDatum(guc_exempt_superusers && row->superuser ? "superuser"
+            values[13] = CStringGetTextDatum(guc_exempt_superusers && row->superuser    ? "superuser"
                                              : row->walsender && !guc_signal_walsenders ? "walsender"
                                                                                         : "exempt_roles");
         }

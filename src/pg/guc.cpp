@@ -161,7 +161,8 @@ void define_gucs(void)
     DefineCustomBoolVariable(
         "poolguard.signal_walsenders",
         "Lets the reaper and evict_idle end SQL walsender sessions (replication=database) too.",
-        "They are always counted against caps at login and shown in poolguard.sessions; off: never signalled.",
+        "They are always counted against caps at login and shown in poolguard.sessions; off: never "
+        "signalled.",
         &guc_signal_walsenders, false, PGC_SIGHUP, 0, NULL, NULL, NULL);
 
     DefineCustomBoolVariable("poolguard.log_terminations",

@@ -25,7 +25,7 @@ WorkerState *worker_state = nullptr; /* "pg_poolguard" in shared memory */
 namespace
 {
 
-constexpr int max_modules = 8;
+constexpr int max_modules = 16;
 ShmemSizeFn module_sizes[max_modules];
 ShmemInitFn module_inits[max_modules];
 int module_count = 0;

@@ -55,10 +55,10 @@ $first->[0]->quit;
 ok(gone($node, $first->[1]), 'intruder session closed');
 
 # ---- finding 6b: SET application_name after login escapes nothing ----
-my $s = hold($node, 'user=app');
+my $s = hold($node, 'user=app application_name=web-1');
 $s->[0]->query_safe(q{SET application_name = 'pg_poolguard listener'});
 is($node->safe_psql('postgres', "SELECT application_name || '|' || policy FROM poolguard.sessions WHERE pid = $s->[1]"),
-    '|app', 'the sessions view shows the login application_name and the policy it gives');
+    'web-1|app', 'the sessions view shows the login application_name and the policy it gives');
 $s->[0]->query_safe('BEGIN');
 $s->[0]->query_safe('SELECT 1');
 ok(gone($node, $s->[1]), 'idle in transaction under a borrowed name: reaped by its own policy');
