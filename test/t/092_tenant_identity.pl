@@ -26,9 +26,9 @@ $node->safe_psql('postgres', q{
     CREATE ROLE repl LOGIN REPLICATION;
 });
 
-# The listener recipe, exactly as the documentation gives it (README or docs/).
+# The listener recipe, exactly as the documentation gives it (README, the Node client's, docs/).
 my $recipe;
-for my $file (grep { -f } ('README.md', glob('docs/*.md')))
+for my $file (grep { -f } ('README.md', 'clients/node/README.md', glob('docs/*.md')))
 {
     open(my $fh, '<', $file) or die "$file: $!";
     local $/;
