@@ -369,7 +369,7 @@ extern "C" void poolguard_metrics_main(Datum arg)
         ResetLatch(MyLatch);
         CHECK_FOR_INTERRUPTS();
     }
-    connect_background_worker(guc_database, InvalidOid, "pg_poolguard metrics");
+    connect_background_worker(guc_database, InvalidOid, "pg_poolguard metrics", LOG);
     pgstat_report_appname("pg_poolguard metrics");
 
     clients = static_cast<Client *>(MemoryContextAllocZero(TopMemoryContext, sizeof(Client) * max_clients));

@@ -48,6 +48,12 @@ constexpr PinnedSetting pinned_settings[] = {
     {"transaction_timeout", "0"}, /* PostgreSQL 17 on; skipped where it does not exist */
 };
 
+/* A setting that would change who the process is: always a WARNING (someone tried). */
+bool identity_setting(const char *name)
+{
+    return strcmp(name, "role") == 0 || strcmp(name, "session_authorization") == 0;
+}
+
 bool from_database_settings(GucSource source)
 {
     return source >= PGC_S_GLOBAL && source <= PGC_S_DATABASE_USER;
@@ -88,7 +94,7 @@ void override_setting(const char *name, const char *value, GucContext record_con
  * Connected: undo every in-database setting, pin identity and settings, verify.  In a
  * transaction (role lookups and some check hooks read the catalog).
  */
-void pin_background_settings(const char *who)
+void pin_background_settings(const char *who, int settings_elevel)
 {
     StartTransactionCommand();
 
@@ -98,7 +104,7 @@ void pin_background_settings(const char *who)
     for (int i = 0; i < n; i++)
         if (from_database_settings(vars[i]->source))
             ereport(
-                WARNING,
+                identity_setting(vars[i]->name) ? WARNING : settings_elevel,
                 (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
                  errmsg("%s ignores the in-database setting of \"%s\"", who, vars[i]->name),
                  errdetail("Background processes of pg_poolguard use the server configuration only; "
@@ -160,14 +166,14 @@ void init_background_worker(BackgroundWorker *worker, const char *function, cons
     strlcpy(worker->bgw_type, type, BGW_MAXLEN);
 }
 
-void connect_background_worker(const char *database_name, Oid database, const char *who)
+void connect_background_worker(const char *database_name, Oid database, const char *who, int settings_elevel)
 {
     remember_server_settings();
     if (database_name != nullptr)
         BackgroundWorkerInitializeConnection(database_name, NULL, 0);
     else
         BackgroundWorkerInitializeConnectionByOid(database, InvalidOid, 0);
-    pin_background_settings(who);
+    pin_background_settings(who, settings_elevel);
 }
 
 } // namespace poolguard

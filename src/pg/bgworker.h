@@ -24,9 +24,11 @@ void init_background_worker(BackgroundWorker *worker, const char *function, cons
  * ALTER ROLE ... SET says for this database or role is undone (with a WARNING naming it), the
  * role, session_authorization, search_path (pg_catalog, pg_temp) and the transaction and timeout
  * settings are pinned, and the result is verified (FATAL otherwise).  `who` names the process in
- * messages ("pg_poolguard worker").
+ * messages ("pg_poolguard worker").  An ignored role or session_authorization is a WARNING;
+ * other ignored settings are logged at settings_elevel (LOG for the long-lived workers, DEBUG1
+ * for the short-lived publishers and version checks, which would repeat it at every start).
  */
-void connect_background_worker(const char *database_name, Oid database, const char *who);
+void connect_background_worker(const char *database_name, Oid database, const char *who, int settings_elevel);
 
 } // namespace poolguard
 

@@ -147,7 +147,7 @@ extern "C" void poolguard_version_check_main(Datum database)
 {
     pqsignal(SIGTERM, die);
     BackgroundWorkerUnblockSignals();
-    connect_background_worker(nullptr, DatumGetObjectId(database), "pg_poolguard version check");
+    connect_background_worker(nullptr, DatumGetObjectId(database), "pg_poolguard version check", DEBUG1);
     StartTransactionCommand();
     char *version = installed_version();
     if (version != NULL)

@@ -33,10 +33,11 @@ sub idle_session
 {
     my ($app, $role) = @_;
     $role //= 'app';
+    # The name at login: policies never judge a name SET later (issue 19).
     my $h = $node->background_psql('postgres',
-        extra_params => [ '-U', $role ],
+        extra_params => [ '-d', $node->connstr('postgres') . " user=$role application_name=$app" ],
         on_error_stop => 0);
-    my $pid = $h->query_safe("SET application_name = '$app'; SELECT pg_backend_pid()");
+    my $pid = $h->query_safe('SELECT pg_backend_pid()');
     return [ $h, $pid ];
 }
 

@@ -60,7 +60,7 @@ sub sql
 $node->wait_for_log(qr/WARNING:\s+(?:\w{5}:\s+)?pg_poolguard worker ignores the in-database setting of "role"/);
 for my $setting (qw(search_path default_transaction_read_only lock_timeout))
 {
-    ok($node->log_contains(qr/WARNING:\s+(?:\w{5}:\s+)?pg_poolguard worker ignores the in-database setting of "$setting"/),
+    ok($node->log_contains(qr/LOG:\s+(?:\w{5}:\s+)?pg_poolguard worker ignores the in-database setting of "$setting"/),
         "the worker says it ignores $setting");
 }
 $node->wait_for_log(qr/WARNING:\s+(?:\w{5}:\s+)?pg_poolguard metrics ignores the in-database setting of "role"/);
