@@ -29,6 +29,18 @@ $node->safe_psql('old_tenant', q{CREATE EXTENSION pg_poolguard VERSION '1.0'});
 $node->safe_psql('current_tenant', q{CREATE EXTENSION pg_poolguard});
 $node->wait_for_log(qr/pg_poolguard metrics listening on 127\.0\.0\.1:$port/);
 
+# ---- terminations by role OID ----
+set_policy($node, q{(name, role_name, idle_timeout) VALUES ('quick', 'gone_soon', '1s')});
+my $s = hold($node, 'user=gone_soon');
+ok(gone($node, $s->[1]), 'the session of gone_soon is reaped');
+$node->safe_psql('postgres', 'DROP ROLE gone_soon; CREATE ROLE gone_soon LOGIN');
+is($node->safe_psql('postgres', "SELECT count(*) FROM poolguard.terminations WHERE pid = $s->[1]"), '1',
+    'a superuser still sees the dropped role\'s row');
+my ($ret, $out, $err) = $node->psql('postgres',
+    "SELECT count(*) FROM poolguard.terminations WHERE pid = $s->[1]",
+    extra_params => [ '-U', 'gone_soon' ]);
+is($out, '0', 'a new role with the dropped role\'s name sees none of its rows');
+
 # ---- /metrics under 70 idle connections ----
 my @idle = grep { defined } map {
     IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp')
@@ -61,18 +73,6 @@ ok($node->poll_query_until('postgres',
         q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'pg_poolguard version check'}),
     'the version checks finished');
 ok(!$node->log_contains(qr/database "current_tenant" are at version/), 'no warning for an up-to-date database');
-
-# ---- terminations by role OID ----
-set_policy($node, q{(name, role_name, idle_timeout) VALUES ('quick', 'gone_soon', '1s')});
-my $s = hold($node, 'user=gone_soon');
-ok(gone($node, $s->[1]), 'the session of gone_soon is reaped');
-$node->safe_psql('postgres', 'DROP ROLE gone_soon; CREATE ROLE gone_soon LOGIN');
-is($node->safe_psql('postgres', "SELECT count(*) FROM poolguard.terminations WHERE pid = $s->[1]"), '1',
-    'a superuser still sees the dropped role\'s row');
-my ($ret, $out, $err) = $node->psql('postgres',
-    "SELECT count(*) FROM poolguard.terminations WHERE pid = $s->[1]",
-    extra_params => [ '-U', 'gone_soon' ]);
-is($out, '0', 'a new role with the dropped role\'s name sees none of its rows');
 
 $node->stop;
 done_testing();
