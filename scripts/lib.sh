@@ -4,7 +4,7 @@
 PG_CONFIG=${PG_CONFIG:-pg_config}
 
 # Debian packages the build and the tests need.
-POOLGUARD_PACKAGES="g++ make perl python3 postgresql-15 postgresql-server-dev-15 libkrb5-dev libipc-run-perl libgtest-dev"
+POOLGUARD_PACKAGES="g++ make perl python3 postgresql-15 postgresql-server-dev-15 libkrb5-dev libipc-run-perl libgtest-dev clang-format"
 
 log() { printf '\n==> %s\n' "$*"; }
 
@@ -102,10 +102,13 @@ psql_at() {
     as_pg psql -X -h "$dir" -p "$port" -U postgres -v ON_ERROR_STOP=1 "$@"
 }
 
-# wait_for DIR PORT SQL: polls (up to 30 s) until the boolean query is true on the cluster.
+# wait_for DIR PORT SQL: polls until the boolean query is true on the cluster (a deadline, not a count).
 wait_for() {
     local dir=$1 port=$2 query=$3
-    for _ in $(seq 1 300); do
+    # A deadline in seconds (as PG_TEST_TIMEOUT_DEFAULT for the TAP tests): generous, the machine
+    # may be slow and busy.
+    local deadline=$((SECONDS + ${PG_TEST_TIMEOUT_DEFAULT:-180}))
+    while [ "$SECONDS" -lt "$deadline" ]; do
         [ "$(psql_at "$dir" "$port" -d postgres -Atq -c "SELECT ($query)")" = t ] && return 0
         sleep 0.1
     done
@@ -121,4 +124,22 @@ build_hold_sessions() {
     g++ -std=c++17 -O2 -o "$bin" bench/hold_sessions.cpp -I"$("$PG_CONFIG" --includedir)" -lpq
     chmod 755 "$bin"
     echo "$bin"
+}
+
+# The Node.js client's tests need node and npm (Debian's packages when none is installed), and
+# its poll mode is tested through a real PgBouncer in transaction mode.
+install_node_deps() {
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        install_deps nodejs npm || return 1
+    fi
+    if [ ! -x /usr/sbin/pgbouncer ] && ! command -v pgbouncer >/dev/null; then
+        install_deps pgbouncer || return 1
+    fi
+}
+
+# Everything the tests need beyond POOLGUARD_PACKAGES (make deps, make test): the Node.js client's,
+# and Debian's Patroni over etcd for the HA test (test/t/150_ha_patroni.pl).
+install_test_deps() {
+    install_node_deps || return 1
+    install_deps patroni etcd-server python3-etcd
 }

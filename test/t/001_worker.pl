@@ -3,13 +3,14 @@
 # extension explains itself when not preloaded.
 use strict;
 use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use PoolguardTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('worker');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_poolguard'");
+my $node = poolguard_node('worker');
 $node->start;
 
 my $worker_query = q{SELECT pid FROM pg_stat_activity
@@ -47,7 +48,7 @@ $pid = $node->safe_psql('postgres', $worker_query);
 $log_offset = -s $node->logfile;
 $node->safe_psql('postgres', 'ALTER TABLE poolguard.policy RENAME COLUMN on_limit TO on_limit_gone');
 $node->psql('postgres', 'SELECT poolguard.reload()');   # fails here, and asks the worker to load
-$node->wait_for_log(qr/WARNING:\s+pg_poolguard worker could not load the policies: column "on_limit" does not exist\n.*DETAIL:\s+The \d+ policies loaded last stay in force/,
+$node->wait_for_log(qr/WARNING:\s+(?:[0-9A-Z]{5}: )?pg_poolguard worker could not load the policies: column "on_limit" does not exist\n.*DETAIL:\s+The \d+ policies loaded last stay in force/,
     $log_offset);
 pass('a failing load is logged with its cause and the policies kept');
 my $scans = $node->safe_psql('postgres', 'SELECT scans FROM poolguard.stats');

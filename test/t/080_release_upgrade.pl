@@ -5,6 +5,9 @@
 # and the policies, history and generations still in force.
 use strict;
 use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use PoolguardTest;
 use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -16,13 +19,9 @@ my ($extversion) = map { /^EXTVERSION\s*=\s*(\S+)/ ? $1 : () } <$mk>;
 close($mk);
 ok(defined $extversion, "Makefile EXTVERSION is $extversion");
 
-my $node = PostgreSQL::Test::Cluster->new('upgrade');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_poolguard'
-poolguard.naptime = '200ms'
-poolguard.idle_grace = '0'
-});
+my $node = poolguard_node('upgrade',
+    q{poolguard.naptime = '200ms'},
+    q{poolguard.idle_grace = '0'});
 $node->start;
 
 # ---- 1.0, as released, in use ----

@@ -16,6 +16,7 @@
 //   main      bursts of `max` concurrent requests for `durationMs`
 //   unguarded (pg) a pool without pool.on('error') whose idle client the server ends
 // Prints one line `RESULT {json}` and exits 0.
+const fs = require('node:fs');
 const { IDLE_CLOSE_MS, withRetry, sleep } = require('./guide');
 
 const [client, phase, optsJson] = process.argv.slice(2);
@@ -24,8 +25,18 @@ const appName = opts.app;
 const max = opts.max ?? 3;
 const env = process.env;
 
-const result = { client, phase, ok: 0, failed: 0, retried: 0, failures: [], retriedErrors: [], poolErrors: [],
-                 clientErrors: [], transactionError: null };
+const result = {
+  client,
+  phase,
+  ok: 0,
+  failed: 0,
+  retried: 0,
+  failures: [],
+  retriedErrors: [],
+  poolErrors: [],
+  clientErrors: [],
+  transactionError: null,
+};
 
 // What the app can see of an error: code, message and DETAIL wherever the client put them.
 function describe(err) {
@@ -61,7 +72,7 @@ function makeApp() {
         try {
           await c.query('BEGIN');
           await c.query('SELECT 1');
-          await sleep(ms);
+          await pause(ms);
           await c.query('SELECT 1');
           await c.query('COMMIT');
         } catch (err) {
@@ -78,17 +89,23 @@ function makeApp() {
   if (client === 'postgres') {
     const postgres = require('postgres');
     const sql = postgres({
-      host: env.PGHOST, port: Number(env.PGPORT), user: env.PGUSER, database: env.PGDATABASE,
-      max, idle_timeout: (opts.idleCloseMs ?? IDLE_CLOSE_MS) / 1000,
-      connection: { application_name: appName }, onnotice: () => {},
+      host: env.PGHOST,
+      port: Number(env.PGPORT),
+      user: env.PGUSER,
+      database: env.PGDATABASE,
+      max,
+      idle_timeout: (opts.idleCloseMs ?? IDLE_CLOSE_MS) / 1000,
+      connection: { application_name: appName },
+      onnotice: () => {},
     });
     return {
       query: async () => (await sql`SELECT 1 AS one`)[0].one,
-      idleTransaction: (ms) => sql.begin(async (tx) => {
-        await tx`SELECT 1`;
-        await sleep(ms);
-        await tx`SELECT 1`;
-      }),
+      idleTransaction: (ms) =>
+        sql.begin(async (tx) => {
+          await tx`SELECT 1`;
+          await pause(ms);
+          await tx`SELECT 1`;
+        }),
       end: () => sql.end({ timeout: 1 }),
     };
   }
@@ -96,18 +113,32 @@ function makeApp() {
     const { PrismaClient } = require('@prisma/client');
     const { PrismaPg } = require('@prisma/adapter-pg');
     const adapter = new PrismaPg(
-      { host: env.PGHOST, port: Number(env.PGPORT), user: env.PGUSER, database: env.PGDATABASE,
-        application_name: appName, max, idleTimeoutMillis: opts.idleCloseMs ?? IDLE_CLOSE_MS },
-      { onPoolError: (err) => result.poolErrors.push(describe(err)),
-        onConnectionError: (err) => result.clientErrors.push(describe(err)) });
+      {
+        host: env.PGHOST,
+        port: Number(env.PGPORT),
+        user: env.PGUSER,
+        database: env.PGDATABASE,
+        application_name: appName,
+        max,
+        idleTimeoutMillis: opts.idleCloseMs ?? IDLE_CLOSE_MS,
+      },
+      {
+        onPoolError: (err) => result.poolErrors.push(describe(err)),
+        onConnectionError: (err) => result.clientErrors.push(describe(err)),
+      },
+    );
     const prisma = new PrismaClient({ adapter });
     return {
       query: async () => (await prisma.$queryRaw`SELECT 1 AS one`)[0].one,
-      idleTransaction: (ms) => prisma.$transaction(async (tx) => {
-        await tx.$queryRaw`SELECT 1`;
-        await sleep(ms);
-        await tx.$queryRaw`SELECT 1`;
-      }, { maxWait: 5000, timeout: 30000 }),
+      idleTransaction: (ms) =>
+        prisma.$transaction(
+          async (tx) => {
+            await tx.$queryRaw`SELECT 1`;
+            await pause(ms);
+            await tx.$queryRaw`SELECT 1`;
+          },
+          { maxWait: 60000, timeout: 180000 },
+        ),
       end: () => prisma.$disconnect(),
     };
   }
@@ -118,7 +149,12 @@ const app = makeApp();
 
 async function request() {
   try {
-    const one = await withRetry(app.query, { onRetry: (err) => { result.retried++; result.retriedErrors.push(describe(err)); } });
+    const one = await withRetry(app.query, {
+      onRetry: (err) => {
+        result.retried++;
+        result.retriedErrors.push(describe(err));
+      },
+    });
     if (Number(one) !== 1) throw new Error(`unexpected result ${one}`);
     result.ok++;
   } catch (err) {
@@ -130,9 +166,24 @@ async function request() {
 const burst = (n = max * 2) => Promise.all(Array.from({ length: n }, request));
 
 // Blocks the event loop (a CPU-bound or stalled instance): timers, the pool's idle close included,
-// cannot run meanwhile.
+// cannot run meanwhile.  With opts.resumeFile, until the test creates that file (it does once the
+// server has acted: deterministic on any machine), else for `ms`.
+const RESUME_WAIT_MS = 120000; // a test that never resumes us: give up (the test then fails)
 function block(ms) {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  if (!opts.resumeFile) {
+    Atomics.wait(cell, 0, 0, ms);
+    return;
+  }
+  const giveUp = Date.now() + RESUME_WAIT_MS;
+  while (!fs.existsSync(opts.resumeFile) && Date.now() < giveUp) Atomics.wait(cell, 0, 0, 20);
+}
+
+// Waits without blocking the event loop: until opts.resumeFile exists, else for `ms`.
+async function pause(ms) {
+  if (!opts.resumeFile) return sleep(ms);
+  const giveUp = Date.now() + RESUME_WAIT_MS;
+  while (!fs.existsSync(opts.resumeFile) && Date.now() < giveUp) await sleep(20);
 }
 
 async function main() {
@@ -185,7 +236,7 @@ async function main() {
     }
     case 'unguarded':
       await burst();
-      await sleep(opts.waitMs); // the server ends the idle clients meanwhile
+      await sleep(opts.waitMs); // the server ends the idle clients meanwhile (the process dies then)
       break;
     default:
       throw new Error(`unknown phase ${phase}`);
