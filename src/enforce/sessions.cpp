@@ -99,6 +99,7 @@ struct LoginNames
     LoginName entries[FLEXIBLE_ARRAY_MEMBER];
 };
 LoginNames *login_names = nullptr;
+constexpr const char *login_names_tranche = "pg_poolguard login names";
 
 Size login_names_size(void)
 {
@@ -113,7 +114,7 @@ void login_names_init(void)
     if (!found)
     {
         memset(login_names, 0, login_names_size());
-        login_names->lock = &(GetNamedLWLockTranche("pg_poolguard login names"))->lock;
+        login_names->lock = &(GetNamedLWLockTranche(login_names_tranche))->lock;
     }
 }
 
@@ -269,7 +270,7 @@ void sessions_register(void)
 {
     shmem_register(measured_shmem_size, measured_shmem_init);
     shmem_register(login_names_size, login_names_init);
-    shmem_register_lwlocks("pg_poolguard login names", 1);
+    shmem_register_lwlocks(login_names_tranche, 1);
 }
 
 void sessions_note_login(int procno, const char *application_name)
