@@ -38,6 +38,7 @@ extern "C" void _PG_init(void)
     policy_store_register();
     actions_register();
     memory_register();
+    sessions_register();
     stats_register();
     caps_register();
     invalidation_init();

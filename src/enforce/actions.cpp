@@ -397,7 +397,9 @@ core::BackendFacts read_status_entry(volatile PgBackendStatus *entry)
         int before, after;
         pgstat_begin_read_activity(entry, before);
         f.pid = entry->st_procpid;
-        f.client_backend = entry->st_backendType == B_BACKEND;
+        f.client_backend = entry->st_backendType == B_BACKEND ||
+                           (guc_signal_walsenders && entry->st_backendType == B_WAL_SENDER &&
+                            OidIsValid(entry->st_databaseid));
         f.userid = entry->st_userid;
         f.backend_start = entry->st_proc_start_timestamp;
         f.state = (int)entry->st_state;
@@ -416,7 +418,7 @@ core::BackendFacts facts_of_backend(const BackendStatusRow *be)
 {
     core::BackendFacts f;
     f.pid = be->pid;
-    f.client_backend = be->client_backend;
+    f.client_backend = be->client_backend || (guc_signal_walsenders && be->sql_walsender);
     f.userid = be->userid;
     f.backend_start = be->backend_start;
     f.state = (int)be->state;
@@ -491,6 +493,7 @@ void record_identity(ActionRecord *rec, int pid, Oid userid, Oid dbid, const cha
                      const core::IpAddress &client)
 {
     rec->pid = pid;
+    rec->roleid = userid;
     const char *role = OidIsValid(userid) ? GetUserNameFromId(userid, true) : NULL;
     namestrcpy(&rec->role_name, role ? role : "");
     const char *db = OidIsValid(dbid) ? get_database_name(dbid) : NULL;

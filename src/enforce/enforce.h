@@ -30,13 +30,14 @@ struct BackendStatusRow
     int pid;
     bool client_backend; /* B_BACKEND: a client session */
     BackendType backend_type;
+    bool sql_walsender; /* a walsender of replication=database: runs SQL, counted by caps */
     Oid userid;
     Oid dbid;
     TimestampTz backend_start;
     TimestampTz state_change;
     TimestampTz query_start;
     BackendState state;
-    char application_name[NAMEDATALEN];
+    char application_name[NAMEDATALEN]; /* at login (client backends, SQL walsenders) */
     core::IpAddress client;
 };
 
@@ -44,7 +45,8 @@ struct BackendStatusRow
  * The one walk of PostgreSQL's backend-status array: takes a fresh snapshot
  * (pgstat_clear_snapshot) and copies every backend that has a pid (palloc'd in
  * CurrentMemoryContext); returns how many.  The scan, the re-check fallback and evict_idle's
- * candidates all read backends through it.
+ * candidates all read backends through it.  The application_name of a client backend or SQL
+ * walsender is the one it gave at login (sessions_note_login), never the one it SET since.
  */
 int backend_status_snapshot(BackendStatusRow **rows);
 
@@ -61,8 +63,9 @@ struct SessionRow
     core::SessionState state;
     char application_name[NAMEDATALEN];
     core::IpAddress client;
-    bool is_self; /* the backend running the scan: never acted on */
-    bool exempt;  /* superuser or poolguard.exempt_roles */
+    bool is_self;   /* the backend running the scan: never acted on */
+    bool walsender; /* a SQL walsender (replication=database) */
+    bool exempt;    /* superuser or poolguard.exempt_roles */
     bool superuser;
     int policy; /* index into SessionScan::policies.policies, -1 = GUC defaults */
     core::Rules rules;
@@ -101,6 +104,12 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache);
  * once every other rule has judged.
  */
 void apply_idle_memory_budgets(SessionScan *scan, int64 server_budget, core::Micros grace);
+
+/* Registers the shared table of the worker's memory readings and the login names. */
+void sessions_register(void);
+
+/* At login (the caps hook): records this backend's login application_name under its PGPROC number. */
+void sessions_note_login(int procno, const char *application_name);
 
 /* The worker's per-session memo of /proc reads. */
 MemoryCache *memory_cache_create(void);
@@ -210,6 +219,7 @@ struct ActionRecord
 {
     TimestampTz at;
     int pid;
+    Oid roleid; /* who may see the row: by OID, so a later role of the same name sees nothing */
     NameData role_name;
     NameData database_name;
     char application_name[NAMEDATALEN];

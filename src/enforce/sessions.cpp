@@ -6,6 +6,10 @@
  *     the policies' lock in LW_SHARED for a memcpy), then reads the backend status snapshot and the
  *     catalog (roles, exemptions, database names) with nothing held.
  *   - It owns no shared memory.  Memory figures are read from /proc/<pid>/status with nothing held.
+ *   - "pg_poolguard login names" (the application_name each session gave at login, by PGPROC
+ *     number) is guarded by its own LWLock (tranche "pg_poolguard login names"): LW_EXCLUSIVE
+ *     for the one write a login makes to its own entry, LW_SHARED to copy the whole array out.
+ *     Only memcpy/strlcpy happen under it; it is a leaf (nothing else is taken while it is held).
  */
 #include "enforce/enforce.h"
 
@@ -35,6 +39,79 @@ struct MemoryCache
 
 namespace
 {
+
+/*
+ * What a session said at login, by PGPROC number: policies judge a session by its login
+ * identity, never by the application_name it SETs later (issue 19: a session that renames itself
+ * after login must not escape a rule or borrow another policy's).
+ */
+struct LoginName
+{
+    int pid; /* 0 = free */
+    TimestampTz backend_start;
+    char application_name[NAMEDATALEN];
+};
+struct LoginNames
+{
+    LWLock *lock; /* tranche "pg_poolguard login names" */
+    LoginName entries[FLEXIBLE_ARRAY_MEMBER];
+};
+LoginNames *login_names = nullptr;
+constexpr const char *login_names_tranche = "pg_poolguard login names";
+
+Size login_names_size(void)
+{
+    return add_size(offsetof(LoginNames, entries), mul_size(sizeof(LoginName), proc_slots()));
+}
+
+void login_names_init(void)
+{
+    bool found;
+    login_names =
+        static_cast<LoginNames *>(ShmemInitStruct("pg_poolguard login names", login_names_size(), &found));
+    if (!found)
+    {
+        memset(login_names, 0, login_names_size());
+        login_names->lock = &(GetNamedLWLockTranche(login_names_tranche))->lock;
+    }
+}
+
+int compare_login_names(const void *a, const void *b)
+{
+    int x = static_cast<const LoginName *>(a)->pid, y = static_cast<const LoginName *>(b)->pid;
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * Puts each session's login application_name in place of its current one: the rows of client
+ * backends and SQL walsenders get what their login said ("" when no login was recorded).
+ */
+void use_login_names(BackendStatusRow *rows, int n)
+{
+    if (login_names == nullptr)
+        return;
+    int slots = proc_slots();
+    LoginName *copy = static_cast<LoginName *>(palloc(sizeof(LoginName) * slots));
+    LWLockAcquire(login_names->lock, LW_SHARED);
+    memcpy(copy, login_names->entries, sizeof(LoginName) * slots);
+    LWLockRelease(login_names->lock);
+    qsort(copy, slots, sizeof(LoginName), compare_login_names);
+    for (int i = 0; i < n; i++)
+    {
+        BackendStatusRow *row = &rows[i];
+        if (!row->client_backend && !row->sql_walsender)
+            continue;
+        LoginName key;
+        key.pid = row->pid;
+        const LoginName *found = static_cast<const LoginName *>(
+            bsearch(&key, copy, slots, sizeof(LoginName), compare_login_names));
+        if (found != nullptr && found->backend_start == row->backend_start)
+            strlcpy(row->application_name, found->application_name, NAMEDATALEN);
+        else
+            row->application_name[0] = '\0';
+    }
+    pfree(copy);
+}
 
 core::SessionState map_state(BackendState state)
 {
@@ -145,6 +222,24 @@ int64 cached_private_memory(MemoryCache *cache, const SessionRow *row, Timestamp
 }
 
 } // namespace
+
+void sessions_register(void)
+{
+    shmem_register(login_names_size, login_names_init);
+    shmem_register_lwlocks(login_names_tranche, 1);
+}
+
+void sessions_note_login(int procno, const char *application_name)
+{
+    if (login_names == nullptr || procno < 0 || procno >= proc_slots())
+        return;
+    LWLockAcquire(login_names->lock, LW_EXCLUSIVE);
+    LoginName *entry = &login_names->entries[procno];
+    entry->pid = MyProcPid;
+    entry->backend_start = MyStartTimestamp;
+    strlcpy(entry->application_name, application_name ? application_name : "", NAMEDATALEN);
+    LWLockRelease(login_names->lock);
+}
 
 MemoryCache *memory_cache_create(void)
 {
@@ -265,6 +360,8 @@ int backend_status_snapshot(BackendStatusRow **rows)
         row->pid = be->st_procpid;
         row->client_backend = be->st_backendType == B_BACKEND;
         row->backend_type = be->st_backendType;
+        /* replication=database: a walsender that runs SQL (physical ones have no database). */
+        row->sql_walsender = be->st_backendType == B_WAL_SENDER && OidIsValid(be->st_databaseid);
         row->userid = be->st_userid;
         row->dbid = be->st_databaseid;
         row->backend_start = be->st_proc_start_timestamp;
@@ -274,6 +371,7 @@ int backend_status_snapshot(BackendStatusRow **rows)
         strlcpy(row->application_name, be->st_appname ? be->st_appname : "", NAMEDATALEN);
         row->client = client_address(&be->st_clientaddr);
     }
+    use_login_names(out, count);
     *rows = out;
     return count;
 }
@@ -360,10 +458,11 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
     for (int i = 0; i < n; i++)
     {
         const BackendStatusRow *be = &backends[i];
-        if (!be->client_backend)
+        if (!be->client_backend && !be->sql_walsender)
             continue;
 
         SessionRow *row = &scan->rows[scan->count++];
+        row->walsender = be->sql_walsender;
         row->pid = be->pid;
         row->userid = be->userid;
         row->dbid = be->dbid;
@@ -376,6 +475,9 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
         row->client = be->client;
         row->is_self = row->pid == MyProcPid;
         row->exempt = session_exempt(&exemptions, row->userid, &row->superuser);
+        /* Shown and matched, but never signalled unless the DBA opts in. */
+        if (row->walsender && !guc_signal_walsenders)
+            row->exempt = true;
         row->policy = OidIsValid(row->userid)
                           ? policy_match(policies, role_oids, row->userid, databases.lookup(row->dbid),
                                          row->application_name, row->client)

@@ -127,8 +127,9 @@ static Datum sessions_internal(FunctionCallInfo fcinfo, SessionsApi api)
             /* Never acted on: say so, and why (the policy it matches is still shown). */
             values[11] = CStringGetTextDatum("exempt");
             nulls[12] = true;
-            values[13] =
-                CStringGetTextDatum(guc_exempt_superusers && row->superuser ? "superuser" : "exempt_roles");
+            values[13] = CStringGetTextDatum(guc_exempt_superusers && row->superuser    ? "superuser"
+                                             : row->walsender && !guc_signal_walsenders ? "walsender"
+                                                                                        : "exempt_roles");
         }
         else if (row->verdict.reason != core::Reason::none)
         {
@@ -173,7 +174,7 @@ POOLGUARD_FUNCTION(poolguard_termination_history)
     for (int i = 0; i < count; i++)
     {
         const ActionRecord *r = &records[i];
-        if (!caller_may_see(get_role_oid(NameStr(r->role_name), true)))
+        if (!caller_may_see(r->roleid))
             continue;
         Datum values[13];
         bool nulls[13];

@@ -353,7 +353,7 @@ extern "C" void poolguard_publisher_main(Datum database)
         proc_exit(0);
 
     on_shmem_exit(note_connect_failure, (Datum)0);
-    BackgroundWorkerInitializeConnectionByOid(my_database, InvalidOid, 0);
+    connect_background_worker(nullptr, my_database, "pg_poolguard publisher", DEBUG1);
     connected = true;
     pgstat_report_appname("pg_poolguard publisher");
     /*

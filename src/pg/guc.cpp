@@ -22,6 +22,7 @@ int guc_idle_grace_ms = 5000;
 int guc_idle_memory_budget = 0;
 char *guc_exempt_roles = nullptr;
 bool guc_exempt_superusers = true;
+bool guc_signal_walsenders = false;
 bool guc_log_terminations = true;
 int guc_history_size = 1000;
 int guc_max_policies = 128;
@@ -165,6 +166,13 @@ void define_gucs(void)
 
     DefineCustomBoolVariable("poolguard.exempt_superusers", "Never end, cancel or refuse superuser sessions.",
                              NULL, &guc_exempt_superusers, true, PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+    DefineCustomBoolVariable(
+        "poolguard.signal_walsenders",
+        "Lets the reaper and evict_idle end SQL walsender sessions (replication=database) too.",
+        "They are always counted against caps at login and shown in poolguard.sessions; off: never "
+        "signalled.",
+        &guc_signal_walsenders, false, PGC_SIGHUP, 0, NULL, NULL, NULL);
 
     DefineCustomBoolVariable("poolguard.log_terminations",
                              "Logs one line for every action pg_poolguard takes.", NULL,

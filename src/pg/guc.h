@@ -22,6 +22,7 @@ extern int guc_idle_grace_ms;                  /* poolguard.idle_grace */
 extern int guc_idle_memory_budget;             /* poolguard.idle_memory_budget (bytes) */
 extern char *guc_exempt_roles;                 /* poolguard.exempt_roles: comma list */
 extern bool guc_exempt_superusers;             /* poolguard.exempt_superusers */
+extern bool guc_signal_walsenders;             /* poolguard.signal_walsenders */
 extern bool guc_log_terminations;              /* poolguard.log_terminations */
 extern int guc_history_size;                   /* poolguard.history_size: postmaster */
 extern int guc_max_policies;                   /* poolguard.max_policies: postmaster */

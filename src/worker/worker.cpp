@@ -192,7 +192,7 @@ extern "C" void poolguard_worker_main(Datum arg)
         wait_for_database();
 
     on_shmem_exit(note_connect_failure, (Datum)0);
-    BackgroundWorkerInitializeConnection(guc_database, NULL, 0);
+    connect_background_worker(guc_database, InvalidOid, "pg_poolguard worker", LOG);
     connected_to_database = true;
     pgstat_report_appname("pg_poolguard worker");
 

@@ -152,11 +152,11 @@ test(
       assert.ok(Date.now() < settled, 'configuration reloaded');
       await sleep(50);
     }
-    // The guide's listener policy, verbatim (README.md, "Pool settings").
+    // The guide's listener policy (clients/node/README.md, "The listener's own policy"), for the apps' role.
     await policyDb.query(`DELETE FROM poolguard.policy WHERE name = 'pg_poolguard listeners'`);
     await policyDb.query(`
-INSERT INTO poolguard.policy (name, application_name, priority, idle_timeout, idle_in_transaction_timeout)
-VALUES ('pg_poolguard listeners', 'pg_poolguard listener', 100, '0', '0');`);
+INSERT INTO poolguard.policy (name, role_name, application_name, priority, idle_timeout, max_connections)
+VALUES ('pg_poolguard listeners', '${APP_ROLE}', 'pg_poolguard listener', 100, '0', 20);`);
     for (const client of ['pg', 'postgres', 'prisma']) {
       const skip = client === 'prisma' ? prismaSkip() : false;
       await t.test(`${client}: follows the guide and survives every rule`, { skip }, async (t) => {
