@@ -79,12 +79,9 @@ constexpr uint8 xlog_floor = 0x10;
 /* Records are cut at this many bytes of items (a huge transaction writes several). */
 constexpr Size max_record_items_bytes = 256 * 1024;
 
-struct XlInvalidations
-{
-    Oid database;
-    uint32 count;
-    uint64 first_generation;
-};
+/* The INVALIDATIONS header is core::WalRecordHeader (its decoder, shared by redo and rm_desc). */
+using XlInvalidations = core::WalRecordHeader;
+static_assert(sizeof(Oid) == sizeof(uint32), "the WAL header stores the database as a uint32");
 
 struct XlFloor
 {
@@ -189,27 +186,51 @@ template <typename F> XLogRecPtr insert_safely(F f, bool *failed)
 
 #ifdef POOLGUARD_HAVE_CUSTOM_RMGR
 
+/*
+ * Redo trusts no length: the record may come from another extension using the experimental id
+ * 128, or be corrupt.  What core::wal_record_check refuses is skipped with a WARNING (never
+ * applied, never PANIC: the standby keeps replaying; its generations for the skipped items are
+ * covered by the next FLOOR, at the latest at promotion).
+ */
 void rmgr_redo(XLogReaderState *record)
 {
     uint8 info = XLogRecGetInfo(record) & ~XLR_INFO_MASK;
     const char *data = XLogRecGetData(record);
     Size len = XLogRecGetDataLen(record);
 
-    if (info == xlog_invalidations && len >= sizeof(XlInvalidations))
+    if (info == xlog_invalidations)
     {
-        XlInvalidations header;
-        memcpy(&header, data, sizeof(header));
-        invalidation_apply_replayed(header.database, header.first_generation, data + sizeof(header),
-                                    len - sizeof(header), header.count);
+        core::WalRecordHeader header;
+        const char *items = nullptr;
+        std::size_t items_len = 0;
+        core::WalRecordProblem problem = core::wal_record_check(data, len, &header, &items, &items_len);
+        if (problem == core::WalRecordProblem::none)
+            invalidation_apply_replayed(header.database, header.first_generation, items, items_len,
+                                        header.count);
+        else
+            ereport(WARNING,
+                    (errcode(ERRCODE_DATA_CORRUPTED),
+                     errmsg("pg_poolguard redo skipped an invalidation record it cannot parse"),
+                     errdetail("The record at %X/%X (%zu bytes) is malformed: %s.",
+                               (uint32)(record->ReadRecPtr >> 32), (uint32)record->ReadRecPtr, (size_t)len,
+                               core::wal_record_problem_text(problem)),
+                     errhint("Another extension may be using the experimental resource manager id %d.",
+                             (int)rmgr_id)));
     }
-    else if (info == xlog_floor && len >= sizeof(XlFloor))
+    else if (info == xlog_floor && len == sizeof(XlFloor))
     {
         XlFloor xl;
         memcpy(&xl, data, sizeof(xl));
         invalidation_apply_replayed_floor(xl.floor);
     }
     else
-        elog(PANIC, "pg_poolguard redo: unknown record type %u", info);
+        ereport(WARNING,
+                (errcode(ERRCODE_DATA_CORRUPTED),
+                 errmsg("pg_poolguard redo skipped a record it cannot parse"),
+                 errdetail("The record at %X/%X has type %u and %zu bytes.",
+                           (uint32)(record->ReadRecPtr >> 32), (uint32)record->ReadRecPtr, info, (size_t)len),
+                 errhint("Another extension may be using the experimental resource manager id %d.",
+                         (int)rmgr_id)));
 }
 
 void rmgr_desc(StringInfo buf, XLogReaderState *record)
@@ -218,19 +239,26 @@ void rmgr_desc(StringInfo buf, XLogReaderState *record)
     const char *data = XLogRecGetData(record);
     Size len = XLogRecGetDataLen(record);
 
-    if (info == xlog_invalidations && len >= sizeof(XlInvalidations))
+    if (info == xlog_invalidations)
     {
-        XlInvalidations header;
-        memcpy(&header, data, sizeof(header));
-        appendStringInfo(buf, "database %u; %u items from generation " UINT64_FORMAT, header.database,
-                         header.count, header.first_generation);
+        core::WalRecordHeader header;
+        const char *items = nullptr;
+        std::size_t items_len = 0;
+        core::WalRecordProblem problem = core::wal_record_check(data, len, &header, &items, &items_len);
+        if (problem == core::WalRecordProblem::none)
+            appendStringInfo(buf, "database %u; %u items from generation " UINT64_FORMAT, header.database,
+                             header.count, header.first_generation);
+        else
+            appendStringInfo(buf, "malformed: %s", core::wal_record_problem_text(problem));
     }
-    else if (info == xlog_floor && len >= sizeof(XlFloor))
+    else if (info == xlog_floor && len == sizeof(XlFloor))
     {
         XlFloor xl;
         memcpy(&xl, data, sizeof(xl));
         appendStringInfo(buf, "floor " UINT64_FORMAT, xl.floor);
     }
+    else
+        appendStringInfo(buf, "malformed");
 }
 
 const char *rmgr_identify(uint8 info)
