@@ -97,6 +97,7 @@ struct InvalidationShared
     pg_atomic_uint64 floor;   /* every generation read is at least this (raised at start and promotion) */
     pg_atomic_uint32 floor_pending; /* the floor must be raised once recovery is over */
     uint64 replayed;                /* the last generation redo applied (the startup process only) */
+    core::HashSecret hash_secret;   /* keys the slot hash; random at start, never shown */
     uint32 slots;                   /* entries in the generation table */
     uint32 queue_size;              /* entries in the queue */
     core::EntryList free_entries;
@@ -196,6 +197,9 @@ struct InvalidationsByScope
 
 /* Copies the invalidation counts by scope (palloc'd; for the metrics); returns how many. */
 int invalidation_copy_scope_counts(InvalidationsByScope **counts);
+
+/* The keyed hash of (database, scope, key) that places it in the generation table. */
+uint64 invalidation_key_hash(Oid database, const char *scope, int scope_len, const char *key, int key_len);
 
 /* The counter's value at server start (every generation before it is unknown here). */
 uint64 invalidation_seed(void);

@@ -53,7 +53,7 @@ void forget_pending(void)
 
 uint64 item_hash(const char *scope, int scope_len, const char *key, int key_len)
 {
-    return core::invalidation_hash(MyDatabaseId, scope, scope_len, key, key_len);
+    return invalidation_key_hash(MyDatabaseId, scope, scope_len, key, key_len);
 }
 
 bool same_item(const PendingInvalidation *a, uint64 hash, const char *scope, int scope_len, const char *key,
