@@ -98,6 +98,7 @@ struct InvalidationShared
     pg_atomic_uint32 floor_pending; /* the floor must be raised once recovery is over */
     uint64 replayed;                /* the last generation redo applied (the startup process only) */
     core::HashSecret hash_secret;   /* keys the slot hash; random at start, never shown */
+    unsigned char cdc_secret[32];   /* the cluster's logical-message key (invalidation_wal.cpp) */
     uint32 slots;                   /* entries in the generation table */
     uint32 queue_size;              /* entries in the queue */
     core::EntryList free_entries;
@@ -216,6 +217,15 @@ void invalidation_apply_replayed(Oid database, uint64 first, const char *items, 
 void invalidation_apply_replayed_floor(uint64 floor);
 
 /* ---- invalidation_wal.cpp ---- */
+
+/*
+ * Reads the cluster's logical-message secret from the data directory into out, creating it on
+ * first use (postmaster, shared memory initialization; FATAL when it cannot).
+ */
+void invalidation_cdc_load_secret(unsigned char out[32]);
+
+/* The current database's logical-message key (32 bytes; poolguard.cdc_key()). */
+const unsigned char *invalidation_cdc_database_key(void);
 
 /* Registers the custom WAL resource manager (_PG_init, while preloading). */
 void invalidation_wal_register(void);

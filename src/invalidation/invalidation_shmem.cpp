@@ -134,6 +134,7 @@ void invalidation_shmem_init(void)
         ereport(FATAL, (errcode(ERRCODE_INTERNAL_ERROR),
                         errmsg("pg_poolguard could not generate the secret of its generation table"),
                         errdetail("pg_strong_random() failed.")));
+    invalidation_cdc_load_secret(invalidation_shared->cdc_secret);
     invalidation_shared->slots = (uint32)guc_invalidation_slots;
     invalidation_shared->queue_size = (uint32)guc_invalidation_queue_size;
     for (uint32 i = 0; i < invalidation_shared->slots; i++)

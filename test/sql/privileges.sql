@@ -47,6 +47,7 @@ SELECT * FROM poolguard.invalidation_publishers;
 SELECT poolguard.reload();
 SELECT * FROM poolguard.reap(true);
 SELECT poolguard.invalidate('regress_scope');
+SELECT poolguard.cdc_key();
 SELECT poolguard.reset_stats();
 -- No role can make the worker reload through a trigger of its own.
 CREATE TEMP TABLE regress_wakeup (x int);
@@ -71,6 +72,7 @@ SELECT count(*) >= 0 AS invalidation_stats FROM poolguard.invalidation_stats;
 SELECT count(*) >= 0 AS invalidation_publishers FROM poolguard.invalidation_publishers;
 SELECT count(*) > 0 AS sees_all_sessions FROM poolguard.sessions WHERE role_name <> current_user;
 SELECT poolguard.reload();
+SELECT poolguard.cdc_key();
 RESET ROLE;
 
 DROP ROLE regress_poolguard_app;
