@@ -29,6 +29,7 @@
 
 #include "pg/postgres_headers.h"
 
+#include "core/invalidation/display_text.h"
 #include "core/invalidation/entry_lists.h"
 #include "core/invalidation/invalidation_key.h"
 
@@ -41,6 +42,8 @@ constexpr int max_key_bytes = (int)core::max_key_bytes;
 
 constexpr int max_publishers = 64;   /* databases with a publisher slot at the same time */
 constexpr int max_scope_stats = 256; /* (database, scope) pairs with their own stats row */
+/* Rows one database may take, so that one database cannot take them all (issue 19). */
+constexpr int max_scope_stats_per_database = max_scope_stats / 4;
 
 /* One invalidation waiting in the queue for its database's publisher. */
 struct QueueEntry
@@ -83,6 +86,7 @@ struct PublisherSlot
 struct ScopeStats
 {
     Oid database; /* InvalidOid: unused */
+    int encoding; /* the database's encoding: scope holds bytes of it */
     char scope[max_scope_bytes + 1];
     uint64 invalidations;
     uint64 last_generation;
@@ -192,12 +196,16 @@ long invalidation_tend_publishers(void);
 /* Invalidations published under one scope name, summed over databases. */
 struct InvalidationsByScope
 {
-    char scope[max_scope_bytes + 1]; /* "" = scopes past the stats table, counted together */
+    /* As valid UTF-8 (core/invalidation/display_text.h); "" = scopes past the stats table. */
+    char scope[core::display_utf8_room(max_scope_bytes)];
     uint64 invalidations;
 };
 
-/* Copies the invalidation counts by scope (palloc'd; for the metrics); returns how many. */
-int invalidation_copy_scope_counts(InvalidationsByScope **counts);
+/*
+ * Copies the invalidation counts by scope (palloc'd; for the metrics); returns how many.  Scope
+ * names are converted to valid UTF-8 (ascii_only: with every non-ASCII character escaped).
+ */
+int invalidation_copy_scope_counts(InvalidationsByScope **counts, bool ascii_only);
 
 /* The keyed hash of (database, scope, key) that places it in the generation table. */
 uint64 invalidation_key_hash(Oid database, const char *scope, int scope_len, const char *key, int key_len);

@@ -158,7 +158,13 @@ void atomic_max(pg_atomic_uint64 *slot, uint64 v)
     invalidation_atomic_max(slot, v);
 }
 
-/* Stats row of (MyDatabaseId, scope): found or claimed; the shared overflow row when full. */
+/*
+ * Stats row of (MyDatabaseId, scope): found or claimed; the shared overflow row when the table is
+ * full or this database already has max_scope_stats_per_database rows (issue 19: one database
+ * cannot take every row).  Probing stops at the first free row (a row is never freed, so the
+ * scope's row, if any, comes before it); counting this database's rows happens only when one is
+ * claimed, at most max_scope_stats times per server life.
+ */
 ScopeStats *scope_stats(const char *scope, int scope_len)
 {
     uint64 h = invalidation_key_hash(MyDatabaseId, scope, scope_len, nullptr, 0);
@@ -167,7 +173,13 @@ ScopeStats *scope_stats(const char *scope, int scope_len)
         ScopeStats *s = &invalidation_shared->scopes[(h + probe) & (max_scope_stats - 1)];
         if (s->database == InvalidOid)
         {
+            int own = 0;
+            for (int i = 0; i < max_scope_stats; i++)
+                own += invalidation_shared->scopes[i].database == MyDatabaseId ? 1 : 0;
+            if (own >= max_scope_stats_per_database)
+                break;
             s->database = MyDatabaseId;
+            s->encoding = GetDatabaseEncoding();
             memcpy(s->scope, scope, scope_len);
             s->scope[scope_len] = '\0';
             return s;

@@ -158,7 +158,9 @@ XLogRecPtr write_message(void)
 XLogRecPtr log_messages(uint64 first, const PendingInvalidation *items, int count)
 {
     XLogRecPtr lsn = InvalidXLogRecPtr;
-    core::payload_reset(message_payload);
+    /* Logical messages are UTF-8 JSON: outside a UTF8 database, bytes >= 0x80 are escaped. */
+    bool escape = GetDatabaseEncoding() != PG_UTF8;
+    core::payload_reset(message_payload, escape);
     for (int i = 0; i < count; i++)
     {
         const PendingInvalidation *it = &items[i];
@@ -166,7 +168,7 @@ XLogRecPtr log_messages(uint64 first, const PendingInvalidation *items, int coun
         if (core::payload_append(message_payload, it->scope, it->scope_len, it->key, key_len, first + i))
             continue;
         lsn = write_message();
-        core::payload_reset(message_payload);
+        core::payload_reset(message_payload, escape);
         core::payload_append(message_payload, it->scope, it->scope_len, it->key, key_len, first + i);
     }
     if (message_payload.items > 0)

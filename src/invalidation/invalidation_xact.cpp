@@ -220,8 +220,8 @@ void invalidation_validate(const char *scope, int scope_len, const char *key, in
                         errhint("Invalidate by an identifier (such as a primary key or a hash) rather than "
                                 "by the cached value.")));
     /* Cannot happen within the limits above; checked so that a future limit change cannot break NOTIFY. */
-    if (for_publication &&
-        core::item_json_length(scope, scope_len, key, key_len, PG_UINT64_MAX) + 2 > core::max_payload_bytes)
+    if (for_publication && core::item_json_length(scope, scope_len, key, key_len, PG_UINT64_MAX, true) + 2 >
+                               core::max_payload_bytes)
         ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
                         errmsg("invalidation does not fit in one notification"),
                         errdetail("Its JSON item would exceed the %d-byte NOTIFY payload limit.",
