@@ -13,7 +13,7 @@
  * generation is its own database's newest (core::FeedDatabases): another database's flood
  * neither makes it resync nor shows in its rows.
  *
- * Note about locking:
+ * Note about locking (every lock and the order: docs/architecture.md, "Locks"):
  * - feed->lock (tranche "pg_poolguard feed", one LWLock) guards the ring and its entries.
  *   Exclusive: appenders (a committing backend, which already holds invalidation_shared->lock: the order is
  *   invalidation_shared->lock, then feed->lock; the startup process during redo, which holds no other).

@@ -44,7 +44,7 @@
  * Logical decoding: each commit's items are also written (when wal_level = logical and
  * poolguard.logical_messages is on) as non-transactional logical messages with the prefix
  * "pg_poolguard", in the same place, so they follow the commit record and come in generation
- * order; the payload format (version 1) is documented in the cache invalidation docs,
+ * order; the payload format (version 1) is documented in docs/cache-invalidation.md,
  * "Change-data-capture".
  *
  * Authentication (issue 19): any role may call pg_logical_emit_message() with our prefix, so
