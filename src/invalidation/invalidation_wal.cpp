@@ -256,7 +256,7 @@ void rmgr_redo(XLogReaderState *record)
         else
             ereport(WARNING,
                     (errcode(ERRCODE_DATA_CORRUPTED),
-                     errmsg("pg_poolguard redo skipped an invalidation record it cannot parse"),
+                     errmsg("pg_poolguard redo skipped a malformed invalidation record"),
                      errdetail("The record at %X/%X (%zu bytes) is malformed: %s.",
                                (uint32)(record->ReadRecPtr >> 32), (uint32)record->ReadRecPtr, (size_t)len,
                                core::wal_record_problem_text(problem)),
@@ -272,7 +272,7 @@ void rmgr_redo(XLogReaderState *record)
     else
         ereport(WARNING,
                 (errcode(ERRCODE_DATA_CORRUPTED),
-                 errmsg("pg_poolguard redo skipped a record it cannot parse"),
+                 errmsg("pg_poolguard redo skipped a record of unknown type or size"),
                  errdetail("The record at %X/%X has type %u and %zu bytes.",
                            (uint32)(record->ReadRecPtr >> 32), (uint32)record->ReadRecPtr, info, (size_t)len),
                  errhint("Another extension may be using the experimental resource manager id %d.",

@@ -3,9 +3,9 @@
  */
 #include "core/invalidation/hmac_sha256.h"
 
-#include "core/no_server_headers.h" /* last: fails the build if a server header slipped in */
-
 #include <cstring>
+
+#include "core/no_server_headers.h" /* last: fails the build if a server header slipped in */
 
 namespace poolguard
 {

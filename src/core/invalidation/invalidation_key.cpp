@@ -8,9 +8,9 @@
  */
 #include "core/invalidation/invalidation_key.h"
 
-#include "core/no_server_headers.h" /* last: fails the build if a server header slipped in */
-
 #include <cstring>
+
+#include "core/no_server_headers.h" /* last: fails the build if a server header slipped in */
 
 namespace poolguard
 {
