@@ -56,8 +56,14 @@ test('a separator inside a scope or a key cannot make two pairs meet', async () 
   assert.equal(await cache.get('a|b', 'c', async () => assert.fail('reloaded')), 'two');
   assert.equal(await cache.get('a', '["b"]', async () => assert.fail('reloaded')), 'three');
   assert.equal(await cache.get('a', 'b', async () => assert.fail('reloaded')), 'four');
-  await assert.rejects(cache.get('a\u0000b', 'c', async () => 'x'), TypeError);
-  await assert.rejects(cache.get('a', 'b\u0000c', async () => 'x'), TypeError);
+  await assert.rejects(
+    cache.get('a\u0000b', 'c', async () => 'x'),
+    TypeError,
+  );
+  await assert.rejects(
+    cache.get('a', 'b\u0000c', async () => 'x'),
+    TypeError,
+  );
   assert.equal(cache.entries.size, 4);
   await cache.stop();
 });
@@ -91,8 +97,14 @@ test('numbers are keys as the server writes them; drop() uses the same ids', asy
 
 test('lone surrogates are refused: the server would see U+FFFD for both', async () => {
   const { cache } = await fakeCache();
-  await assert.rejects(cache.get('user', '\uD800', async () => 'x'), TypeError);
-  await assert.rejects(cache.get('us\uDC00er', '1', async () => 'x'), TypeError);
+  await assert.rejects(
+    cache.get('user', '\uD800', async () => 'x'),
+    TypeError,
+  );
+  await assert.rejects(
+    cache.get('us\uDC00er', '1', async () => 'x'),
+    TypeError,
+  );
   assert.equal(await cache.get('user', '\uD83D\uDE00', async () => 'emoji'), 'emoji');
   assert.equal(await cache.get('user', '\uFFFD', async () => 'replacement'), 'replacement');
   assert.equal(cache.entries.size, 2);
