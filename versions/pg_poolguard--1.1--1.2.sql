@@ -199,3 +199,10 @@ BEGIN
     RETURN NEW;
 END
 $$;
+-- Issue 19: the key of the logical decoding messages' authentication tag.
+CREATE FUNCTION poolguard.cdc_key() RETURNS bytea
+    LANGUAGE c VOLATILE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'poolguard_cdc_key';
+COMMENT ON FUNCTION poolguard.cdc_key() IS
+    'this database''s key of the "mac" of pg_poolguard''s logical decoding messages (HMAC-SHA256): a change-data-capture consumer verifies every message with it';
+REVOKE ALL ON FUNCTION poolguard.cdc_key() FROM PUBLIC;

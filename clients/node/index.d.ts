@@ -239,15 +239,19 @@ export class PoolguardCache extends EventEmitter {
    */
   start(): Promise<void>;
   stop(): Promise<void>;
-  /** The cached value of (scope, key), or loader()'s result cached with its generation. */
+  /**
+   * The cached value of (scope, key), or loader()'s result cached with its generation.  key null or
+   * undefined: the whole scope (never the same entry as the key 'null'); a number or bigint is the
+   * key as text.  Throws TypeError for a scope or key with NUL or a lone surrogate.
+   */
   get<T>(
     scope: string,
-    key: string | number | null | undefined,
+    key: string | number | bigint | null | undefined,
     loader: () => Promise<T> | T,
     options?: GetOptions,
   ): Promise<T>;
   /** Drops one key (key null: the whole scope) locally; returns how many entries. */
-  drop(scope: string, key?: string | number | null): number;
+  drop(scope: string, key?: string | number | bigint | null): number;
   /** poolguard.cache_generation(scope, key). */
   generation(scope: string, key?: string | null): Promise<bigint>;
   /** cache_generation of each pair, in one round trip. */

@@ -64,8 +64,31 @@ const MAX_SCOPE_BYTES = 63;
 const MAX_KEY_BYTES = 1000;
 const ITEM_KEYS = new Set(['scope', 'key', 'generation', 'resync']);
 
+// The cache's id of (scope, key): JSON of the pair, so that no two pairs share one — the whole
+// scope (key null) is not the key 'null', and no separator inside a scope or key can make
+// ('a\u0000b', 'c') meet ('a', 'b\u0000c').
 function entryId(scope, key) {
-  return `${scope}\u0000${key}`;
+  return JSON.stringify([scope, key]);
+}
+
+// A scope or key as the server sees it: text with no NUL and no lone surrogate (those have no
+// UTF-8 form: they would reach the server as U+FFFD, so two strings the cache told apart would
+// share one server key and one's invalidation would miss the other's entry).  Throws otherwise.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+function checkText(what, s) {
+  if (s.includes('\u0000')) throw new TypeError(`${what} must not contain NUL characters`);
+  if (LONE_SURROGATE.test(s)) throw new TypeError(`${what} must be well-formed Unicode (it has a lone surrogate)`);
+  return s;
+}
+
+// The key argument of get()/drop(): null or undefined for the whole scope; a string, or a number
+// or bigint (as the server would write it as text: get('user', 42) and get('user', '42') are one
+// entry, as they are one key on the server).
+function normalizeKey(key) {
+  if (key === undefined || key === null) return null;
+  if (typeof key === 'string') return checkText('key', key);
+  if (typeof key === 'number' || typeof key === 'bigint') return String(key);
+  throw new TypeError('key must be a string, a number, a bigint, or null for the whole scope');
 }
 
 function byteLength(s) {
@@ -480,7 +503,8 @@ class PoolguardCache extends EventEmitter {
       throw new TypeError(`consistency must be 'cached' or 'strong', not ${String(consistency)}`);
     }
     const fresh = options.fresh === true || consistency === 'strong';
-    key = key === undefined || key === null ? null : String(key);
+    checkText('scope', scope);
+    key = normalizeKey(key);
     if (bypass) {
       this.stats.bypasses++;
       return loader();
@@ -538,8 +562,9 @@ class PoolguardCache extends EventEmitter {
 
   // Drops one key (key null: the whole scope) locally, e.g. right after your own write.
   drop(scope, key = null) {
+    key = normalizeKey(key);
     if (key === null) return this.entries.deleteScope(scope);
-    return this.entries.delete(entryId(scope, String(key))) ? 1 : 0;
+    return this.entries.delete(entryId(scope, key)) ? 1 : 0;
   }
 
   async generation(scope, key = null) {
@@ -617,8 +642,8 @@ class PoolguardCache extends EventEmitter {
   // Local invalidation inside the app's own transaction: poolguard.invalidate() through `db`,
   // the key dropped here at once and kept uncacheable here until the transaction is settled.
   async invalidate(db, scope, key = null) {
-    if (typeof scope !== 'string' || scope === '') throw new TypeError('scope must be a non-empty string');
-    key = key === undefined || key === null ? null : String(key);
+    checkText('scope', scope);
+    key = normalizeKey(key);
     const q = toQueryable(db);
     if (!this.started) await this._autoStart();
     const pending = this._addPending(scope, key);

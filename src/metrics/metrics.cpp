@@ -284,7 +284,7 @@ char *render(const MetricsData *d)
     }
 }
 
-void gather(MetricsData *d)
+void gather(MetricsData *d, bool ascii_only)
 {
     MemoryPicture picture;
     memory_picture(&picture);
@@ -351,7 +351,7 @@ void gather(MetricsData *d)
     }
     d->ncounters = stats_copy_policy_counters(&d->counters);
     d->nsessions = caps_copy_policy_sessions(&d->sessions);
-    d->nscopes = invalidation_copy_scope_counts(&d->scopes);
+    d->nscopes = invalidation_copy_scope_counts(&d->scopes, ascii_only);
     d->queue_usage = DatumGetFloat8(DirectFunctionCall1(pg_notification_queue_usage, (Datum)0));
     d->scans = stats_get(GlobalCounter::scans);
     d->dry_run_actions = stats_get(GlobalCounter::dry_run_actions);
@@ -403,10 +403,10 @@ void gather(MetricsData *d)
 
 } // namespace
 
-char *build_metrics(void)
+char *build_metrics(bool ascii_only)
 {
     MetricsData data;
-    gather(&data);
+    gather(&data, ascii_only);
     char *text = render(&data);
     if (text == nullptr)
         ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
@@ -421,5 +421,11 @@ char *build_metrics(void)
 POOLGUARD_FUNCTION(poolguard_metrics)
 {
     poolguard::require_shared_memory();
-    PG_RETURN_TEXT_P(cstring_to_text(poolguard::build_metrics()));
+    /*
+     * Valid in the caller's database: UTF-8 in a UTF8 (or SQL_ASCII) database; in any other,
+     * non-ASCII characters of scope names are escaped (issue 19).
+     */
+    int encoding = GetDatabaseEncoding();
+    PG_RETURN_TEXT_P(
+        cstring_to_text(poolguard::build_metrics(encoding != PG_UTF8 && encoding != PG_SQL_ASCII)));
 }

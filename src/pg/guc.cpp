@@ -78,6 +78,7 @@ char *guc_notify_channel = nullptr;
 int guc_publish_delay_ms = 0;
 int guc_publisher_idle_timeout_ms = 10000;
 int guc_feed_size = 1024;
+int guc_max_invalidations_per_transaction = 10000;
 bool guc_wal_invalidations = true;
 bool guc_logical_messages = true;
 bool guc_wal_flush = false;
@@ -229,6 +230,13 @@ void define_gucs(void)
         "Off: the WAL writer or the next commit flushes it, and a standby's generations may lag "
         "its data by up to wal_writer_delay (never lead it).",
         &guc_wal_flush, false, PGC_SUSET, 0, NULL, NULL, NULL);
+
+    DefineCustomIntVariable(
+        "poolguard.max_invalidations_per_transaction",
+        "Most distinct invalidations one transaction publishes as single keys.",
+        "Beyond it, every invalidation of the transaction becomes one scope-wide invalidation per scope; "
+        "a transaction that touches more scopes than this gets an error.",
+        &guc_max_invalidations_per_transaction, 10000, 1, 1000000, PGC_SUSET, 0, NULL, NULL, NULL);
 
     DefineCustomStringVariable(
         "poolguard.notify_channel", "Channel on which publishers send cache invalidations.", NULL,

@@ -17,7 +17,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(poolguard_node set_policy hold release finish_quietly login start_login finish_login gone alive
-  idle_for policy_sessions);
+  idle_for policy_sessions http_get);
 
 # poolguard_node(NAME, [\%INIT_OPTIONS,] CONF_LINES...): an initialized (not started) cluster
 # with the library preloaded, listening on 127.0.0.1 with trust for TCP clients, and the extra
@@ -148,6 +148,25 @@ sub alive
 {
     my ($node, $pid) = @_;
     return $node->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE pid = $pid") == 1;
+}
+
+# http_get(PORT, PATH): one HTTP/1.1 GET to 127.0.0.1:PORT; returns the raw response (bytes), or
+# "connect failed: ..." (reads until the server closes, at most the default timeout).
+sub http_get
+{
+    my ($port, $path) = @_;
+    require IO::Socket::INET;
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp', Timeout => 5)
+      or return "connect failed: $!";
+    binmode $sock;
+    print $sock "GET $path HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    my $response = '';
+    local $SIG{ALRM} = sub { die "timeout\n" };
+    alarm($PostgreSQL::Test::Utils::timeout_default);
+    eval { while (my $got = <$sock>) { $response .= $got; } };
+    alarm(0);
+    close $sock;
+    return $response;
 }
 
 1;

@@ -50,6 +50,7 @@ SELECT * FROM poolguard.memory;
 SELECT poolguard.reload();
 SELECT * FROM poolguard.reap(true);
 SELECT poolguard.invalidate('regress_scope');
+SELECT poolguard.cdc_key();
 SELECT poolguard.reset_stats();
 -- No role can make the worker reload through a trigger of its own.
 CREATE TEMP TABLE regress_wakeup (x int);
@@ -78,6 +79,7 @@ SELECT count(*) FILTER (WHERE figure = 'shared_memory_size' AND bytes > 0) AS sh
        count(*) FILTER (WHERE figure = 'client_backends' AND processes > 0) > 0 AS client_backends
   FROM poolguard.memory;
 SELECT poolguard.reload();
+SELECT poolguard.cdc_key();
 RESET ROLE;
 
 DROP ROLE regress_poolguard_app;

@@ -77,7 +77,7 @@ for my $file ($first, $second)
         {
             my $content = $1;
             $messages++;
-            $bad_format++ unless $content =~ /^\{"format":1,"items":\[.*\]\}$/;
+            $bad_format++ unless $content =~ /^\{"format":1,"items":\[.*\],"mac":"[0-9a-f]{64}"\}$/;
             while ($content =~ /\{"scope":"items","key":"(\d+)","generation":(\d+)\}/g)
             {
                 my ($key, $generation) = ($1, $2);
