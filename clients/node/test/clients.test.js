@@ -224,6 +224,19 @@ VALUES ('pg_poolguard listeners', '${APP_ROLE}', 'pg_poolguard listener', 100, '
             async () => (await terminations(app, since, 'idle_in_transaction_timeout')) >= 1,
             'the server ended the idle transaction',
           );
+          // ... and its backend has exited (the connection is closed at the server's end), so the
+          // app's next statement meets a closed connection, as it would after any real pause.
+          await until(
+            async () =>
+              (
+                await policyDb.query(
+                  `SELECT count(*) = 0 AS ok FROM pg_stat_activity WHERE pid IN
+                     (SELECT pid FROM poolguard.terminations WHERE application_name = $1 AND at >= $2)`,
+                  [app, since],
+                )
+              ).rows[0].ok,
+            'the ended session exited',
+          );
           resume(file);
           const run = await running;
           fs.rmSync(file, { force: true });

@@ -184,6 +184,9 @@ async function pause(ms) {
   if (!opts.resumeFile) return sleep(ms);
   const giveUp = Date.now() + RESUME_WAIT_MS;
   while (!fs.existsSync(opts.resumeFile) && Date.now() < giveUp) await sleep(20);
+  // The server closed the connection before the file appeared: let the event loop take in the
+  // socket's end (a few turns: poll phase, then the close callbacks) before the next statement.
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
 }
 
 async function main() {
