@@ -20,4 +20,8 @@ void warn_if_sql_version_differs(void);
 
 } // namespace poolguard
 
+/* The "pg_poolguard version check" worker's entry point (exported: PostgreSQL 16+ builds
+ * modules with -fvisibility=hidden). */
+extern "C" PGDLLEXPORT void poolguard_version_check_main(Datum database);
+
 #endif

@@ -67,6 +67,10 @@ sub verified
     return hmac_sha256_hex($1, $k) eq $2;
 }
 
+# The extension writes its messages after each commit record and the WAL writer flushes them
+# (poolguard.wal_flush is off), so wait until all five are decodable before consuming them.
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 5 FROM pg_logical_slot_peek_changes('cdc', NULL, NULL,
+        'include-xids', '0') WHERE data LIKE '%prefix: pg_poolguard%'}), 'all five messages are decodable');
 my @messages = map { /content:(.*)$/ ? $1 : () } grep { /prefix: pg_poolguard/ }
     split /\n/, $node->safe_psql('postgres',
         "SELECT data FROM pg_logical_slot_get_changes('cdc', NULL, NULL, 'include-xids', '0')");
