@@ -35,6 +35,8 @@ class MetricsText
 
   private:
     void value(double v);
+    /* Appends OPEN ("{" or ",") and one label: name="escaped value". */
+    void label(char open, std::string_view name, std::string_view v);
     std::string text_;
 };
 
