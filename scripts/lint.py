@@ -48,7 +48,7 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 SRC = os.path.join(ROOT, 'src')
 
 # The layer order, bottom first: a feature may include itself and the features before it.
-LAYERS = ['core', 'pg', 'stats', 'invalidation', 'policy', 'enforce', 'caps', 'reaper', 'metrics',
+LAYERS = ['core', 'pg', 'stats', 'invalidation', 'policy', 'enforce', 'advice', 'caps', 'reaper', 'metrics',
           'worker', 'module']
 
 GUARD = 'core/no_server_headers.h'

@@ -3,6 +3,7 @@
  */
 #include "pg/postgres_headers.h"
 
+#include "advice/advice.h"
 #include "caps/caps.h"
 #include "pg/guard.h"
 #include "pg/guc.h"
@@ -40,6 +41,7 @@ extern "C" void _PG_init(void)
     memory_register();
     sessions_register();
     stats_register();
+    advice_register();
     caps_register();
     invalidation_init();
     shmem_install_hooks();

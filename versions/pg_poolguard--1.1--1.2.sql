@@ -206,3 +206,23 @@ CREATE FUNCTION poolguard.cdc_key() RETURNS bytea
 COMMENT ON FUNCTION poolguard.cdc_key() IS
     'this database''s key of the "mac" of pg_poolguard''s logical decoding messages (HMAC-SHA256): a change-data-capture consumer verifies every message with it';
 REVOKE ALL ON FUNCTION poolguard.cdc_key() FROM PUBLIC;
+
+-- Pool advice (extension/advice.sql, issue 23): pool_advice_info() and the pool_advice view.
+CREATE FUNCTION poolguard.pool_advice_info(
+        OUT database_name name, OUT role_name name, OUT application_name text, OUT client_addr inet,
+        OUT connections_now integer, OUT connections_peak integer, OUT active_p50 integer,
+        OUT active_p95 integer, OUT active_max integer, OUT idle_now integer, OUT idle_memory bigint,
+        OUT recommended_max integer, OUT memory_freed bigint, OUT samples integer,
+        OUT sampled_over interval, OUT sampled_at timestamptz, OUT saturated boolean, OUT why text)
+    RETURNS SETOF record
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'poolguard_pool_advice_info';
+-- Everyone, for the rows of roles whose privileges they have (pg_read_all_stats: all rows).
+REVOKE ALL ON FUNCTION poolguard.pool_advice_info() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION poolguard.pool_advice_info() TO PUBLIC;
+
+CREATE VIEW poolguard.pool_advice AS SELECT * FROM poolguard.pool_advice_info();
+COMMENT ON VIEW poolguard.pool_advice IS
+    'per app identity (database, role, application_name, client address): connections now and at peak, concurrently active sessions p50/p95/max over poolguard.advice_window, idle private memory, the recommended pool max per instance and the memory it would free, and why';
+REVOKE ALL ON poolguard.pool_advice FROM PUBLIC;
+GRANT SELECT ON poolguard.pool_advice TO PUBLIC;

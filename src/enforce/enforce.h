@@ -114,6 +114,9 @@ void sessions_note_login(int procno, const char *application_name);
 /* The worker's per-session memo of /proc reads. */
 MemoryCache *memory_cache_create(void);
 
+/* A row's private memory through the memo (read at most once per naptime; NULL cache: read now). */
+int64 session_private_memory(MemoryCache *cache, const SessionRow *row, TimestampTz now);
+
 /* Name of the policy of a row ("" for the GUC defaults). */
 const char *row_policy_name(const SessionScan *scan, const SessionRow *row);
 

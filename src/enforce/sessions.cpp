@@ -432,6 +432,11 @@ void apply_idle_memory_budgets(SessionScan *scan, int64 server_budget, core::Mic
     pfree(candidates);
 }
 
+int64 session_private_memory(MemoryCache *cache, const SessionRow *row, TimestampTz now)
+{
+    return cached_private_memory(cache, row, now);
+}
+
 void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
 {
     scan->now = GetCurrentTimestamp();

@@ -10,6 +10,7 @@
  */
 #include "metrics/metrics.h"
 
+#include "advice/advice.h"
 #include "caps/caps.h"
 #include "invalidation/invalidation.h"
 #include "pg/guard.h"
@@ -20,6 +21,7 @@
 
 #include "core/metrics/prometheus.h"
 
+#include <arpa/inet.h>
 #include <cstdlib>
 #include <new>
 
@@ -55,6 +57,18 @@ struct AppAgg
     int64 invalidations;
 };
 
+/*
+ * One instance of an app (database, application_name, client address) summed over its roles:
+ * the pool advice figures.  "(other)": a database's overflow entry.
+ */
+struct PoolAgg
+{
+    char database[NAMEDATALEN];
+    char application_name[NAMEDATALEN];
+    char client[64]; /* the address, "local" for Unix sockets */
+    int64 held, peak, p50, p95, max, recommended, idle_memory, freed;
+};
+
 /* What a database's publisher delivered. */
 struct DatabaseAgg
 {
@@ -83,6 +97,8 @@ struct MetricsData
     int64 shared_memory_size, shared_memory_resident; /* -1 = unknown */
     int64 idle_sessions_bytes, pg_poolguard_bytes, other_processes_bytes;
     int64 idle_memory_budget; /* poolguard.idle_memory_budget, 0 = off */
+    int npools;
+    PoolAgg *pools; /* pool advice per (database, application_name, client) */
 };
 
 const char *counter_label(const PolicyCounters *c)
@@ -260,6 +276,43 @@ char *render(const MetricsData *d)
                 m.sample("poolguard_app_invalidations_published_total", "database", d->apps[i].database,
                          "application_name", d->apps[i].application_name, (double)d->apps[i].invalidations);
 
+        static const struct
+        {
+            const char *name;
+            const char *help;
+            int64 PoolAgg::*field;
+        } pool_families[] = {
+            {"poolguard_pool_advice_connections", "Connections an app instance holds now (latest scan).",
+             &PoolAgg::held},
+            {"poolguard_pool_advice_connections_peak",
+             "Most connections the app instance held at once over poolguard.advice_window.", &PoolAgg::peak},
+            {"poolguard_pool_advice_active_p50",
+             "Median of the app instance's concurrently active sessions over poolguard.advice_window.",
+             &PoolAgg::p50},
+            {"poolguard_pool_advice_active_p95",
+             "95th percentile of the app instance's concurrently active sessions over "
+             "poolguard.advice_window.",
+             &PoolAgg::p95},
+            {"poolguard_pool_advice_active_max",
+             "Most sessions of the app instance active at once over poolguard.advice_window.", &PoolAgg::max},
+            {"poolguard_pool_advice_recommended_max",
+             "Recommended pool max for the app instance (active max + headroom; poolguard.pool_advice).",
+             &PoolAgg::recommended},
+            {"poolguard_pool_advice_idle_memory_bytes", "Private memory of the app instance's idle sessions.",
+             &PoolAgg::idle_memory},
+            {"poolguard_pool_advice_memory_freed_bytes",
+             "Private memory the recommended pool max would free (its surplus idle sessions).",
+             &PoolAgg::freed},
+        };
+        for (const auto &f : pool_families)
+        {
+            m.family(f.name, "gauge", f.help);
+            for (int i = 0; i < d->npools; i++)
+                m.sample(f.name, "database", d->pools[i].database, "application_name",
+                         d->pools[i].application_name, "client", d->pools[i].client,
+                         (double)(d->pools[i].*f.field));
+        }
+
         m.family("poolguard_database_invalidations_delivered_total", "counter",
                  "Invalidation items a database's publisher sent to its listeners.");
         for (int i = 0; i < d->ndatabases; i++)
@@ -357,6 +410,49 @@ void gather(MetricsData *d, bool ascii_only)
     d->dry_run_actions = stats_get(GlobalCounter::dry_run_actions);
     d->notifications_sent = stats_get(GlobalCounter::notifications_sent);
     d->last_scan_seconds = stats_last_scan_duration() / 1e6;
+
+    /* Pool advice, per (database, application_name, client) summed over roles. */
+    AdviceEntry *entries;
+    int nentries = advice_copy(&entries);
+    d->pools = static_cast<PoolAgg *>(palloc0(sizeof(PoolAgg) * nentries));
+    d->npools = 0;
+    TimestampTz now = GetCurrentTimestamp();
+    for (int i = 0; i < nentries; i++)
+    {
+        const AdviceEntry *e = &entries[i];
+        if (e->database[0] == '\0')
+            continue;
+        core::Advice a = advice_of(e, now);
+        if (a.samples == 0)
+            continue;
+        const char *app = e->other ? "(other)" : e->application_name;
+        char client[64] = "local";
+        if (e->other)
+            strlcpy(client, "(other)", sizeof(client));
+        else if (e->client.family != 0)
+            inet_ntop(e->client.family == 4 ? AF_INET : AF_INET6, e->client.bytes, client, sizeof(client));
+        int k = 0;
+        while (k < d->npools &&
+               !(strcmp(d->pools[k].database, e->database) == 0 &&
+                 strcmp(d->pools[k].application_name, app) == 0 && strcmp(d->pools[k].client, client) == 0))
+            k++;
+        PoolAgg *g = &d->pools[k];
+        if (k == d->npools)
+        {
+            strlcpy(g->database, e->database, NAMEDATALEN);
+            strlcpy(g->application_name, app, NAMEDATALEN);
+            strlcpy(g->client, client, sizeof(g->client));
+            d->npools++;
+        }
+        g->held += e->held_now;
+        g->peak += a.held_peak;
+        g->p50 += a.active_p50;
+        g->p95 += a.active_p95;
+        g->max += a.active_max;
+        g->recommended += Max(a.recommended_max, 0);
+        g->idle_memory += Max(e->idle_memory, 0);
+        g->freed += Max(a.memory_freed, 0);
+    }
 
     AppCounters *apps;
     int n = stats_copy_app_counters(&apps);

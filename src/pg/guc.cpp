@@ -20,6 +20,7 @@ int guc_idle_timeout_ms = 0;
 int guc_idle_in_transaction_timeout_ms = 0;
 int guc_idle_grace_ms = 5000;
 int guc_idle_memory_budget = 0;
+int guc_advice_window_s = 3600;
 char *guc_exempt_roles = nullptr;
 bool guc_exempt_superusers = true;
 bool guc_signal_walsenders = false;
@@ -160,6 +161,12 @@ void define_gucs(void)
         "but "
         "are not ended.",
         &guc_idle_memory_budget, 0, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
+
+    DefineCustomIntVariable(
+        "poolguard.advice_window",
+        "Time over which poolguard.pool_advice reads each app's concurrently active sessions.",
+        "The worker samples every scan into 64 slots spanning this window; older samples are forgotten.",
+        &guc_advice_window_s, 3600, 10, 7 * 86400, PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 
     DefineCustomStringVariable(
         "poolguard.exempt_roles", "Roles (and their members) pg_poolguard never ends, cancels or refuses.",

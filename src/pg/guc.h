@@ -20,6 +20,7 @@ extern int guc_idle_timeout_ms;                /* poolguard.idle_timeout, 0 = of
 extern int guc_idle_in_transaction_timeout_ms; /* poolguard.idle_in_transaction_timeout, 0 = off */
 extern int guc_idle_grace_ms;                  /* poolguard.idle_grace */
 extern int guc_idle_memory_budget;             /* poolguard.idle_memory_budget (bytes) */
+extern int guc_advice_window_s;                /* poolguard.advice_window (seconds) */
 extern char *guc_exempt_roles;                 /* poolguard.exempt_roles: comma list */
 extern bool guc_exempt_superusers;             /* poolguard.exempt_superusers */
 extern bool guc_signal_walsenders;             /* poolguard.signal_walsenders */

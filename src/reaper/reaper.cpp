@@ -5,6 +5,7 @@
  */
 #include "reaper/reaper.h"
 
+#include "advice/advice.h"
 #include "caps/caps.h"
 #include "pg/guard.h"
 #include "pg/guc.h"
@@ -95,6 +96,8 @@ long reaper_cycle(void)
     scan_sessions(&scan, MemoryReads::as_rules_need, memory_cache);
     if (loaded)
         caps_reconcile(&scan);
+    /* Sampled before acting: what the apps held and used, whatever the policies then end. */
+    advice_sample(&scan, memory_cache);
     if (guc_enabled)
         (void)act_on_scan(&scan, false, action_memo, nullptr, nullptr);
     CommitTransactionCommand();

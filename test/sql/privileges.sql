@@ -40,6 +40,7 @@ SELECT count(*) AS others_sessions FROM poolguard.sessions WHERE role_name <> cu
 SELECT count(*) AS others_terminations FROM poolguard.terminations WHERE role_name <> current_user;
 SELECT count(*) AS others_app_summary FROM poolguard.app_summary WHERE role_name IS DISTINCT FROM current_user;
 SELECT count(*) AS own_app_summary FROM poolguard.app_summary WHERE role_name = current_user;
+SELECT count(*) AS others_pool_advice FROM poolguard.pool_advice WHERE role_name IS DISTINCT FROM current_user;
 SELECT poolguard.worker_pid();
 SELECT poolguard.metrics();
 SELECT * FROM poolguard.stats;
@@ -75,6 +76,7 @@ SELECT count(*) >= 0 AS invalidation_stats FROM poolguard.invalidation_stats;
 SELECT count(*) >= 0 AS invalidation_publishers FROM poolguard.invalidation_publishers;
 SELECT count(*) > 0 AS sees_all_sessions FROM poolguard.sessions WHERE role_name <> current_user;
 SELECT count(*) > 0 AS sees_all_app_summary FROM poolguard.app_summary WHERE role_name <> current_user;
+SELECT count(*) >= 0 AS pool_advice FROM poolguard.pool_advice;
 SELECT count(*) FILTER (WHERE figure = 'shared_memory_size' AND bytes > 0) AS shared_memory_size,
        count(*) FILTER (WHERE figure = 'client_backends' AND processes > 0) > 0 AS client_backends
   FROM poolguard.memory;
