@@ -68,6 +68,18 @@ struct DatabasePublishCounts
 /* The publisher counters of one database. */
 DatabasePublishCounts invalidation_database_counts(Oid database);
 
+/* A database's publisher slot as the metrics show it (poolguard_publisher_*). */
+struct PublisherState
+{
+    Oid database;
+    bool running;          /* a publisher process serves the database now */
+    uint64 pending;        /* invalidations queued for it, not yet sent */
+    uint64 start_failures; /* starts that failed (no worker slot, connection) */
+};
+
+/* Copies every database's publisher slot (palloc'd); returns how many. */
+int invalidation_copy_publisher_states(PublisherState **states);
+
 } // namespace poolguard
 
 #endif

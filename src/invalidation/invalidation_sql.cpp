@@ -213,6 +213,29 @@ DatabasePublishCounts invalidation_database_counts(Oid database)
     return out;
 }
 
+int invalidation_copy_publisher_states(PublisherState **states)
+{
+    *states = static_cast<PublisherState *>(palloc0(sizeof(PublisherState) * max_publishers));
+    if (invalidation_shared == nullptr)
+        return 0;
+    int count = 0;
+    /* Plain data only under the lock. */
+    LWLockAcquire(invalidation_shared->lock, LW_SHARED);
+    for (int i = 0; i < max_publishers; i++)
+    {
+        const PublisherSlot *p = &invalidation_shared->publishers[i];
+        if (p->database == InvalidOid)
+            continue;
+        PublisherState *s = &(*states)[count++];
+        s->database = p->database;
+        s->running = p->pid != 0;
+        s->pending = (uint64)p->items.count;
+        s->start_failures = p->start_failures;
+    }
+    LWLockRelease(invalidation_shared->lock);
+    return count;
+}
+
 } // namespace poolguard
 
 /* Rows of poolguard.invalidation_stats: this database's scopes (and the overflow row). */

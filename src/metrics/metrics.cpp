@@ -69,6 +69,13 @@ struct PoolAgg
     int64 held, peak, p50, p95, max, recommended, idle_memory, freed;
 };
 
+/* A database's publisher slot: is it running, what waits for it, its failed starts. */
+struct PublisherAgg
+{
+    char database[NAMEDATALEN];
+    PublisherState state;
+};
+
 /* What a database's publisher delivered. */
 struct DatabaseAgg
 {
@@ -99,6 +106,8 @@ struct MetricsData
     int64 idle_memory_budget; /* poolguard.idle_memory_budget, 0 = off */
     int npools;
     PoolAgg *pools; /* pool advice per (database, application_name, client) */
+    int npublishers;
+    PublisherAgg *publishers; /* every database's publisher slot */
 };
 
 const char *counter_label(const PolicyCounters *c)
@@ -313,6 +322,24 @@ char *render(const MetricsData *d)
                          (double)(d->pools[i].*f.field));
         }
 
+        m.family("poolguard_publisher_running", "gauge",
+                 "1 while a publisher process serves the database (publishers exit when idle).");
+        for (int i = 0; i < d->npublishers; i++)
+            m.sample("poolguard_publisher_running", "database", d->publishers[i].database,
+                     d->publishers[i].state.running ? 1.0 : 0.0);
+
+        m.family("poolguard_publisher_pending_invalidations", "gauge",
+                 "Invalidations queued for the database's publisher and not yet sent.");
+        for (int i = 0; i < d->npublishers; i++)
+            m.sample("poolguard_publisher_pending_invalidations", "database", d->publishers[i].database,
+                     (double)d->publishers[i].state.pending);
+
+        m.family("poolguard_publisher_start_failures_total", "counter",
+                 "Times a database's publisher could not be started (no worker slot, connection failed).");
+        for (int i = 0; i < d->npublishers; i++)
+            m.sample("poolguard_publisher_start_failures_total", "database", d->publishers[i].database,
+                     (double)d->publishers[i].state.start_failures);
+
         m.family("poolguard_database_invalidations_delivered_total", "counter",
                  "Invalidation items a database's publisher sent to its listeners.");
         for (int i = 0; i < d->ndatabases; i++)
@@ -410,6 +437,20 @@ void gather(MetricsData *d, bool ascii_only)
     d->dry_run_actions = stats_get(GlobalCounter::dry_run_actions);
     d->notifications_sent = stats_get(GlobalCounter::notifications_sent);
     d->last_scan_seconds = stats_last_scan_duration() / 1e6;
+
+    PublisherState *states;
+    int npublisher_slots = invalidation_copy_publisher_states(&states);
+    d->publishers = static_cast<PublisherAgg *>(palloc0(sizeof(PublisherAgg) * Max(npublisher_slots, 1)));
+    d->npublishers = 0;
+    for (int i = 0; i < npublisher_slots; i++)
+    {
+        const char *name = get_database_name(states[i].database);
+        if (name == nullptr)
+            continue; /* dropped: the worker forgets its slot */
+        strlcpy(d->publishers[d->npublishers].database, name, NAMEDATALEN);
+        d->publishers[d->npublishers].state = states[i];
+        d->npublishers++;
+    }
 
     /* Pool advice, per (database, application_name, client) summed over roles. */
     AdviceEntry *entries;

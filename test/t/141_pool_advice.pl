@@ -82,6 +82,20 @@ like($text, qr/^poolguard_pool_advice_memory_freed_bytes\{database="postgres",ap
 my @samples = grep { /^poolguard_pool_advice/ } split /\n/, $text;
 is((grep { /role|\bapp"/ } @samples), 0, 'no role in any label');
 
+# The publisher series of item 3's alerts (examples/alerts.yml): a database with a publisher slot
+# shows whether one runs, what waits for it and its failed starts.
+$node->safe_psql('postgres', q{SELECT poolguard.invalidate('advice', '1')});
+my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+my $pub = '';
+until ($pub =~ /^poolguard_publisher_pending_invalidations\{database="postgres"\} 0$/m || time > $deadline)
+{
+    $pub = http_get($port, '/metrics');
+    select(undef, undef, undef, 0.1) unless $pub =~ /^poolguard_publisher_pending_invalidations\{database="postgres"\} 0$/m;
+}
+like($pub, qr/^poolguard_publisher_pending_invalidations\{database="postgres"\} 0$/m, 'metrics: nothing left for the publisher');
+like($pub, qr/^poolguard_publisher_running\{database="postgres"\} [01]$/m, 'metrics: whether a publisher runs');
+like($pub, qr/^poolguard_publisher_start_failures_total\{database="postgres"\} 0$/m, 'metrics: its failed starts');
+
 # Bounded per database: past 16 identities of one database, the rest share its overflow row.
 $node->safe_psql('postgres', 'CREATE DATABASE shop');
 my @many = map { hold($node, "user=app application_name=many-$_", 'shop') } 1 .. 18;
