@@ -38,7 +38,7 @@ for my $line (split /\n/, $text)
 {
     if ($line =~ /^# HELP (\S+) .+$/) { $help{$1} = 1; next; }
     if ($line =~ /^# TYPE (\S+) (gauge|counter)$/) { $type{$1} = $2; next; }
-    if ($line =~ /^([a-z_]+)(\{(?:[a-z_]+="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+]+|NaN|[+-]Inf)$/)
+    if ($line =~ /^([a-z_][a-z0-9_]*)(\{(?:[a-z_]+="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+]+|NaN|[+-]Inf)$/)
     {
         push @bad, "undeclared $1" unless $type{$1} && $help{$1};
         next;
