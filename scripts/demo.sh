@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # scripts/demo.sh — `make demo`: the motivating case on a throwaway cluster.
-# A Next.js-style app leaves 11 idle connections, each holding ~40 MB of private memory (temp
-# buffers filled by a temp table), beside 3 busy ones.  We print the connections and their
-# private memory, apply one policy (idle_timeout 5s, keep at most 2 idle), and print them again
-# with the poolguard.terminations rows.  Takes about 15 seconds.
+# A Next.js-style app leaves 11 idle connections, each holding ~60 MB of private memory (temp
+# buffers filled by a temp table), beside 3 busy ones: 11 idle connections over the 500 MB the
+# team wanted.  We print the connections and their private memory (before), what
+# poolguard.pool_advice says the app's pool needs (the advice), set
+# poolguard.idle_memory_budget = 500MB (the budget applied) and print them again with the
+# poolguard.terminations rows (after); then one policy (idle_timeout 5s, keep at most 2 idle)
+# ends the rest.  Takes about 30 seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -16,6 +19,7 @@ WORK=$(make_workdir)
 PORT=$(free_port)
 METRICS_PORT=$(free_port)
 cluster_start "$WORK" "$PORT" "poolguard.idle_grace = '1s'" "max_connections = 50" \
+    "poolguard.naptime = '200ms'" "poolguard.advice_window = '1min'" \
     "poolguard.metrics_listen = '127.0.0.1:$METRICS_PORT'"
 APP_PIDS=()
 cleanup() {
@@ -26,29 +30,28 @@ trap cleanup EXIT
 sql() { psql_at "$WORK" "$PORT" -d postgres "$@"; }
 sql -q -c 'CREATE EXTENSION pg_poolguard'
 
-log "the app opens 11 connections that go idle holding memory, and 3 busy ones"
-for i in $(seq 1 11); do
-    ( echo "SET application_name = 'next-app';"
-      echo "SET temp_buffers = '64MB';"
-      echo "CREATE TEMP TABLE cache AS SELECT g, repeat('x', 500) AS pad FROM generate_series(1, 70000) g;"
-      echo "SELECT count(*) FROM cache;"
-      # Connected for as long as the demo runs (until the server ends it), however slow the machine.
-      while kill -0 $$ 2>/dev/null; do sleep 1; done ) | as_pg psql -X -q -h "$WORK" -p "$PORT" -U postgres -d postgres >/dev/null 2>&1 &
-    APP_PIDS+=($!)
-done
-for i in 1 2 3; do
-    as_pg psql -X -q -h "$WORK" -p "$PORT" -U postgres -d postgres \
-        -c "SET application_name = 'next-app'; SELECT pg_sleep(20)" >/dev/null 2>&1 &
-    APP_PIDS+=($!)
-done
+wait_until() { wait_for "$WORK" "$PORT" "$1"; }
+idle_count="SELECT count(*) FROM poolguard.sessions WHERE application_name = 'next-app' AND state = 'idle'"
 
 # The app's sessions run as a plain role; superusers are exempt by default.  Here everything
 # is the postgres superuser, so the demo turns that exemption off for this cluster.
 sql -q -c "ALTER SYSTEM SET poolguard.exempt_superusers = off" -c "SELECT pg_reload_conf()" >/dev/null
 
-wait_until() { wait_for "$WORK" "$PORT" "$1"; }
-idle_count="SELECT count(*) FROM poolguard.sessions WHERE application_name = 'next-app' AND state = 'idle'"
-wait_until "($idle_count AND private_memory > 30000000) >= 11"
+log "the app opens 11 connections that go idle holding memory (one after the other), then 3 busy ones"
+for i in $(seq 1 11); do
+    ( echo "SET temp_buffers = '64MB';"
+      echo "CREATE TEMP TABLE cache AS SELECT g, repeat('x', 500) AS pad FROM generate_series(1, 100000) g;"
+      echo "SELECT count(*) FROM cache;"
+      # Connected for as long as the demo runs (until the server ends it), however slow the machine.
+      while kill -0 $$ 2>/dev/null; do sleep 1; done ) | as_pg env PGAPPNAME=next-app psql -X -q -h "$WORK" -p "$PORT" -U postgres -d postgres >/dev/null 2>&1 &
+    APP_PIDS+=($!)
+    wait_until "($idle_count AND private_memory > 45000000) >= $i"
+done
+for i in 1 2 3; do
+    as_pg env PGAPPNAME=next-app psql -X -q -h "$WORK" -p "$PORT" -U postgres -d postgres \
+        -c "SELECT pg_sleep(20)" >/dev/null 2>&1 &
+    APP_PIDS+=($!)
+done
 
 report() {
     sql -c "SELECT application_name, state, count(*) AS connections,
@@ -58,6 +61,23 @@ report() {
 }
 log "before: connections of the app and their private memory"
 report
+
+log "the advice: what the app's pool needs (poolguard.pool_advice, sampled by the worker each scan)"
+wait_until "SELECT active_max >= 3 AND idle_now >= 11 FROM poolguard.pool_advice WHERE application_name = 'next-app'"
+sql -c "SELECT connections_now AS now, connections_peak AS peak, active_p50 AS p50, active_p95 AS p95,
+               active_max AS max, recommended_max, pg_size_pretty(idle_memory) AS idle_memory,
+               pg_size_pretty(memory_freed) AS would_free
+          FROM poolguard.pool_advice WHERE application_name = 'next-app'"
+sql -Atq -c "SELECT 'why: ' || why FROM poolguard.pool_advice WHERE application_name = 'next-app'"
+
+log "the budget applied: poolguard.idle_memory_budget = 500MB (idle sessions together, largest ended first)"
+sql -q -c "ALTER SYSTEM SET poolguard.idle_memory_budget = '500MB'" -c "SELECT pg_reload_conf()" >/dev/null
+idle_memory="SELECT coalesce(sum(private_memory), 0) FROM poolguard.sessions WHERE state = 'idle'"
+wait_until "($idle_memory) < 500 * 1024 * 1024"
+log "after the budget: idle memory under 500 MB"
+report
+sql -c "SELECT pid, reason, pg_size_pretty(private_memory) AS private_memory
+          FROM poolguard.terminations WHERE reason = 'idle_memory_budget' ORDER BY at"
 
 log "apply one policy"
 sql -c "INSERT INTO poolguard.policy (name, application_name, idle_timeout, max_idle)
