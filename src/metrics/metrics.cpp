@@ -5,8 +5,9 @@
  *
  * Labels stay low-cardinality: policy names, states, reasons, and for the per-app families a
  * database and an application_name (bounded by the app stats table: app_stats_capacity rows,
- * app_stats_per_database per database).  Never pids, roles or keys: the per-app families sum
- * over roles.
+ * app_stats_per_database per database), for the pool advice families also the client address
+ * (bounded by the advice table: advice_capacity rows, advice_per_database per database).  Never
+ * pids, roles or keys: the per-app families sum over roles.
  */
 #include "metrics/metrics.h"
 

@@ -5,7 +5,8 @@
  *   - Each feature requests its own LWLock tranche here (shmem_register_lwlocks) and documents
  *     its locks in its own file: "pg_poolguard policies" (policy_store.cpp), "pg_poolguard
  *     history" (actions.cpp), "pg_poolguard caps" (caps.cpp), "pg_poolguard policy stats"
- *     (stats.cpp), "pg_poolguard invalidation" (invalidation_shmem.cpp), "pg_poolguard feed"
+ *     (stats.cpp), "pg_poolguard app stats" (app_stats.cpp), "pg_poolguard advice" (advice.cpp),
+ *     "pg_poolguard invalidation" (invalidation_shmem.cpp), "pg_poolguard feed"
  *     (invalidation_feed.cpp).  One nesting exists: a committing backend takes the feed lock
  *     while it holds the invalidation lock (order: invalidation, then feed).  Every other lock is
  *     a leaf, never held while another is taken.  The whole order: docs/architecture.md, "Locks".
