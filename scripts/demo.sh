@@ -62,8 +62,11 @@ report() {
 log "before: connections of the app and their private memory"
 report
 
-log "the advice: what the app's pool needs (poolguard.pool_advice, sampled by the worker each scan)"
-wait_until "SELECT active_max >= 3 AND idle_now >= 11 FROM poolguard.pool_advice WHERE application_name = 'next-app'"
+log "the advice: what the app's pool needs (poolguard.pool_advice)"
+# (The worker re-reads the idle sessions' memory every 10 s: wait for a reading of all 11.)
+all_idle_at=$(sql -Atq -c "SELECT clock_timestamp()")
+wait_until "SELECT active_max >= 3 AND idle_now >= 11 AND idle_memory_at > '$all_idle_at'
+              FROM poolguard.pool_advice WHERE application_name = 'next-app'"
 sql -c "SELECT connections_now AS now, connections_peak AS peak, active_p50 AS p50, active_p95 AS p95,
                active_max AS max, recommended_max, pg_size_pretty(idle_memory) AS idle_memory,
                pg_size_pretty(memory_freed) AS would_free

@@ -167,6 +167,15 @@ void advice_sample(const SessionScan *scan, MemoryCache *cache)
 {
     if (advice_table == nullptr)
         return;
+    /*
+     * The idle sessions' memory costs one /proc read per session: read every
+     * advice_memory_interval_ms, not every scan (worker-local state).
+     */
+    static TimestampTz memory_read_at = 0;
+    bool read_memory =
+        scan->now - memory_read_at >= (int64)advice_memory_interval_ms * 1000 || scan->now < memory_read_at;
+    if (read_memory)
+        memory_read_at = scan->now;
     /* Names and memory first, with no lock held (catalog lookups, /proc reads). */
     ScanAgg *aggs = static_cast<ScanAgg *>(palloc0(sizeof(ScanAgg) * Max(scan->count, 1)));
     int naggs = 0;
@@ -200,8 +209,9 @@ void advice_sample(const SessionScan *scan, MemoryCache *cache)
         else if (row->state == core::SessionState::idle)
         {
             a->idle++;
-            int64 mem = row->private_memory >= 0 ? row->private_memory
-                                                 : session_private_memory(cache, row, scan->now);
+            int64 mem = !read_memory               ? -1
+                        : row->private_memory >= 0 ? row->private_memory
+                                                   : session_private_memory(cache, row, scan->now);
             if (mem >= 0)
                 a->memory = Max(a->memory, 0) + mem;
         }
@@ -243,7 +253,11 @@ void advice_sample(const SessionScan *scan, MemoryCache *cache)
         core::advice_record(&e->ring, now, e->scan_held, e->scan_active, window_us);
         e->held_now = e->scan_held;
         e->idle_now = e->scan_idle;
-        e->idle_memory = e->scan_memory;
+        if (read_memory)
+        {
+            e->idle_memory = e->scan_memory;
+            e->idle_memory_at = now;
+        }
         e->sampled_at = now;
     }
     LWLockRelease(advice_table->lock);
@@ -301,7 +315,7 @@ POOLGUARD_FUNCTION(poolguard_pool_advice_info)
         if (!caller_may_see(e->other ? InvalidOid : get_role_oid(e->role, true)))
             continue;
         core::Advice a = advice_of(e, now);
-        constexpr int ncols = 18;
+        constexpr int ncols = 19;
         Datum values[ncols];
         bool nulls[ncols] = {};
         values[0] = name_datum(e->database);
@@ -318,6 +332,8 @@ POOLGUARD_FUNCTION(poolguard_pool_advice_info)
         values[9] = Int32GetDatum(e->idle_now);
         values[10] = Int64GetDatum(e->idle_memory);
         nulls[10] = e->idle_memory < 0;
+        values[18] = TimestampTzGetDatum(e->idle_memory_at);
+        nulls[18] = e->idle_memory_at == 0;
         values[11] = Int32GetDatum(a.recommended_max);
         nulls[11] = a.recommended_max < 0;
         values[12] = Int64GetDatum(a.memory_freed);

@@ -28,7 +28,8 @@ struct AdviceEntry
     bool other;             /* a database's overflow: its identities past advice_per_database */
     int32 held_now;
     int32 idle_now;
-    int64 idle_memory; /* private memory of its idle sessions, bytes; -1 = none measured */
+    int64 idle_memory;          /* private memory of its idle sessions, bytes; -1 = none measured */
+    TimestampTz idle_memory_at; /* when it was read (every advice_memory_interval_ms) */
     TimestampTz sampled_at;
     TimestampTz last_held; /* the last scan that saw a connection of it */
     core::AdviceRing ring;
@@ -40,12 +41,15 @@ struct AdviceEntry
 constexpr int advice_capacity = 128;
 constexpr int advice_per_database = 16;
 
+/* The worker re-reads the idle sessions' memory for the advice at most this often. */
+constexpr int advice_memory_interval_ms = 10000;
+
 void advice_register(void);
 
 /*
  * The worker, each scan (in its transaction, no pg_poolguard lock held): counts each identity's
- * connections, active sessions and idle private memory (read through the worker's memory cache,
- * at most once per naptime per session) and records them.
+ * connections and active sessions and records them; every advice_memory_interval_ms also the
+ * private memory of its idle sessions (through the worker's memory cache).
  */
 void advice_sample(const SessionScan *scan, MemoryCache *cache);
 

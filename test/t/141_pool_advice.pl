@@ -48,6 +48,11 @@ $node->poll_query_until('postgres', sprintf($web, 'active_max'), $K)
 $locker->[0]->query_safe('SELECT pg_advisory_unlock(42)');
 $node->poll_query_until('postgres', sprintf($web, 'idle_now'), $N)
   or die 'the busy sessions did not go idle';
+# The idle sessions' memory is re-read every 10 s (not every scan): wait for a reading taken
+# once all N were idle.
+my $all_idle_at = $node->safe_psql('postgres', 'SELECT clock_timestamp()');
+$node->poll_query_until('postgres', sprintf($web, "idle_now = $N AND idle_memory_at > '$all_idle_at'"))
+  or die 'the worker did not read the idle memory';
 
 my $row = $node->safe_psql('postgres', sprintf($web,
     q{connections_now, connections_peak, active_max, active_p95, recommended_max,
