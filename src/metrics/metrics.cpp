@@ -143,6 +143,32 @@ char *render(const MetricsData *d)
                 m.sample("poolguard_login_evictions_total", "policy", counter_label(&d->counters[i]),
                          (double)d->counters[i].evicted);
 
+        struct
+        {
+            const char *name;
+            const char *help;
+            int64 PolicyCounters::*field;
+        } login_families[] = {
+            {"poolguard_logins_total", "Logins admitted through a policy.", &PolicyCounters::logins},
+            {"poolguard_refills_total",
+             "Logins of an identity within poolguard.refill_window after the policy ended one of its "
+             "sessions.",
+             &PolicyCounters::refills},
+            {"poolguard_ended_unused_total",
+             "Sessions a policy ended that ran no statement after their login.",
+             &PolicyCounters::ended_unused},
+            {"poolguard_login_waits_total",
+             "Logins that waited for a place (on_limit = wait) and were admitted.", &PolicyCounters::waited},
+        };
+        for (const auto &f : login_families)
+        {
+            m.family(f.name, "counter", f.help);
+            for (int i = 0; i < d->ncounters; i++)
+                if (d->counters[i].name[0] && d->counters[i].*(f.field) > 0)
+                    m.sample(f.name, "policy", counter_label(&d->counters[i]),
+                             (double)(d->counters[i].*(f.field)));
+        }
+
         m.family("poolguard_dry_run_actions_total", "counter",
                  "Actions recorded without signalling (dry run).");
         m.sample("poolguard_dry_run_actions_total", (double)d->dry_run_actions);

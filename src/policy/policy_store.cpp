@@ -168,8 +168,21 @@ void compile_row(CompiledPolicy *p, HeapTuple tuple, TupleDesc desc)
     p->rules.max_idle_memory = column_int64(tuple, desc, 12);
     p->max_connections = column_int64(tuple, desc, 13);
     text = column_text(tuple, desc, 14);
-    p->on_limit = (text != NULL && strcmp(text, "evict_idle") == 0) ? OnLimit::evict_idle : OnLimit::reject;
+    p->on_limit = OnLimit::reject;
+    if (text != NULL && strcmp(text, "evict_idle") == 0)
+        p->on_limit = OnLimit::evict_idle;
+    else if (text != NULL && strcmp(text, "wait") == 0)
+        p->on_limit = OnLimit::wait;
     p->dry_run = column_bool(tuple, desc, 15);
+    /* 1.2's columns (absent while the installed SQL is older: the query then leaves them out). */
+    if (desc->natts >= 17)
+    {
+        p->rules.min_idle = column_int64(tuple, desc, 16);
+        int64 wait = column_interval(tuple, desc, 17);
+        p->login_wait = wait == core::inherit ? 0 : wait;
+    }
+    if (p->on_limit == OnLimit::wait && p->login_wait <= 0)
+        p->on_limit = OnLimit::reject; /* policy_validate refuses this; a hand-edited catalog still caps */
 }
 
 /*
@@ -178,6 +191,14 @@ void compile_row(CompiledPolicy *p, HeapTuple tuple, TupleDesc desc)
  * Intervals are converted in C (core::interval_micros).
  */
 const char *load_query =
+    "SELECT name, priority, role_name, database_name, application_name, client_addr, "
+    "       idle_timeout, idle_in_transaction_timeout, max_connection_age, max_query_duration, "
+    "       max_idle, max_idle_memory, max_connections, on_limit, dry_run, min_idle, login_wait "
+    "  FROM poolguard.policy WHERE enabled "
+    " ORDER BY priority DESC, name COLLATE pg_catalog.\"C\"";
+
+/* The same for a policy table of 1.1 or older (no min_idle, login_wait). */
+const char *load_query_1_1 =
     "SELECT name, priority, role_name, database_name, application_name, client_addr, "
     "       idle_timeout, idle_in_transaction_timeout, max_connection_age, max_query_duration, "
     "       max_idle, max_idle_memory, max_connections, on_limit, dry_run "
@@ -336,7 +357,8 @@ int policy_store_load(uint64 change_count)
                                 GUC_ACTION_SAVE, true, 0, false);
         if (SPI_connect() != SPI_OK_CONNECT)
             elog(ERROR, "pg_poolguard: SPI_connect failed");
-        int rc = SPI_execute(load_query, true, 0);
+        bool has_1_2_columns = get_attnum(table, "login_wait") != InvalidAttrNumber;
+        int rc = SPI_execute(has_1_2_columns ? load_query : load_query_1_1, true, 0);
         if (rc != SPI_OK_SELECT)
             elog(ERROR, "pg_poolguard could not read poolguard.policy: %s", SPI_result_code_string(rc));
         total = (int)SPI_processed;

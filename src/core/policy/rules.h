@@ -53,6 +53,7 @@ struct PolicyRules
     int64_t max_query_duration = inherit;          /* µs */
     int64_t max_idle = inherit;                    /* sessions */
     int64_t max_idle_memory = inherit;             /* bytes */
+    int64_t min_idle = inherit;                    /* sessions the idle rules leave (warm floor) */
 };
 
 /* The server-wide defaults (GUCs) that NULL rule columns inherit; 0 = off. */
@@ -71,6 +72,7 @@ struct Rules
     Micros max_query_duration = 0;
     int64_t max_idle = 0;
     int64_t max_idle_memory = 0;
+    int64_t min_idle = 0;
 };
 
 Rules effective_rules(const PolicyRules &policy, const DefaultRules &defaults);
