@@ -106,8 +106,14 @@ is($node->safe_psql('postgres', q{SELECT pg_get_function_result('poolguard.sessi
     $node->safe_psql('fresh', q{SELECT pg_get_function_result('poolguard.session_info()'::regprocedure)}),
     'session_info() signature equal');
 
-# The policies as pg_dump sees them: unchanged by the update.
-is(dump_policy_data('postgres'), $policy_dump_before, 'pg_dump of the policy table unchanged');
+# The policies as pg_dump sees them: unchanged by the update, but for the columns 1.2 added
+# (min_idle, login_wait), NULL in every row that existed before.
+my $policy_dump_after = dump_policy_data('postgres');
+like($policy_dump_after, qr/^COPY poolguard\.policy \(.*, comment, min_idle, login_wait\) FROM stdin;$/m,
+    'the update added min_idle and login_wait at the end');
+$policy_dump_after =~ s/, min_idle, login_wait\) FROM stdin;/) FROM stdin;/;
+$policy_dump_after =~ s/^(?!COPY|\\\.)(\S.*)\t\\N\t\\N$/$1/mg;
+is($policy_dump_after, $policy_dump_before, 'pg_dump of the policy table otherwise unchanged');
 # The catalog as pg_dump sees them: the config-table registration (extconfig/extcondition) too.
 is($node->safe_psql('postgres', q{SELECT array_length(extconfig, 1), extcondition FROM pg_extension WHERE extname = 'pg_poolguard'}),
     $node->safe_psql('fresh', q{SELECT array_length(extconfig, 1), extcondition FROM pg_extension WHERE extname = 'pg_poolguard'}),
