@@ -32,6 +32,7 @@ for my $round (1 .. $rounds)
         sql('SELECT poolguard.reset_stats()');
         local %ENV = (%ENV, GUIDE => '0', WORKERS => '10', BURST => '30', STACK_USER => 'hik',
             STACK_JDBC_URL => "jdbc:postgresql://127.0.0.1:$port/postgres?ApplicationName=hikari");
+        sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'hik'");    # none left from the last run
         my ($in, $out) = ('', '');
         my $h = IPC::Run::start([ 'java', '-cp', join(':', @jars), "$FindBin::RealBin/../test/stacks/Hikari.java" ],
             '<', \$in, '>', \$out, '2>', \my $err, IPC::Run::timeout(600));
@@ -42,6 +43,8 @@ for my $round (1 .. $rounds)
             $h->pump until (() = $out =~ /^done /mg) >= $answers;
         };
         $ask->('burst');
+        # The pool at its minimum (HikariCP fills it in the background): the quiet starts here.
+        $node->poll_query_until('postgres', "SELECT count(*) = 10 FROM pg_stat_activity WHERE usename = 'hik'");
         my $logins = sql("SELECT logins FROM poolguard.policy_status WHERE policy = 'fight'");
         my ($max_idle_bytes, $max_idle_sessions) = (0, 0);
         for (1 .. $probes)

@@ -370,7 +370,10 @@ void refills_reset(void)
     {
         IdentityEntry *e = &refill_table->identities[i];
         e->logins = e->refills = e->ended = e->ended_unused = 0;
+        e->recent_ends = core::RecentEnds(); /* ends before the reset are no refills after it */
     }
+    for (int i = 0; i < refill_table->nwindows; i++)
+        refill_table->windows[i].window = core::ChurnWindow();
     LWLockRelease(refill_table->lock);
 }
 

@@ -119,7 +119,7 @@ struct IdentityCounters
 /* Copies the identities counted (palloc'd); returns how many. */
 int refills_copy_identities(IdentityCounters **rows);
 
-/* reset_stats(): zeroes the identities' counters. */
+/* reset_stats(): zeroes the identities' counters and forgets the ends not refilled yet. */
 void refills_reset(void);
 
 } // namespace poolguard
