@@ -101,8 +101,7 @@ Size refills_size(void)
 void refills_init(void)
 {
     bool found;
-    refill_table =
-        static_cast<RefillTable *>(ShmemInitStruct("pg_poolguard refills", refills_size(), &found));
+    refill_table = static_cast<RefillTable *>(ShmemInitStruct(refill_tranche, refills_size(), &found));
     if (!found)
     {
         for (IdentityEntry &e : refill_table->identities)

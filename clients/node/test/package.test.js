@@ -14,7 +14,15 @@ test('npm pack ships the entries, their types, the LRU and the README — and no
   const packs = JSON.parse(out);
   const pack = Array.isArray(packs) ? packs[0] : Object.values(packs)[0];
   const files = pack.files.map((f) => f.path).sort();
-  assert.deepEqual(files, ['README.md', 'index.d.mts', 'index.d.ts', 'index.js', 'index.mjs', 'lru.js', 'package.json']);
+  assert.deepEqual(files, [
+    'README.md',
+    'index.d.mts',
+    'index.d.ts',
+    'index.js',
+    'index.mjs',
+    'lru.js',
+    'package.json',
+  ]);
   const pkg = require('../package.json');
   for (const target of [pkg.main, pkg.types, ...Object.values(pkg.exports['.']).flatMap((c) => Object.values(c))]) {
     assert.ok(files.includes(target.replace(/^\.\//, '')), `${target} is packed`);
@@ -33,7 +41,10 @@ test('require() and import() of the package give the same classes', async () => 
 test('the type declarations compile against TypeScript usage of both entries', () => {
   const tsc = require.resolve('typescript/bin/tsc');
   try {
-    execFileSync(process.execPath, [tsc, '-p', path.join(__dirname, 'types', 'tsconfig.json')], { cwd: root, encoding: 'utf8' });
+    execFileSync(process.execPath, [tsc, '-p', path.join(__dirname, 'types', 'tsconfig.json')], {
+      cwd: root,
+      encoding: 'utf8',
+    });
   } catch (err) {
     assert.fail(`tsc failed:\n${err.stdout}${err.stderr}`);
   }
