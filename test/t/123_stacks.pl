@@ -74,6 +74,9 @@ sub run
     {
         $ask->('burst');
         last if $cycle == 2;    # the last burst comes after the last quiet period
+        # A pool with a minimum fills it in the background: the quiet period starts once it is there.
+        $node->poll_query_until('postgres', "SELECT count(*) >= $env{POOL_MIN} FROM pg_stat_activity WHERE usename = '$role'")
+            if $env{POOL_MIN};
         my $quiet_start = sql('SELECT clock_timestamp()');
         my $logins = sql("SELECT logins FROM poolguard.policy_status WHERE policy = 'stack'");
         quiet_past($quiet_start, $rule_seconds + 0.5);
@@ -126,12 +129,12 @@ for my $stack (sort keys %stacks)
         {
             # HikariCP validates on borrow: nothing fails, but at its defaults (minimumIdle =
             # maximumPoolSize) a health probe in a quiet period makes it refill what the rule ended.
-            my $r = run($stack, $role, $idle_timeout, 0, 8, 1);
+            my $r = run($stack, $role, $idle_timeout, 0, 8, 1, POOL_MIN => 8);
             is($r->{failed}, 0, 'hikaricp, defaults: nothing fails (it validates on borrow)');
             cmp_ok($r->{quiet_logins}, '>', 0, "hikaricp, defaults + probes: the pool refills in quiet ($r->{quiet_logins} logins)");
             cmp_ok($r->{refills}, '>', 0, "hikaricp, defaults + probes: counted as refills ($r->{refills})");
             # The warm floor: min_idle = the pool's minimum, nothing is ended, nothing refilled.
-            $r = run($stack, $role, [ 'idle_timeout, min_idle', "'2s', 8" ], 0, 8, 1);
+            $r = run($stack, $role, [ 'idle_timeout, min_idle', "'2s', 8" ], 0, 8, 1, POOL_MIN => 8);
             is($r->{failed}, 0, 'hikaricp, defaults + min_idle 8: nothing fails');
             is($r->{terminated}, 0, 'hikaricp, defaults + min_idle 8: the server ends nothing');
             is($r->{quiet_logins}, 0, 'hikaricp, defaults + min_idle 8 + probes: no logins in quiet periods');
