@@ -85,3 +85,12 @@ COMMENT ON FUNCTION poolguard.invalidations_since(bigint, interval) IS
 -- the same items; it returns only the current database's items.
 REVOKE ALL ON FUNCTION poolguard.invalidations_since(bigint, interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION poolguard.invalidations_since(bigint, interval) TO PUBLIC;
+
+CREATE FUNCTION poolguard.cdc_key() RETURNS bytea
+    LANGUAGE c VOLATILE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'poolguard_cdc_key';
+COMMENT ON FUNCTION poolguard.cdc_key() IS
+    'this database''s key of the "mac" of pg_poolguard''s logical decoding messages (HMAC-SHA256): a change-data-capture consumer verifies every message with it';
+-- Owner only: whoever holds the key can forge this database's messages.  A superuser grants
+-- EXECUTE to the change-data-capture consumer's role (see the cache invalidation docs).
+REVOKE ALL ON FUNCTION poolguard.cdc_key() FROM PUBLIC;

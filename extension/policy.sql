@@ -24,6 +24,8 @@ CREATE TABLE poolguard.policy (
     on_limit                    text NOT NULL DEFAULT 'reject',
     dry_run                     boolean NOT NULL DEFAULT false,
     comment                     text,
+    -- added in 1.2 (last, as ALTER TABLE ADD COLUMN places it): all its idle sessions together
+    idle_memory_budget          bigint,
     -- 1.2: a warm floor, and caps that wait
     min_idle                    integer,
     login_wait                  interval,
@@ -38,6 +40,7 @@ CREATE TABLE poolguard.policy (
     CONSTRAINT policy_counts_not_negative CHECK (max_idle >= 0 AND max_connections >= 0),
     CONSTRAINT policy_max_idle_memory_positive CHECK (max_idle_memory > 0),
     CONSTRAINT policy_on_limit_valid CHECK (on_limit IN ('reject', 'evict_idle', 'wait')),
+    CONSTRAINT policy_idle_memory_budget_positive CHECK (idle_memory_budget > 0),
     CONSTRAINT policy_min_idle_not_negative CHECK (min_idle >= 0),
     CONSTRAINT policy_login_wait_bounded CHECK (login_wait >= interval '0' AND login_wait <= interval '10 minutes')
 );
@@ -150,6 +153,13 @@ BEGIN
     IF NEW.database_name IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = NEW.database_name) THEN
         RAISE WARNING 'database "%" of policy "%" does not exist', NEW.database_name, NEW.name
             USING DETAIL = 'The policy matches no session until the database is created.';
+    END IF;
+    -- (last: the line numbers of the checks above stay as released)
+    IF NEW.idle_memory_budget <= 0 THEN
+        RAISE EXCEPTION 'idle_memory_budget of policy "%" must be positive', NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('The value given was %s; it is a number of bytes.', NEW.idle_memory_budget),
+                  HINT = 'Use NULL for no budget.';
     END IF;
     RETURN NEW;
 END

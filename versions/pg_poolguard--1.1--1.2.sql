@@ -5,6 +5,111 @@
 
 \echo Use "ALTER EXTENSION pg_poolguard UPDATE TO '1.2'" to load this file. \quit
 
+-- The schema must be one no ordinary role can rename, replace or fill: the control file's
+-- "schema = poolguard" makes CREATE EXTENSION use a schema of that name if one exists, and its
+-- owner could later rename it and create a schema "poolguard" of its own whose functions
+-- superusers and monitoring roles would call (issue 19).  Every name below is qualified.
+DO $check_schema$
+DECLARE
+    owner_name name;
+    owner_is_superuser boolean;
+    creators text;
+BEGIN
+    SELECT r.rolname, r.rolsuper INTO owner_name, owner_is_superuser
+      FROM pg_catalog.pg_namespace n
+      JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+     WHERE n.nspname OPERATOR(pg_catalog.=) 'poolguard';
+    IF NOT owner_is_superuser THEN
+        RAISE EXCEPTION 'schema "poolguard" is owned by role "%", not by a superuser', owner_name
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = pg_catalog.format('pg_poolguard lives in schema poolguard. Role "%s" could rename the schema and put functions of its own where superusers call pg_poolguard''s.', owner_name),
+                  HINT = 'Check what schema poolguard contains, then drop it or make a superuser its owner (ALTER SCHEMA poolguard OWNER TO a superuser) and revoke CREATE on it from other roles; then run ALTER EXTENSION pg_poolguard UPDATE again.';
+    END IF;
+    SELECT pg_catalog.string_agg(CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+                                      ELSE pg_catalog.quote_ident(r.rolname) END, ', ')
+      INTO creators
+      FROM pg_catalog.pg_namespace n
+     CROSS JOIN LATERAL pg_catalog.aclexplode(n.nspacl) a
+      LEFT JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) a.grantee
+     WHERE n.nspname OPERATOR(pg_catalog.=) 'poolguard'
+       AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'
+       AND (a.grantee OPERATOR(pg_catalog.=) 0 OR NOT r.rolsuper);
+    IF creators IS NOT NULL THEN
+        RAISE EXCEPTION 'roles other than superusers may create objects in schema "poolguard"'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = pg_catalog.format('CREATE on schema poolguard is granted to %s.', creators),
+                  HINT = 'Check what schema poolguard contains, revoke CREATE on it from those roles, then run ALTER EXTENSION pg_poolguard UPDATE again.';
+    END IF;
+END
+$check_schema$;
+
+-- Per-app summary (extension/stats.sql, issue 25): app_summary_info() and the app_summary view.
+CREATE FUNCTION poolguard.app_summary_info(
+        OUT database_name name, OUT role_name name, OUT application_name text,
+        OUT sessions_ended bigint, OUT idle_timeout bigint, OUT idle_in_transaction_timeout bigint,
+        OUT max_connection_age bigint, OUT max_idle bigint, OUT max_idle_memory bigint,
+        OUT evict_idle bigint, OUT queries_cancelled bigint, OUT logins_refused bigint,
+        OUT invalidations_published bigint, OUT database_notifications bigint,
+        OUT database_invalidations_delivered bigint, OUT database_resyncs bigint,
+        OUT last_event timestamptz, OUT stats_reset timestamptz)
+    RETURNS SETOF record
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'poolguard_app_summary_info';
+-- Everyone, for the rows of roles whose privileges they have (pg_read_all_stats: all rows).
+REVOKE ALL ON FUNCTION poolguard.app_summary_info() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION poolguard.app_summary_info() TO PUBLIC;
+
+-- The counters, and the identities connected now with nothing counted yet (all zeros: the
+-- policies have done nothing to them so far), with the policies their sessions match.
+CREATE VIEW poolguard.app_summary AS
+    SELECT COALESCE(c.database_name, s.database_name) AS database_name,
+           COALESCE(c.role_name, s.role_name) AS role_name,
+           COALESCE(c.application_name, s.application_name) AS application_name,
+           COALESCE(s.sessions, 0) AS sessions_now,
+           s.policies,
+           COALESCE(c.sessions_ended, 0) AS sessions_ended,
+           COALESCE(c.idle_timeout, 0) AS idle_timeout,
+           COALESCE(c.idle_in_transaction_timeout, 0) AS idle_in_transaction_timeout,
+           COALESCE(c.max_connection_age, 0) AS max_connection_age,
+           COALESCE(c.max_idle, 0) AS max_idle,
+           COALESCE(c.max_idle_memory, 0) AS max_idle_memory,
+           COALESCE(c.evict_idle, 0) AS evict_idle,
+           COALESCE(c.queries_cancelled, 0) AS queries_cancelled,
+           COALESCE(c.logins_refused, 0) AS logins_refused,
+           COALESCE(c.invalidations_published, 0) AS invalidations_published,
+           c.database_notifications, c.database_invalidations_delivered, c.database_resyncs,
+           c.last_event, c.stats_reset
+      FROM poolguard.app_summary_info() c
+      FULL JOIN (SELECT a.database_name, a.role_name, a.application_name,
+                        pg_catalog.count(*) AS sessions,
+                        pg_catalog.array_agg(DISTINCT a.policy) FILTER (WHERE a.policy IS NOT NULL) AS policies
+                   FROM poolguard.sessions a
+                  GROUP BY a.database_name, a.role_name, a.application_name) s
+        ON c.database_name OPERATOR(pg_catalog.=) s.database_name
+       AND c.role_name OPERATOR(pg_catalog.=) s.role_name
+       AND c.application_name OPERATOR(pg_catalog.=) s.application_name;
+COMMENT ON VIEW poolguard.app_summary IS
+    'per app identity (database, role, application_name): sessions now, sessions ended by reason, queries cancelled, logins refused, invalidations published, and its database''s notifications, deliveries and resyncs';
+REVOKE ALL ON poolguard.app_summary FROM PUBLIC;
+GRANT SELECT ON poolguard.app_summary TO PUBLIC;
+-- The server memory picture (issue 27).
+CREATE FUNCTION poolguard.memory_info(
+        OUT figure text, OUT policy text, OUT state text, OUT processes integer, OUT bytes bigint,
+        OUT age interval)
+    RETURNS SETOF record
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'poolguard_memory_info';
+REVOKE ALL ON FUNCTION poolguard.memory_info() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION poolguard.memory_info() TO pg_monitor;
+
+CREATE VIEW poolguard.memory AS SELECT * FROM poolguard.memory_info();
+COMMENT ON VIEW poolguard.memory IS 'the shared memory segment, private memory of client sessions by policy and state, what ending every idle session would free, pg_poolguard''s and other server processes';
+REVOKE ALL ON poolguard.memory FROM PUBLIC;
+GRANT SELECT ON poolguard.memory TO pg_monitor;
+
+-- The idle-memory budget of a policy (issue 23): added last, as a fresh install declares it.
+ALTER TABLE poolguard.policy ADD COLUMN idle_memory_budget bigint;
+ALTER TABLE poolguard.policy ADD CONSTRAINT policy_idle_memory_budget_positive CHECK (idle_memory_budget > 0);
 -- ---------------------------------------------------------------------------------------------
 -- poolguard.policy gains min_idle (a warm floor the idle rules keep) and login_wait (how long
 -- a login over the cap waits under on_limit = 'wait').
@@ -120,6 +225,13 @@ BEGIN
         RAISE WARNING 'database "%" of policy "%" does not exist', NEW.database_name, NEW.name
             USING DETAIL = 'The policy matches no session until the database is created.';
     END IF;
+    -- (last: the line numbers of the checks above stay as released)
+    IF NEW.idle_memory_budget <= 0 THEN
+        RAISE EXCEPTION 'idle_memory_budget of policy "%" must be positive', NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('The value given was %s; it is a number of bytes.', NEW.idle_memory_budget),
+                  HINT = 'Use NULL for no budget.';
+    END IF;
     RETURN NEW;
 END
 $$;
@@ -163,3 +275,12 @@ CREATE VIEW poolguard.identity_status AS SELECT * FROM poolguard.identity_status
 COMMENT ON VIEW poolguard.identity_status IS 'per login identity of a policy: logins, refills (logins soon after the policy ended a session), ended sessions';
 REVOKE ALL ON poolguard.identity_status FROM PUBLIC;
 GRANT SELECT ON poolguard.identity_status TO pg_monitor;
+
+-- Issue 19: the key of the logical decoding messages' authentication tag.
+CREATE FUNCTION poolguard.cdc_key() RETURNS bytea
+    LANGUAGE c VOLATILE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'poolguard_cdc_key';
+COMMENT ON FUNCTION poolguard.cdc_key() IS
+    'this database''s key of the "mac" of pg_poolguard''s logical decoding messages (HMAC-SHA256): a change-data-capture consumer verifies every message with it';
+REVOKE ALL ON FUNCTION poolguard.cdc_key() FROM PUBLIC;
+

@@ -176,10 +176,12 @@ void compile_row(CompiledPolicy *p, HeapTuple tuple, TupleDesc desc)
         p->on_limit = OnLimit::wait;
     p->dry_run = column_bool(tuple, desc, 15);
     /* 1.2's columns (absent while the installed SQL is older: the query then leaves them out). */
-    if (desc->natts >= 17)
+    p->rules.idle_memory_budget = core::inherit;
+    if (desc->natts >= 18)
     {
-        p->rules.min_idle = column_int64(tuple, desc, 16);
-        int64 wait = column_interval(tuple, desc, 17);
+        p->rules.idle_memory_budget = column_int64(tuple, desc, 16);
+        p->rules.min_idle = column_int64(tuple, desc, 17);
+        int64 wait = column_interval(tuple, desc, 18);
         p->login_wait = wait == core::inherit ? 0 : wait;
     }
     if (p->on_limit == OnLimit::wait && p->login_wait <= 0)
@@ -191,20 +193,18 @@ void compile_row(CompiledPolicy *p, HeapTuple tuple, TupleDesc desc)
  * (ORDER BY takes each type's default btree ordering, which no search_path can change).
  * Intervals are converted in C (core::interval_micros).
  */
-const char *load_query =
-    "SELECT name, priority, role_name, database_name, application_name, client_addr, "
-    "       idle_timeout, idle_in_transaction_timeout, max_connection_age, max_query_duration, "
-    "       max_idle, max_idle_memory, max_connections, on_limit, dry_run, min_idle, login_wait "
-    "  FROM poolguard.policy WHERE enabled "
-    " ORDER BY priority DESC, name COLLATE pg_catalog.\"C\"";
-
-/* The same for a policy table of 1.1 or older (no min_idle, login_wait). */
-const char *load_query_1_1 =
-    "SELECT name, priority, role_name, database_name, application_name, client_addr, "
-    "       idle_timeout, idle_in_transaction_timeout, max_connection_age, max_query_duration, "
-    "       max_idle, max_idle_memory, max_connections, on_limit, dry_run "
-    "  FROM poolguard.policy WHERE enabled "
-    " ORDER BY priority DESC, name COLLATE pg_catalog.\"C\"";
+#define POLICY_COLUMNS                                                                                       \
+    "SELECT name, priority, role_name, database_name, application_name, client_addr, "                       \
+    "       idle_timeout, idle_in_transaction_timeout, max_connection_age, max_query_duration, "             \
+    "       max_idle, max_idle_memory, max_connections, on_limit, dry_run"
+#define POLICY_FROM                                                                                          \
+    " FROM poolguard.policy WHERE enabled ORDER BY priority DESC, name COLLATE pg_catalog.\"C\""
+const char *load_query = POLICY_COLUMNS ", idle_memory_budget, min_idle, login_wait" POLICY_FROM;
+/* The table as 1.0 and 1.1 created it (no idle_memory_budget, min_idle, login_wait), until ALTER EXTENSION
+ * UPDATE. */
+const char *load_query_before_1_2 = POLICY_COLUMNS POLICY_FROM;
+#undef POLICY_COLUMNS
+#undef POLICY_FROM
 
 /*
  * A cheap digest of the table's visible rows under the active snapshot: every insert, update
@@ -358,8 +358,9 @@ int policy_store_load(uint64 change_count)
                                 GUC_ACTION_SAVE, true, 0, false);
         if (SPI_connect() != SPI_OK_CONNECT)
             elog(ERROR, "pg_poolguard: SPI_connect failed");
-        bool has_1_2_columns = get_attnum(table, "login_wait") != InvalidAttrNumber;
-        int rc = SPI_execute(has_1_2_columns ? load_query : load_query_1_1, true, 0);
+        bool has_1_2_columns = get_attnum(table, "idle_memory_budget") != InvalidAttrNumber &&
+                               get_attnum(table, "login_wait") != InvalidAttrNumber;
+        int rc = SPI_execute(has_1_2_columns ? load_query : load_query_before_1_2, true, 0);
         if (rc != SPI_OK_SELECT)
             elog(ERROR, "pg_poolguard could not read poolguard.policy: %s", SPI_result_code_string(rc));
         total = (int)SPI_processed;

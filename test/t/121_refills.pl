@@ -42,7 +42,8 @@ sub ended
         "SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = '$app'");
 }
 
-sub finish_quietly
+# A background_psql whose session the server ended: quit without caring how psql exits.
+sub quit_ended
 {
     my ($h) = @_;
     eval { $h->quit; };
@@ -53,11 +54,11 @@ my $h = unused_session('user=app', 'pool');
 for my $i (1 .. 3)
 {
     ok(ended('pool'), "end $i: idle_timeout ended the session");
-    finish_quietly($h);
+    quit_ended($h);
     $h = unused_session('user=app', 'pool');    # the pool refills at once
 }
 ok(ended('pool'), 'end 4: the app stops refilling for now');
-finish_quietly($h);
+quit_ended($h);
 is($node->safe_psql('postgres',
     "SELECT logins || ' ' || refills || ' ' || ended_unused FROM poolguard.policy_status WHERE policy = 'fight'"),
     '4 3 4', 'policy_status: 4 logins, exactly 3 refills, 4 ended sessions unused');
@@ -79,7 +80,7 @@ $h = unused_session('user=app', 'pool');
 for my $i (5 .. 6)
 {
     ok(ended('pool'), "end $i");
-    finish_quietly($h);
+    quit_ended($h);
     $h = unused_session('user=app', 'pool');
 }
 is($node->safe_psql('postgres', "SELECT refills FROM poolguard.policy_status WHERE policy = 'fight'"), '6',
@@ -90,12 +91,12 @@ ok($node->poll_query_until('postgres', "SELECT scans >= $scans + 5 FROM poolguar
 my @warnings = slurp_file($node->logfile) =~ /$warning/g;
 is(scalar @warnings, 1, 'one WARNING per policy per window');
 ok(ended('pool'), 'the last pooled session ended');
-finish_quietly($h);
+quit_ended($h);
 
 # ---- an app that goes away for good: ends, no refills, no warning ----
 my @away = map { unused_session('user=gone_app', "away$_") } 1 .. 4;
 ok(ended("away$_"), "away$_ ended") for 1 .. 4;
-finish_quietly($_) for @away;
+quit_ended($_) for @away;
 $scans = $node->safe_psql('postgres', 'SELECT scans FROM poolguard.stats');
 ok($node->poll_query_until('postgres', "SELECT scans >= $scans + 5 FROM poolguard.stats"),
     'the worker scanned after the ends');

@@ -96,7 +96,7 @@ FightCause likely_cause(const ChurnTotals &t)
 {
     int64_t idle = t.by_reason[(int)Reason::idle_timeout] + t.by_reason[(int)Reason::max_connection_age];
     int64_t surplus = t.by_reason[(int)Reason::max_idle];
-    int64_t memory = t.by_reason[(int)Reason::max_idle_memory];
+    int64_t memory = t.by_reason[(int)Reason::max_idle_memory] + t.by_reason[(int)Reason::idle_memory_budget];
     int64_t evict = t.by_reason[(int)Reason::evict_idle];
     if (surplus >= idle && surplus >= memory && surplus >= evict)
         return FightCause::pool_minimum_above_max_idle;
