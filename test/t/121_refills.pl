@@ -69,6 +69,12 @@ my $metrics = $node->safe_psql('postgres', 'SELECT poolguard.metrics()');
 like($metrics, qr/^poolguard_refills_total\{policy="fight"\} 3$/m, '/metrics: refills');
 like($metrics, qr/^poolguard_logins_total\{policy="fight"\} 4$/m, '/metrics: logins');
 like($metrics, qr/^poolguard_ended_unused_total\{policy="fight"\} 4$/m, '/metrics: ended_unused');
+like($metrics, qr/^poolguard_app_logins_total\{database="postgres",application_name="pool"\} 4$/m,
+    '/metrics: logins per app identity');
+like($metrics, qr/^poolguard_app_refills_total\{database="postgres",application_name="pool"\} 3$/m,
+    '/metrics: refills per app identity');
+like($metrics, qr/^poolguard_app_ended_unused_total\{database="postgres",application_name="pool"\} 4$/m,
+    '/metrics: ended_unused per app identity');
 
 ok($node->wait_for_log($warning), 'the worker names the fight');
 my $log = slurp_file($node->logfile);
@@ -104,6 +110,11 @@ is($node->safe_psql('postgres',
     "SELECT logins || ' ' || refills || ' ' || ended_unused FROM poolguard.policy_status WHERE policy = 'away'"),
     '4 0 4', 'an app that went away: 4 logins, 0 refills');
 unlike(slurp_file($node->logfile), qr/policy "away" is fighting/, 'and no warning');
+$metrics = $node->safe_psql('postgres', 'SELECT poolguard.metrics()');
+like($metrics, qr/^poolguard_app_logins_total\{database="postgres",application_name="away1"\} 1$/m,
+    '/metrics: the app that went away logged in once per identity');
+unlike($metrics, qr/^poolguard_app_refills_total\{database="postgres",application_name="away\d"\}/m,
+    '/metrics: and refilled nothing');
 
 # reset_stats() zeroes them.
 $node->safe_psql('postgres', 'SELECT poolguard.reset_stats()');
