@@ -145,6 +145,24 @@ for my $stack (sort keys %stacks)
             cmp_ok($r->{failed}, '>', 0,
                 "$stack without the guide's setting: $r->{failed} of $r->{requests} requests failed after quiet periods ($r->{errors})");
         }
+
+        if ($stack eq 'sqlalchemy')
+        {
+            # A cap below the pool's burst: pool 10 + overflow 10 on 20 threads, each request
+            # holding its connection 0.5 s, under max_connections 12.  Waiting turns the refusals
+            # into waits (the overflow connections give their places back as soon as they are used).
+            my %burst = (WORKERS => '20', BURST => '40', POOL_SIZE => '10', OVERFLOW => '10', REQUEST_SECONDS => '0.5');
+            my $r = run($stack, $role, [ 'max_connections, on_limit, login_wait', "12, 'wait', '30s'" ], 1, 10, 0, %burst);
+            my ($rejected, $waited) = split /\|/, sql("SELECT rejected, waited FROM poolguard.policy_status WHERE policy = 'stack'");
+            is($r->{failed}, 0, "sqlalchemy pool 10 + overflow 10, cap 12, on_limit 'wait': 0 of $r->{requests} requests failed")
+                or diag("first error: $r->{errors}");
+            is($rejected, 0, "sqlalchemy, cap 12, on_limit 'wait': no login refused");
+            cmp_ok($waited, '>', 0, "sqlalchemy, cap 12, on_limit 'wait': logins over the cap waited and were admitted ($waited)");
+            $r = run($stack, $role, [ 'max_connections, on_limit', "12, 'evict_idle'" ], 1, 10, 0, %burst);
+            ($rejected) = split /\|/, sql("SELECT rejected FROM poolguard.policy_status WHERE policy = 'stack'");
+            cmp_ok($r->{failed}, '>', 0,
+                "sqlalchemy, cap 12, on_limit 'evict_idle': $r->{failed} of $r->{requests} requests failed, $rejected logins refused ($r->{errors})");
+        }
     }
 }
 
