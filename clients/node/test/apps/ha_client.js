@@ -1,7 +1,10 @@
 'use strict';
 // The app test/t/150_ha_patroni.pl runs through a Patroni switchover and failover: a cache whose
 // listener has the three-host URL (argv[2], target_session_attrs=read-write), and a postgres.js
-// pool on the same URL (postgres.js takes host lists itself).  The cached value is
+// pool on the same hosts (postgres.js takes host lists itself) with target_session_attrs=primary:
+// postgres.js 3.4's read-write check looks at default_transaction_read_only only, which is off on
+// a hot standby, so with read-write the pool may land on a replica (the old primary once it
+// rejoined) and load values older than the new primary's commits.  The cached value is
 // kv.v WHERE k = 'x', scope 'kv', key 'x'.
 // Reads commands on stdin, one a line; answers each with one JSON line on stdout:
 //   status          the listener's state and port, the cache's counters
@@ -15,7 +18,11 @@ const postgres = require('postgres');
 const { PoolguardCache } = require('../..');
 
 const url = process.argv[2];
-const sql = postgres(url, { max: 2, onnotice: () => {}, connect_timeout: 5 });
+const sql = postgres(url.replace('target_session_attrs=read-write', 'target_session_attrs=primary'), {
+  max: 2,
+  onnotice: () => {},
+  connect_timeout: 5,
+});
 const cache = new PoolguardCache({
   pool: sql,
   connectionString: url,
