@@ -6,7 +6,8 @@
 # poolguard.pool_advice says the app's pool needs (the advice), set
 # poolguard.idle_memory_budget = 500MB (the budget applied) and print them again with the
 # poolguard.terminations rows (after); then one policy (idle_timeout 5s, keep at most 2 idle)
-# ends the rest.  Takes about 30 seconds.
+# ends the rest, and a pool of the advised size, capped there, serves the app's load (0 failed,
+# 0 refused).  Takes about a minute.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -72,6 +73,7 @@ sql -c "SELECT connections_now AS now, connections_peak AS peak, active_p50 AS p
                pg_size_pretty(memory_freed) AS would_free
           FROM poolguard.pool_advice WHERE application_name = 'next-app'"
 sql -Atq -c "SELECT 'why: ' || why FROM poolguard.pool_advice WHERE application_name = 'next-app'"
+RECOMMENDED=$(sql -Atq -c "SELECT recommended_max FROM poolguard.pool_advice WHERE application_name = 'next-app'")
 
 log "the budget applied: poolguard.idle_memory_budget = 500MB (idle sessions together, largest ended first)"
 sql -q -c "ALTER SYSTEM SET poolguard.idle_memory_budget = '500MB'" -c "SELECT pg_reload_conf()" >/dev/null
@@ -99,6 +101,21 @@ sql -c "SELECT to_char(at, 'HH24:MI:SS.MS') AS at, pid, reason, policy, action, 
                round(extract(epoch FROM state_duration)::numeric, 2) AS idle_s,
                pg_size_pretty(private_memory) AS private_memory
           FROM poolguard.terminations ORDER BY at"
+
+log "the advice applied: a pool of $RECOMMENDED connections under the app's load (3 requests at once), capped there"
+# The cap (max_connections = the advice, on_limit 'reject') makes any login past the advice a
+# refusal the numbers below would show; pgbench's clients are the pool's connections, each
+# serving requests back to back.
+wait_until "SELECT count(*) = 0 FROM poolguard.sessions WHERE application_name = 'next-app'"
+sql -q -c "UPDATE poolguard.policy SET max_connections = $RECOMMENDED WHERE name = 'next-app'"
+wait_until "SELECT max_connections = $RECOMMENDED FROM poolguard.policy_status WHERE policy = 'next-app'"
+printf 'SELECT pg_sleep(0.05);\n' > "$WORK/request.sql"
+chmod a+r "$WORK/request.sql"
+as_pg env PGAPPNAME=next-app "$(pg_bindir)/pgbench" -n -h "$WORK" -p "$PORT" -U postgres -c "$RECOMMENDED" -j 1 \
+    -t 40 -f "$WORK/request.sql" postgres > "$WORK/pgbench.out" 2>&1 || cat "$WORK/pgbench.out"
+grep -E '^(number of clients|number of transactions actually processed|number of failed transactions)' \
+    "$WORK/pgbench.out" || true
+sql -c "SELECT policy, max_connections, logins, rejected, waited FROM poolguard.policy_status WHERE policy = 'next-app'"
 
 log "the same story as metrics: curl http://127.0.0.1:$METRICS_PORT/metrics"
 fetch_metrics() { # bash's /dev/tcp: no curl needed
