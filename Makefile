@@ -18,7 +18,7 @@ OBJS       = $(GLUE_SRCS:.cpp=.o) $(CORE_SRCS:.cpp=.o)
 # install script and one upgrade step per release (test/t/080_release_upgrade.pl: 1.0 + every step
 # = a fresh install).
 DATA_built = pg_poolguard--$(EXTVERSION).sql
-SQL_PARTS  = $(addprefix extension/,base.sql policy.sql reaper.sql caps.sql invalidation.sql stats.sql)
+SQL_PARTS  = $(addprefix extension/,base.sql policy.sql reaper.sql caps.sql invalidation.sql track.sql stats.sql)
 DATA       = $(sort $(wildcard versions/pg_poolguard--*.sql))
 
 # pg_regress: the tests test/sql/schedule lists (test/sql/NAME.sql, test/expected/NAME.out), in its order; see

@@ -1,9 +1,11 @@
 /*
  * invalidation_sql.cpp — the SQL face of cache invalidation besides invalidate():
- * cache_generation(), the invalidation_trigger() trigger function, the stats functions and
+ * cache_generation(), the invalidation_trigger() and tracking_trigger() trigger functions
+ * (tracking_trigger is what poolguard.track_table() installs), the stats functions and
  * publisher_pids() (how a listener tells the publisher's notifications from forged ones).
  */
 #include "core/invalidation/entry_lists.h"
+#include "core/invalidation/row_key.h"
 
 #include "invalidation/invalidation.h"
 
@@ -143,6 +145,117 @@ POOLGUARD_FUNCTION(poolguard_invalidation_trigger)
         if (old_key != nullptr && (new_key == nullptr || strcmp(old_key, new_key) != 0))
             schedule_key(scope, scope_len, old_key);
     }
+    return PointerGetDatum(nullptr);
+}
+
+/*
+ * poolguard.tracking_trigger(row_scope, table_scope, key_column [, ...]): what
+ * poolguard.track_table() installs (extension/track.sql).  As a row-level AFTER trigger it
+ * invalidates (row_scope, key) for the row's primary key in OLD and in NEW (once when equal; a
+ * composite key is a JSON array, core/invalidation/row_key.h; a key longer than an invalidation
+ * key may be, or one with a NULL part, invalidates the whole row_scope instead) and the whole table_scope; as a
+ * statement-level trigger on TRUNCATE it invalidates both scopes whole.  Cost per written row:
+ * one output-function call per key column and two entries of the transaction's de-duplicated
+ * pending list (the table_scope entry is shared by every row of the transaction).
+ */
+POOLGUARD_FUNCTION(poolguard_tracking_trigger)
+{
+    require_shared_memory();
+    if (!CALLED_AS_TRIGGER(fcinfo))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("poolguard.tracking_trigger() must be called as a trigger"),
+                        errhint("Use poolguard.track_table('table_name') to install it.")));
+    TriggerData *trigdata = (TriggerData *)fcinfo->context;
+    Trigger *trigger = trigdata->tg_trigger;
+    const char *name = trigger->tgname;
+    if (!TRIGGER_FIRED_AFTER(trigdata->tg_event) || trigger->tgnargs < 2)
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("trigger \"%s\" is not a poolguard.track_table() trigger", name),
+                        errdetail("poolguard.tracking_trigger() runs AFTER each row with the row scope, the "
+                                  "table scope and the key columns as arguments."),
+                        errhint("Use poolguard.track_table('table_name') to install it.")));
+
+    const char *row_scope = trigger->tgargs[0];
+    const char *table_scope = trigger->tgargs[1];
+    int row_scope_len = (int)strlen(row_scope);
+    int table_scope_len = (int)strlen(table_scope);
+    invalidation_validate(row_scope, row_scope_len, nullptr, 0);
+    invalidation_validate(table_scope, table_scope_len, nullptr, 0);
+
+    if (TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
+    {
+        if (!TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+            ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                            errmsg("trigger \"%s\" must be fired for each row", name),
+                            errhint("Use poolguard.track_table('table_name') to install it.")));
+        invalidation_schedule(row_scope, row_scope_len, nullptr, 0);
+        invalidation_schedule(table_scope, table_scope_len, nullptr, 0);
+        return PointerGetDatum(nullptr);
+    }
+
+    int ncolumns = trigger->tgnargs - 2;
+    if (ncolumns < 1)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("trigger \"%s\" names no key column", name),
+                        errhint("Run poolguard.track_table() again to recreate it.")));
+
+    TupleDesc desc = trigdata->tg_relation->rd_att;
+    /* INSERT and DELETE: the one row; UPDATE: the old row and the new one. */
+    HeapTuple rows[2] = {trigdata->tg_trigtuple,
+                         TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple : nullptr};
+
+    /* Attribute numbers by name: a partition's columns may be numbered unlike its parent's. */
+    int *attnums = static_cast<int *>(palloc(sizeof(int) * ncolumns));
+    for (int i = 0; i < ncolumns; i++)
+    {
+        attnums[i] = SPI_fnumber(desc, trigger->tgargs[2 + i]);
+        if (attnums[i] <= 0)
+            ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+                            errmsg("trigger \"%s\": column \"%s\" does not exist in table \"%s\"", name,
+                                   trigger->tgargs[2 + i], RelationGetRelationName(trigdata->tg_relation)),
+                            errdetail("The primary key changed after the table was tracked."),
+                            errhint("Run poolguard.track_table() again to track the new primary key.")));
+    }
+
+    const char **parts = static_cast<const char **>(palloc(sizeof(char *) * ncolumns));
+    char key[max_key_bytes + 1];
+    char first_key[max_key_bytes + 1];
+    bool have_first = false;
+    bool whole_scope = false;
+    for (HeapTuple row : rows)
+    {
+        if (row == nullptr)
+            continue;
+        bool has_null = false;
+        for (int i = 0; i < ncolumns; i++)
+        {
+            parts[i] = SPI_getvalue(row, desc, attnums[i]);
+            if (parts[i] == nullptr)
+                has_null = true;
+        }
+        if (has_null)
+        {
+            whole_scope = true; /* not a primary key any more: be safe */
+            continue;
+        }
+        std::size_t len = core::row_key(parts, ncolumns, key, sizeof(key));
+        if (len > (std::size_t)max_key_bytes)
+        {
+            whole_scope = true;
+            continue;
+        }
+        if (have_first && strcmp(first_key, key) == 0)
+            continue;
+        invalidation_schedule(row_scope, row_scope_len, key, (int)len);
+        if (!have_first)
+        {
+            memcpy(first_key, key, len + 1);
+            have_first = true;
+        }
+    }
+    if (whole_scope)
+        invalidation_schedule(row_scope, row_scope_len, nullptr, 0);
+    invalidation_schedule(table_scope, table_scope_len, nullptr, 0);
     return PointerGetDatum(nullptr);
 }
 
