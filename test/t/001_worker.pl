@@ -20,7 +20,7 @@ ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM ($worker_query)
 my $pid = $node->safe_psql('postgres', $worker_query);
 
 $node->safe_psql('postgres', 'CREATE EXTENSION pg_poolguard');
-is($node->safe_psql('postgres', 'SELECT poolguard.version()'), '1.1.0', 'version()');
+is($node->safe_psql('postgres', 'SELECT poolguard.version()'), '1.2.0', 'version()');
 is($node->safe_psql('postgres', 'SELECT poolguard.worker_pid()'), $pid, 'worker_pid() names the worker');
 
 # SIGHUP: the worker reloads and keeps running.
@@ -68,7 +68,7 @@ my $plain = PostgreSQL::Test::Cluster->new('not_preloaded');
 $plain->init;
 $plain->start;
 $plain->safe_psql('postgres', 'CREATE EXTENSION pg_poolguard');
-is($plain->safe_psql('postgres', 'SELECT poolguard.version()'), '1.1.0', 'version() without preload');
+is($plain->safe_psql('postgres', 'SELECT poolguard.version()'), '1.2.0', 'version() without preload');
 my ($ret, $out, $err) = $plain->psql('postgres', 'SELECT poolguard.worker_pid()');
 isnt($ret, 0, 'shared-memory function fails without preload');
 like($err, qr/pg_poolguard must be loaded via shared_preload_libraries/, 'error names shared_preload_libraries');
