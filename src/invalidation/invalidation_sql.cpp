@@ -25,6 +25,15 @@ char *column_key(HeapTuple tuple, TupleDesc desc, int attnum)
     return SPI_getvalue(tuple, desc, attnum); /* NULL for a NULL value */
 }
 
+/*
+ * Row keys a transaction's tracking triggers publish one by one; past this, each further row
+ * publishes its whole row scope instead (one de-duplicated item), so that a bulk write costs
+ * the commit (which publishes its items under the invalidation lock) a bounded number of items.
+ */
+constexpr int max_tracked_keys_per_transaction = 1000;
+TransactionId tracked_keys_xid = InvalidTransactionId;
+int tracked_keys = 0;
+
 void schedule_key(const char *scope, int scope_len, const char *key)
 {
     if (key == nullptr)
@@ -156,7 +165,9 @@ POOLGUARD_FUNCTION(poolguard_invalidation_trigger)
  * key may be, or one with a NULL part, invalidates the whole row_scope instead) and the whole table_scope; as a
  * statement-level trigger on TRUNCATE it invalidates both scopes whole.  Cost per written row:
  * one output-function call per key column and two entries of the transaction's de-duplicated
- * pending list (the table_scope entry is shared by every row of the transaction).
+ * pending list (the table_scope entry is shared by every row of the transaction).  Past
+ * max_tracked_keys_per_transaction row keys in one transaction, rows publish their whole
+ * row_scope instead.
  */
 POOLGUARD_FUNCTION(poolguard_tracking_trigger)
 {
@@ -217,6 +228,20 @@ POOLGUARD_FUNCTION(poolguard_tracking_trigger)
                             errhint("Run poolguard.track_table() again to track the new primary key.")));
     }
 
+    /* The row was written, so the transaction has an xid: it tells this transaction from the last. */
+    TransactionId xid = GetTopTransactionIdIfAny();
+    if (xid != tracked_keys_xid)
+    {
+        tracked_keys_xid = xid;
+        tracked_keys = 0;
+    }
+    if (tracked_keys >= max_tracked_keys_per_transaction)
+    {
+        invalidation_schedule(row_scope, row_scope_len, nullptr, 0);
+        invalidation_schedule(table_scope, table_scope_len, nullptr, 0);
+        return PointerGetDatum(nullptr);
+    }
+
     const char **parts = static_cast<const char **>(palloc(sizeof(char *) * ncolumns));
     char key[max_key_bytes + 1];
     char first_key[max_key_bytes + 1];
@@ -247,6 +272,7 @@ POOLGUARD_FUNCTION(poolguard_tracking_trigger)
         if (have_first && strcmp(first_key, key) == 0)
             continue;
         invalidation_schedule(row_scope, row_scope_len, key, (int)len);
+        tracked_keys++;
         if (!have_first)
         {
             memcpy(first_key, key, len + 1);

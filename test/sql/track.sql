@@ -15,7 +15,7 @@ CREATE TABLE schools (id int PRIMARY KEY, name text);
 SELECT poolguard.track_table('schools');
 SELECT poolguard.track_table('mentor_assignments');
 SELECT poolguard.track_table('mentor_assignments');  -- idempotent
-SELECT * FROM poolguard.tracked_tables ORDER BY 1::text;
+SELECT * FROM poolguard.tracked_tables ORDER BY table_name::text;
 SELECT tgname FROM pg_trigger WHERE tgrelid = 'schools'::regclass ORDER BY 1;
 
 -- Baselines.
@@ -52,12 +52,23 @@ SELECT pg_temp.moved('sw', 'schools') IS NOT NULL;
 TRUNCATE schools;
 SELECT pg_temp.moved('sw', 'schools') AS row_scope, pg_temp.moved('st', 'table:schools') AS table_scope;
 
+-- A bulk write: past 1000 row keys in a transaction, rows publish their whole row scope.
+SELECT pg_temp.moved('sw', 'schools') IS NOT NULL, pg_temp.moved('s1', 'schools', '1') IS NOT NULL;
+INSERT INTO schools SELECT i, 'bulk' FROM generate_series(1, 999) i;
+SELECT pg_temp.moved('sw', 'schools') AS row_scope_999, pg_temp.moved('s1', 'schools', '1') AS key_999;
+BEGIN;
+INSERT INTO schools SELECT i, 'bulk' FROM generate_series(1000, 2000) i;
+UPDATE schools SET name = 'bulk 2' WHERE id = 1;
+COMMIT;
+SELECT pg_temp.moved('sw', 'schools') AS row_scope_1002, pg_temp.moved('s1', 'schools', '1') AS key_1002;
+TRUNCATE schools;
+
 -- Scopes of one's choice; a schema other than public is part of the default scope.
 CREATE SCHEMA regress_track;
 CREATE TABLE regress_track.item (id text PRIMARY KEY);
 SELECT poolguard.track_table('regress_track.item');
 SELECT poolguard.track_table('schools', scope => 'school', table_scope => 'table:school');
-SELECT * FROM poolguard.tracked_tables ORDER BY 1::text;
+SELECT * FROM poolguard.tracked_tables ORDER BY table_name::text;
 SELECT pg_temp.moved('sc', 'school', '9') IS NOT NULL;
 INSERT INTO schools VALUES (9, 'East');
 SELECT pg_temp.moved('sc', 'school', '9') AS renamed_scope;
@@ -100,7 +111,7 @@ RESET ROLE;
 SELECT poolguard.untrack_table('schools');
 SELECT poolguard.untrack_table('schools');
 SELECT poolguard.untrack_table('events');
-SELECT table_name FROM poolguard.tracked_tables ORDER BY 1::text;
+SELECT table_name FROM poolguard.tracked_tables ORDER BY table_name::text;
 SELECT pg_temp.moved('sc', 'school', '9') IS NOT NULL;
 UPDATE schools SET name = 'West' WHERE id = 9;
 SELECT pg_temp.moved('sc', 'school', '9') AS after_untrack;
