@@ -77,6 +77,14 @@ test('withPoolguardCache with Prisma 7 + adapter-pg', { skip }, async (t) => {
            PRISMA_HIDE_UPDATE_MESSAGE: '1', CHECKPOINT_DISABLE: '1' },
   });
   ({ PrismaClient } = require('./prisma/generated/cache'));
+  await t.test('types: cacheStrategy on the generated client, typed results, no any', () => {
+    try {
+      execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p',
+                                      path.join(__dirname, 'types', 'tsconfig.prisma.json')], { cwd: root, encoding: 'utf8' });
+    } catch (err) {
+      assert.fail(`tsc failed:\n${err.stdout}${err.stderr}`);
+    }
+  });
   ({ PrismaPg } = require('@prisma/adapter-pg'));
   admin = new Client();
   await admin.connect();
