@@ -104,7 +104,7 @@ export function withPoolguardCache(options?: WithPoolguardCacheOptions):
 export interface PrismaPoolConfig {
   /** For new pg.Pool(config) / new PrismaPg(config). */
   config: {
-    connectionString: string;
+    connectionString?: string;
     max?: number;
     connectionTimeoutMillis?: number;
     query_timeout?: number;
@@ -115,7 +115,7 @@ export interface PrismaPoolConfig {
   ignored: Array<{ param: string; value: string; note: string }>;
 }
 
-/** The pg.Pool settings a Prisma-engine DATABASE_URL asked for (connection_limit → max, ...). */
+/** The pg.Pool settings a Prisma-engine DATABASE_URL asked for (connection_limit → max, ...); without a URL, {}. */
 export function prismaPoolConfig(url?: string): PrismaPoolConfig;
 
 /** The cache key of a query's args: JSON with sorted keys and typed BigInt, Date and bytes. */

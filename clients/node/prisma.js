@@ -33,7 +33,10 @@ const WRITES = new Set(['create', 'createMany', 'createManyAndReturn', 'update',
 const TAG_RE = /^[A-Za-z0-9_]{1,59}$/;
 const MAX_TAGS = 5;
 const GENERATIONS_SQL = 'SELECT s, poolguard.cache_generation(s)::text AS g FROM unnest($1::text[]) AS s';
-const TRACKED_SQL = 'SELECT table_scope FROM poolguard.tracked_tables';
+const TRACKED_SQL = 'SELECT scope, table_scope, key_columns FROM poolguard.tracked_tables';
+// Field types whose equality on a key column is matched against published row keys (the
+// column's text output equals String(value)).
+const ROW_FILTER_TYPES = new Set(['Int', 'BigInt', 'String']);
 
 // Prisma-engine URL parameters that a driver adapter (PrismaPg) does not read, and where each
 // goes in a pg.Pool configuration (null: nothing equivalent).
@@ -61,8 +64,10 @@ function seconds(v) {
 // Reads a DATABASE_URL the way Prisma's engine did: returns the pg.Pool configuration that
 // enforces what it can (connectionString without the engine parameters, max, timeouts), and
 // what was mapped or ignored.  Never logs the URL (it carries the password).
+// Without a URL (e.g. during `next build`), an empty configuration: pg falls back to PG*.
 function prismaPoolConfig(url = process.env.DATABASE_URL) {
-  if (typeof url !== 'string' || url === '') throw new TypeError('a connection URL (or DATABASE_URL) is required');
+  if (url === undefined || url === '') return { config: {}, mapped: [], ignored: [] };
+  if (typeof url !== 'string') throw new TypeError('the connection URL must be a string');
   let parsed;
   try {
     parsed = new URL(url);
@@ -160,6 +165,8 @@ class PrismaCacheCore {
     this.generationBatch = null;
     this.warned = new Set();
     this.tracked = null;        // Set of tracked table scopes, once read
+    this.trackedBy = new Map(); // table scope -> { rowScope, keyColumns }
+    this.rowScopes = new Map(); // row scope -> keyColumns
     this.stats = { hits: 0, misses: 0, staleServed: 0, invalidated: 0, freshHits: 0, freshStale: 0,
                    freshBatches: 0, uncached: 0, writes: 0 };
     const queryable = options.pool ?? {
@@ -213,6 +220,11 @@ class PrismaCacheCore {
     try {
       const res = await this.queryable.query(TRACKED_SQL);
       this.tracked = new Set(res.rows.map((r) => r.table_scope));
+      for (const r of res.rows) {
+        const keyColumns = Array.isArray(r.key_columns) ? r.key_columns : parseTextArray(r.key_columns);
+        this.trackedBy.set(r.table_scope, { rowScope: r.scope, keyColumns });
+        this.rowScopes.set(r.scope, keyColumns);
+      }
     } catch (err) {
       this.tracked = null;
     }
@@ -249,22 +261,64 @@ class PrismaCacheCore {
       }
     };
     walk(args, model);
-    const scopes = [...models].map((m) => this.modelScope(m));
+    const genScopes = [...models].map((m) => this.modelScope(m));
+    const scopes = [...genScopes];
+    // The model's own table: when the where clause pins a key column (mentorId: 7), only rows
+    // with that value can change the result, so the entry listens to those rows' keys instead of
+    // to every change of the table.
+    // (Not when the query also reaches the same table through a relation.)
+    const filter = this.rowFilter(model, args);
+    if (filter !== null && !walkedRelationTo(this.models, model, args)) scopes[0] = filter;
     if (this.tracked !== null) {
-      const untracked = scopes.filter((s) => !this.tracked.has(s));
+      const untracked = genScopes.filter((s) => !this.tracked.has(s));
       if (untracked.length > 0) {
         this.warn(`untracked:${untracked.join(',')}`,
                   `cached Prisma reads depend on ${untracked.join(', ')}, which no poolguard.track_table() publishes: ` +
                   'such entries expire only by ttl/swr (run SELECT poolguard.track_table(...) for each table)');
       }
     }
-    return scopes;
+    return { scopes, genScopes };
+  }
+
+  // 'row\0<row scope>\0<column>\0<value>' when args.where pins a key column of the model's
+  // tracked table to one Int, BigInt or String value; else null.
+  rowFilter(model, args) {
+    const tracked = this.trackedBy.get(this.modelScope(model));
+    const scalars = this.models[model]?.scalars;
+    const where = args?.where;
+    if (!tracked || !scalars || where === null || typeof where !== 'object' || Array.isArray(where)) return null;
+    const pick = (obj) => {
+      for (const [k, v] of Object.entries(obj)) {
+        const f = scalars[k];
+        if (f === undefined || !ROW_FILTER_TYPES.has(f.type) || !tracked.keyColumns.includes(f.column)) continue;
+        let value = v;
+        if (value !== null && typeof value === 'object' && !Array.isArray(value) &&
+            Object.keys(value).length === 1 && 'equals' in value) value = value.equals;
+        if (typeof value === 'number' && Number.isInteger(value)) return [f.column, String(value)];
+        if (typeof value === 'bigint' || typeof value === 'string') return [f.column, String(value)];
+      }
+      return null;
+    };
+    let found = pick(where);
+    if (found === null) {
+      // A compound unique input: { mentorId_schoolId: { mentorId, schoolId } }.
+      for (const [k, v] of Object.entries(where)) {
+        if (k in scalars || k === 'AND' || k === 'OR' || k === 'NOT' || v === null || typeof v !== 'object' ||
+            Array.isArray(v) || (this.models[model]?.relations ?? {})[k] !== undefined) continue;
+        found = pick(v);
+        if (found !== null) break;
+      }
+    }
+    return found === null ? null : `row\u0000${tracked.rowScope}\u0000${found[0]}\u0000${found[1]}`;
   }
 
   async read(model, operation, args, query) {
     const { cacheStrategy, ...rest } = args ?? {};
     const strategy = validateStrategy(cacheStrategy);
-    const scopes = [...new Set([...this.dependencies(model, rest), ...strategy.tags.map(tagScope)])];
+    const deps = this.dependencies(model, rest);
+    const tags = strategy.tags.map(tagScope);
+    const scopes = [...new Set([...deps.scopes, ...tags])];
+    const genScopes = [...new Set([...deps.genScopes, ...tags])];
     const id = `${model}\u0000${operation}\u0000${stableStringify(rest)}`;
     const live = await this.ensureStarted();
     if (!live) {
@@ -277,8 +331,8 @@ class PrismaCacheCore {
       const age = now - entry.storedAt;
       if (age <= entry.ttlMs + entry.swrMs) {
         if (strategy.fresh) {
-          const current = await this.currentGenerations(entry.scopes);
-          if (entry.generations !== null && entry.scopes.every((s, i) => current.get(s) <= entry.generations[i]) &&
+          const current = await this.currentGenerations(entry.genScopes);
+          if (entry.generations !== null && entry.genScopes.every((s, i) => current.get(s) <= entry.generations[i]) &&
               this.entries.get(id) === entry) {
             this.stats.freshHits++;
             this.touch(id, entry);
@@ -295,7 +349,7 @@ class PrismaCacheCore {
           this.stats.staleServed++;
           if (!entry.revalidating) {
             entry.revalidating = true;
-            this.load(id, scopes, strategy, rest, query, true).catch(() => { entry.revalidating = false; });
+            this.load(id, scopes, genScopes, strategy, rest, query, true).catch(() => { entry.revalidating = false; });
           }
           return entry.value;
         }
@@ -306,24 +360,24 @@ class PrismaCacheCore {
       this.delete(id);
     }
     this.stats.misses++;
-    return this.load(id, scopes, strategy, rest, query, strategy.fresh);
+    return this.load(id, scopes, genScopes, strategy, rest, query, strategy.fresh);
   }
 
-  async load(id, scopes, strategy, args, query, withGenerations) {
+  async load(id, scopes, genScopes, strategy, args, query, withGenerations) {
     const load = { scopes: new Set(scopes), epoch: this.epoch, invalidated: false };
     this.inflight.add(load);
     try {
       let generations = null;
       if (withGenerations) {
-        const current = await this.currentGenerations(scopes);   // generations first ...
-        generations = scopes.map((s) => current.get(s));
+        const current = await this.currentGenerations(genScopes);   // generations first ...
+        generations = genScopes.map((s) => current.get(s));
       }
       const value = await query(args);                           // ... then the data
       const now = this.now();
-      const pending = scopes.some((s) => (this.pending.get(s) ?? 0) > now);
+      const pending = genScopes.some((s) => (this.pending.get(s) ?? 0) > now);
       if (!load.invalidated && load.epoch === this.epoch && this.cache.listening && !pending &&
           strategy.ttlMs + strategy.swrMs > 0) {
-        this.store(id, { value, scopes, generations, storedAt: now, ttlMs: strategy.ttlMs, swrMs: strategy.swrMs,
+        this.store(id, { value, scopes, genScopes, generations, storedAt: now, ttlMs: strategy.ttlMs, swrMs: strategy.swrMs,
                          epoch: load.epoch, revalidating: false });
       }
       return value;
@@ -393,7 +447,22 @@ class PrismaCacheCore {
       // Any item of a table scope (key NULL) or a tag scope: the table or tag changed.
       this.pending.delete(item.scope);
       this.dropScope(item.scope);
+      // A row of a tracked table: the entries whose key-column filter it matches (its old and
+      // new keys are both published); the whole row scope: all of them.
+      const keyColumns = this.rowScopes.get(item.scope);
+      if (keyColumns !== undefined) {
+        const values = item.key === null ? null : parseRowKey(item.key, keyColumns.length);
+        if (values === null) this.dropRowScope(item.scope);
+        else keyColumns.forEach((c, i) => this.dropScope(`row\u0000${item.scope}\u0000${c}\u0000${values[i]}`));
+      }
     }
+  }
+
+  // Every row-filtered entry (and load) of a row scope.
+  dropRowScope(rowScope) {
+    const prefix = `row\u0000${rowScope}\u0000`;
+    for (const s of [...this.byScope.keys()]) if (s.startsWith(prefix)) this.dropScope(s);
+    for (const load of this.inflight) for (const s of load.scopes) if (s.startsWith(prefix)) load.invalidated = true;
   }
 
   clear() {
@@ -410,6 +479,8 @@ class PrismaCacheCore {
     for (const s of scopes) {
       if (inTransaction) this.pending.set(s, this.now() + this.pendingMs);
       this.dropScope(s);
+      const tracked = this.trackedBy.get(s);
+      if (tracked !== undefined) this.dropRowScope(tracked.rowScope);
     }
   }
 }
@@ -420,10 +491,54 @@ function dataModel(client) {
   const out = {};
   for (const [name, m] of Object.entries(rdm?.models ?? {})) {
     const relations = {};
-    for (const f of m.fields ?? []) if (f.kind === 'object') relations[f.name] = f.type;
-    out[name] = { dbName: m.dbName ?? null, schema: m.schema ?? null, relations };
+    const scalars = {};
+    for (const f of m.fields ?? []) {
+      if (f.kind === 'object') relations[f.name] = f.type;
+      else if (f.kind === 'scalar') scalars[f.name] = { column: f.dbName ?? f.name, type: f.type };
+    }
+    out[name] = { dbName: m.dbName ?? null, schema: m.schema ?? null, relations, scalars };
   }
   return out;
+}
+
+// A published row key: the text of a one-column key, or a JSON array of strings (composite).
+function parseRowKey(key, n) {
+  if (n === 1) return [key];
+  try {
+    const v = JSON.parse(key);
+    return Array.isArray(v) && v.length === n && v.every((x) => typeof x === 'string') ? v : null;
+  } catch (_) {
+    return null;
+  }
+}
+
+// A text[] as PostgreSQL prints it ({a,b} or {"a b",c}), for drivers that return it as text.
+function parseTextArray(text) {
+  if (typeof text !== 'string' || !text.startsWith('{')) return [];
+  const out = [];
+  const re = /"((?:[^"\\]|\\.)*)"|([^,{}]+)/g;
+  for (let m; (m = re.exec(text.slice(1, -1))) !== null;) out.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2]);
+  return out;
+}
+
+// True when args reach a relation back to the model itself (its table is then read at large).
+function walkedRelationTo(models, model, args) {
+  let found = false;
+  const walk = (value, at) => {
+    if (found || value === null || typeof value !== 'object') return;
+    if (Array.isArray(value)) return value.forEach((v) => walk(v, at));
+    const relations = models[at]?.relations ?? {};
+    for (const [k, v] of Object.entries(value)) {
+      if (k in relations) {
+        if (relations[k] === model) found = true;
+        walk(v, relations[k]);
+      } else if (k === '_count' && v === true) {
+        if (Object.values(relations).includes(model)) found = true;
+      } else walk(v, at);
+    }
+  };
+  walk(args, model);
+  return found;
 }
 
 function listenerConnect(connectionString) {
@@ -487,7 +602,7 @@ function withPoolguardCache(options = {}) {
             }
             const result = await query(args);
             // Nested writes reach related tables: the same walk as for reads (an over-estimate is safe).
-            if (WRITES.has(operation)) core.wrote(core.dependencies(model, args ?? {}), inTransaction);
+            if (WRITES.has(operation)) core.wrote(core.dependencies(model, args ?? {}).genScopes, inTransaction);
             return result;
           },
         },

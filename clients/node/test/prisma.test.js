@@ -61,6 +61,7 @@ test('prismaPoolConfig maps engine parameters to pg.Pool settings', () => {
   assert.deepEqual(mapped.map((m) => m.param).sort(), ['connect_timeout', 'connection_limit', 'pool_timeout']);
   assert.deepEqual(ignored.map((m) => m.param), ['schema']);
   assert.throws(() => prismaPoolConfig('not a url'), /not a valid URL/);
+  assert.deepEqual(prismaPoolConfig(''), { config: {}, mapped: [], ignored: [] });
 });
 
 test('normalized args: key order and value types', () => {
@@ -154,6 +155,33 @@ test('withPoolguardCache with Prisma 7 + adapter-pg', { skip }, async (t) => {
     assert.deepEqual(await schoolsOf(a.prisma, 2), [], 'the writer never serves its revoked entry');
     await until('instance b drops the entry', () => b.prisma.$poolguard.stats.invalidated > dropped);
     assert.deepEqual(await schoolsOf(b.prisma, 2), []);
+  });
+
+  await t.test("a where on a key column listens to those rows only (another mentor's change keeps it)", async () => {
+    assert.deepEqual(await schoolsOf(a.prisma, 1), [1]);
+    const seen = (scope, key) => new Promise((resolve) => {
+      const on = (items) => {
+        if (items.some((i) => i.scope === scope && i.key === key)) {
+          a.prisma.$poolguard.cache.off('invalidation', on);
+          resolve();
+        }
+      };
+      a.prisma.$poolguard.cache.on('invalidation', on);
+    });
+    let arrived = seen('mentor_assignments', '["4","1"]');
+    await admin.query('INSERT INTO mentor_assignments VALUES (4, 1)');
+    await arrived;
+    const hits = a.prisma.$poolguard.stats.hits;
+    assert.deepEqual(await schoolsOf(a.prisma, 1), [1]);
+    assert.equal(a.prisma.$poolguard.stats.hits, hits + 1, "mentor 4's row left mentor 1's list cached");
+    // A row moving from mentor 4 to mentor 1: its old and new keys are both published.
+    const dropped = a.prisma.$poolguard.stats.invalidated;
+    await admin.query('UPDATE mentor_assignments SET mentor_id = 1, school_id = 3 WHERE mentor_id = 4 AND school_id = 1');
+    await until("mentor 1's list is dropped", () => a.prisma.$poolguard.stats.invalidated > dropped);
+    assert.deepEqual(await schoolsOf(a.prisma, 1), [1, 3]);
+    // The writer's own Prisma write drops it at once as well.
+    await a.prisma.mentorAssignment.delete({ where: { mentorId_schoolId: { mentorId: 1, schoolId: 3 } } });
+    assert.deepEqual(await schoolsOf(a.prisma, 1), [1]);
   });
 
   await t.test('count, aggregate and groupBy are cached and dropped', async () => {
