@@ -8,7 +8,7 @@ MODULE_big = pg_poolguard
 # META.json and debian/changelog agree with it (scripts/check_release.py, run by make test).
 EXTVERSION = 1.2
 
-# One folder per feature under src/ (README, Architecture); src/core/<feature>/ is plain C++.
+# One folder per feature under src/ (docs/architecture.md); src/core/<feature>/ is plain C++.
 CORE_SRCS  = $(sort $(wildcard src/core/*/*.cpp))
 GLUE_SRCS  = $(sort $(wildcard src/*.cpp) $(filter-out src/core/%,$(wildcard src/*/*.cpp)))
 OBJS       = $(GLUE_SRCS:.cpp=.o) $(CORE_SRCS:.cpp=.o)
@@ -118,6 +118,7 @@ test:
 # Structural rules of the sources (layers, the core boundary, messages, SQL names, schedule).
 lint:
 	python3 scripts/lint.py
+	python3 scripts/lint_docs.py
 
 # Every test on each tested major: 15 (the host's packages), 17 and 18 (Debian chroots).
 test-all:

@@ -5,7 +5,7 @@ CREATE FUNCTION poolguard.invalidate(scope text, key text DEFAULT NULL) RETURNS 
     AS 'MODULE_PATHNAME', 'poolguard_invalidate';
 COMMENT ON FUNCTION poolguard.invalidate(text, text) IS
     'schedules the invalidation of (scope, key), or of the whole scope when key is NULL, for publication at commit';
--- Only the owner may invalidate by default: GRANT EXECUTE to the application role (see README).
+-- Only the owner may invalidate by default: GRANT EXECUTE to the application role (see docs/security.md).
 REVOKE ALL ON FUNCTION poolguard.invalidate(text, text) FROM PUBLIC;
 
 CREATE FUNCTION poolguard.cache_generation(scope text, key text DEFAULT NULL) RETURNS bigint

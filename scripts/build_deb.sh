@@ -4,7 +4,7 @@
 # this machine) from the files git tracks, in a scratch copy, and puts the .deb files in OUTDIR
 # (default: dist/deb).  Needs dpkg-dev, debhelper and postgresql-server-dev-all
 # (`. scripts/lib.sh; install_deps debhelper postgresql-server-dev-all` as root).
-# Nothing is installed: see README "Installation" for dpkg -i.
+# Nothing is installed: see docs/configuration.md, "Installation", for dpkg -i.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD

@@ -28,7 +28,7 @@ REQUIRED = [
 ]
 REQUIRED_GLOBS = [
     "versions/pg_poolguard--*--*.sql", "extension/*.sql", "src/*/*.cpp", "src/core/*/*.cpp",
-    "test/sql/*.sql", "test/expected/*.out", "test/specs/*.spec", "test/perl/*.pm", "test/t/*.pl", "test/unit/*.cpp",
+    "docs/*.md", "test/sql/*.sql", "test/expected/*.out", "test/specs/*.spec", "test/perl/*.pm", "test/t/*.pl", "test/unit/*.cpp",
 ]
 # Build outputs and what does not belong in the PGXN release.
 FORBIDDEN = [

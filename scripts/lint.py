@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""scripts/lint.py — `make lint`: the structural rules of pg_poolguard's sources (README, Architecture).
+"""scripts/lint.py — `make lint`: the structural rules of pg_poolguard's sources (docs/architecture.md).
 
 Python 3 standard library only.  Prints one line per violation (file:line: rule: text) and exits
 non-zero when there is any.  Rules:

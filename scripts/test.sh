@@ -24,6 +24,8 @@ if [ "${POOLGUARD_DEPS_READY:-0}" != 1 ]; then
     command -v node >/dev/null && command -v npm >/dev/null || install_deps nodejs npm
     # The Node.js client's poll mode is tested through a real PgBouncer in transaction mode.
     [ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null || install_deps pgbouncer
+    # The HA test (test/t/150_ha_patroni.pl) runs three nodes under Debian's Patroni over etcd.
+    install_deps patroni etcd-server python3-etcd
 fi
 log "build and install"
 make -s -j"$(nproc)" 2>&1

@@ -1,7 +1,7 @@
 'use strict';
 // pg-poolguard-cache — an in-process cache keyed by (scope, key) that pg_poolguard keeps fresh.
 //
-// The rules it follows (see the pg_poolguard README, "Cache invalidation"):
+// The rules it follows (see pg_poolguard's docs/cache-invalidation.md):
 //  1. To load a value: read poolguard.cache_generation(scope, key) FIRST, then the data, and tag
 //     the cached value with that generation.  Generations are published only after the commit is
 //     visible, so a tag can be too old (a spurious reload later), never too new.
@@ -119,7 +119,7 @@ class PoolguardCache extends EventEmitter {
   //              pooled connection behind a transaction-mode pooler cannot LISTEN); default: a
   //              new pg.Client from the PG* environment with that application_name
   //   listenerApplicationName  the listener's application_name (default 'pg_poolguard listener';
-  //              give it a policy with no idle rules, see README); null: leave it alone
+  //              give it a policy with no idle rules, see README.md, "Pool settings"); null: leave it alone
   //   channel    poolguard.notify_channel (default 'poolguard_invalidate')
   //   max, ttlMs LRU size and time to live (default 1000 entries, 5 minutes)
   //   backoff    { initialMs: 100, maxMs: 5000 } for reconnecting the listener

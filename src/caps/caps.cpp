@@ -7,7 +7,7 @@
  * (SET application_name, SET ROLE) moves nothing; after a policy change, caps_reconcile()
  * matches the kept login identity against the new policies.
  *
- * Note about locking:
+ * Note about locking (every lock and the order: docs/architecture.md, "Locks"):
  *   - caps_lock (login_accounting.lock, LWLock tranche "pg_poolguard caps") guards everything
  *     in "pg_poolguard caps": the live session count of each policy name and the per-PGPROC
  *     backend slots (counted policy, login identity, evicting mark).  LW_EXCLUSIVE to change

@@ -13,7 +13,7 @@
  * of the target's backend status is compared (core::still_as_judged) with what the decision
  * saw, and kill() follows with only the process-array check in between.
  *
- * Note about locking:
+ * Note about locking (every lock and the order: docs/architecture.md, "Locks"):
  *   - client_notes[i].mutex (spinlock, one per PGPROC slot) guards that slot's note.  Held only
  *     to copy the plain fields in or out: the timestamp is taken before, nothing is allocated, logged
  *     or looked up under it.

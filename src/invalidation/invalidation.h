@@ -125,7 +125,10 @@ struct PendingInvalidation
 /* Registers the shared memory and its lock tranche (invalidation_shmem.cpp). */
 void invalidation_register_shmem(void);
 
-/* Registers GUC-sized shared memory, the lock tranche and the transaction callbacks (_PG_init). */
+/*
+ * Registers GUC-sized shared memory and the lock tranches (_PG_init).  The transaction callbacks
+ * are registered lazily, by the first invalidate() of a backend (invalidation_xact.cpp).
+ */
 void invalidation_init(void);
 
 /*

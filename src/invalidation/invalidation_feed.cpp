@@ -11,7 +11,7 @@
  * order.  A reader whose `after` is below the ring's horizon (items were evicted, or it read from
  * before this server's start or a promotion) gets one resync row.
  *
- * Note about locking:
+ * Note about locking (every lock and the order: docs/architecture.md, "Locks"):
  * - feed->lock (tranche "pg_poolguard feed", one LWLock) guards the ring and its entries.
  *   Exclusive: appenders (a committing backend, which already holds invalidation_shared->lock: the order is
  *   invalidation_shared->lock, then feed->lock; the startup process during redo, which holds no other).

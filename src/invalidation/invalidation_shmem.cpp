@@ -8,7 +8,7 @@
  * committing backend only bumps atomics and copies its items into the queue under a short
  * LWLock; the NOTIFY happens later, in the database's publisher.
  *
- * Note about locking:
+ * Note about locking (all of pg_poolguard's locks and their order: docs/architecture.md, "Locks"):
  * - invalidation_shared->lock (tranche "pg_poolguard invalidation", one LWLock) guards everything in
  *   InvalidationShared except the counter, plus the queue (next[] and the entries).  Exclusive:
  *   committing backends (generations are handed out under it, so each database's list is in
@@ -21,7 +21,7 @@
  *   (cache_generation() takes no lock).  The counter is only advanced with the lock held.
  * - The only pg_poolguard lock taken while it is held is the feed's (invalidation_feed.cpp), by a
  *   committing backend appending its items (order: invalidation_shared->lock, then feed->lock); no other
- *   pg_poolguard lock (shmem.cpp's policies/logins locks, caps_lock, the worker latch spinlock)
+ *   pg_poolguard lock (policy_store.cpp's policies lock, caps.cpp's caps_lock, the worker latch spinlock)
  *   is taken while it is held, nor is it taken while holding one of them.  A committing backend
  *   also inserts its WAL record under it (invalidation_wal.cpp: WAL insertion locks come last,
  *   as under any buffer lock), so that records are in WAL in generation order.

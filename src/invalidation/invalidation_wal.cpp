@@ -44,7 +44,7 @@
  * Logical decoding: each commit's items are also written (when wal_level = logical and
  * poolguard.logical_messages is on) as non-transactional logical messages with the prefix
  * "pg_poolguard", in the same place, so they follow the commit record and come in generation
- * order; the payload format (version 1) is documented in README.md, "Change-data-capture".
+ * order; the payload format (version 1) is documented in docs/cache-invalidation.md, "Change-data-capture".
  *
  * Locking: this file takes no lock of its own; invalidation_wal_log_committed runs under
  * invalidation_shared->lock (held by the caller), and XLogInsert takes PostgreSQL's WAL insertion locks,

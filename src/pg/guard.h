@@ -3,8 +3,13 @@
  *
  * pg_guard(where, f) runs f().  If f throws, the message is copied into a stack buffer, the
  * catch block is left, and only then is ereport(ERROR) raised: a C++ exception never unwinds
- * through PostgreSQL frames and a longjmp never leaves a live C++ catch scope.  Every
- * SQL-callable function (POOLGUARD_FUNCTION), hook and the worker loop goes through it.
+ * through PostgreSQL frames and a longjmp never leaves a live C++ catch scope.  What goes
+ * through it: every SQL-callable function (POOLGUARD_FUNCTION), the login hook (caps.cpp) and
+ * every background-worker unit of work (run_catching_errors below: the worker cycle, the metrics
+ * build, the publisher's send).  What deliberately does not: the emit_log_hook (actions.cpp),
+ * the transaction callbacks (invalidation_xact.cpp), the WAL resource manager's callbacks
+ * (invalidation_wal.cpp) and the shared-memory hooks (shmem.cpp) -- they run no C++ that can
+ * throw, and an ERROR there must stay PostgreSQL's own.  See docs/architecture.md.
  *
  * f itself must follow the rule in postgres_headers.h: nothing with a non-trivial destructor
  * may be live while it calls something that can ereport(ERROR).
@@ -118,8 +123,8 @@ template <typename F> bool run_keeping_state(F &&f)
 /*
  * Keeps a released SQL script's C symbol working after the function it names was renamed (same
  * SQL signature): the old script's functions call `legacy`, which runs `current`.  The library
- * serves every released version's SQL until ALTER EXTENSION pg_poolguard UPDATE (README,
- * Upgrading); a changed signature gets its own entry point instead (poolguard_X_1_1).
+ * serves every released version's SQL until ALTER EXTENSION pg_poolguard UPDATE
+ * (docs/configuration.md, Upgrading); a changed signature gets its own entry point instead (poolguard_X_1_1).
  */
 #define POOLGUARD_LEGACY_ENTRY(legacy, current)                                                              \
     extern "C"                                                                                               \

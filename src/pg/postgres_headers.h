@@ -8,8 +8,8 @@
  * The rule that keeps C++ and PostgreSQL apart:
  *   PostgreSQL reports errors with longjmp.  No C++ object with a non-trivial destructor may be
  *   live across a call that can ereport(ERROR) — use plain arrays, palloc'd memory and PODs on
- *   those paths.  And no C++ exception may propagate into PostgreSQL code: every SQL-callable
- *   function, hook and the worker loop runs inside pg_guard() (guard.h).
+ *   those paths.  And no C++ exception may propagate into PostgreSQL code: code that can throw
+ *   runs inside pg_guard() (guard.h, which lists what does and what deliberately does not).
  */
 #ifndef POOLGUARD_POSTGRES_HEADERS_H
 #define POOLGUARD_POSTGRES_HEADERS_H

@@ -1,12 +1,14 @@
 /*
  * shmem.cpp — reservation and attachment of pg_poolguard's shared memory.
  *
- * Note about locking:
+ * Note about locking (every lock and the order: docs/architecture.md, "Locks"):
  *   - Each feature requests its own LWLock tranche here (shmem_register_lwlocks) and documents
  *     its locks in its own file: "pg_poolguard policies" (policy_store.cpp), "pg_poolguard
  *     history" (actions.cpp), "pg_poolguard caps" (caps.cpp), "pg_poolguard policy stats"
- *     (stats.cpp), "pg_poolguard invalidation" (invalidation_shmem.cpp).  None of them is ever
- *     held while another is taken.
+ *     (stats.cpp), "pg_poolguard invalidation" (invalidation_shmem.cpp), "pg_poolguard feed"
+ *     (invalidation_feed.cpp).  One nesting exists: a committing backend takes the feed lock
+ *     while it holds the invalidation lock (order: invalidation, then feed).  Every other lock is
+ *     a leaf, never held while another is taken.  The whole order: docs/architecture.md, "Locks".
  *   - worker_state->latch_mutex (spinlock) guards worker_state->worker_latch.  Held only to store or copy
  *     the pointer: wake_worker() copies it and calls SetLatch() after releasing the spinlock
  *     (the latch is the worker's PGPROC latch, which stays valid shared memory after the worker

@@ -1,10 +1,10 @@
 /*
  * policy_store.cpp — loading, publishing and change tracking of compiled policies.
  *
- * Note about locking: the published policies (count, array, version, loaded_change_count,
- * fingerprint) are guarded by published_policies->lock (LWLock tranche "pg_poolguard
- * policies"): LW_EXCLUSIVE to publish, LW_SHARED to copy.  Under it only memcpy of plain data
- * happens — the SPI query, the compilation and every catalog lookup run before the lock is
+ * Note about locking (every lock and the order: docs/architecture.md, "Locks"): the published
+ * policies (count, array, version, loaded_change_count, fingerprint) are guarded by published_policies->lock
+ * (LWLock tranche "pg_poolguard policies"): LW_EXCLUSIVE to publish, LW_SHARED to copy.  Under it only memcpy
+ * of plain data happens — the SPI query, the compilation and every catalog lookup run before the lock is
  * taken.  change_count is an atomic that committing backends bump without any lock.  The lock
  * is never held while another pg_poolguard lock is taken.
  *

@@ -1,7 +1,7 @@
 /*
  * stats.cpp — the counters, the per-policy counters, poolguard.stats / poolguard.reset_stats().
  *
- * Note about locking:
+ * Note about locking (every lock and the order: docs/architecture.md, "Locks"):
  *   - The global counters ("pg_poolguard stats") are 64-bit atomics, read and written with no
  *     lock; a reader may see counters of a scan half-recorded, never a torn value.
  *   - The per-policy counters ("pg_poolguard policy stats", 2 * max_policies names) are guarded

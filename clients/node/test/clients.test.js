@@ -1,6 +1,6 @@
 'use strict';
 // Real clients against a real pg_poolguard: pg (node-postgres), postgres.js and Prisma (with
-// @prisma/adapter-pg).  Each app process (test/apps/app.js) follows the README's pool-settings
+// @prisma/adapter-pg).  Each app process (test/apps/app.js) follows README.md's pool-settings
 // guide (test/apps/guide.js) and must survive idle_timeout, idle_in_transaction_timeout,
 // max_idle, evict_idle and cap refusals (53300) with zero unhandled errors (it would exit) and
 // zero failed requests.  The cache's LISTEN connection, under the guide's listener policy, is
@@ -111,7 +111,7 @@ test('real clients follow the pool-settings guide', { skip: haveServer ? false :
     assert.ok(Date.now() < settled, 'configuration reloaded');
     await sleep(50);
   }
-  // The guide's listener policy, verbatim (README, "Pool settings").
+  // The guide's listener policy, verbatim (README.md, "Pool settings").
   await policyDb.query(`DELETE FROM poolguard.policy WHERE name = 'pg_poolguard listeners'`);
   await policyDb.query(`
 INSERT INTO poolguard.policy (name, application_name, priority, idle_timeout, idle_in_transaction_timeout)
