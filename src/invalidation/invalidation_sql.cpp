@@ -162,12 +162,11 @@ POOLGUARD_FUNCTION(poolguard_invalidation_trigger)
  * poolguard.track_table() installs (extension/track.sql).  As a row-level AFTER trigger it
  * invalidates (row_scope, key) for the row's primary key in OLD and in NEW (once when equal; a
  * composite key is a JSON array, core/invalidation/row_key.h; a key longer than an invalidation
- * key may be, or one with a NULL part, invalidates the whole row_scope instead) and the whole table_scope; as a
- * statement-level trigger on TRUNCATE it invalidates both scopes whole.  Cost per written row:
- * one output-function call per key column and two entries of the transaction's de-duplicated
- * pending list (the table_scope entry is shared by every row of the transaction).  Past
- * max_tracked_keys_per_transaction row keys in one transaction, rows publish their whole
- * row_scope instead.
+ * key may be, or one with a NULL part, invalidates the whole row_scope instead) and the whole table_scope; as
+ * a statement-level trigger on TRUNCATE it invalidates both scopes whole.  Cost per written row: one
+ * output-function call per key column and two entries of the transaction's de-duplicated pending list (the
+ * table_scope entry is shared by every row of the transaction).  Past max_tracked_keys_per_transaction row
+ * keys in one transaction, rows publish their whole row_scope instead.
  */
 POOLGUARD_FUNCTION(poolguard_tracking_trigger)
 {
@@ -206,9 +205,9 @@ POOLGUARD_FUNCTION(poolguard_tracking_trigger)
 
     int ncolumns = trigger->tgnargs - 2;
     if (ncolumns < 1)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("trigger \"%s\" names no key column", name),
-                        errhint("Run poolguard.track_table() again to recreate it.")));
+        ereport(ERROR,
+                (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("trigger \"%s\" names no key column", name),
+                 errhint("Run poolguard.track_table() again to recreate it.")));
 
     TupleDesc desc = trigdata->tg_relation->rd_att;
     /* INSERT and DELETE: the one row; UPDATE: the old row and the new one. */
