@@ -88,9 +88,8 @@ class NextCacheCore {
       this.cache.on('warning', () => {});
     }
     if (this.cache.listening) return Promise.resolve(true);
-    if (this.starting === null) {
-      this.starting = this.cache.start().then(() => true, () => false).finally(() => { this.starting = null; });
-    }
+    // Started once: after a failure the cache keeps reconnecting in the background by itself.
+    if (this.starting === null) this.starting = this.cache.start().then(() => true, () => false);
     return this.starting.then(() => this.cache.listening);
   }
 
@@ -197,6 +196,7 @@ class NextCacheCore {
     if (this.pool && !this.options.pool && typeof this.pool.end === 'function') await this.pool.end();
     this.cache = null;
     this.pool = null;
+    this.starting = null;
   }
 }
 

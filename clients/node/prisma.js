@@ -183,7 +183,11 @@ class PrismaCacheCore {
     });
     this.cache.on('invalidation', (items) => this.onItems(items));
     this.cache.on('resync', () => this.clear());
-    this.cache.on('listening', () => { this.epoch++; });
+    // Each (re)connect reads tracked_tables again (tables tracked since are picked up).
+    this.cache.on('listening', () => {
+      this.epoch++;
+      this.loadTracked();
+    });
     this.cache.on('disconnected', () => this.clear());
     this.cache.on('warning', (w) => this.warn(w.kind, w.message));
     this.starting = null;
@@ -211,7 +215,6 @@ class PrismaCacheCore {
         this.warn('listener', `pg_poolguard listener not connected yet (${err && err.message}); reads are not cached until it is`);
         return false;
       });
-      this.starting.then(() => this.loadTracked());
     }
     return this.starting.then(() => this.cache.listening);
   }
