@@ -31,7 +31,7 @@ REGRESS_OPTS     = --inputdir=test --use-existing --dbname=contrib_regression
 
 # pg_isolation_regress: every test/specs/NAME.spec (test/expected/NAME.out), against the same server.
 ISOLATION      = $(sort $(notdir $(basename $(wildcard test/specs/*.spec))))
-ISOLATION_OPTS = --load-extension=pg_poolguard
+ISOLATION_OPTS = --inputdir=test --load-extension=pg_poolguard
 
 TAP_TESTS   = 1
 PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
