@@ -4,8 +4,10 @@
 
 EXTENSION  = pg_poolguard
 MODULE_big = pg_poolguard
-# The one version number of a release.  The control file's default_version, src/pg/version.h,
-# META.json and debian/changelog agree with it (scripts/check_release.py, run by make test).
+# The one version number of a release, set here only.  The objects that report it get it as
+# -DPOOLGUARD_EXTVERSION (VERSIONED_OBJS below, src/pg/version.h); the control file's
+# default_version, META.json, debian/changelog and clients/node/package.json state it too and are
+# checked against it (scripts/check_release.py, run by make test and make dist).
 EXTVERSION = 1.2
 
 # One folder per feature under src/ (docs/architecture.md); src/core/<feature>/ is plain C++.
@@ -18,22 +20,28 @@ OBJS       = $(GLUE_SRCS:.cpp=.o) $(CORE_SRCS:.cpp=.o)
 # install script and one upgrade step per release (test/t/080_release_upgrade.pl: 1.0 + every step
 # = a fresh install).
 DATA_built = pg_poolguard--$(EXTVERSION).sql
-SQL_PARTS  = $(addprefix extension/,base.sql policy.sql reaper.sql caps.sql invalidation.sql track.sql stats.sql)
+SQL_PARTS  = $(addprefix extension/,base.sql policy.sql enforce.sql reaper.sql caps.sql invalidation.sql track.sql stats.sql \
+                                   metrics.sql worker.sql)
 DATA       = $(sort $(wildcard versions/pg_poolguard--*.sql))
 
-# pg_regress: the tests test/sql/schedule lists (test/sql/NAME.sql, test/expected/NAME.out), in its order; see
-# installcheck-regress below (REGRESS stays empty, also against the environment, so that PGXS runs
-# no list of its own).  The test cluster pre-creates the database (the worker is connected
-# to it, so pg_regress must not drop and recreate it).
+# make installcheck: pg_regress (the tests test/sql/schedule lists: test/sql/NAME.sql,
+# test/expected/NAME.out, in its order; see installcheck-regress below — REGRESS stays empty, also
+# against the environment, so that PGXS runs no list of its own) and then pg_isolation_regress
+# (every test/specs/NAME.spec).  Each starts its own temporary instance (--temp-instance) from the
+# installed binaries and extension (make install first) with test/regress.conf (--temp-config:
+# the library preloaded, its worker on contrib_regression, the database both run in), as pg_cron
+# and pg_duckdb do: nothing needs to be running.  Run it as a user that may run initdb (not root).
+REGRESS_CONF     = test/regress.conf
 REGRESS_SCHEDULE = test/sql/schedule
 REGRESS          =
-REGRESS_OPTS     = --inputdir=test --use-existing --dbname=contrib_regression
+REGRESS_OPTS     = --inputdir=test --temp-instance=tmp_check_regress --temp-config=$(REGRESS_CONF)
+CONTRIB_TESTDB   = contrib_regression
 
-# pg_isolation_regress: every test/specs/NAME.spec (test/expected/NAME.out), against the same server.
 ISOLATION      = $(sort $(notdir $(basename $(wildcard test/specs/*.spec))))
-ISOLATION_OPTS = --inputdir=test --load-extension=pg_poolguard
+ISOLATION_OPTS = --inputdir=test --load-extension=pg_poolguard --temp-instance=tmp_check_iso --temp-config=$(REGRESS_CONF)
 
-TAP_TESTS   = 1
+# make prove_installcheck: the TAP tests (each starts its own clusters); PROVE_TESTS=test/t/NNN_x.pl
+# picks some.  TAP_TESTS stays unset so that installcheck does not run them too.
 PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
 
 PG_CPPFLAGS = -Isrc
@@ -45,7 +53,7 @@ SHLIB_LINK += -lstdc++
 # Debian's PGXS would also compile every .cpp to LLVM bitcode with clang, ignoring our flags.
 override with_llvm = no
 
-EXTRA_CLEAN = build $(OBJS:.o=.d) output_iso results regression.diffs regression.out dist
+EXTRA_CLEAN = build $(OBJS:.o=.d) output_iso results regression.diffs regression.out dist tmp_check tmp_check_regress tmp_check_iso
 
 PG_CONFIG ?= pg_config
 PGXS := $(wildcard $(shell $(PG_CONFIG) --pgxs 2>/dev/null))
@@ -53,22 +61,39 @@ ifneq ($(PGXS),)
 include $(PGXS)
 else
 # No server development files yet: `make test` / `make demo` install them (as root) first.
-all install installcheck tap:
-	@echo "PGXS not found: install postgresql-server-dev-15 (make test does it when run as root)" >&2
+all install installcheck prove_installcheck tap:
+	@echo "PGXS not found: install postgresql-server-dev-15 (make deps or make test does it, as root)" >&2
 	@exit 1
 endif
 
 -include $(OBJS:.o=.d)
 
+# The objects that report the version (src/pg/version.h); rebuilt when the Makefile changes.
+VERSIONED_OBJS = src/pg_poolguard.o src/pg/sql_version.o
+$(VERSIONED_OBJS): override CPPFLAGS += -DPOOLGUARD_EXTVERSION='"$(EXTVERSION)"'
+$(VERSIONED_OBJS): Makefile
+
 $(DATA_built): $(SQL_PARTS)
 	cat $^ > $@
 
 # PGXS runs pg_regress only for a REGRESS list; ours runs a schedule, before the isolation tests
-# PGXS's installcheck runs.
+# PGXS's installcheck runs.  The isolation tests run in contrib_regression too (the database
+# test/regress.conf gives the worker): PGXS appends --dbname=$(ISOLATION_TESTDB) after our options.
 ifneq ($(PGXS),)
+ISOLATION_TESTDB = $(CONTRIB_TESTDB)
 installcheck: installcheck-regress
-installcheck-regress:
-	$(pg_regress_installcheck) $(REGRESS_OPTS) --schedule=$(REGRESS_SCHEDULE)
+installcheck-regress: not-root
+	$(pg_regress_installcheck) $(REGRESS_OPTS) --dbname=$(CONTRIB_TESTDB) --schedule=$(REGRESS_SCHEDULE)
+
+prove_installcheck: not-root
+	$(prove_installcheck)
+
+# PostgreSQL refuses to run as root: say so before initdb does.
+not-root:
+	@if [ "$$(id -u)" = 0 ]; then \
+	    echo "make installcheck / prove_installcheck start PostgreSQL, which refuses root: run them as" \
+	         "another user, e.g. su postgres -c 'make installcheck' from a tree it may write" \
+	         "(make test does that by itself)" >&2; exit 1; fi
 endif
 
 # ---- release: version agreement, PGXN metadata, the source archive, Debian packages ----
@@ -108,15 +133,27 @@ unit: build/unit_tests build/unit_tests_sanitized
 	build/unit_tests
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build/unit_tests_sanitized
 
-# TAP tests alone (scripts/test.sh runs pg_regress with TAP_TESTS= and then this).
-tap:
-	$(prove_installcheck)
+# TAP tests alone (an older name of prove_installcheck).
+tap: prove_installcheck
+
+# The Debian packages the build and the tests need (as root; nothing else installs any, except
+# make test, which runs this first).
+deps:
+	bash -c '. scripts/lib.sh && install_deps && install_test_deps'
 
 test:
 	bash scripts/test.sh
 
-# Structural rules of the sources (layers, the core boundary, messages, SQL names, schedule).
-lint:
+# clang-format (.clang-format) on every C++ file of src/, test/unit/ and bench/ (scripts/format.sh).
+format:
+	bash scripts/format.sh fix
+
+format-check:
+	bash scripts/format.sh check
+
+# Structural rules of the sources (layers, the core boundary, messages, SQL names, schedule),
+# the paths and links the documents name, and the format.
+lint: format-check
 	python3 scripts/lint.py
 	python3 scripts/lint_docs.py
 
@@ -130,4 +167,4 @@ demo:
 bench:
 	bash bench/run.sh
 
-.PHONY: unit tap test test-all lint demo bench installcheck-regress check-release dist deb
+.PHONY: not-root unit tap prove_installcheck deps test test-all lint format format-check demo bench installcheck-regress check-release dist deb

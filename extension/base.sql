@@ -12,14 +12,7 @@ COMMENT ON FUNCTION poolguard.version() IS 'pg_poolguard library version';
 REVOKE ALL ON FUNCTION poolguard.version() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION poolguard.version() TO PUBLIC;
 
-CREATE FUNCTION poolguard.worker_pid() RETURNS integer
-    LANGUAGE c PARALLEL SAFE
-    AS 'MODULE_PATHNAME', 'poolguard_worker_pid';
-COMMENT ON FUNCTION poolguard.worker_pid() IS 'pid of the running pg_poolguard worker, NULL when none runs';
-REVOKE ALL ON FUNCTION poolguard.worker_pid() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION poolguard.worker_pid() TO pg_monitor;
-
--- Privileges are decided object by object (sql/privileges.sql lists every one and fails when an
+-- Privileges are decided object by object (test/sql/privileges.sql lists every one and fails when an
 -- object has no explicit decision): PUBLIC may use only what a plain application needs
 -- (version, cache_generation, its own rows of sessions and terminations); monitoring goes to
 -- pg_monitor; policy administration, triggers and internal functions stay with the owner.

@@ -145,9 +145,3 @@ REVOKE ALL ON FUNCTION poolguard.policy_changed() FROM PUBLIC;
 CREATE TRIGGER policy_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON poolguard.policy
     FOR EACH STATEMENT EXECUTE FUNCTION poolguard.policy_changed();
-
-CREATE FUNCTION poolguard.reload() RETURNS integer
-    LANGUAGE c
-    AS 'MODULE_PATHNAME', 'poolguard_reload';
-COMMENT ON FUNCTION poolguard.reload() IS 'load the policies now; returns how many are in force';
-REVOKE ALL ON FUNCTION poolguard.reload() FROM PUBLIC;

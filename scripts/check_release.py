@@ -4,9 +4,11 @@
 The Makefile's EXTVERSION (MAJOR.MINOR, the extension's SQL version) is the one version number.
 This fails (exit 1, one line per problem) unless:
   - pg_poolguard.control's default_version equals it;
-  - src/pg/version.h's POOLGUARD_EXTVERSION equals it (the library's version() is EXTVERSION.0);
+  - the library takes it from the Makefile (-DPOOLGUARD_EXTVERSION): src/pg/version.h defines
+    no version of its own (the library's version() is EXTVERSION.0);
   - META.json's version and provides.pg_poolguard.version are EXTVERSION.0 (PGXN wants SemVer);
   - debian/changelog's latest entry is EXTVERSION.0-N;
+  - clients/node/package.json's version (the npm package pg-poolguard-cache) is EXTVERSION.0;
   - versions/ has the frozen 1.0 install script and upgrade steps that take every released
     version to EXTVERSION, and no step that goes nowhere;
   - every frozen script still has the checksum recorded in versions/SHA256SUMS when it was
@@ -58,10 +60,9 @@ def main():
     if control is not None and control != extversion:
         bad(f"{ext}.control: default_version {control} differs from the Makefile's EXTVERSION {extversion}")
 
-    header = one(r'^#define\s+POOLGUARD_EXTVERSION\s+"([^"]*)"', read("src/pg/version.h"),
-                 "src/pg/version.h", "POOLGUARD_EXTVERSION")
-    if header is not None and header != extversion:
-        bad(f"src/pg/version.h: POOLGUARD_EXTVERSION {header} differs from the Makefile's EXTVERSION {extversion}")
+    if re.search(r'^#define\s+POOLGUARD_EXTVERSION\b', read("src/pg/version.h"), re.M):
+        bad("src/pg/version.h: defines POOLGUARD_EXTVERSION itself; the Makefile passes EXTVERSION "
+            "(-DPOOLGUARD_EXTVERSION)")
 
     try:
         meta = json.loads(read("META.json") or "{}")
@@ -78,6 +79,16 @@ def main():
         deb = one(r"^\S+ \(([^)]*)\)", read("debian/changelog"), "debian/changelog", "entry")
         if deb is not None and not re.fullmatch(re.escape(semver) + r"-\d+", deb):
             bad(f"debian/changelog: latest version {deb} is not {semver}-N")
+
+    # The npm package (not in the PGXN archive, which leaves clients/ out).
+    if os.path.exists("clients/node/package.json"):
+        try:
+            npm = json.loads(read("clients/node/package.json") or "{}").get("version")
+        except ValueError as e:
+            bad(f"clients/node/package.json: not JSON: {e}")
+            npm = semver
+        if npm != semver:
+            bad(f"clients/node/package.json: version {npm} differs from {semver} (the Makefile's EXTVERSION {extversion})")
 
     # Upgrade path: versions/pg_poolguard--1.0.sql and steps --A--B.sql from 1.0 to EXTVERSION.
     files = sorted(os.listdir("versions")) if os.path.isdir("versions") else []
@@ -131,7 +142,7 @@ def report(extversion=None):
         print(p, file=sys.stderr)
     if problems:
         return 1
-    print(f"release {extversion}: control, src/pg/version.h, META.json, debian/changelog agree; "
+    print(f"release {extversion}: control, META.json, debian/changelog, the npm package agree with the Makefile; "
           f"upgrade path 1.0 -> {extversion}; released scripts unchanged")
     return 0
 

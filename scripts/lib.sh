@@ -4,7 +4,7 @@
 PG_CONFIG=${PG_CONFIG:-pg_config}
 
 # Debian packages the build and the tests need.
-POOLGUARD_PACKAGES="g++ make perl python3 postgresql-15 postgresql-server-dev-15 libkrb5-dev libipc-run-perl libgtest-dev"
+POOLGUARD_PACKAGES="g++ make perl python3 postgresql-15 postgresql-server-dev-15 libkrb5-dev libipc-run-perl libgtest-dev clang-format"
 
 log() { printf '\n==> %s\n' "$*"; }
 
@@ -121,4 +121,22 @@ build_hold_sessions() {
     g++ -std=c++17 -O2 -o "$bin" bench/hold_sessions.cpp -I"$("$PG_CONFIG" --includedir)" -lpq
     chmod 755 "$bin"
     echo "$bin"
+}
+
+# The Node.js client's tests need node and npm (Debian's packages when none is installed), and
+# its poll mode is tested through a real PgBouncer in transaction mode.
+install_node_deps() {
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        install_deps nodejs npm || return 1
+    fi
+    if [ ! -x /usr/sbin/pgbouncer ] && ! command -v pgbouncer >/dev/null; then
+        install_deps pgbouncer || return 1
+    fi
+}
+
+# Everything the tests need beyond POOLGUARD_PACKAGES (make deps, make test): the Node.js client's,
+# and Debian's Patroni over etcd for the HA test (test/t/150_ha_patroni.pl).
+install_test_deps() {
+    install_node_deps || return 1
+    install_deps patroni etcd-server python3-etcd
 }

@@ -341,6 +341,31 @@ def check_sql_names():
                        % (m.group(1), m.group(3), m.group(1)))
 
 
+def check_sql_homes():
+    """Every C function extension/F.sql binds (AS 'MODULE_PATHNAME', 'poolguard_X') is defined
+    under src/F/ — base.sql's in the module, src/pg_poolguard.cpp — so that a feature's SQL, C
+    and tests share its name."""
+    defined = {}
+    define = re.compile(r'\b(?:POOLGUARD_FUNCTION|PG_FUNCTION_INFO_V1|POOLGUARD_LEGACY_ENTRY)\s*\(\s*(\w+)')
+    for path in sources():
+        if path.endswith('.cpp'):
+            with open(path, encoding='utf-8') as f:
+                for m in define.finditer(strip_comments(f.read())):
+                    defined.setdefault(m.group(1), []).append(rel(path))
+    bind = re.compile(r"AS\s+'MODULE_PATHNAME'\s*,\s*'(\w+)'", re.I)
+    for path in install_sql_files():
+        fragment = os.path.basename(path)[:-len('.sql')]
+        home = 'src/pg_poolguard.cpp' if fragment == 'base' else 'src/%s/' % fragment
+        with open(path, encoding='utf-8') as f:
+            text = f.read()
+        for m in bind.finditer(text):
+            where = defined.get(m.group(1), [])
+            if not any(w == home or w.startswith(home) for w in where):
+                report(path, line_of(text, m.start()), 'sqlhome',
+                       '%s is defined in %s, not under %s: name the fragment after the folder of its C'
+                       % (m.group(1), ', '.join(where) or 'no source', home))
+
+
 def check_schedule():
     schedule = os.path.join(ROOT, 'test', 'sql', 'schedule')
     tests = sorted(f[:-4] for f in os.listdir(os.path.join(ROOT, 'test', 'sql')) if f.endswith('.sql'))
@@ -368,6 +393,8 @@ def check_schedule():
 
 
 ONE_PLACE = [
+    (r'\b(?:GetNamedLWLockTranche|shmem_register_lwlocks|RequestNamedLWLockTranche)\s*\(\s*"', (),
+     'a tranche name is one named constant (constexpr const char *X_tranche) in the file that owns the lock'),
     (r'\bPG_TRY\s*\(|\bCopyErrorData\s*\(', ('src/pg/guard.h',), 'the error recovery is run_catching_errors() in pg/guard.h'),
     (r'\bpgstat_fetch_stat_local_beentry\s*\(', ('src/enforce/sessions.cpp', 'src/pg/postgres_headers.h'),
      'backends are read through backend_status_snapshot() (enforce/sessions.cpp)'),
@@ -387,13 +414,63 @@ def check_one_place():
                 report(path, line_of(text, m.start()), 'oneplace', '%s: %s' % (m.group(0).rstrip('( '), why))
 
 
+# ---- seams: a folder's private headers stay in the folder ---------------------------------------
+# The #include rule above keeps a folder's private headers (every header but <feature>/<feature>.h)
+# out of other folders; this keeps what they declare out too, so that a public header cannot
+# re-export it and no file can redeclare it (e.g. invalidation_shared, PublisherSlot).
+DECLARED = re.compile(r'^(?:struct|class)\s+(\w+)\s*$|^extern\s+[\w\s\*:<>]+?\b(\w+)\s*(?:\[[^\]]*\])?;'
+                      r'|^[\w:<>\*\s]+?\b(\w+)\s*\(', re.M)
+
+
+def private_names():
+    """{name: folder} of what the private headers of feature folders declare."""
+    names = {}
+    for path in sources():
+        r = rel(path).split('/')
+        if not path.endswith('.h') or len(r) != 3 or r[1] in ('pg', 'core') or r[1] not in LAYERS:
+            continue
+        if r[2] == r[1] + '.h':
+            continue
+        with open(path, encoding='utf-8') as f:
+            text = strip_comments(f.read())
+        for m in DECLARED.finditer(text):
+            name = next(g for g in m.groups() if g)
+            if name not in ('if', 'while', 'for', 'switch', 'return', 'sizeof', 'defined', 'PGDLLEXPORT'):
+                names[name] = r[1]
+    # A name the folder's public header also declares is public.
+    for name, folder in list(names.items()):
+        public = os.path.join(SRC, folder, folder + '.h')
+        with open(public, encoding='utf-8') as f:
+            if re.search(r'\b%s\b' % re.escape(name), strip_comments(f.read())):
+                del names[name]
+    return names
+
+
+def check_private_names():
+    names = private_names()
+    if not names:
+        return
+    pattern = re.compile(r'\b(%s)\b' % '|'.join(sorted(map(re.escape, names))))
+    for path in sources():
+        r = rel(path).split('/')
+        folder = r[1] if len(r) == 3 else None
+        with open(path, encoding='utf-8') as f:
+            text = strip_comments(f.read())
+        for m in pattern.finditer(text):
+            if names[m.group(1)] != folder:
+                report(path, line_of(text, m.start()), 'seams', '%s is private to src/%s/ (use its public header %s/%s.h)'
+                       % (m.group(1), names[m.group(1)], names[m.group(1)], names[m.group(1)]))
+
+
 def main():
     check_includes()
     check_one_place()
     check_messages()
     check_sql_names()
+    check_sql_homes()
     check_sql_parts()
     check_schedule()
+    check_private_names()
     for path, line, rule, text in problems:
         print('%s:%d: %s: %s' % (path, line, rule, text))
     if problems:

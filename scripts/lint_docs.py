@@ -8,7 +8,10 @@
     relative to the document's folder or to the repository root; paths with placeholders
     (NAME, NNN, <feature>, *, $(...), ...) are skipped;
   - every docs/*.md that a source comment, script or Makefile names exists;
-  - every docs/*.md is linked from README.md.
+  - every docs/*.md is linked from README.md;
+  - docs/configuration.md's settings table lists exactly the GUCs the sources define;
+  - every `poolguard.NAME` a document names is a SQL object of extension/*.sql, a GUC, or the
+    policy table's column.
 Prints one line per problem and exits 1 if any.
 """
 import os
@@ -128,11 +131,53 @@ def check_readme_links_docs():
             problems.append('README.md: does not link %s' % rel(path))
 
 
+def defined_gucs():
+    names = set()
+    for top, _, files in os.walk(os.path.join(ROOT, 'src')):
+        for name in files:
+            if name.endswith('.cpp'):
+                with open(os.path.join(top, name), encoding='utf-8') as f:
+                    names |= set(re.findall(r'DefineCustom\w+Variable\(\s*"(poolguard\.\w+)"', f.read()))
+    return names
+
+
+def sql_objects():
+    names = set()
+    ext = os.path.join(ROOT, 'extension')
+    for name in sorted(os.listdir(ext)):
+        if name.endswith('.sql'):
+            with open(os.path.join(ext, name), encoding='utf-8') as f:
+                names |= set(re.findall(r'CREATE\s+(?:OR\s+REPLACE\s+)?(?:FUNCTION|VIEW|TABLE|TRIGGER)\s+(poolguard\.\w+)',
+                                        f.read(), re.I))
+    return names
+
+
+def check_names():
+    gucs = defined_gucs()
+    path = os.path.join(ROOT, 'docs', 'configuration.md')
+    if os.path.exists(path):
+        with open(path, encoding='utf-8') as f:
+            documented = set(re.findall(r'^\| `(poolguard\.\w+)`', f.read(), re.M))
+        for name in sorted(gucs - documented):
+            problems.append('docs/configuration.md: GUC %s is not in the settings table' % name)
+        for name in sorted(documented - gucs):
+            problems.append('docs/configuration.md: the settings table lists %s, which no source defines' % name)
+    known = gucs | sql_objects() | {'poolguard.policy'}
+    for doc in doc_files():
+        with open(doc, encoding='utf-8') as f:
+            text = without_code_blocks(f.read())
+        for lineno, line in enumerate(text.split('\n'), 1):
+            for m in re.finditer(r'`(poolguard\.[a-z_]+)', line):
+                if m.group(1) not in known:
+                    problems.append('%s:%d: names %s: no such SQL object or setting' % (rel(doc), lineno, m.group(1)))
+
+
 def main():
     for path in doc_files():
         check_doc(path)
     check_sources_name_docs()
     check_readme_links_docs()
+    check_names()
     for p in problems:
         print(p)
     if problems:

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# scripts/test.sh — `make test`: every pg_poolguard test on throwaway clusters.
-#   1. installs missing packages (as root), builds and installs the extension;
-#   2. make lint: the structural rules of the sources (scripts/lint.py);
-#   3. unit tests of the C++ core, plain and under AddressSanitizer + UBSan;
-#   4. pg_regress (test/sql/schedule, test/sql/, test/expected/) and pg_isolation_regress (test/specs/) against a
-#      cluster with the library preloaded;
-#   5. the Node.js client's tests (clients/node) against that cluster, and the real app
-#      (test/apps/mentor: Next.js + Prisma, two instances, revokes under load);
-#   6. TAP tests (test/t/*.pl) with PostgreSQL::Test::Cluster;
+# scripts/test.sh — `make test`: the make targets in order, counted, on throwaway clusters.
+#   1. make deps (as root: missing Debian packages), make, make install;
+#   2. make lint: the structural rules of the sources, the docs' paths, the format;
+#   3. make unit: unit tests of the C++ core, plain and under AddressSanitizer + UBSan;
+#   4. make installcheck: pg_regress (test/sql/schedule) and pg_isolation_regress (test/specs/), each
+#      on the temporary instance it starts itself;
+#   5. the Node.js client's tests (clients/node, npm test: lint and node --test) against a cluster
+#      with the library preloaded, and the real app (test/apps/mentor: Next.js + Prisma, two
+#      instances, revokes under load);
+#   6. make prove_installcheck: TAP tests (test/t/NNN_name.pl) with PostgreSQL::Test::Cluster;
 #   7. release checks (scripts/test_release.sh): versions, META.json, make dist, Debian packages.
 # Clusters run as the postgres OS user from a copy of the tree it owns; exits non-zero on any failure.
 set -uo pipefail
@@ -19,13 +20,9 @@ set -e
 # scripts/matrix.sh (make test-all) runs this script in chroots it has provisioned itself, and
 # hands over the Node.js client's dependencies in POOLGUARD_NODE_MODULES.
 if [ "${POOLGUARD_DEPS_READY:-0}" != 1 ]; then
+    # make deps, without needing make before its package is there.
     install_deps
-    # The Node.js client's tests need node and npm (Debian's packages when none is installed).
-    command -v node >/dev/null && command -v npm >/dev/null || install_deps nodejs npm
-    # The Node.js client's poll mode is tested through a real PgBouncer in transaction mode.
-    [ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null || install_deps pgbouncer
-    # The HA test (test/t/150_ha_patroni.pl) runs three nodes under Debian's Patroni over etcd.
-    install_deps patroni etcd-server python3-etcd
+    install_test_deps
 fi
 log "build and install"
 make -s -j"$(nproc)" 2>&1
@@ -40,7 +37,7 @@ count() { # count PASSED FAILED
     failed=$((failed + $2))
 }
 
-log "lint (scripts/lint.py)"
+log "lint (scripts/lint.py, scripts/lint_docs.py, scripts/format.sh)"
 if make -s lint; then
     count 1 0
 else
@@ -76,15 +73,10 @@ tar -C "$ROOT" --exclude=.git --exclude=./dist --exclude=results --exclude=tmp_c
 mkdir -p "$WORK/regress"
 [ "$(id -u)" -eq 0 ] && chown -R postgres: "$WORK"
 
-log "pg_regress and isolation tests"
-PORT=$(free_port)
-cluster_start "$WORK/regress" "$PORT" \
-    "poolguard.database = 'contrib_regression'" \
-    "poolguard.enabled = off" || exit 1
-psql_at "$WORK/regress" "$PORT" -q -d postgres -c 'CREATE DATABASE contrib_regression' || exit 1
-# installcheck runs pg_regress (test/sql/) and then pg_isolation_regress (test/specs/): each prints its own
-# "All N tests passed" or "M of N tests failed".
-(cd "$WORK" && as_pg make -s installcheck TAP_TESTS= PGHOST="$WORK/regress" PGPORT="$PORT" PGUSER=postgres) 2>&1 | tee "$WORK/regress.out"
+log "pg_regress and isolation tests (make installcheck, temporary instances)"
+# installcheck runs pg_regress (test/sql/) and then pg_isolation_regress (test/specs/), each on the
+# temporary instance it starts: each prints its own "All N tests passed" or "M of N tests failed".
+(cd "$WORK" && as_pg make -s installcheck) 2>&1 | tee "$WORK/regress.out"
 regress_rc=${PIPESTATUS[0]}
 n=$(grep -oE 'All [0-9]+ tests passed' "$WORK/regress.out" | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
 count "$n" 0
@@ -96,16 +88,17 @@ if [ "$regress_rc" -ne 0 ] || grep -qE '[0-9]+ of [0-9]+ tests failed' "$WORK/re
     n=$(grep -oE '[0-9]+ of [0-9]+ tests failed' "$WORK/regress.out" | awk '{s+=$1} END {print s+0}')
     [ "$n" -gt 0 ] || n=1
     count 0 "$n"
-    tail -50 "$WORK/regress/server.log"
+    for f in "$WORK"/tmp_check_regress/log/postmaster.log "$WORK"/tmp_check_iso/log/postmaster.log; do
+        [ -f "$f" ] && tail -50 "$f"
+    done
 fi
 
 # The PGXN archive (make dist) leaves the Node.js client out: it ships on npm.
 if [ -f clients/node/package.json ]; then
-    log "Node.js client tests (clients/node) against the same cluster"
-    # The real-client tests (pg, postgres.js, Prisma) change cluster settings for their duration: one
-    # test file at a time (the flag exists from Node 20.10 on; older runners take files one by one).
-    node_flags=$(node -e 'const [a, b] = process.versions.node.split(".").map(Number);
-                           console.log(a > 20 || (a === 20 && b >= 10) ? "--test-concurrency=1" : "")')
+    log "Node.js client tests (clients/node) against a cluster with the library preloaded"
+    PORT=$(free_port)
+    cluster_start "$WORK/regress" "$PORT" "poolguard.enabled = off" || exit 1
+    # npm test: eslint and prettier, then node's test runner one file at a time (test/run.js).
     psql_at "$WORK/regress" "$PORT" -q -d postgres -c 'CREATE DATABASE node_client' &&
         (cd "$WORK/clients/node" &&
             if [ -n "${POOLGUARD_NODE_MODULES:-}" ]; then
@@ -114,11 +107,12 @@ if [ -f clients/node/package.json ]; then
                 npm ci --no-audit --no-fund --loglevel=error >/dev/null
             fi &&
             PGHOST="$WORK/regress" PGPORT="$PORT" PGUSER=postgres PGDATABASE=node_client \
-            node --test $node_flags --test-reporter=tap test/*.test.js) >"$WORK/node.out" 2>&1
+            npm test -- --test-reporter=tap) >"$WORK/node.out" 2>&1
     node_rc=$?
     grep -E '^# (tests|pass|fail|skipped)' "$WORK/node.out"
-    n_pass=$(awk '/^# pass / {print $3}' "$WORK/node.out")
-    n_fail=$(awk '/^# fail / {print $3}' "$WORK/node.out")
+    # One summary per runner (several on Node < 20.10, see test/run.js): add them up.
+    n_pass=$(awk '/^# pass / {s += $3; n++} END {if (n) print s}' "$WORK/node.out")
+    n_fail=$(awk '/^# fail / {s += $3; n++} END {if (n) print s}' "$WORK/node.out")
     if [ "$node_rc" -ne 0 ] || [ "${n_fail:-1}" != 0 ]; then
         status=1
         cat "$WORK/node.out"
@@ -157,8 +151,8 @@ else
 fi
 cluster_stop "$WORK/regress"
 
-log "TAP tests"
-(cd "$WORK" && as_pg make -s tap PROVE_FLAGS="${PROVE_FLAGS:-}") 2>&1 | tee "$WORK/tap.out"
+log "TAP tests (make prove_installcheck)"
+(cd "$WORK" && as_pg make -s prove_installcheck PROVE_FLAGS="${PROVE_FLAGS:-}") 2>&1 | tee "$WORK/tap.out"
 if grep -q '^All tests successful' "$WORK/tap.out"; then
     count "$(grep -oE 'Tests=[0-9]+' "$WORK/tap.out" | grep -oE '[0-9]+')" 0
 else

@@ -42,10 +42,11 @@ check "META.json valid against the PGXN Meta Spec 1.0.0" python3 scripts/validat
 # The checks catch what they are for: a copy of the release files with one disagreement each.
 mutant() { # mutant NAME SED_EXPR FILE: check_release.py must fail on the tree with FILE edited
     local dir="$WORK/mutant-$1"
-    rm -rf "$dir" && mkdir -p "$dir/src/pg" "$dir/src" "$dir/debian"
+    rm -rf "$dir" && mkdir -p "$dir/src/pg" "$dir/src" "$dir/debian" "$dir/clients/node"
     cp -r Makefile pg_poolguard.control META.json versions "$dir/"
     cp debian/changelog "$dir/debian/"
-    for h in src/version.h src/pg/version.h; do [ -f "$h" ] && cp "$h" "$dir/$h"; done
+    cp clients/node/package.json "$dir/clients/node/"
+    cp src/pg/version.h "$dir/src/pg/version.h"
     sed -i "$2" "$dir/$3"
     local out
     if out=$(cd "$dir" && python3 "$ROOT/scripts/check_release.py" 2>&1); then
@@ -60,8 +61,8 @@ mutant() { # mutant NAME SED_EXPR FILE: check_release.py must fail on the tree w
 mutant "control default_version differs" "s/^default_version = .*/default_version = '9.9'/" pg_poolguard.control
 mutant "META.json version differs" 's/"version": "[0-9.]*",/"version": "9.9.0",/' META.json
 mutant "released 1.0 script edited" '1s/^/-- edited\n/' versions/pg_poolguard--1.0.sql
-if [ -f src/pg/version.h ]; then header=src/pg/version.h; else header=src/version.h; fi
-mutant "library version differs" 's/^#define POOLGUARD_EXTVERSION ".*"/#define POOLGUARD_EXTVERSION "9.9"/' "$header"
+mutant "npm package version differs" 's/^  "version": "[0-9.]*",/  "version": "9.9.0",/' clients/node/package.json
+mutant "library defines its own version" 's/^#define POOLGUARD_VERSION /#define POOLGUARD_EXTVERSION "9.9"\n&/' src/pg/version.h
 python3 - "$WORK/bad_meta.json" <<'PY'
 import json, sys
 meta = json.load(open("META.json"))
@@ -125,10 +126,11 @@ for deb in $(echo "$debs" | grep -v dbgsym); do
     expected=$(printf '%s\n' "usr/lib/postgresql/$major/lib/pg_poolguard.so" \
         "$ext/pg_poolguard.control" "$ext/pg_poolguard--$extversion.sql" \
         $(cd versions && ls pg_poolguard--*.sql | sed "s|^|$ext/|") \
-        "usr/share/doc/$pkg/changelog.Debian.gz" "usr/share/doc/$pkg/copyright" | sort)
+        "usr/share/doc/$pkg/changelog.Debian.gz" "usr/share/doc/$pkg/changelog.gz" \
+        "usr/share/doc/$pkg/copyright" | sort)
     files=$(dpkg-deb -c "$deb" | awk '$1 !~ /^d/ {print $6}' | sed 's|^\./||' | sort)
     if [ "$files" = "$expected" ]; then
-        ok "$pkg: exactly the library, the control file, the SQL scripts and the docs"
+        ok "$pkg: exactly the library, the control file, the SQL scripts and the docs (CHANGELOG.md as changelog.gz)"
     else
         diff <(echo "$expected") <(echo "$files")
         notok "$pkg: package contents"

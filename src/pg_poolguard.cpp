@@ -52,13 +52,3 @@ POOLGUARD_FUNCTION(poolguard_version)
 {
     PG_RETURN_TEXT_P(cstring_to_text(POOLGUARD_VERSION));
 }
-
-/* poolguard.worker_pid(): the running worker's pid, NULL when none runs. */
-POOLGUARD_FUNCTION(poolguard_worker_pid)
-{
-    poolguard::require_shared_memory();
-    uint32 pid = pg_atomic_read_u32(&poolguard::worker_state->worker_pid);
-    if (pid == 0)
-        PG_RETURN_NULL();
-    PG_RETURN_INT32((int32)pid);
-}

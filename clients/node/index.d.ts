@@ -67,8 +67,7 @@ export interface InvalidationItem {
 }
 
 export type RejectionKind =
-  | 'json' | 'shape' | 'type' | 'size' | 'sender' | 'overflow' | 'handler' | 'internal'
-  | 'sender-check-unavailable';
+  'json' | 'shape' | 'type' | 'size' | 'sender' | 'overflow' | 'handler' | 'internal' | 'sender-check-unavailable';
 
 /** Why a notification was not applied; emitted once per kind through 'warning'. */
 export class Rejection extends Error {

@@ -99,7 +99,8 @@ function parsePayload(payload) {
       continue;
     }
     if (typeof scope !== 'string') throw new Rejection('type', 'invalidation item scope is not a string');
-    if (key !== null && typeof key !== 'string') throw new Rejection('type', 'invalidation item key is not a string or null');
+    if (key !== null && typeof key !== 'string')
+      throw new Rejection('type', 'invalidation item key is not a string or null');
     const scopeBytes = byteLength(scope);
     if (scopeBytes < 1 || scopeBytes > MAX_SCOPE_BYTES) {
       throw new Rejection('size', `invalidation item scope of ${scopeBytes} bytes is outside 1..${MAX_SCOPE_BYTES}`);
@@ -133,18 +134,34 @@ class PoolguardCache extends EventEmitter {
   //   replica    the pool your loaders read from when that is a read replica: generations and
   //              polls then go to it (requires mode 'poll': a replica cannot LISTEN)
   //   pollWaitMs how long one poll waits on the server for an invalidation (default 10000)
-  constructor({ pool, connect, channel = 'poolguard_invalidate', max = 1000, ttlMs = 5 * 60 * 1000,
-                backoff = {}, now = Date.now, listenerApplicationName = DEFAULT_LISTENER_NAME,
-                checkSender = true, senderLookupIntervalMs = 500, maxHeldNotifications = 1000,
-                resyncEventIntervalMs = 1000, mode = 'listen', replica = null, pollWaitMs = 10000 } = {}) {
+  constructor({
+    pool,
+    connect,
+    channel = 'poolguard_invalidate',
+    max = 1000,
+    ttlMs = 5 * 60 * 1000,
+    backoff = {},
+    now = Date.now,
+    listenerApplicationName = DEFAULT_LISTENER_NAME,
+    checkSender = true,
+    senderLookupIntervalMs = 500,
+    maxHeldNotifications = 1000,
+    resyncEventIntervalMs = 1000,
+    mode = 'listen',
+    replica = null,
+    pollWaitMs = 10000,
+  } = {}) {
     super();
     if (!pool || typeof pool.query !== 'function') throw new TypeError('pool with a query() method is required');
-    if (mode !== 'listen' && mode !== 'poll') throw new TypeError(`mode must be 'listen' or 'poll', not ${String(mode)}`);
+    if (mode !== 'listen' && mode !== 'poll')
+      throw new TypeError(`mode must be 'listen' or 'poll', not ${String(mode)}`);
     if (replica !== null && (typeof replica !== 'object' || typeof replica.query !== 'function')) {
       throw new TypeError('replica must be a pool with a query() method, or null');
     }
     if (replica !== null && mode !== 'poll') {
-      throw new TypeError("replica needs mode 'poll': a replica cannot LISTEN, and notifications from the primary can arrive before the replica has the data");
+      throw new TypeError(
+        "replica needs mode 'poll': a replica cannot LISTEN, and notifications from the primary can arrive before the replica has the data",
+      );
     }
     if (!Number.isInteger(pollWaitMs) || pollWaitMs < 0 || pollWaitMs > 600000) {
       throw new TypeError('pollWaitMs must be an integer between 0 and 600000');
@@ -153,8 +170,10 @@ class PoolguardCache extends EventEmitter {
       throw new TypeError('connect must be a function returning a connected pg.Client');
     }
     if (!/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/.test(channel)) throw new TypeError(`invalid channel name: ${channel}`);
-    if (listenerApplicationName !== null &&
-        (typeof listenerApplicationName !== 'string' || byteLength(listenerApplicationName) > 63)) {
+    if (
+      listenerApplicationName !== null &&
+      (typeof listenerApplicationName !== 'string' || byteLength(listenerApplicationName) > 63)
+    ) {
       throw new TypeError('listenerApplicationName must be a string of at most 63 bytes, or null');
     }
     this.pool = pool;
@@ -162,7 +181,7 @@ class PoolguardCache extends EventEmitter {
     this.replica = replica;
     this.readPool = replica ?? pool; // where generations (and polls) come from: where the data does
     this.pollWaitMs = pollWaitMs;
-    this.pollAfter = 0n;             // the greatest generation the feed returned
+    this.pollAfter = 0n; // the greatest generation the feed returned
     this.polling = false;
     this.connect = connect ?? defaultConnect;
     this.customConnect = connect !== undefined;
@@ -176,22 +195,33 @@ class PoolguardCache extends EventEmitter {
     this.maxHeldNotifications = maxHeldNotifications;
     this.resyncEventIntervalMs = resyncEventIntervalMs;
     this.listener = null;
-    this.listening = false;     // the listener is connected and LISTENs
-    this.epoch = 0;             // changes whenever listening starts or stops, and at each resync
-    this.inflight = new Set();  // loads between their generation read and their store
+    this.listening = false; // the listener is connected and LISTENs
+    this.epoch = 0; // changes whenever listening starts or stops, and at each resync
+    this.inflight = new Set(); // loads between their generation read and their store
     this.stopped = false;
     this.retryTimer = null;
     this.publishers = new Set(); // pids of this database's publishers, as last looked up
     this.senderCheckAvailable = true;
-    this.held = [];              // [{ pid, items }] from unknown senders, waiting for a look-up
+    this.held = []; // [{ pid, items }] from unknown senders, waiting for a look-up
     this.lookupTimer = null;
     this.lookupInFlight = false;
     this.lastLookupAt = -Infinity;
     this.lastResyncEventAt = -Infinity;
     this.warned = new Set();
-    this.stats = { hits: 0, misses: 0, rechecks: 0, staleOnRecheck: 0, invalidated: 0,
-                   notifications: 0, resyncs: 0, reconnects: 0, rejected: 0, rejectedByKind: {},
-                   publisherLookups: 0, polls: 0 };
+    this.stats = {
+      hits: 0,
+      misses: 0,
+      rechecks: 0,
+      staleOnRecheck: 0,
+      invalidated: 0,
+      notifications: 0,
+      resyncs: 0,
+      reconnects: 0,
+      rejected: 0,
+      rejectedByKind: {},
+      publisherLookups: 0,
+      polls: 0,
+    };
   }
 
   // Connects the listener; resolves once it LISTENs (or rejects on the first failure; it keeps
@@ -199,7 +229,7 @@ class PoolguardCache extends EventEmitter {
   async start() {
     this.stopped = false;
     if (this.mode === 'poll') {
-      await this._pollOnce(0);  // the first answer (a resync) says where the feed stands
+      await this._pollOnce(0); // the first answer (a resync) says where the feed stands
       this._pollLoop();
       return;
     }
@@ -236,9 +266,11 @@ class PoolguardCache extends EventEmitter {
         this.stats.rechecks++;
         entry.recheckEpoch = epoch;
         entry.recheck = this.generation(scope, key);
-        entry.recheck.catch(() => {}).then(() => {
-          if (entry.recheckEpoch === epoch) entry.recheck = undefined;
-        });
+        entry.recheck
+          .catch(() => {})
+          .then(() => {
+            if (entry.recheckEpoch === epoch) entry.recheck = undefined;
+          });
       }
       const current = await entry.recheck;
       if (current <= entry.generation && this.entries.peek(id) === entry) {
@@ -273,11 +305,17 @@ class PoolguardCache extends EventEmitter {
     const load = { scope, key, epoch: this.epoch, listening: this.listening, generation: null, invalidated: false };
     this.inflight.add(load);
     try {
-      load.generation = await this.generation(scope, key);   // rule 1: generation first ...
-      const value = await loader();                           // ... then the data
+      load.generation = await this.generation(scope, key); // rule 1: generation first ...
+      const value = await loader(); // ... then the data
       if (!load.invalidated && !this.stopped) {
-        this.entries.set(id, { scope, key, value, generation: load.generation,
-                               epoch: load.epoch, listening: load.listening });
+        this.entries.set(id, {
+          scope,
+          key,
+          value,
+          generation: load.generation,
+          epoch: load.epoch,
+          listening: load.listening,
+        });
       }
       return value;
     } finally {
@@ -328,8 +366,12 @@ class PoolguardCache extends EventEmitter {
       }
       this.stats.invalidated += dropped;
       for (const load of this.inflight) {
-        if (load.scope === item.scope && (item.key === null || load.key === item.key) &&
-            (load.generation === null || load.generation < generation)) load.invalidated = true;
+        if (
+          load.scope === item.scope &&
+          (item.key === null || load.key === item.key) &&
+          (load.generation === null || load.generation < generation)
+        )
+          load.invalidated = true;
       }
     }
     try {
@@ -363,7 +405,9 @@ class PoolguardCache extends EventEmitter {
       this.held.shift();
       this.epoch++;
       for (const load of this.inflight) load.invalidated = true;
-      this._reject(new Rejection('overflow', 'too many notifications from unknown senders; entries will be re-checked'));
+      this._reject(
+        new Rejection('overflow', 'too many notifications from unknown senders; entries will be re-checked'),
+      );
     }
     this._scheduleLookup();
   }
@@ -399,7 +443,13 @@ class PoolguardCache extends EventEmitter {
     this.held = [];
     for (const h of held) {
       if (!this.senderCheckAvailable || this.publishers.has(h.pid)) this._apply(h.items);
-      else this._reject(new Rejection('sender', `notification from process ${h.pid}, which is not a pg_poolguard publisher of this database`));
+      else
+        this._reject(
+          new Rejection(
+            'sender',
+            `notification from process ${h.pid}, which is not a pg_poolguard publisher of this database`,
+          ),
+        );
     }
   }
 
@@ -414,8 +464,10 @@ class PoolguardCache extends EventEmitter {
         // An older pg_poolguard without publisher_pids() (42883), or none in this database
         // (3F000): no way to check, accept (and say so).
         this.senderCheckAvailable = false;
-        this._warnOnce('sender-check-unavailable',
-                       'poolguard.publisher_pids() does not exist in this database: notifications are accepted from any sender (install or update pg_poolguard)');
+        this._warnOnce(
+          'sender-check-unavailable',
+          'poolguard.publisher_pids() does not exist in this database: notifications are accepted from any sender (install or update pg_poolguard)',
+        );
         return;
       }
       throw err;
@@ -444,7 +496,11 @@ class PoolguardCache extends EventEmitter {
       // A listener of ours threw: never let it reach the pg client's event emission.
       if (event !== 'warning' && !this.warned.has('handler')) {
         this.warned.add('handler');
-        try { this.emit('warning', new Rejection('handler', `a '${event}' listener threw: ${err && err.message}`)); } catch (_) { /* nothing */ }
+        try {
+          this.emit('warning', new Rejection('handler', `a '${event}' listener threw: ${err && err.message}`));
+        } catch (_) {
+          /* nothing */
+        }
       }
     }
   }
@@ -465,8 +521,10 @@ class PoolguardCache extends EventEmitter {
       client.on('end', () => this._lost(client));
       client.on('notification', (msg) => this._onNotification(msg));
       if (this.customConnect && this.listenerApplicationName !== null) {
-        await client.query('SELECT pg_catalog.set_config($1, $2, false)',
-                           ['application_name', this.listenerApplicationName]);
+        await client.query('SELECT pg_catalog.set_config($1, $2, false)', [
+          'application_name',
+          this.listenerApplicationName,
+        ]);
       }
       await client.query(`LISTEN ${this.channel}`);
       if (this.checkSender) await this._refreshPublishers(client);

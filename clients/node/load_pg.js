@@ -19,8 +19,10 @@ function loadPg() {
       cached = require(require.resolve('pg', { paths }));
       return cached;
     } catch (_) {
-      const e = new Error("pg-poolguard-cache needs node-postgres: npm install pg (it was found neither next to " +
-                          'pg-poolguard-cache nor in the app)');
+      const e = new Error(
+        'pg-poolguard-cache needs node-postgres: npm install pg (it was found neither next to ' +
+          'pg-poolguard-cache nor in the app)',
+      );
       e.code = 'MODULE_NOT_FOUND';
       throw e;
     }

@@ -79,7 +79,10 @@ export interface IncrementalCacheContext {
 }
 
 export interface IncrementalCacheHandler {
-  get(cacheKey: string, ctx?: IncrementalCacheContext): Promise<{ lastModified: number; value: IncrementalCacheValue } | null>;
+  get(
+    cacheKey: string,
+    ctx?: IncrementalCacheContext,
+  ): Promise<{ lastModified: number; value: IncrementalCacheValue } | null>;
   set(cacheKey: string, data: IncrementalCacheValue | null, ctx?: IncrementalCacheContext): Promise<void>;
   revalidateTag(tags: string | string[], durations?: { expire?: number }): Promise<void>;
   resetRequestCache(): void;
@@ -87,8 +90,9 @@ export interface IncrementalCacheHandler {
 }
 
 /** A class for next.config's cacheHandler (Next.js instantiates it per request; instances share the core). */
-export function createIncrementalCacheHandler(options?: NextCacheOptions):
-  new (ctx?: unknown) => IncrementalCacheHandler;
+export function createIncrementalCacheHandler(
+  options?: NextCacheOptions,
+): new (ctx?: unknown) => IncrementalCacheHandler;
 
 /** The invalidation scope of a tag: 'tag:<tag>', or 'tag#<hash>' when that exceeds 63 bytes. */
 export function tagScope(tag: string): string;

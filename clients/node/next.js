@@ -37,19 +37,28 @@ class NextCacheCore {
     this.maxBytes = options.maxBytes ?? 50 * 1024 * 1024;
     this.maxEntries = options.maxEntries ?? 10000;
     if (!Number.isInteger(this.maxBytes) || this.maxBytes < 0) throw new TypeError('maxBytes must be an integer >= 0');
-    if (!Number.isInteger(this.maxEntries) || this.maxEntries < 0) throw new TypeError('maxEntries must be an integer >= 0');
+    if (!Number.isInteger(this.maxEntries) || this.maxEntries < 0)
+      throw new TypeError('maxEntries must be an integer >= 0');
     // Table name → tags a committed change to it expires (besides 'table:<name>').
     const tables = options.tables ?? {};
     this.tableTags = typeof tables === 'function' ? tables : (name) => tables[name] ?? [];
-    this.entries = new Map();     // key -> { kind, record, size } in LRU order
+    this.entries = new Map(); // key -> { kind, record, size } in LRU order
     this.bytes = 0;
-    this.manifest = new Map();    // scope -> { stale?, expired? } (ms)
-    this.allExpiredAt = 0;        // a resync or a lost listener: everything before it is expired
+    this.manifest = new Map(); // scope -> { stale?, expired? } (ms)
+    this.allExpiredAt = 0; // a resync or a lost listener: everything before it is expired
     this.pendingSets = new Map();
-    this.missAt = new Map();      // ISR: when the last miss of a key was seen (its render started)
+    this.missAt = new Map(); // ISR: when the last miss of a key was seen (its render started)
     this.building = options.building ?? process.env.NEXT_PHASE === 'phase-production-build';
-    this.stats = { hits: 0, misses: 0, sets: 0, evictions: 0, expiredByTag: 0, published: 0, received: 0,
-                   notStored: 0 };
+    this.stats = {
+      hits: 0,
+      misses: 0,
+      sets: 0,
+      evictions: 0,
+      expiredByTag: 0,
+      published: 0,
+      received: 0,
+      notStored: 0,
+    };
     this.pool = null;
     this.cache = null;
     this.starting = null;
@@ -64,24 +73,33 @@ class NextCacheCore {
         this.pool = this.options.pool;
       } else {
         const { Pool } = loadPg();
-        this.pool = new Pool({ ...(connectionString ? { connectionString } : {}), max: this.options.poolMax ?? 2,
-                               idleTimeoutMillis: 10000 });
+        this.pool = new Pool({
+          ...(connectionString ? { connectionString } : {}),
+          max: this.options.poolMax ?? 2,
+          idleTimeoutMillis: 10000,
+        });
         this.pool.on('error', () => {});
       }
-      this.cache = this.options.cache ?? new PoolguardCache({
-        pool: this.pool,
-        max: 1,
-        connect: this.options.connect ?? (async ({ application_name } = {}) => {
-          const { Client } = loadPg();
-          const c = new Client({ ...(connectionString ? { connectionString } : {}),
-                                 ...(application_name !== undefined ? { application_name } : {}) });
-          c.on('error', () => {});
-          await c.connect();
-          return c;
-        }),
-        listenerApplicationName: this.options.listenerApplicationName,
-        mode: this.options.mode,
-      });
+      this.cache =
+        this.options.cache ??
+        new PoolguardCache({
+          pool: this.pool,
+          max: 1,
+          connect:
+            this.options.connect ??
+            (async ({ application_name } = {}) => {
+              const { Client } = loadPg();
+              const c = new Client({
+                ...(connectionString ? { connectionString } : {}),
+                ...(application_name !== undefined ? { application_name } : {}),
+              });
+              c.on('error', () => {});
+              await c.connect();
+              return c;
+            }),
+          listenerApplicationName: this.options.listenerApplicationName,
+          mode: this.options.mode,
+        });
       this.cache.on('invalidation', (items) => this.onItems(items));
       this.cache.on('resync', () => this.expireAll());
       this.cache.on('disconnected', () => this.expireAll());
@@ -89,7 +107,11 @@ class NextCacheCore {
     }
     if (this.cache.listening) return Promise.resolve(true);
     // Started once: after a failure the cache keeps reconnecting in the background by itself.
-    if (this.starting === null) this.starting = this.cache.start().then(() => true, () => false);
+    if (this.starting === null)
+      this.starting = this.cache.start().then(
+        () => true,
+        () => false,
+      );
     return this.starting.then(() => this.cache.listening);
   }
 
@@ -111,12 +133,17 @@ class NextCacheCore {
       if (item.scope.startsWith('tag:') || item.scope.startsWith('tag#')) {
         const m = item.key === null ? null : STALE_KEY.exec(item.key);
         if (item.key === null) this.mark(item.scope, { expired: now });
-        else if (m) this.mark(item.scope, { stale: now, ...(m[1] === '-' ? {} : { expired: now + Number(m[1]) * 1000 }) });
+        else if (m)
+          this.mark(item.scope, { stale: now, ...(m[1] === '-' ? {} : { expired: now + Number(m[1]) * 1000 }) });
       } else if (item.scope.startsWith('table:') && item.key === null) {
         const table = item.scope.slice('table:'.length);
         this.mark(tagScope(item.scope), { expired: now });
         let mapped = [];
-        try { mapped = this.tableTags(table) ?? []; } catch (_) { mapped = []; }
+        try {
+          mapped = this.tableTags(table) ?? [];
+        } catch (_) {
+          mapped = [];
+        }
         for (const tag of mapped) this.mark(tagScope(tag), { expired: now });
       }
     }
@@ -150,11 +177,19 @@ class NextCacheCore {
   // Publishes the tags' expiry through the database; applies it here at once as well.
   async publish(tags, durations) {
     const scopes = [...new Set(tags.map(tagScope))];
-    const key = durations ? `stale:${durations.expire === undefined ? '-' : Math.max(0, Math.floor(durations.expire))}` : null;
+    const key = durations
+      ? `stale:${durations.expire === undefined ? '-' : Math.max(0, Math.floor(durations.expire))}`
+      : null;
     const now = this.now();
     for (const s of scopes) {
       if (key === null) this.mark(s, { expired: now });
-      else this.mark(s, { stale: now, ...(durations.expire === undefined ? {} : { expired: now + Math.max(0, Math.floor(durations.expire)) * 1000 }) });
+      else
+        this.mark(s, {
+          stale: now,
+          ...(durations.expire === undefined
+            ? {}
+            : { expired: now + Math.max(0, Math.floor(durations.expire)) * 1000 }),
+        });
     }
     if (!(await this.ensureStarted()) && this.building) return;
     await this.pool.query('SELECT count(poolguard.invalidate(s, $2)) FROM unnest($1::text[]) AS s', [scopes, key]);
@@ -247,8 +282,11 @@ function createCacheHandler(options = {}) {
         return undefined;
       }
       const now = core.now();
-      if (now > entry.timestamp + entry.revalidate * 1000 || now > entry.timestamp + entry.expire * 1000 ||
-          core.expiredAt([...entry.tags, ...(softTags ?? [])], now) > entry.timestamp) {
+      if (
+        now > entry.timestamp + entry.revalidate * 1000 ||
+        now > entry.timestamp + entry.expire * 1000 ||
+        core.expiredAt([...entry.tags, ...(softTags ?? [])], now) > entry.timestamp
+      ) {
         core.delete(`rsc\u0000${cacheKey}`);
         core.stats.misses++;
         core.stats.expiredByTag++;
@@ -261,7 +299,9 @@ function createCacheHandler(options = {}) {
 
     async set(cacheKey, pendingEntry) {
       let resolve;
-      const done = new Promise((r) => { resolve = r; });
+      const done = new Promise((r) => {
+        resolve = r;
+      });
       core.pendingSets.set(cacheKey, done);
       try {
         const entry = await pendingEntry;
@@ -273,7 +313,8 @@ function createCacheHandler(options = {}) {
           core.stats.notStored++;
           return;
         }
-        const { value, ...meta } = entry;
+        const meta = { ...entry };
+        delete meta.value;
         core.store(`rsc\u0000${cacheKey}`, { ...meta, tags: [...entry.tags], chunks }, size + 200);
         core.stats.sets++;
       } catch (_) {
@@ -309,7 +350,11 @@ function valueSize(value) {
     if (v === null || v === undefined || depth > 6) return;
     if (typeof v === 'string') size += v.length * 2;
     else if (Buffer.isBuffer(v) || v instanceof Uint8Array) size += v.byteLength;
-    else if (v instanceof Map) for (const [k, x] of v) { walk(k, depth + 1); walk(x, depth + 1); }
+    else if (v instanceof Map)
+      for (const [k, x] of v) {
+        walk(k, depth + 1);
+        walk(x, depth + 1);
+      }
     else if (typeof v === 'object' && !seen.has(v)) {
       seen.add(v);
       for (const x of Object.values(v)) walk(x, depth + 1);

@@ -77,11 +77,21 @@ export interface PoolguardPrismaApi {
   stop(): Promise<void>;
 }
 
-type CachedRead<Op extends 'findUnique' | 'findUniqueOrThrow' | 'findFirst' | 'findFirstOrThrow' | 'findMany' |
-                           'count' | 'aggregate' | 'groupBy'> =
-  <T, A>(this: T, args: Exact<A, Args<T, Op> & WithCacheStrategy>) => PrismaPromise<Result<T, A, Op>>;
-type OptionalCachedRead<Op extends 'findFirst' | 'findFirstOrThrow' | 'findMany' | 'count'> =
-  <T, A>(this: T, args?: Exact<A, Args<T, Op> & WithCacheStrategy>) => PrismaPromise<Result<T, A, Op>>;
+type CachedRead<
+  Op extends
+    | 'findUnique'
+    | 'findUniqueOrThrow'
+    | 'findFirst'
+    | 'findFirstOrThrow'
+    | 'findMany'
+    | 'count'
+    | 'aggregate'
+    | 'groupBy',
+> = <T, A>(this: T, args: Exact<A, Args<T, Op> & WithCacheStrategy>) => PrismaPromise<Result<T, A, Op>>;
+type OptionalCachedRead<Op extends 'findFirst' | 'findFirstOrThrow' | 'findMany' | 'count'> = <T, A>(
+  this: T,
+  args?: Exact<A, Args<T, Op> & WithCacheStrategy>,
+) => PrismaPromise<Result<T, A, Op>>;
 
 export interface PoolguardModelMethods {
   findUnique: CachedRead<'findUnique'>;
@@ -94,12 +104,17 @@ export interface PoolguardModelMethods {
   groupBy: CachedRead<'groupBy'>;
 }
 
-export type PoolguardExtensionArgs =
-  InternalArgs<{}, { $allModels: PoolguardModelMethods }, {}, { $poolguard: PoolguardPrismaApi }>;
+export type PoolguardExtensionArgs = InternalArgs<
+  {},
+  { $allModels: PoolguardModelMethods },
+  {},
+  { $poolguard: PoolguardPrismaApi }
+>;
 
 /** prisma.$extends(withPoolguardCache()) */
-export function withPoolguardCache(options?: WithPoolguardCacheOptions):
-  (client: unknown) => { $extends: { extArgs: PoolguardExtensionArgs } };
+export function withPoolguardCache(
+  options?: WithPoolguardCacheOptions,
+): (client: unknown) => { $extends: { extArgs: PoolguardExtensionArgs } };
 
 export interface PrismaPoolConfig {
   /** For new pg.Pool(config) / new PrismaPg(config). */

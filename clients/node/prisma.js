@@ -25,10 +25,27 @@
 const { PoolguardCache } = require('./index');
 const { loadPg } = require('./load_pg');
 
-const READS = new Set(['findUnique', 'findUniqueOrThrow', 'findFirst', 'findFirstOrThrow', 'findMany',
-                       'count', 'aggregate', 'groupBy']);
-const WRITES = new Set(['create', 'createMany', 'createManyAndReturn', 'update', 'updateMany',
-                        'updateManyAndReturn', 'upsert', 'delete', 'deleteMany']);
+const READS = new Set([
+  'findUnique',
+  'findUniqueOrThrow',
+  'findFirst',
+  'findFirstOrThrow',
+  'findMany',
+  'count',
+  'aggregate',
+  'groupBy',
+]);
+const WRITES = new Set([
+  'create',
+  'createMany',
+  'createManyAndReturn',
+  'update',
+  'updateMany',
+  'updateManyAndReturn',
+  'upsert',
+  'delete',
+  'deleteMany',
+]);
 // Accelerate's limits on tags; the scope 'tag:<tag>' must fit in 63 bytes.
 const TAG_RE = /^[A-Za-z0-9_]{1,59}$/;
 const MAX_TAGS = 5;
@@ -88,7 +105,11 @@ function prismaPoolConfig(url = process.env.DATABASE_URL) {
       else config[how.pool] = value;
       mapped.push({ param: name, value: raw, pool: how.pool, poolValue: config[how.pool] });
     } else {
-      ignored.push({ param: name, value: raw, note: how.note ?? (how.pool ? 'not a valid value' : 'no pg.Pool equivalent') });
+      ignored.push({
+        param: name,
+        value: raw,
+        note: how.note ?? (how.pool ? 'not a valid value' : 'no pg.Pool equivalent'),
+      });
     }
   }
   config.connectionString = parsed.toString();
@@ -138,9 +159,12 @@ function validateStrategy(strategy) {
   if (!Number.isFinite(swr) || swr < 0) throw new TypeError('cacheStrategy.swr must be a number of seconds >= 0');
   const tags = strategy.tags ?? [];
   if (!Array.isArray(tags) || tags.length > MAX_TAGS || !tags.every((t) => typeof t === 'string' && TAG_RE.test(t))) {
-    throw new TypeError(`cacheStrategy.tags must be at most ${MAX_TAGS} tags of 1 to 59 letters, digits or underscores`);
+    throw new TypeError(
+      `cacheStrategy.tags must be at most ${MAX_TAGS} tags of 1 to 59 letters, digits or underscores`,
+    );
   }
-  if (strategy.fresh !== undefined && typeof strategy.fresh !== 'boolean') throw new TypeError('cacheStrategy.fresh must be a boolean');
+  if (strategy.fresh !== undefined && typeof strategy.fresh !== 'boolean')
+    throw new TypeError('cacheStrategy.fresh must be a boolean');
   return { ttlMs: ttl * 1000, swrMs: swr * 1000, tags, fresh: strategy.fresh === true };
 }
 
@@ -157,30 +181,41 @@ class PrismaCacheCore {
     this.pendingMs = options.pendingInvalidationMs ?? 30000;
     this.models = dataModel(client);
     this.scopeOverrides = options.tables ?? {};
-    this.entries = new Map();   // id -> entry, in LRU order (oldest first)
-    this.byScope = new Map();   // scope -> Set(id)
+    this.entries = new Map(); // id -> entry, in LRU order (oldest first)
+    this.byScope = new Map(); // scope -> Set(id)
     this.inflight = new Set();
-    this.pending = new Map();   // scope -> deadline: written in an open transaction here
+    this.pending = new Map(); // scope -> deadline: written in an open transaction here
     this.epoch = 0;
     this.generationBatch = null;
     this.warned = new Set();
-    this.tracked = null;        // Set of tracked table scopes, once read
+    this.tracked = null; // Set of tracked table scopes, once read
     this.trackedBy = new Map(); // table scope -> { rowScope, keyColumns }
     this.rowScopes = new Map(); // row scope -> keyColumns
-    this.stats = { hits: 0, misses: 0, staleServed: 0, invalidated: 0, freshHits: 0, freshStale: 0,
-                   freshBatches: 0, uncached: 0, writes: 0 };
+    this.stats = {
+      hits: 0,
+      misses: 0,
+      staleServed: 0,
+      invalidated: 0,
+      freshHits: 0,
+      freshStale: 0,
+      freshBatches: 0,
+      uncached: 0,
+      writes: 0,
+    };
     const queryable = options.pool ?? {
       query: async (text, values = []) => ({ rows: await client.$queryRawUnsafe(text, ...values) }),
     };
     this.queryable = queryable;
-    this.cache = options.cache ?? new PoolguardCache({
-      pool: queryable,
-      max: 1,
-      connect: options.connect ?? listenerConnect(options.connectionString ?? process.env.DATABASE_URL),
-      listenerApplicationName: options.listenerApplicationName,
-      mode: options.mode,
-      channel: options.channel,
-    });
+    this.cache =
+      options.cache ??
+      new PoolguardCache({
+        pool: queryable,
+        max: 1,
+        connect: options.connect ?? listenerConnect(options.connectionString ?? process.env.DATABASE_URL),
+        listenerApplicationName: options.listenerApplicationName,
+        mode: options.mode,
+        channel: options.channel,
+      });
     this.cache.on('invalidation', (items) => this.onItems(items));
     this.cache.on('resync', () => this.clear());
     // Each (re)connect reads tracked_tables again (tables tracked since are picked up).
@@ -193,28 +228,42 @@ class PrismaCacheCore {
     this.starting = null;
     const params = engineParamsIn(options.databaseUrl ?? process.env.DATABASE_URL ?? '');
     if (params.length > 0 && options.warnEnginePoolParams !== false) {
-      this.warn('engine-params',
-                `DATABASE_URL carries Prisma-engine pool parameters that @prisma/adapter-pg ignores (${params.join(', ')}): ` +
-                'build the pg.Pool with prismaPoolConfig() from pg-poolguard-cache/prisma, and cap the app server-side ' +
-                'with a pg_poolguard policy (max_connections)');
+      this.warn(
+        'engine-params',
+        `DATABASE_URL carries Prisma-engine pool parameters that @prisma/adapter-pg ignores (${params.join(', ')}): ` +
+          'build the pg.Pool with prismaPoolConfig() from pg-poolguard-cache/prisma, and cap the app server-side ' +
+          'with a pg_poolguard policy (max_connections)',
+      );
     }
   }
 
   warn(kind, message) {
     if (this.warned.has(kind)) return;
     this.warned.add(kind);
-    const onWarning = this.options.onWarning ?? ((m) => process.emitWarning(m, { code: `POOLGUARD_${kind.toUpperCase().replace(/-/g, '_')}` }));
-    try { onWarning(message, kind); } catch (_) { /* a warning handler must not break a query */ }
+    const onWarning =
+      this.options.onWarning ??
+      ((m) => process.emitWarning(m, { code: `POOLGUARD_${kind.toUpperCase().replace(/-/g, '_')}` }));
+    try {
+      onWarning(message, kind);
+    } catch (_) {
+      /* a warning handler must not break a query */
+    }
   }
 
   // Starts the listener once; a failure leaves reads uncached (the cache retries in the background).
   ensureStarted() {
     if (this.cache.listening) return Promise.resolve(true);
     if (this.starting === null) {
-      this.starting = this.cache.start().then(() => true, (err) => {
-        this.warn('listener', `pg_poolguard listener not connected yet (${err && err.message}); reads are not cached until it is`);
-        return false;
-      });
+      this.starting = this.cache.start().then(
+        () => true,
+        (err) => {
+          this.warn(
+            'listener',
+            `pg_poolguard listener not connected yet (${err && err.message}); reads are not cached until it is`,
+          );
+          return false;
+        },
+      );
     }
     return this.starting.then(() => this.cache.listening);
   }
@@ -275,9 +324,11 @@ class PrismaCacheCore {
     if (this.tracked !== null) {
       const untracked = genScopes.filter((s) => !this.tracked.has(s));
       if (untracked.length > 0) {
-        this.warn(`untracked:${untracked.join(',')}`,
-                  `cached Prisma reads depend on ${untracked.join(', ')}, which no poolguard.track_table() publishes: ` +
-                  'such entries expire only by ttl/swr (run SELECT poolguard.track_table(...) for each table)');
+        this.warn(
+          `untracked:${untracked.join(',')}`,
+          `cached Prisma reads depend on ${untracked.join(', ')}, which no poolguard.track_table() publishes: ` +
+            'such entries expire only by ttl/swr (run SELECT poolguard.track_table(...) for each table)',
+        );
       }
     }
     return { scopes, genScopes };
@@ -295,8 +346,14 @@ class PrismaCacheCore {
         const f = scalars[k];
         if (f === undefined || !ROW_FILTER_TYPES.has(f.type) || !tracked.keyColumns.includes(f.column)) continue;
         let value = v;
-        if (value !== null && typeof value === 'object' && !Array.isArray(value) &&
-            Object.keys(value).length === 1 && 'equals' in value) value = value.equals;
+        if (
+          value !== null &&
+          typeof value === 'object' &&
+          !Array.isArray(value) &&
+          Object.keys(value).length === 1 &&
+          'equals' in value
+        )
+          value = value.equals;
         if (typeof value === 'number' && Number.isInteger(value)) return [f.column, String(value)];
         if (typeof value === 'bigint' || typeof value === 'string') return [f.column, String(value)];
       }
@@ -306,8 +363,17 @@ class PrismaCacheCore {
     if (found === null) {
       // A compound unique input: { mentorId_schoolId: { mentorId, schoolId } }.
       for (const [k, v] of Object.entries(where)) {
-        if (k in scalars || k === 'AND' || k === 'OR' || k === 'NOT' || v === null || typeof v !== 'object' ||
-            Array.isArray(v) || (this.models[model]?.relations ?? {})[k] !== undefined) continue;
+        if (
+          k in scalars ||
+          k === 'AND' ||
+          k === 'OR' ||
+          k === 'NOT' ||
+          v === null ||
+          typeof v !== 'object' ||
+          Array.isArray(v) ||
+          (this.models[model]?.relations ?? {})[k] !== undefined
+        )
+          continue;
         found = pick(v);
         if (found !== null) break;
       }
@@ -335,8 +401,11 @@ class PrismaCacheCore {
       if (age <= entry.ttlMs + entry.swrMs) {
         if (strategy.fresh) {
           const current = await this.currentGenerations(entry.genScopes);
-          if (entry.generations !== null && entry.genScopes.every((s, i) => current.get(s) <= entry.generations[i]) &&
-              this.entries.get(id) === entry) {
+          if (
+            entry.generations !== null &&
+            entry.genScopes.every((s, i) => current.get(s) <= entry.generations[i]) &&
+            this.entries.get(id) === entry
+          ) {
             this.stats.freshHits++;
             this.touch(id, entry);
             return entry.value;
@@ -352,7 +421,9 @@ class PrismaCacheCore {
           this.stats.staleServed++;
           if (!entry.revalidating) {
             entry.revalidating = true;
-            this.load(id, scopes, genScopes, strategy, rest, query, true).catch(() => { entry.revalidating = false; });
+            this.load(id, scopes, genScopes, strategy, rest, query, true).catch(() => {
+              entry.revalidating = false;
+            });
           }
           return entry.value;
         }
@@ -372,16 +443,30 @@ class PrismaCacheCore {
     try {
       let generations = null;
       if (withGenerations) {
-        const current = await this.currentGenerations(genScopes);   // generations first ...
+        const current = await this.currentGenerations(genScopes); // generations first ...
         generations = genScopes.map((s) => current.get(s));
       }
-      const value = await query(args);                           // ... then the data
+      const value = await query(args); // ... then the data
       const now = this.now();
       const pending = genScopes.some((s) => (this.pending.get(s) ?? 0) > now);
-      if (!load.invalidated && load.epoch === this.epoch && this.cache.listening && !pending &&
-          strategy.ttlMs + strategy.swrMs > 0) {
-        this.store(id, { value, scopes, genScopes, generations, storedAt: now, ttlMs: strategy.ttlMs, swrMs: strategy.swrMs,
-                         epoch: load.epoch, revalidating: false });
+      if (
+        !load.invalidated &&
+        load.epoch === this.epoch &&
+        this.cache.listening &&
+        !pending &&
+        strategy.ttlMs + strategy.swrMs > 0
+      ) {
+        this.store(id, {
+          value,
+          scopes,
+          genScopes,
+          generations,
+          storedAt: now,
+          ttlMs: strategy.ttlMs,
+          swrMs: strategy.swrMs,
+          epoch: load.epoch,
+          revalidating: false,
+        });
       }
       return value;
     } finally {
@@ -520,7 +605,8 @@ function parseTextArray(text) {
   if (typeof text !== 'string' || !text.startsWith('{')) return [];
   const out = [];
   const re = /"((?:[^"\\]|\\.)*)"|([^,{}]+)/g;
-  for (let m; (m = re.exec(text.slice(1, -1))) !== null;) out.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2]);
+  for (let m; (m = re.exec(text.slice(1, -1))) !== null;)
+    out.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2]);
   return out;
 }
 
@@ -559,7 +645,8 @@ function listenerConnect(connectionString) {
 
 // prisma.$extends(withPoolguardCache(options))
 function withPoolguardCache(options = {}) {
-  if (options === null || typeof options !== 'object') throw new TypeError('withPoolguardCache options must be an object');
+  if (options === null || typeof options !== 'object')
+    throw new TypeError('withPoolguardCache options must be an object');
   return (client) => {
     const core = new PrismaCacheCore(options, client);
     const invalidate = (input, tx) => {

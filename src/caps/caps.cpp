@@ -74,6 +74,8 @@ struct LoginAccounting
 };
 
 LoginAccounting login_accounting = {nullptr, 0, nullptr, nullptr}; /* "pg_poolguard caps" in shared memory */
+/* caps_lock's LWLock tranche; the login slots' shared memory has the same name. */
+constexpr const char *caps_tranche = "pg_poolguard caps";
 ClientAuthentication_hook_type prev_client_auth_hook = nullptr;
 int my_slot = -1; /* this backend's procno once counted */
 
@@ -98,9 +100,9 @@ Size caps_size(void)
 void caps_init(void)
 {
     bool found;
-    char *base = static_cast<char *>(ShmemInitStruct("pg_poolguard caps", caps_size(), &found));
+    char *base = static_cast<char *>(ShmemInitStruct(caps_tranche, caps_size(), &found));
 
-    login_accounting.lock = &(GetNamedLWLockTranche("pg_poolguard caps"))->lock;
+    login_accounting.lock = &(GetNamedLWLockTranche(caps_tranche))->lock;
     login_accounting.ncounters = counter_capacity();
     login_accounting.counters = reinterpret_cast<PolicySessions *>(base);
     login_accounting.slots =
@@ -458,7 +460,7 @@ void client_auth_hook(Port *port, int status)
 void caps_register(void)
 {
     shmem_register(caps_size, caps_init);
-    shmem_register_lwlocks("pg_poolguard caps", 1);
+    shmem_register_lwlocks(caps_tranche, 1);
 }
 
 void caps_install_hooks(void)

@@ -63,6 +63,8 @@ struct History
 ClientNote *client_notes = nullptr;
 int note_count = 0;
 History *history_ring = nullptr; /* "pg_poolguard history" in shared memory */
+/* The history ring's LWLock tranche; its shared memory has the same name. */
+constexpr const char *history_tranche = "pg_poolguard history";
 emit_log_hook_type prev_emit_log_hook = nullptr;
 
 Size notes_size(void)
@@ -93,10 +95,10 @@ void actions_init(void)
             SpinLockInit(&client_notes[i].mutex);
             client_notes[i].pid = 0;
         }
-    history_ring = static_cast<History *>(ShmemInitStruct("pg_poolguard history", history_size(), &found));
+    history_ring = static_cast<History *>(ShmemInitStruct(history_tranche, history_size(), &found));
     if (!found)
     {
-        history_ring->lock = &(GetNamedLWLockTranche("pg_poolguard history"))->lock;
+        history_ring->lock = &(GetNamedLWLockTranche(history_tranche))->lock;
         history_ring->next = 0;
         history_ring->size = guc_history_size;
     }
@@ -641,7 +643,7 @@ int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink si
 void actions_register(void)
 {
     shmem_register(actions_size, actions_init);
-    shmem_register_lwlocks("pg_poolguard history", 1);
+    shmem_register_lwlocks(history_tranche, 1);
 }
 
 void actions_install_hooks(void)

@@ -22,7 +22,7 @@
  */
 #include "core/invalidation/feed_ring.h"
 
-#include "invalidation/invalidation.h"
+#include "invalidation/invalidation_internal.h"
 
 #include "pg/guard.h"
 #include "pg/guc.h"
@@ -67,7 +67,7 @@ Size feed_shmem_size(void)
 void feed_shmem_init(void)
 {
     bool found;
-    char *base = static_cast<char *>(ShmemInitStruct("pg_poolguard feed", feed_shmem_size(), &found));
+    char *base = static_cast<char *>(ShmemInitStruct(tranche_name, feed_shmem_size(), &found));
     feed = reinterpret_cast<FeedShared *>(base);
     feed_generations = reinterpret_cast<uint64 *>(base + generations_offset());
     feed_entries = reinterpret_cast<QueueEntry *>(base + entries_offset());

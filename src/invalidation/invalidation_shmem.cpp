@@ -43,7 +43,7 @@
 #include "core/invalidation/entry_lists.h"
 #include "core/invalidation/wal_items.h"
 
-#include "invalidation/invalidation.h"
+#include "invalidation/invalidation_internal.h"
 #include "stats/stats.h"
 
 #include "pg/guc.h"
@@ -104,8 +104,7 @@ uint64 clock_generation(TimestampTz at)
 void invalidation_shmem_init(void)
 {
     bool found;
-    char *base =
-        static_cast<char *>(ShmemInitStruct("pg_poolguard invalidation", invalidation_shmem_size(), &found));
+    char *base = static_cast<char *>(ShmemInitStruct(tranche_name, invalidation_shmem_size(), &found));
 
     invalidation_shared = reinterpret_cast<InvalidationShared *>(base);
     inval_generations = reinterpret_cast<pg_atomic_uint64 *>(base + generations_offset());

@@ -7,7 +7,7 @@
 #include "core/invalidation/entry_lists.h"
 #include "core/invalidation/row_key.h"
 
-#include "invalidation/invalidation.h"
+#include "invalidation/invalidation_internal.h"
 
 #include "pg/guard.h"
 #include "pg/shmem.h"

@@ -53,7 +53,7 @@
 #include "core/invalidation/notify_payload.h"
 #include "core/invalidation/wal_items.h"
 
-#include "invalidation/invalidation.h"
+#include "invalidation/invalidation_internal.h"
 
 #include "pg/guard.h"
 #include "pg/guc.h"
@@ -65,10 +65,14 @@ namespace
 {
 
 /*
- * RM_EXPERIMENTAL_ID (128) while developing.  A production release reserves its own id on
- * https://wiki.postgresql.org/wiki/CustomWALResourceManagers (edit the page, add the extension's
- * name and URL next to the next free id in 129..255) and uses it here.  The id is part of the
- * WAL format: changing it makes old WAL unreplayable, so it changes only with a major version.
+ * The id is RM_EXPERIMENTAL_ID (128), the one PostgreSQL sets aside for extensions under
+ * development; releases 1.0 and 1.1 shipped with it and no id of pg_poolguard's own is reserved
+ * yet (so META.json says release_status "testing").  A production id is requested on
+ * https://wiki.postgresql.org/wiki/CustomWALResourceManagers (edit the page: the extension's name
+ * and URL next to the next free id in 129..255).  The id is part of the WAL format: changing it
+ * makes old WAL unreplayable, so it changes only with a major version, every standby updated
+ * first.  docs/cache-invalidation.md says the same to users; test/t/085_wal_rmgr.pl checks what
+ * pg_get_wal_resource_managers() and pg_walinspect show.
  */
 constexpr RmgrId rmgr_id = 128;
 constexpr const char *rmgr_name = "pg_poolguard";
@@ -187,8 +191,6 @@ template <typename F> XLogRecPtr insert_safely(F f, bool *failed)
     return lsn;
 }
 
-#ifdef POOLGUARD_HAVE_CUSTOM_RMGR
-
 void rmgr_redo(XLogReaderState *record)
 {
     uint8 info = XLogRecGetInfo(record) & ~XLR_INFO_MASK;
@@ -248,29 +250,21 @@ const char *rmgr_identify(uint8 info)
 
 RmgrData rmgr;
 
-#endif
-
 bool wal_enabled(void)
 {
-#ifdef POOLGUARD_HAVE_CUSTOM_RMGR
     return guc_wal_invalidations;
-#else
-    return false;
-#endif
 }
 
 } // namespace
 
 void invalidation_wal_register(void)
 {
-#ifdef POOLGUARD_HAVE_CUSTOM_RMGR
     memset(&rmgr, 0, sizeof(rmgr));
     rmgr.rm_name = rmgr_name;
     rmgr.rm_redo = rmgr_redo;
     rmgr.rm_desc = rmgr_desc;
     rmgr.rm_identify = rmgr_identify;
     RegisterCustomRmgr(rmgr_id, &rmgr);
-#endif
 }
 
 void invalidation_wal_prepare(const PendingInvalidation *items, int count)

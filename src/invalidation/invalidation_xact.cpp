@@ -11,7 +11,7 @@
 #include "core/invalidation/invalidation_key.h"
 #include "core/invalidation/notify_payload.h"
 
-#include "invalidation/invalidation.h"
+#include "invalidation/invalidation_internal.h"
 
 #include "pg/guard.h"
 #include "pg/shmem.h"

@@ -24,7 +24,7 @@
 
 #include "pg/guard.h"
 #include "pg/guc.h"
-#include "invalidation/invalidation.h"
+#include "invalidation/invalidation_internal.h"
 #include "stats/stats.h"
 #include "pg/bgworker.h"
 #include "pg/shmem.h"

@@ -114,11 +114,6 @@ static inline volatile PgBackendStatus *poolguard_status_entry(PGPROC *proc)
 #endif
 }
 
-/* Custom WAL resource managers (RegisterCustomRmgr) exist from PostgreSQL 15 on. */
-#if PG_VERSION_NUM >= 150000
-#define POOLGUARD_HAVE_CUSTOM_RMGR 1
-#endif
-
 /* Wakes the WAL writer (no-op when it is not running); PostgreSQL 18 keeps its proc number, not its latch. */
 static inline void poolguard_wake_walwriter(void)
 {

@@ -40,7 +40,9 @@ struct PolicyStore
 };
 
 PolicyStore *published_policies = nullptr; /* "pg_poolguard policies" in shared memory */
-bool change_pending = false;               /* this transaction changed poolguard.policy */
+/* The published policies' LWLock tranche; their shared memory has the same name. */
+constexpr const char *policies_tranche = "pg_poolguard policies";
+bool change_pending = false; /* this transaction changed poolguard.policy */
 bool xact_callback_registered = false;
 
 Size store_size(void)
@@ -52,11 +54,10 @@ void store_init(void)
 {
     bool found;
 
-    published_policies =
-        static_cast<PolicyStore *>(ShmemInitStruct("pg_poolguard policies", store_size(), &found));
+    published_policies = static_cast<PolicyStore *>(ShmemInitStruct(policies_tranche, store_size(), &found));
     if (!found)
     {
-        published_policies->lock = &(GetNamedLWLockTranche("pg_poolguard policies"))->lock;
+        published_policies->lock = &(GetNamedLWLockTranche(policies_tranche))->lock;
         pg_atomic_init_u64(&published_policies->change_count, 1); /* the worker loads once at start */
         published_policies->loaded_change_count = 0;
         published_policies->version = 0;
@@ -220,7 +221,7 @@ constexpr const char *pinned_search_path = "pg_catalog, pg_temp";
 void policy_store_register(void)
 {
     shmem_register(store_size, store_init);
-    shmem_register_lwlocks("pg_poolguard policies", 1);
+    shmem_register_lwlocks(policies_tranche, 1);
 }
 
 void policy_store_snapshot(PolicySnapshot *snapshot)

@@ -64,8 +64,8 @@ void policy_stats_init(void)
 {
     bool found;
 
-    policy_stats = static_cast<PolicyStatsTable *>(
-        ShmemInitStruct("pg_poolguard policy stats", policy_stats_size(), &found));
+    policy_stats =
+        static_cast<PolicyStatsTable *>(ShmemInitStruct(policy_stats_tranche, policy_stats_size(), &found));
     if (!found)
     {
         policy_stats->lock = &(GetNamedLWLockTranche(policy_stats_tranche))->lock;

@@ -223,3 +223,13 @@ extern "C" void poolguard_worker_main(Datum arg)
         ResetLatch(MyLatch);
     }
 }
+
+/* poolguard.worker_pid(): the running worker's pid, NULL when none runs. */
+POOLGUARD_FUNCTION(poolguard_worker_pid)
+{
+    poolguard::require_shared_memory();
+    uint32 pid = pg_atomic_read_u32(&poolguard::worker_state->worker_pid);
+    if (pid == 0)
+        PG_RETURN_NULL();
+    PG_RETURN_INT32((int32)pid);
+}

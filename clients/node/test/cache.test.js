@@ -27,8 +27,10 @@ function instance(options = {}) {
 
 // The app's query: which schools may this mentor see.
 async function schoolsOf(pool, mentorId) {
-  const res = await pool.query('SELECT array_agg(school_id ORDER BY school_id) AS s FROM assignment WHERE mentor_id = $1',
-                               [mentorId]);
+  const res = await pool.query(
+    'SELECT array_agg(school_id ORDER BY school_id) AS s FROM assignment WHERE mentor_id = $1',
+    [mentorId],
+  );
   return res.rows[0].s ?? [];
 }
 
@@ -96,13 +98,17 @@ test('two instances: a committed change is never served stale after its notifica
     const notified = invalidationOf(b.cache, 'mentor', '1');
     const started = process.hrtime.bigint();
     // Instance A changes mentor 1's schools; the trigger invalidates ('mentor', '1').
-    await a.pool.query('UPDATE assignment SET school_id = school_id + 100 WHERE mentor_id = 1 AND school_id = $1',
-                       [round === 0 ? 11 : 11 + 100 * round]);
+    await a.pool.query('UPDATE assignment SET school_id = school_id + 100 WHERE mentor_id = 1 AND school_id = $1', [
+      round === 0 ? 11 : 11 + 100 * round,
+    ]);
     await notified;
     const latencyMs = Number(process.hrtime.bigint() - started) / 1e6;
     assert.ok(latencyMs < 2000, `notification within 2 s (took ${latencyMs} ms)`);
-    assert.deepEqual(await b.cache.get('mentor', 1, load(b, 1)), [10, 111 + 100 * round],
-                     `round ${round}: B serves the committed data`);
+    assert.deepEqual(
+      await b.cache.get('mentor', 1, load(b, 1)),
+      [10, 111 + 100 * round],
+      `round ${round}: B serves the committed data`,
+    );
   }
   assert.equal(await b.cache.get('mentor', 2, load(b, 2)).then((v) => v[0]), 20);
   assert.ok(b.cache.stats.hits >= 2, 'untouched key stays cached');
@@ -195,8 +201,11 @@ test('scope-wide invalidation drops the scope; resync has every entry re-checked
   const publisher = [...b.cache.publishers][0];
   assert.ok(publisher > 0, 'the publisher is known');
   const size = b.cache.entries.size;
-  b.cache._onNotification({ channel: 'poolguard_invalidate', processId: publisher,
-                            payload: '[{"scope":null,"key":null,"generation":1,"resync":true}]' });
+  b.cache._onNotification({
+    channel: 'poolguard_invalidate',
+    processId: publisher,
+    payload: '[{"scope":null,"key":null,"generation":1,"resync":true}]',
+  });
   assert.equal(b.cache.stats.resyncs, 1);
   assert.equal(b.cache.entries.size, size, 'resync drops nothing');
   const rechecks = b.cache.stats.rechecks;

@@ -31,8 +31,8 @@ function prismaSkip() {
   return false;
 }
 
-let admin;       // superuser, in the app database
-let policyDb;    // superuser, in poolguard.database (where poolguard.policy lives)
+let admin; // superuser, in the app database
+let policyDb; // superuser, in poolguard.database (where poolguard.policy lives)
 
 async function policies(...rows) {
   await policyDb.query(`DELETE FROM poolguard.policy WHERE name LIKE 'guide-%'`);
@@ -43,7 +43,9 @@ async function policies(...rows) {
 async function terminations(app, since, reason) {
   const res = await policyDb.query(
     `SELECT count(*)::int AS n FROM poolguard.terminations
-      WHERE application_name = $1 AND at >= $2 AND ($3::text IS NULL OR reason = $3)`, [app, since, reason ?? null]);
+      WHERE application_name = $1 AND at >= $2 AND ($3::text IS NULL OR reason = $3)`,
+    [app, since, reason ?? null],
+  );
   return res.rows[0].n;
 }
 
@@ -51,7 +53,8 @@ async function terminations(app, since, reason) {
 function runApp(client, phase, opts, onLine = () => {}) {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [APP, client, phase, JSON.stringify(opts)], {
-      env: { ...process.env, PGUSER: APP_ROLE }, cwd: root,
+      env: { ...process.env, PGUSER: APP_ROLE },
+      cwd: root,
     });
     let stdout = '';
     let stderr = '';
@@ -65,7 +68,9 @@ function runApp(client, phase, opts, onLine = () => {}) {
         pending = pending.slice(i + 1);
       }
     });
-    child.stderr.on('data', (d) => { stderr += d; });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
     child.on('exit', (code, signal) => {
       const m = /^RESULT (.*)$/m.exec(stdout);
       resolve({ code, signal, stdout, stderr, result: m ? JSON.parse(m[1]) : null });
@@ -80,165 +85,221 @@ function assertSurvived(run, what) {
   assert.ok(run.result.ok > 0, `${what}: no request succeeded`);
 }
 
-const APP_RULES = "idle_timeout, idle_in_transaction_timeout, max_idle";
+const APP_RULES = 'idle_timeout, idle_in_transaction_timeout, max_idle';
 
-test('real clients follow the pool-settings guide', { skip: haveServer ? false : 'PGHOST not set: no test server', timeout: 240000 }, async (t) => {
-  admin = new Client();
-  await admin.connect();
-  const db = (await admin.query("SELECT current_setting('poolguard.database') AS db")).rows[0].db;
-  policyDb = new Client({ database: db });
-  await policyDb.connect();
-  t.after(async () => {
-    await policyDb.query(`DELETE FROM poolguard.policy WHERE name LIKE 'guide-%' OR name = 'pg_poolguard listeners'`).catch(() => {});
-    await policyDb.query('SELECT poolguard.reload()').catch(() => {});
-    await admin.query('ALTER SYSTEM RESET poolguard.enabled');
-    await admin.query('ALTER SYSTEM RESET poolguard.idle_grace');
-    await admin.query('SELECT pg_reload_conf()');
-    await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '${APP_ROLE}'`);
-    await admin.query(`DROP ROLE IF EXISTS ${APP_ROLE}`).catch(() => {});
-    await policyDb.end();
-    await admin.end();
-  });
+test(
+  'real clients follow the pool-settings guide',
+  { skip: haveServer ? false : 'PGHOST not set: no test server', timeout: 240000 },
+  async (t) => {
+    admin = new Client();
+    await admin.connect();
+    const db = (await admin.query("SELECT current_setting('poolguard.database') AS db")).rows[0].db;
+    policyDb = new Client({ database: db });
+    await policyDb.connect();
+    t.after(async () => {
+      await policyDb
+        .query(`DELETE FROM poolguard.policy WHERE name LIKE 'guide-%' OR name = 'pg_poolguard listeners'`)
+        .catch(() => {});
+      await policyDb.query('SELECT poolguard.reload()').catch(() => {});
+      await admin.query('ALTER SYSTEM RESET poolguard.enabled');
+      await admin.query('ALTER SYSTEM RESET poolguard.idle_grace');
+      await admin.query('SELECT pg_reload_conf()');
+      await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '${APP_ROLE}'`);
+      await admin.query(`DROP ROLE IF EXISTS ${APP_ROLE}`).catch(() => {});
+      await policyDb.end();
+      await admin.end();
+    });
 
-  await admin.query(`DROP ROLE IF EXISTS ${APP_ROLE}; CREATE ROLE ${APP_ROLE} LOGIN;
+    await admin.query(`DROP ROLE IF EXISTS ${APP_ROLE}; CREATE ROLE ${APP_ROLE} LOGIN;
                      CREATE EXTENSION IF NOT EXISTS pg_poolguard;`);
-  await policyDb.query('CREATE EXTENSION IF NOT EXISTS pg_poolguard');
-  await admin.query('ALTER SYSTEM SET poolguard.enabled = on');
-  await admin.query("ALTER SYSTEM SET poolguard.idle_grace = '1s'");
-  await admin.query('SELECT pg_reload_conf()');
-  const settled = Date.now() + 10000;
-  while ((await policyDb.query("SELECT current_setting('poolguard.idle_grace') AS g")).rows[0].g !== '1s') {
-    assert.ok(Date.now() < settled, 'configuration reloaded');
-    await sleep(50);
-  }
-  // The guide's listener policy, verbatim (README.md, "Pool settings").
-  await policyDb.query(`DELETE FROM poolguard.policy WHERE name = 'pg_poolguard listeners'`);
-  await policyDb.query(`
+    await policyDb.query('CREATE EXTENSION IF NOT EXISTS pg_poolguard');
+    await admin.query('ALTER SYSTEM SET poolguard.enabled = on');
+    await admin.query("ALTER SYSTEM SET poolguard.idle_grace = '1s'");
+    await admin.query('SELECT pg_reload_conf()');
+    const settled = Date.now() + 10000;
+    while ((await policyDb.query("SELECT current_setting('poolguard.idle_grace') AS g")).rows[0].g !== '1s') {
+      assert.ok(Date.now() < settled, 'configuration reloaded');
+      await sleep(50);
+    }
+    // The guide's listener policy, verbatim (README.md, "Pool settings").
+    await policyDb.query(`DELETE FROM poolguard.policy WHERE name = 'pg_poolguard listeners'`);
+    await policyDb.query(`
 INSERT INTO poolguard.policy (name, application_name, priority, idle_timeout, idle_in_transaction_timeout)
 VALUES ('pg_poolguard listeners', 'pg_poolguard listener', 100, '0', '0');`);
-  for (const client of ['pg', 'postgres', 'prisma']) {
-    const skip = client === 'prisma' ? prismaSkip() : false;
-    await t.test(`${client}: follows the guide and survives every rule`, { skip }, async (t) => {
-      const app = `guide-${client}`;
-      if (client === 'prisma') {
-        // Generates the client into node_modules; offline, the CLI only needs to be told where a
-        // schema engine would be (generate never runs it).
-        execFileSync(process.execPath, [require.resolve('prisma/build/index.js'), 'generate',
-                                        '--schema', path.join(__dirname, 'prisma', 'schema.prisma')], {
-          cwd: root, stdio: 'pipe',
-          env: { ...process.env, PRISMA_SCHEMA_ENGINE_BINARY: process.env.PRISMA_SCHEMA_ENGINE_BINARY ?? process.execPath,
-                 PRISMA_HIDE_UPDATE_MESSAGE: '1', CHECKPOINT_DISABLE: '1' },
-        });
-      }
-      const reaping = `(name, application_name, ${APP_RULES}) VALUES ('guide-${client}', '${app}', '2s', '1s', 1)`;
-
-      await t.test('idle_timeout and max_idle: requests around the timeout boundary all succeed', async () => {
-        await policies(reaping);
-        const since = new Date();
-        const run = await runApp(client, 'boundary', { app, max: 3, gapsMs: [300, 900, 1300, 1950, 2100, 2600] });
-        assertSurvived(run, 'boundary');
-        t.diagnostic(`boundary: ${run.result.ok} ok, ${run.result.retried} retried, ` +
-                     `${await terminations(app, since)} sessions ended by the server`);
-      });
-
-      await t.test('a stalled instance: the server ends its idle sessions, it carries on', async () => {
-        await policies(reaping);
-        const since = new Date();
-        const run = await runApp(client, 'pause', { app, max: 3, pauseMs: 2600 });
-        assertSurvived(run, 'pause');
-        assert.ok(await terminations(app, since) >= 1, 'the server ended its idle sessions meanwhile');
-        t.diagnostic(`pause: pool errors seen: ${JSON.stringify(run.result.poolErrors.slice(0, 1))}`);
-      });
-
-      await t.test('idle_in_transaction_timeout: the idle transaction fails, the process lives on', async () => {
-        await policies(reaping);
-        const since = new Date();
-        const run = await runApp(client, 'idle-tx', { app, max: 3, txIdleMs: 1800 });
-        assertSurvived(run, 'idle-tx');
-        assert.ok(run.result.transactionError, 'the transaction left idle failed');
-        assert.equal(await terminations(app, since, 'idle_in_transaction_timeout'), 1);
-        if (client !== 'postgres') {
-          // pg: the checked-out client's 'error' event (or the failed query) carries the reason;
-          // Prisma: adapter-pg's onConnectionError.  (postgres.js hides it: CONNECTION_CLOSED.)
-          const told = [run.result.transactionError, ...run.result.clientErrors].find((e) => e.code === '57P01');
-          assert.ok(told, 'the app saw 57P01');
-          assert.match(told.detail ?? '',
-                       new RegExp(`it was idle in a transaction for [\\d.]+ s, and policy "${app}" ends sessions idle in a transaction for longer than 1 s`));
+    for (const client of ['pg', 'postgres', 'prisma']) {
+      const skip = client === 'prisma' ? prismaSkip() : false;
+      await t.test(`${client}: follows the guide and survives every rule`, { skip }, async (t) => {
+        const app = `guide-${client}`;
+        if (client === 'prisma') {
+          // Generates the client into node_modules; offline, the CLI only needs to be told where a
+          // schema engine would be (generate never runs it).
+          execFileSync(
+            process.execPath,
+            [
+              require.resolve('prisma/build/index.js'),
+              'generate',
+              '--schema',
+              path.join(__dirname, 'prisma', 'schema.prisma'),
+            ],
+            {
+              cwd: root,
+              stdio: 'pipe',
+              env: {
+                ...process.env,
+                PRISMA_SCHEMA_ENGINE_BINARY: process.env.PRISMA_SCHEMA_ENGINE_BINARY ?? process.execPath,
+                PRISMA_HIDE_UPDATE_MESSAGE: '1',
+                CHECKPOINT_DISABLE: '1',
+              },
+            },
+          );
         }
-        t.diagnostic(`idle-tx: the app saw ${JSON.stringify(run.result.transactionError)}; ` +
-                     `client errors ${JSON.stringify(run.result.clientErrors.slice(0, 1))}`);
-      });
+        const reaping = `(name, application_name, ${APP_RULES}) VALUES ('guide-${client}', '${app}', '2s', '1s', 1)`;
 
-      for (const onLimit of ['evict_idle', 'reject']) {
-        await t.test(`cap (on_limit ${onLimit}): the other instance's logins wait and retry, nobody crashes`, async () => {
-          await policies(`(name, application_name, max_connections, on_limit)
-                          VALUES ('guide-${client}', '${app}', 3, '${onLimit}')`);
+        await t.test('idle_timeout and max_idle: requests around the timeout boundary all succeed', async () => {
+          await policies(reaping);
           const since = new Date();
-          let ready;
-          const readyP = new Promise((r) => { ready = r; });
-          const sleeper = runApp(client, 'sleeper', { app, max: 3, pauseMs: 2500 }, (l) => l === 'READY' && ready());
-          await readyP;
-          const main = await runApp(client, 'main', { app, max: 3, durationMs: 2500 });
-          const slept = await sleeper;
-          assertSurvived(main, `${onLimit}: the instance that logs in`);
-          assertSurvived(slept, `${onLimit}: the stalled instance`);
-          const codes = main.result.retriedErrors.map((e) => e.code);
-          if (onLimit === 'evict_idle') {
-            assert.ok(await terminations(app, since, 'evict_idle') >= 1, 'idle sessions of the stalled instance were evicted');
-          } else {
-            assert.equal(await terminations(app, since), 0, 'reject ends nobody');
-            assert.ok(main.result.retried >= 1, 'logins were refused at the cap and retried');
-            if (client !== 'prisma') assert.ok(codes.includes('53300'), `53300 seen by the client (${codes})`);
-          }
-          t.diagnostic(`${onLimit}: ${main.result.ok} ok, ${main.result.retried} retried; the retried errors looked like ` +
-                       `${JSON.stringify(main.result.retriedErrors.slice(0, 1))}`);
+          const run = await runApp(client, 'boundary', { app, max: 3, gapsMs: [300, 900, 1300, 1950, 2100, 2600] });
+          assertSurvived(run, 'boundary');
+          t.diagnostic(
+            `boundary: ${run.result.ok} ok, ${run.result.retried} retried, ` +
+              `${await terminations(app, since)} sessions ended by the server`,
+          );
         });
+
+        await t.test('a stalled instance: the server ends its idle sessions, it carries on', async () => {
+          await policies(reaping);
+          const since = new Date();
+          const run = await runApp(client, 'pause', { app, max: 3, pauseMs: 2600 });
+          assertSurvived(run, 'pause');
+          assert.ok((await terminations(app, since)) >= 1, 'the server ended its idle sessions meanwhile');
+          t.diagnostic(`pause: pool errors seen: ${JSON.stringify(run.result.poolErrors.slice(0, 1))}`);
+        });
+
+        await t.test('idle_in_transaction_timeout: the idle transaction fails, the process lives on', async () => {
+          await policies(reaping);
+          const since = new Date();
+          const run = await runApp(client, 'idle-tx', { app, max: 3, txIdleMs: 1800 });
+          assertSurvived(run, 'idle-tx');
+          assert.ok(run.result.transactionError, 'the transaction left idle failed');
+          assert.equal(await terminations(app, since, 'idle_in_transaction_timeout'), 1);
+          if (client !== 'postgres') {
+            // pg: the checked-out client's 'error' event (or the failed query) carries the reason;
+            // Prisma: adapter-pg's onConnectionError.  (postgres.js hides it: CONNECTION_CLOSED.)
+            const told = [run.result.transactionError, ...run.result.clientErrors].find((e) => e.code === '57P01');
+            assert.ok(told, 'the app saw 57P01');
+            assert.match(
+              told.detail ?? '',
+              new RegExp(
+                `it was idle in a transaction for [\\d.]+ s, and policy "${app}" ends sessions idle in a transaction for longer than 1 s`,
+              ),
+            );
+          }
+          t.diagnostic(
+            `idle-tx: the app saw ${JSON.stringify(run.result.transactionError)}; ` +
+              `client errors ${JSON.stringify(run.result.clientErrors.slice(0, 1))}`,
+          );
+        });
+
+        for (const onLimit of ['evict_idle', 'reject']) {
+          await t.test(
+            `cap (on_limit ${onLimit}): the other instance's logins wait and retry, nobody crashes`,
+            async () => {
+              await policies(`(name, application_name, max_connections, on_limit)
+                          VALUES ('guide-${client}', '${app}', 3, '${onLimit}')`);
+              const since = new Date();
+              let ready;
+              const readyP = new Promise((r) => {
+                ready = r;
+              });
+              const sleeper = runApp(
+                client,
+                'sleeper',
+                { app, max: 3, pauseMs: 2500 },
+                (l) => l === 'READY' && ready(),
+              );
+              await readyP;
+              const main = await runApp(client, 'main', { app, max: 3, durationMs: 2500 });
+              const slept = await sleeper;
+              assertSurvived(main, `${onLimit}: the instance that logs in`);
+              assertSurvived(slept, `${onLimit}: the stalled instance`);
+              const codes = main.result.retriedErrors.map((e) => e.code);
+              if (onLimit === 'evict_idle') {
+                assert.ok(
+                  (await terminations(app, since, 'evict_idle')) >= 1,
+                  'idle sessions of the stalled instance were evicted',
+                );
+              } else {
+                assert.equal(await terminations(app, since), 0, 'reject ends nobody');
+                assert.ok(main.result.retried >= 1, 'logins were refused at the cap and retried');
+                if (client !== 'prisma') assert.ok(codes.includes('53300'), `53300 seen by the client (${codes})`);
+              }
+              t.diagnostic(
+                `${onLimit}: ${main.result.ok} ok, ${main.result.retried} retried; the retried errors looked like ` +
+                  `${JSON.stringify(main.result.retriedErrors.slice(0, 1))}`,
+              );
+            },
+          );
+        }
+      });
+    }
+
+    await t.test(
+      "pg without pool.on('error') (against the guide) dies when the server ends an idle client",
+      async () => {
+        await policies(
+          `(name, application_name, ${APP_RULES}) VALUES ('guide-unguarded', 'guide-unguarded', '1s', '1s', 1)`,
+        );
+        const run = await runApp('pg', 'unguarded', {
+          app: 'guide-unguarded',
+          max: 2,
+          idleCloseMs: 10000,
+          waitMs: 3000,
+        });
+        assert.notEqual(run.code, 0, 'the process crashed');
+        assert.match(run.stderr, /terminating connection due to administrator command/);
+      },
+    );
+
+    await t.test("the cache's listener is not reaped under the guide's listener policy", async () => {
+      // The app role's sessions are reaped after 1 s idle, and at most one may stay idle.
+      await policies(`(name, role_name, ${APP_RULES}) VALUES ('guide-app-role', '${APP_ROLE}', '1s', '1s', 1)`);
+      const pool = new Pool({ user: APP_ROLE, application_name: 'guide-cache-app', max: 2, idleTimeoutMillis: 500 });
+      pool.on('error', () => {});
+      const cache = new PoolguardCache({
+        pool,
+        connect: async ({ application_name }) => {
+          const c = new Client({ user: APP_ROLE, application_name });
+          await c.connect();
+          return c;
+        },
+        backoff: { initialMs: 50, maxMs: 200 },
+      });
+      let disconnects = 0;
+      cache.on('disconnected', () => disconnects++);
+      await cache.start();
+      try {
+        const pid = cache.listener.processID;
+        const seen = await admin.query('SELECT application_name FROM pg_stat_activity WHERE pid = $1', [pid]);
+        assert.equal(seen.rows[0].application_name, 'pg_poolguard listener');
+        await cache.get('guide', '1', async () => 'v');
+        await sleep(3000); // three idle_timeouts
+        assert.equal(disconnects, 0, 'the listener was never ended');
+        assert.equal(cache.listener.processID, pid, 'same listener connection');
+        const row = await admin.query('SELECT policy, verdict FROM poolguard.sessions WHERE pid = $1', [pid]);
+        assert.equal(row.rows[0].policy, 'pg_poolguard listeners');
+
+        // Without the listener policy the same listener is reaped (what the policy prevents).
+        await policyDb.query(`UPDATE poolguard.policy SET enabled = false WHERE name = 'pg_poolguard listeners'`);
+        await policyDb.query('SELECT poolguard.reload()');
+        const deadline = Date.now() + 10000;
+        while (disconnects === 0 && Date.now() < deadline) await sleep(50);
+        assert.ok(disconnects >= 1, 'without its policy the listener is ended by idle_timeout');
+      } finally {
+        await policyDb.query(`UPDATE poolguard.policy SET enabled = true WHERE name = 'pg_poolguard listeners'`);
+        await policyDb.query('SELECT poolguard.reload()');
+        await cache.stop();
+        await pool.end();
       }
     });
-  }
-
-  await t.test('pg without pool.on(\'error\') (against the guide) dies when the server ends an idle client', async () => {
-    await policies(`(name, application_name, ${APP_RULES}) VALUES ('guide-unguarded', 'guide-unguarded', '1s', '1s', 1)`);
-    const run = await runApp('pg', 'unguarded', { app: 'guide-unguarded', max: 2, idleCloseMs: 10000, waitMs: 3000 });
-    assert.notEqual(run.code, 0, 'the process crashed');
-    assert.match(run.stderr, /terminating connection due to administrator command/);
-  });
-
-  await t.test("the cache's listener is not reaped under the guide's listener policy", async () => {
-    // The app role's sessions are reaped after 1 s idle, and at most one may stay idle.
-    await policies(`(name, role_name, ${APP_RULES}) VALUES ('guide-app-role', '${APP_ROLE}', '1s', '1s', 1)`);
-    const pool = new Pool({ user: APP_ROLE, application_name: 'guide-cache-app', max: 2, idleTimeoutMillis: 500 });
-    pool.on('error', () => {});
-    const cache = new PoolguardCache({ pool, connect: async ({ application_name }) => {
-      const c = new Client({ user: APP_ROLE, application_name });
-      await c.connect();
-      return c;
-    }, backoff: { initialMs: 50, maxMs: 200 } });
-    let disconnects = 0;
-    cache.on('disconnected', () => disconnects++);
-    await cache.start();
-    try {
-      const pid = cache.listener.processID;
-      const seen = await admin.query('SELECT application_name FROM pg_stat_activity WHERE pid = $1', [pid]);
-      assert.equal(seen.rows[0].application_name, 'pg_poolguard listener');
-      await cache.get('guide', '1', async () => 'v');
-      await sleep(3000); // three idle_timeouts
-      assert.equal(disconnects, 0, 'the listener was never ended');
-      assert.equal(cache.listener.processID, pid, 'same listener connection');
-      const row = await admin.query('SELECT policy, verdict FROM poolguard.sessions WHERE pid = $1', [pid]);
-      assert.equal(row.rows[0].policy, 'pg_poolguard listeners');
-
-      // Without the listener policy the same listener is reaped (what the policy prevents).
-      await policyDb.query(`UPDATE poolguard.policy SET enabled = false WHERE name = 'pg_poolguard listeners'`);
-      await policyDb.query('SELECT poolguard.reload()');
-      const deadline = Date.now() + 10000;
-      while (disconnects === 0 && Date.now() < deadline) await sleep(50);
-      assert.ok(disconnects >= 1, 'without its policy the listener is ended by idle_timeout');
-    } finally {
-      await policyDb.query(`UPDATE poolguard.policy SET enabled = true WHERE name = 'pg_poolguard listeners'`);
-      await policyDb.query('SELECT poolguard.reload()');
-      await cache.stop();
-      await pool.end();
-    }
-  });
-});
+  },
+);

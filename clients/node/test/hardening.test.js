@@ -118,7 +118,11 @@ test('malformed payloads, even from the publisher, throw nothing and change noth
   assert.doesNotThrow(() => listener.emit('notification', null));
   assert.equal(cache.stats.rejected, MALFORMED.length + 1);
   for (const [payload, kind] of MALFORMED) {
-    assert.throws(() => parsePayload(payload), (e) => e.kind === kind, `kind of ${payload.slice(0, 60)}`);
+    assert.throws(
+      () => parsePayload(payload),
+      (e) => e.kind === kind,
+      `kind of ${payload.slice(0, 60)}`,
+    );
   }
   const kinds = [...new Set(MALFORMED.map(([, k]) => k))].sort();
   assert.deepEqual(warnings.map((w) => w.kind).sort(), kinds, 'one warning per kind');
@@ -139,7 +143,10 @@ test('valid-looking items and a resync from a sender that is no publisher are ig
   listener.notify('[{"scope":null,"key":null,"generation":1,"resync":true}]', forger);
   await until(() => cache.stats.rejected === 3, 'three rejections');
   assert.deepEqual(cache.stats.rejectedByKind, { sender: 3 });
-  assert.deepEqual(warnings.map((w) => w.kind), ['sender']);
+  assert.deepEqual(
+    warnings.map((w) => w.kind),
+    ['sender'],
+  );
   assert.equal(cache.stats.resyncs, 0);
   await assertAllCached(cache);
 
@@ -151,7 +158,7 @@ test('valid-looking items and a resync from a sender that is no publisher are ig
 
 test('a publisher that started after the last look-up is recognised by the next one', async () => {
   const { cache, listener } = await fakeCache();
-  listener.publishers = [PUBLISHER + 1];          // the old publisher exited, a new one runs
+  listener.publishers = [PUBLISHER + 1]; // the old publisher exited, a new one runs
   listener.notify('[{"scope":"mentor","key":null,"generation":5}]', PUBLISHER + 1);
   await until(() => cache.stats.notifications === 1, 'the held notification applied');
   assert.equal(cache.entries.size, 1, 'whole scope dropped, school kept');
@@ -174,7 +181,7 @@ test('a flood of forged senders costs a bounded number of publisher look-ups', a
 
 test('too many held notifications: the oldest go, and entries are re-checked instead of trusted', async () => {
   const { cache, listener, pool } = await fakeCache({ maxHeldNotifications: 10, senderLookupIntervalMs: 100000 });
-  cache.lastLookupAt = Date.now();                // the next look-up is far away
+  cache.lastLookupAt = Date.now(); // the next look-up is far away
   for (let i = 0; i < 11; i++) listener.notify('[{"scope":"mentor","key":"1","generation":5}]', 555);
   assert.equal(cache.stats.rejectedByKind.overflow, 1);
   const calls = pool.calls;
@@ -207,8 +214,12 @@ test('a resync keeps the entries and has them re-checked; a storm costs O(1) per
 
 test("a throwing 'invalidation' or 'warning' listener does not reach the pg client", async () => {
   const { cache, listener } = await fakeCache();
-  cache.on('invalidation', () => { throw new Error('app bug'); });
-  cache.on('warning', () => { throw new Error('app bug in warning'); });
+  cache.on('invalidation', () => {
+    throw new Error('app bug');
+  });
+  cache.on('warning', () => {
+    throw new Error('app bug in warning');
+  });
   assert.doesNotThrow(() => listener.notify('[{"scope":"mentor","key":"1","generation":5}]'));
   assert.doesNotThrow(() => listener.notify('1'));
   assert.equal(cache.entries.size, 5);
@@ -220,62 +231,70 @@ test("a throwing 'invalidation' or 'warning' listener does not reach the pg clie
 const haveServer = Boolean(process.env.PGHOST);
 const skip = haveServer ? false : 'PGHOST not set: no test server';
 
-test('forged NOTIFYs from another role: the cache survives, keeps its entries, still hears the publisher', { skip }, async (t) => {
-  const admin = new Client();
-  await admin.connect();
-  await admin.query(`CREATE EXTENSION IF NOT EXISTS pg_poolguard;
+test(
+  'forged NOTIFYs from another role: the cache survives, keeps its entries, still hears the publisher',
+  { skip },
+  async (t) => {
+    const admin = new Client();
+    await admin.connect();
+    await admin.query(`CREATE EXTENSION IF NOT EXISTS pg_poolguard;
                      DROP ROLE IF EXISTS poolguard_forger; CREATE ROLE poolguard_forger LOGIN;`);
-  const pool = new Pool({ max: 2, application_name: 'hardening-app' });
-  pool.on('error', () => {});
-  const cache = new PoolguardCache({ pool, backoff: { initialMs: 20, maxMs: 200 } }); // default listener
-  const warnings = [];
-  cache.on('warning', (w) => warnings.push(w.kind));
-  await cache.start();
-  const forger = new Client({ user: 'poolguard_forger' });
-  await forger.connect();
-  t.after(async () => {
-    await forger.end();
-    await cache.stop();
-    await pool.end();
-    await admin.query('DROP ROLE IF EXISTS poolguard_forger');
-    await admin.end();
-  });
+    const pool = new Pool({ max: 2, application_name: 'hardening-app' });
+    pool.on('error', () => {});
+    const cache = new PoolguardCache({ pool, backoff: { initialMs: 20, maxMs: 200 } }); // default listener
+    const warnings = [];
+    cache.on('warning', (w) => warnings.push(w.kind));
+    await cache.start();
+    const forger = new Client({ user: 'poolguard_forger' });
+    await forger.connect();
+    t.after(async () => {
+      await forger.end();
+      await cache.stop();
+      await pool.end();
+      await admin.query('DROP ROLE IF EXISTS poolguard_forger');
+      await admin.end();
+    });
 
-  const listenerName = await admin.query('SELECT application_name FROM pg_stat_activity WHERE pid = $1',
-                                         [cache.listener.processID]);
-  assert.equal(listenerName.rows[0].application_name, 'pg_poolguard listener', 'the listener names itself');
+    const listenerName = await admin.query('SELECT application_name FROM pg_stat_activity WHERE pid = $1', [
+      cache.listener.processID,
+    ]);
+    assert.equal(listenerName.rows[0].application_name, 'pg_poolguard listener', 'the listener names itself');
 
-  for (let i = 0; i < 5; i++) await cache.get('mentor', String(i), async () => `v${i}`);
-  await cache.get('school', '1', async () => 'school');
+    for (let i = 0; i < 5; i++) await cache.get('mentor', String(i), async () => `v${i}`);
+    await cache.get('school', '1', async () => 'school');
 
-  const forged = [
-    ...MALFORMED.map(([p]) => p).filter((p) => Buffer.byteLength(p) < 8000),
-    '[{"scope":"mentor","key":"1","generation":9007199254740991}]',
-    '[{"scope":"mentor","key":null,"generation":9007199254740991}]',
-    '[{"scope":null,"key":null,"generation":1,"resync":true}]',
-  ];
-  for (const p of forged) await forger.query('SELECT pg_notify($1, $2)', [CHANNEL, p]);
-  await until(() => cache.stats.rejected === forged.length, `${forged.length} rejections`, 10000);
-  assert.equal(cache.stats.rejectedByKind.sender, 3, 'valid-looking forgeries rejected by sender');
-  assert.ok(cache.listening, 'the listener is still up');
-  assert.equal(cache.stats.resyncs, 0);
-  assert.ok(warnings.includes('sender') && warnings.includes('json'));
-  await assertAllCached(cache);
+    const forged = [
+      ...MALFORMED.map(([p]) => p).filter((p) => Buffer.byteLength(p) < 8000),
+      '[{"scope":"mentor","key":"1","generation":9007199254740991}]',
+      '[{"scope":"mentor","key":null,"generation":9007199254740991}]',
+      '[{"scope":null,"key":null,"generation":1,"resync":true}]',
+    ];
+    for (const p of forged) await forger.query('SELECT pg_notify($1, $2)', [CHANNEL, p]);
+    await until(() => cache.stats.rejected === forged.length, `${forged.length} rejections`, 10000);
+    assert.equal(cache.stats.rejectedByKind.sender, 3, 'valid-looking forgeries rejected by sender');
+    assert.ok(cache.listening, 'the listener is still up');
+    assert.equal(cache.stats.resyncs, 0);
+    assert.ok(warnings.includes('sender') && warnings.includes('json'));
+    await assertAllCached(cache);
 
-  // The real publisher (started on demand, unknown at LISTEN time) is still heard.
-  const heard = new Promise((resolve) => cache.on('invalidation', (items) => {
-    if (items.some((i) => i.scope === 'mentor' && i.key === '1')) resolve();
-  }));
-  await admin.query("SELECT poolguard.invalidate('mentor', '1')");
-  await heard;
-  assert.equal(await cache.get('mentor', '1', async () => 'reloaded'), 'reloaded');
-  assert.equal(await cache.get('mentor', '2', async () => assert.fail('reloaded')), 'v2');
-});
+    // The real publisher (started on demand, unknown at LISTEN time) is still heard.
+    const heard = new Promise((resolve) =>
+      cache.on('invalidation', (items) => {
+        if (items.some((i) => i.scope === 'mentor' && i.key === '1')) resolve();
+      }),
+    );
+    await admin.query("SELECT poolguard.invalidate('mentor', '1')");
+    await heard;
+    assert.equal(await cache.get('mentor', '1', async () => 'reloaded'), 'reloaded');
+    assert.equal(await cache.get('mentor', '2', async () => assert.fail('reloaded')), 'v2');
+  },
+);
 
 test('without publisher_pids() (older pg_poolguard) notifications are accepted, with one warning', async () => {
   const listener = new FakeListener([]);
   listener.query = async (text) => {
-    if (/publisher_pids/.test(text)) throw Object.assign(new Error('function poolguard.publisher_pids() does not exist'), { code: '42883' });
+    if (/publisher_pids/.test(text))
+      throw Object.assign(new Error('function poolguard.publisher_pids() does not exist'), { code: '42883' });
     return { rows: [] };
   };
   const cache = new PoolguardCache({ pool: fakePool(), connect: async () => listener });

@@ -23,8 +23,17 @@ async function until(what, fn) {
 function entry(text, { tags = [], revalidate = 300, expire = 3600, timestamp = Date.now() } = {}) {
   const bytes = new TextEncoder().encode(text);
   return {
-    value: new ReadableStream({ start(c) { c.enqueue(bytes); c.close(); } }),
-    tags, stale: 0, timestamp, revalidate, expire,
+    value: new ReadableStream({
+      start(c) {
+        c.enqueue(bytes);
+        c.close();
+      },
+    }),
+    tags,
+    stale: 0,
+    timestamp,
+    revalidate,
+    expire,
   };
 }
 
@@ -97,8 +106,10 @@ test('two instances through the database', { skip }, async (t) => {
     await ua.set('by-map', Promise.resolve(entry('2', { tags: ['mentor-schools'], timestamp: ts })));
     await ua.set('other', Promise.resolve(entry('3', { tags: ['unrelated'], timestamp: ts })));
     await admin.query('INSERT INTO next_assignments VALUES (1, 1)');
-    await until('both tags expire', async () => (await ua.get('by-table', [])) === undefined &&
-                                                  (await ua.get('by-map', [])) === undefined);
+    await until(
+      'both tags expire',
+      async () => (await ua.get('by-table', [])) === undefined && (await ua.get('by-map', [])) === undefined,
+    );
     assert.equal(await text(await ua.get('other', [])), '3');
   });
 
@@ -109,21 +120,35 @@ test('two instances through the database', { skip }, async (t) => {
     await until('instance a sees the tag stale', async () => (await ua.get('swr', []))?.revalidate === -1);
   });
 
-  await t.test('ISR handler: revalidateTag from another instance; an expiry during a render is not stored', async () => {
-    const a = new IsrA({});
-    const b = new IsrB({});
-    const page = { kind: 'APP_ROUTE', body: Buffer.from('v1'), status: 200, headers: { 'x-next-cache-tags': 'route_tag,_N_T_/api' } };
-    assert.equal(await a.get('/api', { kind: 'APP_ROUTE' }), null);
-    await a.set('/api', page, {});
-    assert.equal((await new IsrA({}).get('/api', {})).value.body.toString(), 'v1', 'shared by the per-request instances');
-    await b.revalidateTag('route_tag');
-    await until('instance a drops the route', async () => (await a.get('/api', {})) === null);
-    // The render that follows the miss started before this expiry: not stored.
-    await b.revalidateTag(['_N_T_/api']);
-    await until('instance a received the expiry', () => cores[0].expiredAt(['_N_T_/api']) > 0 &&
-                                                       cores[0].stats.received > 0);
-    await a.set('/api', page, {});
-    assert.equal(await a.get('/api', {}), null, 'stored data could predate the change');
-    assert.ok(cores[0].stats.notStored >= 1);
-  });
+  await t.test(
+    'ISR handler: revalidateTag from another instance; an expiry during a render is not stored',
+    async () => {
+      const a = new IsrA({});
+      const b = new IsrB({});
+      const page = {
+        kind: 'APP_ROUTE',
+        body: Buffer.from('v1'),
+        status: 200,
+        headers: { 'x-next-cache-tags': 'route_tag,_N_T_/api' },
+      };
+      assert.equal(await a.get('/api', { kind: 'APP_ROUTE' }), null);
+      await a.set('/api', page, {});
+      assert.equal(
+        (await new IsrA({}).get('/api', {})).value.body.toString(),
+        'v1',
+        'shared by the per-request instances',
+      );
+      await b.revalidateTag('route_tag');
+      await until('instance a drops the route', async () => (await a.get('/api', {})) === null);
+      // The render that follows the miss started before this expiry: not stored.
+      await b.revalidateTag(['_N_T_/api']);
+      await until(
+        'instance a received the expiry',
+        () => cores[0].expiredAt(['_N_T_/api']) > 0 && cores[0].stats.received > 0,
+      );
+      await a.set('/api', page, {});
+      assert.equal(await a.get('/api', {}), null, 'stored data could predate the change');
+      assert.ok(cores[0].stats.notStored >= 1);
+    },
+  );
 });

@@ -14,11 +14,29 @@ test('npm pack ships the entries, their types, the LRU and the README — and no
   const packs = JSON.parse(out);
   const pack = Array.isArray(packs) ? packs[0] : Object.values(packs)[0];
   const files = pack.files.map((f) => f.path).sort();
-  assert.deepEqual(files, ['CHANGELOG.md', 'README.md', 'index.d.mts', 'index.d.ts', 'index.js', 'index.mjs', 'load_pg.js',
-                           'lru.js', 'next.d.ts', 'next.js', 'package.json', 'prisma.d.ts', 'prisma.js']);
+  assert.deepEqual(files, [
+    'CHANGELOG.md',
+    'README.md',
+    'index.d.mts',
+    'index.d.ts',
+    'index.js',
+    'index.mjs',
+    'load_pg.js',
+    'lru.js',
+    'next.d.ts',
+    'next.js',
+    'package.json',
+    'prisma.d.ts',
+    'prisma.js',
+  ]);
   const pkg = require('../package.json');
-  for (const target of [pkg.main, pkg.types, ...Object.values(pkg.exports['.']).flatMap((c) => Object.values(c)),
-                        ...Object.values(pkg.exports['./prisma']), ...Object.values(pkg.exports['./next'])]) {
+  for (const target of [
+    pkg.main,
+    pkg.types,
+    ...Object.values(pkg.exports['.']).flatMap((c) => Object.values(c)),
+    ...Object.values(pkg.exports['./prisma']),
+    ...Object.values(pkg.exports['./next']),
+  ]) {
     assert.ok(files.includes(target.replace(/^\.\//, '')), `${target} is packed`);
   }
 });
@@ -35,7 +53,10 @@ test('require() and import() of the package give the same classes', async () => 
 test('the type declarations compile against TypeScript usage of both entries', () => {
   const tsc = require.resolve('typescript/bin/tsc');
   try {
-    execFileSync(process.execPath, [tsc, '-p', path.join(__dirname, 'types', 'tsconfig.json')], { cwd: root, encoding: 'utf8' });
+    execFileSync(process.execPath, [tsc, '-p', path.join(__dirname, 'types', 'tsconfig.json')], {
+      cwd: root,
+      encoding: 'utf8',
+    });
   } catch (err) {
     assert.fail(`tsc failed:\n${err.stdout}${err.stderr}`);
   }
@@ -48,7 +69,10 @@ test('the npm pack tarball and a file: install work in a fresh app', () => {
   const os = require('node:os');
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'poolguard-pack-'));
   try {
-    const out = execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], { cwd: root, encoding: 'utf8' });
+    const out = execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], {
+      cwd: root,
+      encoding: 'utf8',
+    });
     const packs = JSON.parse(out);
     const tarball = path.join(work, (Array.isArray(packs) ? packs[0] : Object.values(packs)[0]).filename);
     // The file: source: the tarball's contents, without node_modules.
@@ -74,14 +98,27 @@ test('the npm pack tarball and a file: install work in a fresh app', () => {
         await core.stop();
         console.log('ok');
       });`;
-    for (const [name, spec] of [['tarball', tarball], ['file', `file:${src}`]]) {
+    for (const [name, spec] of [
+      ['tarball', tarball],
+      ['file', `file:${src}`],
+    ]) {
       const app = path.join(work, `app-${name}`);
       fs.mkdirSync(app);
-      fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: `app-${name}`, private: true, version: '1.0.0' }));
-      execFileSync('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', spec, `pg@${pgVersion}`],
-                   { cwd: app, encoding: 'utf8' });
+      fs.writeFileSync(
+        path.join(app, 'package.json'),
+        JSON.stringify({ name: `app-${name}`, private: true, version: '1.0.0' }),
+      );
+      execFileSync(
+        'npm',
+        ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', spec, `pg@${pgVersion}`],
+        { cwd: app, encoding: 'utf8' },
+      );
       fs.writeFileSync(path.join(app, 'probe.js'), probe);
-      const res = execFileSync(process.execPath, ['probe.js'], { cwd: app, encoding: 'utf8', env: { ...process.env, DATABASE_URL: '' } });
+      const res = execFileSync(process.execPath, ['probe.js'], {
+        cwd: app,
+        encoding: 'utf8',
+        env: { ...process.env, DATABASE_URL: '' },
+      });
       assert.equal(res.trim(), 'ok', `${name} install`);
     }
   } finally {

@@ -14,8 +14,11 @@ const { Pool, Client } = require('pg');
 const { PoolguardCache } = require('..');
 
 const PGBOUNCER = ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer'].find((p) => fs.existsSync(p));
-const skip = !process.env.PGHOST ? 'PGHOST not set: no test server'
-  : !PGBOUNCER ? 'pgbouncer is not installed (scripts/test.sh installs it)' : false;
+const skip = !process.env.PGHOST
+  ? 'PGHOST not set: no test server'
+  : !PGBOUNCER
+    ? 'pgbouncer is not installed (scripts/test.sh installs it)'
+    : false;
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -38,7 +41,9 @@ async function startPgBouncer() {
     ? `host=${process.env.PGHOST} port=${process.env.PGPORT ?? 5432}`
     : `host=${process.env.PGHOST} port=${process.env.PGPORT ?? 5432}`;
   fs.writeFileSync(path.join(dir, 'users.txt'), '"postgres" ""\n');
-  fs.writeFileSync(path.join(dir, 'pgbouncer.ini'), `[databases]
+  fs.writeFileSync(
+    path.join(dir, 'pgbouncer.ini'),
+    `[databases]
 * = ${server}
 [pgbouncer]
 listen_addr = 127.0.0.1
@@ -52,7 +57,8 @@ max_client_conn = 50
 ignore_startup_parameters = extra_float_digits,options
 logfile = ${dir}/pgbouncer.log
 pidfile = ${dir}/pgbouncer.pid
-`);
+`,
+  );
   let cmd = PGBOUNCER;
   let args = [path.join(dir, 'pgbouncer.ini')];
   if (process.getuid && process.getuid() === 0) {
@@ -66,7 +72,9 @@ pidfile = ${dir}/pgbouncer.pid
   }
   const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr.on('data', (d) => { stderr += d; });
+  child.stderr.on('data', (d) => {
+    stderr += d;
+  });
   const deadline = Date.now() + 15000;
   for (;;) {
     const c = new Client({ host: '127.0.0.1', port, user: 'postgres', database: process.env.PGDATABASE });
@@ -78,7 +86,9 @@ pidfile = ${dir}/pgbouncer.pid
     } catch (err) {
       await c.end().catch(() => {});
       if (Date.now() > deadline || child.exitCode !== null) {
-        const log = fs.existsSync(path.join(dir, 'pgbouncer.log')) ? fs.readFileSync(path.join(dir, 'pgbouncer.log'), 'utf8') : '';
+        const log = fs.existsSync(path.join(dir, 'pgbouncer.log'))
+          ? fs.readFileSync(path.join(dir, 'pgbouncer.log'), 'utf8')
+          : '';
         child.kill('SIGTERM');
         throw new Error(`pgbouncer did not start: ${err.message}\n${stderr}\n${log}`);
       }
@@ -125,7 +135,8 @@ test('replica: generations and polls go to the replica, not the primary', async 
   const fake = (name) => ({
     query: async (sql) => {
       seen[name].push(sql);
-      if (sql.includes('invalidations_since')) return { rows: [{ kind: 'resync', generation: '100', scope: null, key: null }] };
+      if (sql.includes('invalidations_since'))
+        return { rows: [{ kind: 'resync', generation: '100', scope: null, key: null }] };
       return { rows: [{ g: '100' }] };
     },
   });
@@ -142,11 +153,19 @@ test('poll mode through PgBouncer in transaction mode stays correct', { skip, ti
   const bouncer = await startPgBouncer();
   const admin = new Client();
   await admin.connect();
-  const pool = new Pool({ host: '127.0.0.1', port: bouncer.port, user: 'postgres', database: process.env.PGDATABASE, max: 3 });
+  const pool = new Pool({
+    host: '127.0.0.1',
+    port: bouncer.port,
+    user: 'postgres',
+    database: process.env.PGDATABASE,
+    max: 3,
+  });
   let cache;
   try {
     await admin.query('CREATE EXTENSION IF NOT EXISTS pg_poolguard');
-    await admin.query('DROP TABLE IF EXISTS poll_t; CREATE TABLE poll_t (id int PRIMARY KEY, v int NOT NULL); INSERT INTO poll_t VALUES (1, 0)');
+    await admin.query(
+      'DROP TABLE IF EXISTS poll_t; CREATE TABLE poll_t (id int PRIMARY KEY, v int NOT NULL); INSERT INTO poll_t VALUES (1, 0)',
+    );
     cache = new PoolguardCache({ pool, mode: 'poll', pollWaitMs: 2000, backoff: { initialMs: 20, maxMs: 200 } });
     await cache.start();
     const load = async () => (await pool.query('SELECT v FROM poll_t WHERE id = 1')).rows[0].v;
@@ -170,7 +189,9 @@ test('poll mode through PgBouncer in transaction mode stays correct', { skip, ti
     // Under concurrent writes and reads: once the writes stop, the cache converges on the data.
     const writer = (async () => {
       for (let i = 0; i < 50; i++) {
-        await admin.query("BEGIN; UPDATE poll_t SET v = v + 1 WHERE id = 1; SELECT poolguard.invalidate('poll_t', '1'); COMMIT");
+        await admin.query(
+          "BEGIN; UPDATE poll_t SET v = v + 1 WHERE id = 1; SELECT poolguard.invalidate('poll_t', '1'); COMMIT",
+        );
       }
     })();
     const readers = Array.from({ length: 3 }, async () => {

@@ -47,41 +47,65 @@ function instance(options = {}) {
 
 // The schools a mentor may access, through the cached path.
 async function schoolsOf(prisma, mentorId, strategy = { ttl: 300 }) {
-  const rows = await prisma.mentorAssignment.findMany({ where: { mentorId }, orderBy: { schoolId: 'asc' },
-                                                        cacheStrategy: strategy });
+  const rows = await prisma.mentorAssignment.findMany({
+    where: { mentorId },
+    orderBy: { schoolId: 'asc' },
+    cacheStrategy: strategy,
+  });
   return rows.map((r) => r.schoolId);
 }
 
 test('prismaPoolConfig maps engine parameters to pg.Pool settings', () => {
   const { config, mapped, ignored } = prismaPoolConfig(
-    'postgresql://u:secret@db:5432/app?connection_limit=3&pool_timeout=5&connect_timeout=4&schema=s&sslmode=require');
+    'postgresql://u:secret@db:5432/app?connection_limit=3&pool_timeout=5&connect_timeout=4&schema=s&sslmode=require',
+  );
   assert.equal(config.max, 3);
   assert.equal(config.connectionTimeoutMillis, 4000); // the smaller of pool_timeout and connect_timeout
   assert.equal(config.connectionString, 'postgresql://u:secret@db:5432/app?sslmode=require');
   assert.deepEqual(mapped.map((m) => m.param).sort(), ['connect_timeout', 'connection_limit', 'pool_timeout']);
-  assert.deepEqual(ignored.map((m) => m.param), ['schema']);
+  assert.deepEqual(
+    ignored.map((m) => m.param),
+    ['schema'],
+  );
   assert.throws(() => prismaPoolConfig('not a url'), /not a valid URL/);
   assert.deepEqual(prismaPoolConfig(''), { config: {}, mapped: [], ignored: [] });
 });
 
 test('normalized args: key order and value types', () => {
-  assert.equal(stableStringify({ where: { a: 1, b: 2 }, take: 3 }), stableStringify({ take: 3, where: { b: 2, a: 1 } }));
+  assert.equal(
+    stableStringify({ where: { a: 1, b: 2 }, take: 3 }),
+    stableStringify({ take: 3, where: { b: 2, a: 1 } }),
+  );
   assert.notEqual(stableStringify({ where: { a: 1n } }), stableStringify({ where: { a: '1' } }));
-  assert.notEqual(stableStringify({ where: { d: new Date(0) } }), stableStringify({ where: { d: '1970-01-01T00:00:00.000Z' } }));
+  assert.notEqual(
+    stableStringify({ where: { d: new Date(0) } }),
+    stableStringify({ where: { d: '1970-01-01T00:00:00.000Z' } }),
+  );
 });
 
 test('withPoolguardCache with Prisma 7 + adapter-pg', { skip }, async (t) => {
-  execFileSync(process.execPath, [require.resolve('prisma/build/index.js'), 'generate',
-                                  '--schema', path.join(__dirname, 'prisma', 'cache.prisma')], {
-    cwd: root, stdio: 'pipe',
-    env: { ...process.env, PRISMA_SCHEMA_ENGINE_BINARY: process.env.PRISMA_SCHEMA_ENGINE_BINARY ?? process.execPath,
-           PRISMA_HIDE_UPDATE_MESSAGE: '1', CHECKPOINT_DISABLE: '1' },
-  });
+  execFileSync(
+    process.execPath,
+    [require.resolve('prisma/build/index.js'), 'generate', '--schema', path.join(__dirname, 'prisma', 'cache.prisma')],
+    {
+      cwd: root,
+      stdio: 'pipe',
+      env: {
+        ...process.env,
+        PRISMA_SCHEMA_ENGINE_BINARY: process.env.PRISMA_SCHEMA_ENGINE_BINARY ?? process.execPath,
+        PRISMA_HIDE_UPDATE_MESSAGE: '1',
+        CHECKPOINT_DISABLE: '1',
+      },
+    },
+  );
   ({ PrismaClient } = require('./prisma/generated/cache'));
   await t.test('types: cacheStrategy on the generated client, typed results, no any', () => {
     try {
-      execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p',
-                                      path.join(__dirname, 'types', 'tsconfig.prisma.json')], { cwd: root, encoding: 'utf8' });
+      execFileSync(
+        process.execPath,
+        [require.resolve('typescript/bin/tsc'), '-p', path.join(__dirname, 'types', 'tsconfig.prisma.json')],
+        { cwd: root, encoding: 'utf8' },
+      );
     } catch (err) {
       assert.fail(`tsc failed:\n${err.stdout}${err.stderr}`);
     }
@@ -138,8 +162,12 @@ test('withPoolguardCache with Prisma 7 + adapter-pg', { skip }, async (t) => {
   });
 
   await t.test('include: a change to a related table drops the entry', async () => {
-    const read = (p) => p.mentor.findUnique({ where: { id: 2 }, include: { assignments: { include: { school: true } } },
-                                              cacheStrategy: { ttl: 300 } });
+    const read = (p) =>
+      p.mentor.findUnique({
+        where: { id: 2 },
+        include: { assignments: { include: { school: true } } },
+        cacheStrategy: { ttl: 300 },
+      });
     assert.equal((await read(a.prisma)).assignments[0].school.name, 'school 3');
     const dropped = a.prisma.$poolguard.stats.invalidated;
     await admin.query(`UPDATE schools SET name = 'renamed' WHERE id = 3`);
@@ -147,7 +175,7 @@ test('withPoolguardCache with Prisma 7 + adapter-pg', { skip }, async (t) => {
     assert.equal((await read(a.prisma)).assignments[0].school.name, 'renamed');
   });
 
-  await t.test("the writing instance drops its own entries at once; the other one by notification", async () => {
+  await t.test('the writing instance drops its own entries at once; the other one by notification', async () => {
     assert.deepEqual(await schoolsOf(a.prisma, 2), [3]);
     assert.deepEqual(await schoolsOf(b.prisma, 2), [3]);
     const dropped = b.prisma.$poolguard.stats.invalidated;
@@ -159,16 +187,17 @@ test('withPoolguardCache with Prisma 7 + adapter-pg', { skip }, async (t) => {
 
   await t.test("a where on a key column listens to those rows only (another mentor's change keeps it)", async () => {
     assert.deepEqual(await schoolsOf(a.prisma, 1), [1]);
-    const seen = (scope, key) => new Promise((resolve) => {
-      const on = (items) => {
-        if (items.some((i) => i.scope === scope && i.key === key)) {
-          a.prisma.$poolguard.cache.off('invalidation', on);
-          resolve();
-        }
-      };
-      a.prisma.$poolguard.cache.on('invalidation', on);
-    });
-    let arrived = seen('mentor_assignments', '["4","1"]');
+    const seen = (scope, key) =>
+      new Promise((resolve) => {
+        const on = (items) => {
+          if (items.some((i) => i.scope === scope && i.key === key)) {
+            a.prisma.$poolguard.cache.off('invalidation', on);
+            resolve();
+          }
+        };
+        a.prisma.$poolguard.cache.on('invalidation', on);
+      });
+    const arrived = seen('mentor_assignments', '["4","1"]');
     await admin.query('INSERT INTO mentor_assignments VALUES (4, 1)');
     await arrived;
     const hits = a.prisma.$poolguard.stats.hits;
@@ -176,7 +205,9 @@ test('withPoolguardCache with Prisma 7 + adapter-pg', { skip }, async (t) => {
     assert.equal(a.prisma.$poolguard.stats.hits, hits + 1, "mentor 4's row left mentor 1's list cached");
     // A row moving from mentor 4 to mentor 1: its old and new keys are both published.
     const dropped = a.prisma.$poolguard.stats.invalidated;
-    await admin.query('UPDATE mentor_assignments SET mentor_id = 1, school_id = 3 WHERE mentor_id = 4 AND school_id = 1');
+    await admin.query(
+      'UPDATE mentor_assignments SET mentor_id = 1, school_id = 3 WHERE mentor_id = 4 AND school_id = 1',
+    );
     await until("mentor 1's list is dropped", () => a.prisma.$poolguard.stats.invalidated > dropped);
     assert.deepEqual(await schoolsOf(a.prisma, 1), [1, 3]);
     // The writer's own Prisma write drops it at once as well.
@@ -187,43 +218,62 @@ test('withPoolguardCache with Prisma 7 + adapter-pg', { skip }, async (t) => {
   await t.test('count, aggregate and groupBy are cached and dropped', async () => {
     const count = () => a.prisma.mentorAssignment.count({ cacheStrategy: { ttl: 300 } });
     const agg = () => a.prisma.mentorAssignment.aggregate({ _max: { schoolId: true }, cacheStrategy: { ttl: 300 } });
-    const grouped = () => a.prisma.mentorAssignment.groupBy({ by: ['mentorId'], _count: { _all: true },
-                                                             orderBy: { mentorId: 'asc' }, cacheStrategy: { ttl: 300 } });
+    const grouped = () =>
+      a.prisma.mentorAssignment.groupBy({
+        by: ['mentorId'],
+        _count: { _all: true },
+        orderBy: { mentorId: 'asc' },
+        cacheStrategy: { ttl: 300 },
+      });
     const before = [await count(), (await agg())._max.schoolId, (await grouped()).length];
     const hits = a.prisma.$poolguard.stats.hits;
-    await count(); await agg(); await grouped();
+    await count();
+    await agg();
+    await grouped();
     assert.equal(a.prisma.$poolguard.stats.hits, hits + 3);
     const dropped = a.prisma.$poolguard.stats.invalidated;
     await admin.query('INSERT INTO mentor_assignments VALUES (3, 5)');
     await until('the insert drops the three entries', () => a.prisma.$poolguard.stats.invalidated >= dropped + 3);
-    assert.deepEqual([await count(), (await agg())._max.schoolId, (await grouped()).length],
-                     [before[0] + 1, 5, before[2] + 1]);
+    assert.deepEqual(
+      [await count(), (await agg())._max.schoolId, (await grouped()).length],
+      [before[0] + 1, 5, before[2] + 1],
+    );
   });
 
-  await t.test('tags: $poolguard.invalidate({ tags }) drops on every instance; in a transaction, at its commit', async () => {
-    const read = (p) => p.mentor.findMany({ where: { id: { lte: 2 } }, orderBy: { id: 'asc' },
-                                            cacheStrategy: { ttl: 300, tags: ['mentor_list'] } });
-    await read(a.prisma);
-    await read(b.prisma);
-    const dropped = a.prisma.$poolguard.stats.invalidated;
-    await b.prisma.$poolguard.invalidate({ tags: ['mentor_list'] });
-    await until('instance a drops the tagged entry', () => a.prisma.$poolguard.stats.invalidated > dropped);
-    // A rolled-back transaction publishes nothing (the local drop on b is only b's).
-    await read(a.prisma);
-    const hits = a.prisma.$poolguard.stats.hits;
-    await assert.rejects(b.prisma.$transaction(async (tx) => {
-      await b.prisma.$poolguard.invalidate({ tags: ['mentor_list'] }, tx);
-      throw new Error('roll back');
-    }), /roll back/);
-    await read(a.prisma);
-    assert.equal(a.prisma.$poolguard.stats.hits, hits + 1, 'still cached after the rollback');
-    const dropped2 = a.prisma.$poolguard.stats.invalidated;
-    await b.prisma.$transaction(async (tx) => {
-      await tx.mentor.update({ where: { id: 5 }, data: { name: 'five' } });
-      await b.prisma.$poolguard.invalidate({ tags: ['mentor_list'] }, tx);
-    });
-    await until('instance a drops it at the commit', () => a.prisma.$poolguard.stats.invalidated > dropped2);
-  });
+  await t.test(
+    'tags: $poolguard.invalidate({ tags }) drops on every instance; in a transaction, at its commit',
+    async () => {
+      const read = (p) =>
+        p.mentor.findMany({
+          where: { id: { lte: 2 } },
+          orderBy: { id: 'asc' },
+          cacheStrategy: { ttl: 300, tags: ['mentor_list'] },
+        });
+      await read(a.prisma);
+      await read(b.prisma);
+      const dropped = a.prisma.$poolguard.stats.invalidated;
+      await b.prisma.$poolguard.invalidate({ tags: ['mentor_list'] });
+      await until('instance a drops the tagged entry', () => a.prisma.$poolguard.stats.invalidated > dropped);
+      // A rolled-back transaction publishes nothing (the local drop on b is only b's).
+      await read(a.prisma);
+      const hits = a.prisma.$poolguard.stats.hits;
+      await assert.rejects(
+        b.prisma.$transaction(async (tx) => {
+          await b.prisma.$poolguard.invalidate({ tags: ['mentor_list'] }, tx);
+          throw new Error('roll back');
+        }),
+        /roll back/,
+      );
+      await read(a.prisma);
+      assert.equal(a.prisma.$poolguard.stats.hits, hits + 1, 'still cached after the rollback');
+      const dropped2 = a.prisma.$poolguard.stats.invalidated;
+      await b.prisma.$transaction(async (tx) => {
+        await tx.mentor.update({ where: { id: 5 }, data: { name: 'five' } });
+        await b.prisma.$poolguard.invalidate({ tags: ['mentor_list'] }, tx);
+      });
+      await until('instance a drops it at the commit', () => a.prisma.$poolguard.stats.invalidated > dropped2);
+    },
+  );
 
   await t.test('fresh: true confirms generations before serving (closes the notification window)', async () => {
     const c = instance();
@@ -273,9 +323,15 @@ test('withPoolguardCache with Prisma 7 + adapter-pg', { skip }, async (t) => {
     const saved = process.env.DATABASE_URL;
     process.env.DATABASE_URL = 'postgresql://u@h/db?connection_limit=3&pool_timeout=5';
     try {
-      const c = instance({ connect: async () => { const x = new Client(); await x.connect(); return x; } });
-      await admin.query('SELECT poolguard.untrack_table(\'schools\')');
-      await c.prisma.mentor.findMany({ cacheStrategy: { ttl: 1 } });  // starts the listener, reads tracked_tables
+      const c = instance({
+        connect: async () => {
+          const x = new Client();
+          await x.connect();
+          return x;
+        },
+      });
+      await admin.query("SELECT poolguard.untrack_table('schools')");
+      await c.prisma.mentor.findMany({ cacheStrategy: { ttl: 1 } }); // starts the listener, reads tracked_tables
       await until('tracked tables read', async () => {
         await c.prisma.school.findMany({ cacheStrategy: { ttl: 1 } });
         return c.warnings.some((k) => k.startsWith('untracked:'));
@@ -285,7 +341,7 @@ test('withPoolguardCache with Prisma 7 + adapter-pg', { skip }, async (t) => {
     } finally {
       if (saved === undefined) delete process.env.DATABASE_URL;
       else process.env.DATABASE_URL = saved;
-      await admin.query('SELECT poolguard.track_table(\'schools\')');
+      await admin.query("SELECT poolguard.track_table('schools')");
     }
   });
 });

@@ -24,8 +24,18 @@ const appName = opts.app;
 const max = opts.max ?? 3;
 const env = process.env;
 
-const result = { client, phase, ok: 0, failed: 0, retried: 0, failures: [], retriedErrors: [], poolErrors: [],
-                 clientErrors: [], transactionError: null };
+const result = {
+  client,
+  phase,
+  ok: 0,
+  failed: 0,
+  retried: 0,
+  failures: [],
+  retriedErrors: [],
+  poolErrors: [],
+  clientErrors: [],
+  transactionError: null,
+};
 
 // What the app can see of an error: code, message and DETAIL wherever the client put them.
 function describe(err) {
@@ -78,17 +88,23 @@ function makeApp() {
   if (client === 'postgres') {
     const postgres = require('postgres');
     const sql = postgres({
-      host: env.PGHOST, port: Number(env.PGPORT), user: env.PGUSER, database: env.PGDATABASE,
-      max, idle_timeout: (opts.idleCloseMs ?? IDLE_CLOSE_MS) / 1000,
-      connection: { application_name: appName }, onnotice: () => {},
+      host: env.PGHOST,
+      port: Number(env.PGPORT),
+      user: env.PGUSER,
+      database: env.PGDATABASE,
+      max,
+      idle_timeout: (opts.idleCloseMs ?? IDLE_CLOSE_MS) / 1000,
+      connection: { application_name: appName },
+      onnotice: () => {},
     });
     return {
       query: async () => (await sql`SELECT 1 AS one`)[0].one,
-      idleTransaction: (ms) => sql.begin(async (tx) => {
-        await tx`SELECT 1`;
-        await sleep(ms);
-        await tx`SELECT 1`;
-      }),
+      idleTransaction: (ms) =>
+        sql.begin(async (tx) => {
+          await tx`SELECT 1`;
+          await sleep(ms);
+          await tx`SELECT 1`;
+        }),
       end: () => sql.end({ timeout: 1 }),
     };
   }
@@ -96,18 +112,32 @@ function makeApp() {
     const { PrismaClient } = require('@prisma/client');
     const { PrismaPg } = require('@prisma/adapter-pg');
     const adapter = new PrismaPg(
-      { host: env.PGHOST, port: Number(env.PGPORT), user: env.PGUSER, database: env.PGDATABASE,
-        application_name: appName, max, idleTimeoutMillis: opts.idleCloseMs ?? IDLE_CLOSE_MS },
-      { onPoolError: (err) => result.poolErrors.push(describe(err)),
-        onConnectionError: (err) => result.clientErrors.push(describe(err)) });
+      {
+        host: env.PGHOST,
+        port: Number(env.PGPORT),
+        user: env.PGUSER,
+        database: env.PGDATABASE,
+        application_name: appName,
+        max,
+        idleTimeoutMillis: opts.idleCloseMs ?? IDLE_CLOSE_MS,
+      },
+      {
+        onPoolError: (err) => result.poolErrors.push(describe(err)),
+        onConnectionError: (err) => result.clientErrors.push(describe(err)),
+      },
+    );
     const prisma = new PrismaClient({ adapter });
     return {
       query: async () => (await prisma.$queryRaw`SELECT 1 AS one`)[0].one,
-      idleTransaction: (ms) => prisma.$transaction(async (tx) => {
-        await tx.$queryRaw`SELECT 1`;
-        await sleep(ms);
-        await tx.$queryRaw`SELECT 1`;
-      }, { maxWait: 5000, timeout: 30000 }),
+      idleTransaction: (ms) =>
+        prisma.$transaction(
+          async (tx) => {
+            await tx.$queryRaw`SELECT 1`;
+            await sleep(ms);
+            await tx.$queryRaw`SELECT 1`;
+          },
+          { maxWait: 5000, timeout: 30000 },
+        ),
       end: () => prisma.$disconnect(),
     };
   }
@@ -118,7 +148,12 @@ const app = makeApp();
 
 async function request() {
   try {
-    const one = await withRetry(app.query, { onRetry: (err) => { result.retried++; result.retriedErrors.push(describe(err)); } });
+    const one = await withRetry(app.query, {
+      onRetry: (err) => {
+        result.retried++;
+        result.retriedErrors.push(describe(err));
+      },
+    });
     if (Number(one) !== 1) throw new Error(`unexpected result ${one}`);
     result.ok++;
   } catch (err) {

@@ -12,9 +12,20 @@ const IDLE_CLOSE_MS = 500; // tests: idle_timeout 2 s, idle_grace 1 s
 // SQLSTATEs and driver codes that mean "the connection went away or was not admitted; nothing
 // of the request ran, or it was idempotent": pg, postgres.js and Prisma (through adapter-pg)
 // put them in different places.
-const RETRY_CODES = new Set(['57P01', '53300', '08006', '08003', '08000', 'ECONNRESET', 'EPIPE',
-                             'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED']);
-const RETRY_MESSAGES = /Connection terminated|terminating connection|too many connections for poolguard policy|Client has encountered a connection error|server closed the connection/i;
+const RETRY_CODES = new Set([
+  '57P01',
+  '53300',
+  '08006',
+  '08003',
+  '08000',
+  'ECONNRESET',
+  'EPIPE',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+]);
+const RETRY_MESSAGES =
+  /Connection terminated|terminating connection|too many connections for poolguard policy|Client has encountered a connection error|server closed the connection/i;
 
 function* errorChain(err, depth = 0) {
   if (err === null || err === undefined || depth > 5) return;
@@ -27,9 +38,14 @@ function* errorChain(err, depth = 0) {
 function isRetryable(err) {
   for (const e of errorChain(err)) {
     if (typeof e !== 'object') continue;
-    if (RETRY_CODES.has(e.code) || RETRY_CODES.has(e.originalCode) ||
-        (e.kind && RETRY_CODES.has(e.cause?.originalCode))) return true;
-    if (RETRY_MESSAGES.test(String(e.message ?? '')) || RETRY_MESSAGES.test(String(e.originalMessage ?? ''))) return true;
+    if (
+      RETRY_CODES.has(e.code) ||
+      RETRY_CODES.has(e.originalCode) ||
+      (e.kind && RETRY_CODES.has(e.cause?.originalCode))
+    )
+      return true;
+    if (RETRY_MESSAGES.test(String(e.message ?? '')) || RETRY_MESSAGES.test(String(e.originalMessage ?? '')))
+      return true;
   }
   return false;
 }

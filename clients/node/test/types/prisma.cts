@@ -8,9 +8,16 @@ const { config } = prismaPoolConfig(process.env.DATABASE_URL);
 const prisma = new PrismaClient({ adapter: new PrismaPg(config) }).$extends(withPoolguardCache({ max: 100 }));
 
 async function use(): Promise<void> {
-  const rows = await prisma.mentorAssignment.findMany({ where: { mentorId: 1 }, cacheStrategy: { ttl: 60, swr: 30, tags: ['m1'] } });
+  const rows = await prisma.mentorAssignment.findMany({
+    where: { mentorId: 1 },
+    cacheStrategy: { ttl: 60, swr: 30, tags: ['m1'] },
+  });
   const first: number = rows[0].schoolId;
-  const mentor = await prisma.mentor.findUnique({ where: { id: 1 }, include: { assignments: true }, cacheStrategy: { ttl: 5, fresh: true } });
+  const mentor = await prisma.mentor.findUnique({
+    where: { id: 1 },
+    include: { assignments: true },
+    cacheStrategy: { ttl: 5, fresh: true },
+  });
   const n: number | undefined = mentor?.assignments.length;
   const c: number = await prisma.mentor.count({ cacheStrategy: { ttl: 5 } });
   const plain = await prisma.school.findMany();
@@ -24,6 +31,10 @@ async function use(): Promise<void> {
   await prisma.mentor.findMany({ cacheStrategy: { ttl: '60' } });
   // @ts-expect-error no such option
   await prisma.mentor.findMany({ cacheStrategy: { tll: 60 } });
-  void first; void n; void c; void plain; void hits;
+  void first;
+  void n;
+  void c;
+  void plain;
+  void hits;
 }
 void use;
