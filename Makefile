@@ -20,7 +20,7 @@ OBJS       = $(GLUE_SRCS:.cpp=.o) $(CORE_SRCS:.cpp=.o)
 # install script and one upgrade step per release (test/t/080_release_upgrade.pl: 1.0 + every step
 # = a fresh install).
 DATA_built = pg_poolguard--$(EXTVERSION).sql
-SQL_PARTS  = $(addprefix extension/,base.sql policy.sql enforce.sql reaper.sql caps.sql invalidation.sql track.sql stats.sql \
+SQL_PARTS  = $(addprefix extension/,base.sql policy.sql enforce.sql reaper.sql caps.sql invalidation.sql stats.sql \
                                    metrics.sql worker.sql)
 DATA       = $(sort $(wildcard versions/pg_poolguard--*.sql))
 
@@ -144,6 +144,11 @@ deps:
 test:
 	bash scripts/test.sh
 
+# The example Prometheus alert rules, checked and unit-tested by promtool (Debian's prometheus).
+test-alerts:
+	promtool check rules examples/alerts.yml
+	cd examples && promtool test rules alerts.test.yml
+
 # clang-format (.clang-format) on every C++ file of src/, test/unit/ and bench/ (scripts/format.sh).
 format:
 	bash scripts/format.sh fix
@@ -167,4 +172,4 @@ demo:
 bench:
 	bash bench/run.sh
 
-.PHONY: not-root unit tap prove_installcheck deps test test-all lint format format-check demo bench installcheck-regress check-release dist deb
+.PHONY: not-root unit test-alerts tap prove_installcheck deps test test-all lint format format-check demo bench installcheck-regress check-release dist deb

@@ -4,7 +4,8 @@
 #      idle_session_timeout = 2s, on 100 identical sessions, measured the same way (client side:
 #      idle time until the server closed the connection), 3 rounds each, medians reported;
 #   2. worker CPU per scan with 100 and 1,000 idle client sessions (naptime 10ms);
-#   3. time to read private memory (/proc/<pid>/smaps_rollup) per session.
+#   3. time to read private memory (/proc/<pid>/status since issue 27) per session, through the
+#      sessions view (bench/memory_cost.sh compares it with smaps_rollup, read before).
 # Writes bench/measured/reaper.md.  SMOKE=1: one small round of each, for CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."

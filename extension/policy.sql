@@ -24,6 +24,8 @@ CREATE TABLE poolguard.policy (
     on_limit                    text NOT NULL DEFAULT 'reject',
     dry_run                     boolean NOT NULL DEFAULT false,
     comment                     text,
+    -- added in 1.2 (last, as ALTER TABLE ADD COLUMN places it): all its idle sessions together
+    idle_memory_budget          bigint,
     -- Backstops for the friendlier checks of poolguard.policy_validate() (which run first).
     CONSTRAINT policy_name_valid CHECK (name <> '' AND octet_length(name) < 64),
     CONSTRAINT policy_durations_not_negative CHECK (
@@ -34,7 +36,8 @@ CREATE TABLE poolguard.policy (
         AND max_connection_age <= interval '100 years' AND max_query_duration <= interval '100 years'),
     CONSTRAINT policy_counts_not_negative CHECK (max_idle >= 0 AND max_connections >= 0),
     CONSTRAINT policy_max_idle_memory_positive CHECK (max_idle_memory > 0),
-    CONSTRAINT policy_on_limit_valid CHECK (on_limit IN ('reject', 'evict_idle'))
+    CONSTRAINT policy_on_limit_valid CHECK (on_limit IN ('reject', 'evict_idle')),
+    CONSTRAINT policy_idle_memory_budget_positive CHECK (idle_memory_budget > 0)
 );
 COMMENT ON TABLE poolguard.policy IS 'pg_poolguard policies: who they match and the limits they enforce';
 
@@ -121,6 +124,13 @@ BEGIN
     IF NEW.database_name IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = NEW.database_name) THEN
         RAISE WARNING 'database "%" of policy "%" does not exist', NEW.database_name, NEW.name
             USING DETAIL = 'The policy matches no session until the database is created.';
+    END IF;
+    -- (last: the line numbers of the checks above stay as released)
+    IF NEW.idle_memory_budget <= 0 THEN
+        RAISE EXCEPTION 'idle_memory_budget of policy "%" must be positive', NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('The value given was %s; it is a number of bytes.', NEW.idle_memory_budget),
+                  HINT = 'Use NULL for no budget.';
     END IF;
     RETURN NEW;
 END

@@ -102,10 +102,13 @@ psql_at() {
     as_pg psql -X -h "$dir" -p "$port" -U postgres -v ON_ERROR_STOP=1 "$@"
 }
 
-# wait_for DIR PORT SQL: polls (up to 30 s) until the boolean query is true on the cluster.
+# wait_for DIR PORT SQL: polls until the boolean query is true on the cluster (a deadline, not a count).
 wait_for() {
     local dir=$1 port=$2 query=$3
-    for _ in $(seq 1 300); do
+    # A deadline in seconds (as PG_TEST_TIMEOUT_DEFAULT for the TAP tests): generous, the machine
+    # may be slow and busy.
+    local deadline=$((SECONDS + ${PG_TEST_TIMEOUT_DEFAULT:-180}))
+    while [ "$SECONDS" -lt "$deadline" ]; do
         [ "$(psql_at "$dir" "$port" -d postgres -Atq -c "SELECT ($query)")" = t ] && return 0
         sleep 0.1
     done
@@ -135,8 +138,9 @@ install_node_deps() {
 }
 
 # Everything the tests need beyond POOLGUARD_PACKAGES (make deps, make test): the Node.js client's,
-# and Debian's Patroni over etcd for the HA test (test/t/150_ha_patroni.pl).
+# Debian's Patroni over etcd for the HA test (test/t/150_ha_patroni.pl), and promtool (Debian's
+# prometheus package) for the alert rules' tests (examples/alerts.test.yml).
 install_test_deps() {
     install_node_deps || return 1
-    install_deps patroni etcd-server python3-etcd
+    install_deps patroni etcd-server python3-etcd prometheus
 }

@@ -316,15 +316,22 @@ test_version() {
     return $rc
 }
 
-[ "$(id -u)" -eq 0 ] || die "run as root: the matrix builds chroots and installs packages"
-command -v debootstrap >/dev/null || install_deps debootstrap || exit 1
+# Before any version is tested, a failure still ends with the closing line, as one failure.
+setup_failed() {
+    echo "$1" >&2
+    echo
+    echo "tests: 0 passed, 1 failed"
+    exit 1
+}
+[ "$(id -u)" -eq 0 ] || setup_failed "run as root: the matrix builds chroots and installs packages"
+command -v debootstrap >/dev/null || install_deps debootstrap || setup_failed "could not install debootstrap"
 for tool in curl gpgv xz flock unshare; do
-    command -v $tool >/dev/null || install_deps curl gpgv xz-utils util-linux || exit 1
+    command -v $tool >/dev/null || install_deps curl gpgv xz-utils util-linux || setup_failed "could not install $tool"
 done
-MIRROR=$(mirror_uri) || exit 1
+MIRROR=$(mirror_uri) || setup_failed "no Debian mirror in this machine's apt sources"
 mkdir -p "$CACHE/roots" "$CACHE/portlock"
 chmod 1777 "$CACHE/portlock"
-NODE_MODULES=$(node_modules) || die "could not install the Node.js client's dependencies (npm ci)"
+NODE_MODULES=$(node_modules) || setup_failed "could not install the Node.js client's dependencies (npm ci)"
 export MIRROR NODE_MODULES
 
 LOGS=$(mktemp -d /tmp/pg_poolguard-matrix.XXXXXX)
@@ -359,6 +366,8 @@ for major in $MATRIX_VERSIONS; do
     fi
     p=$(echo "$line" | sed -E 's/.*tests: ([0-9]+) passed.*/\1/')
     f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
+    # A version that exited non-zero counts at least one failure, also if its line said 0.
+    [ "$rc" = 0 ] || [ "$f" -gt 0 ] || f=1
     passed=$((passed + p))
     failed=$((failed + f))
     [ "$rc" = 0 ] && [ "$f" = 0 ] || status=1

@@ -2,7 +2,8 @@
 # scripts/test.sh — `make test`: the make targets in order, counted, on throwaway clusters.
 #   1. make deps (as root: missing Debian packages), make, make install;
 #   2. make lint: the structural rules of the sources, the docs' paths, the format;
-#   3. make unit: unit tests of the C++ core, plain and under AddressSanitizer + UBSan;
+#   3. make unit: unit tests of the C++ core, plain and under AddressSanitizer + UBSan; make
+#      test-alerts: promtool check rules and test rules on examples/alerts.yml;
 #   4. make installcheck: pg_regress (test/sql/schedule) and pg_isolation_regress (test/specs/), each
 #      on the temporary instance it starts itself;
 #   5. the Node.js client's tests (clients/node, npm test: lint and node --test) against a cluster
@@ -16,18 +17,22 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 . scripts/lib.sh
 
-set -e
+# Nothing can run without the packages and the build: a failure there still ends with the
+# closing line, as one failure.
+setup_failed() {
+    echo "$1 failed"
+    echo
+    echo "${POOLGUARD_TEST_LABEL:+$POOLGUARD_TEST_LABEL: }tests: 0 passed, 1 failed"
+    exit 1
+}
 # scripts/matrix.sh (make test-all) runs this script in chroots it has provisioned itself, and
 # hands over the Node.js client's dependencies in POOLGUARD_NODE_MODULES.
 if [ "${POOLGUARD_DEPS_READY:-0}" != 1 ]; then
     # make deps, without needing make before its package is there.
-    install_deps
-    install_test_deps
+    { install_deps && install_test_deps; } || setup_failed "installing the packages"
 fi
 log "build and install"
-make -s -j"$(nproc)" 2>&1
-make -s install >/dev/null
-set +e
+{ make -s -j"$(nproc)" 2>&1 && make -s install >/dev/null; } || setup_failed "the build"
 
 status=0
 passed=0
@@ -56,6 +61,17 @@ else
     status=1
 fi
 rm -f build-unit.log
+
+log "alert rules (promtool check rules, promtool test rules: examples/alerts.yml)"
+# (the host installs promtool; make test-all's chroots are provisioned without it: skipped there)
+if ! command -v promtool >/dev/null && [ "${POOLGUARD_DEPS_READY:-0}" = 1 ]; then
+    echo "skipped: no promtool in this environment"
+elif make -s test-alerts; then
+    count 1 0
+else
+    count 0 1
+    status=1
+fi
 
 WORK=$(make_workdir)
 cleanup() {
@@ -86,8 +102,10 @@ if [ "$regress_rc" -ne 0 ] || grep -qE '[0-9]+ of [0-9]+ tests failed' "$WORK/re
         [ -f "$f" ] && cat "$f"
     done
     n=$(grep -oE '[0-9]+ of [0-9]+ tests failed' "$WORK/regress.out" | awk '{s+=$1} END {print s+0}')
+    # The suites that failed in part still passed the rest of their tests.
+    p=$(grep -oE '[0-9]+ of [0-9]+ tests failed' "$WORK/regress.out" | awk '{s+=$3-$1} END {print s+0}')
     [ "$n" -gt 0 ] || n=1
-    count 0 "$n"
+    count "$p" "$n"
     for f in "$WORK"/tmp_check_regress/log/postmaster.log "$WORK"/tmp_check_iso/log/postmaster.log; do
         [ -f "$f" ] && tail -50 "$f"
     done
@@ -97,8 +115,9 @@ fi
 if [ -f clients/node/package.json ]; then
     log "Node.js client tests (clients/node) against a cluster with the library preloaded"
     PORT=$(free_port)
-    cluster_start "$WORK/regress" "$PORT" "poolguard.enabled = off" || exit 1
     # npm test: eslint and prettier, then node's test runner one file at a time (test/run.js).
+    # (A cluster that does not start fails this stage, counted; the later stages still run.)
+    cluster_start "$WORK/regress" "$PORT" "poolguard.enabled = off" &&
     psql_at "$WORK/regress" "$PORT" -q -d postgres -c 'CREATE DATABASE node_client' &&
         (cd "$WORK/clients/node" &&
             if [ -n "${POOLGUARD_NODE_MODULES:-}" ]; then
@@ -153,11 +172,19 @@ cluster_stop "$WORK/regress"
 
 log "TAP tests (make prove_installcheck)"
 (cd "$WORK" && as_pg make -s prove_installcheck PROVE_FLAGS="${PROVE_FLAGS:-}") 2>&1 | tee "$WORK/tap.out"
+tap_total=$(grep -oE '^Files=[0-9]+, Tests=[0-9]+' "$WORK/tap.out" | grep -oE '[0-9]+$' | tail -1)
 if grep -q '^All tests successful' "$WORK/tap.out"; then
-    count "$(grep -oE 'Tests=[0-9]+' "$WORK/tap.out" | grep -oE '[0-9]+')" 0
+    count "${tap_total:-0}" 0
 else
     status=1
-    count 0 1
+    # prove's summary: "Failed: N" per failing file (N may be 0 when a file died or its plan was
+    # wrong: that file still counts as one failure).
+    tap_failed=$(grep -oE 'Tests: [0-9]+ Failed: [0-9]+' "$WORK/tap.out" |
+        awk '{f = $4 > 0 ? $4 : 1; s += f} END {print s + 0}')
+    [ "$tap_failed" -gt 0 ] || tap_failed=1
+    tap_passed=$(( ${tap_total:-0} - tap_failed ))
+    [ "$tap_passed" -ge 0 ] || tap_passed=0
+    count "$tap_passed" "$tap_failed"
     for f in "$WORK"/tmp_check/log/regress_log_*; do
         [ -f "$f" ] || continue
         echo "---- $f (tail)"
@@ -169,7 +196,10 @@ log "release: versions, PGXN metadata and archive, Debian packages"
 # From the checkout (make dist needs git); the packages build in a scratch copy.
 bash scripts/test_release.sh "$WORK/release" 2>&1 | tee "$WORK/release.out"
 release_rc=${PIPESTATUS[0]}
-count "$(grep -c '^ok - ' "$WORK/release.out")" "$(grep -c '^not ok - ' "$WORK/release.out")"
+release_failed=$(grep -c '^not ok - ' "$WORK/release.out")
+# A failure that printed no "not ok" line (the script died) still counts as one.
+[ "$release_rc" -eq 0 ] || [ "$release_failed" -gt 0 ] || release_failed=1
+count "$(grep -c '^ok - ' "$WORK/release.out")" "$release_failed"
 [ "$release_rc" -eq 0 ] || status=1
 
 echo

@@ -37,9 +37,10 @@ extern "C" void _PG_init(void)
 
     policy_store_register();
     actions_register();
+    memory_register();
+    sessions_register();
     stats_register();
     caps_register();
-    sessions_register();
     invalidation_init();
     shmem_install_hooks();
     actions_install_hooks();

@@ -5,7 +5,209 @@
 
 \echo Use "ALTER EXTENSION pg_poolguard UPDATE TO '1.2'" to load this file. \quit
 
--- Table tracking (extension/track.sql, issue 21): track_table(), untrack_table(), tracked_tables.
+-- The schema must be one no ordinary role can rename, replace or fill: the control file's
+-- "schema = poolguard" makes CREATE EXTENSION use a schema of that name if one exists, and its
+-- owner could later rename it and create a schema "poolguard" of its own whose functions
+-- superusers and monitoring roles would call (issue 19).  Every name below is qualified.
+DO $check_schema$
+DECLARE
+    owner_name name;
+    owner_is_superuser boolean;
+    creators text;
+BEGIN
+    SELECT r.rolname, r.rolsuper INTO owner_name, owner_is_superuser
+      FROM pg_catalog.pg_namespace n
+      JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+     WHERE n.nspname OPERATOR(pg_catalog.=) 'poolguard';
+    IF NOT owner_is_superuser THEN
+        RAISE EXCEPTION 'schema "poolguard" is owned by role "%", not by a superuser', owner_name
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = pg_catalog.format('pg_poolguard lives in schema poolguard. Role "%s" could rename the schema and put functions of its own where superusers call pg_poolguard''s.', owner_name),
+                  HINT = 'Check what schema poolguard contains, then drop it or make a superuser its owner (ALTER SCHEMA poolguard OWNER TO a superuser) and revoke CREATE on it from other roles; then run ALTER EXTENSION pg_poolguard UPDATE again.';
+    END IF;
+    SELECT pg_catalog.string_agg(CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+                                      ELSE pg_catalog.quote_ident(r.rolname) END, ', ')
+      INTO creators
+      FROM pg_catalog.pg_namespace n
+     CROSS JOIN LATERAL pg_catalog.aclexplode(n.nspacl) a
+      LEFT JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) a.grantee
+     WHERE n.nspname OPERATOR(pg_catalog.=) 'poolguard'
+       AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'
+       AND (a.grantee OPERATOR(pg_catalog.=) 0 OR NOT r.rolsuper);
+    IF creators IS NOT NULL THEN
+        RAISE EXCEPTION 'roles other than superusers may create objects in schema "poolguard"'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = pg_catalog.format('CREATE on schema poolguard is granted to %s.', creators),
+                  HINT = 'Check what schema poolguard contains, revoke CREATE on it from those roles, then run ALTER EXTENSION pg_poolguard UPDATE again.';
+    END IF;
+END
+$check_schema$;
+
+-- Per-app summary (extension/stats.sql, issue 25): app_summary_info() and the app_summary view.
+CREATE FUNCTION poolguard.app_summary_info(
+        OUT database_name name, OUT role_name name, OUT application_name text,
+        OUT sessions_ended bigint, OUT idle_timeout bigint, OUT idle_in_transaction_timeout bigint,
+        OUT max_connection_age bigint, OUT max_idle bigint, OUT max_idle_memory bigint,
+        OUT evict_idle bigint, OUT queries_cancelled bigint, OUT logins_refused bigint,
+        OUT invalidations_published bigint, OUT database_notifications bigint,
+        OUT database_invalidations_delivered bigint, OUT database_resyncs bigint,
+        OUT last_event timestamptz, OUT stats_reset timestamptz)
+    RETURNS SETOF record
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'poolguard_app_summary_info';
+-- Everyone, for the rows of roles whose privileges they have (pg_read_all_stats: all rows).
+REVOKE ALL ON FUNCTION poolguard.app_summary_info() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION poolguard.app_summary_info() TO PUBLIC;
+
+-- The counters, and the identities connected now with nothing counted yet (all zeros: the
+-- policies have done nothing to them so far), with the policies their sessions match.
+CREATE VIEW poolguard.app_summary AS
+    SELECT COALESCE(c.database_name, s.database_name) AS database_name,
+           COALESCE(c.role_name, s.role_name) AS role_name,
+           COALESCE(c.application_name, s.application_name) AS application_name,
+           COALESCE(s.sessions, 0) AS sessions_now,
+           s.policies,
+           COALESCE(c.sessions_ended, 0) AS sessions_ended,
+           COALESCE(c.idle_timeout, 0) AS idle_timeout,
+           COALESCE(c.idle_in_transaction_timeout, 0) AS idle_in_transaction_timeout,
+           COALESCE(c.max_connection_age, 0) AS max_connection_age,
+           COALESCE(c.max_idle, 0) AS max_idle,
+           COALESCE(c.max_idle_memory, 0) AS max_idle_memory,
+           COALESCE(c.evict_idle, 0) AS evict_idle,
+           COALESCE(c.queries_cancelled, 0) AS queries_cancelled,
+           COALESCE(c.logins_refused, 0) AS logins_refused,
+           COALESCE(c.invalidations_published, 0) AS invalidations_published,
+           c.database_notifications, c.database_invalidations_delivered, c.database_resyncs,
+           c.last_event, c.stats_reset
+      FROM poolguard.app_summary_info() c
+      FULL JOIN (SELECT a.database_name, a.role_name, a.application_name,
+                        pg_catalog.count(*) AS sessions,
+                        pg_catalog.array_agg(DISTINCT a.policy) FILTER (WHERE a.policy IS NOT NULL) AS policies
+                   FROM poolguard.sessions a
+                  GROUP BY a.database_name, a.role_name, a.application_name) s
+        ON c.database_name OPERATOR(pg_catalog.=) s.database_name
+       AND c.role_name OPERATOR(pg_catalog.=) s.role_name
+       AND c.application_name OPERATOR(pg_catalog.=) s.application_name;
+COMMENT ON VIEW poolguard.app_summary IS
+    'per app identity (database, role, application_name): sessions now, sessions ended by reason, queries cancelled, logins refused, invalidations published, and its database''s notifications, deliveries and resyncs';
+REVOKE ALL ON poolguard.app_summary FROM PUBLIC;
+GRANT SELECT ON poolguard.app_summary TO PUBLIC;
+-- The server memory picture (issue 27).
+CREATE FUNCTION poolguard.memory_info(
+        OUT figure text, OUT policy text, OUT state text, OUT processes integer, OUT bytes bigint,
+        OUT age interval)
+    RETURNS SETOF record
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'poolguard_memory_info';
+REVOKE ALL ON FUNCTION poolguard.memory_info() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION poolguard.memory_info() TO pg_monitor;
+
+CREATE VIEW poolguard.memory AS SELECT * FROM poolguard.memory_info();
+COMMENT ON VIEW poolguard.memory IS 'the shared memory segment, private memory of client sessions by policy and state, what ending every idle session would free, pg_poolguard''s and other server processes';
+REVOKE ALL ON poolguard.memory FROM PUBLIC;
+GRANT SELECT ON poolguard.memory TO pg_monitor;
+
+-- The idle-memory budget of a policy (issue 23): added last, as a fresh install declares it.
+ALTER TABLE poolguard.policy ADD COLUMN idle_memory_budget bigint;
+ALTER TABLE poolguard.policy ADD CONSTRAINT policy_idle_memory_budget_positive CHECK (idle_memory_budget > 0);
+
+CREATE OR REPLACE FUNCTION poolguard.policy_validate() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    home text := current_setting('poolguard.database', true);
+    col text;
+    val interval;
+BEGIN
+    IF home IS NOT NULL AND home <> current_database() THEN
+        RAISE EXCEPTION 'poolguard.policy is only used in database "%"', home
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = format('This is database "%s"; the pg_poolguard worker reads policies from poolguard.database.', current_database()),
+                  HINT = format('Connect to database "%s" to change policies.', home);
+    END IF;
+    IF TG_OP = 'DELETE' OR TG_OP = 'TRUNCATE' THEN
+        RETURN OLD;
+    END IF;
+
+    IF NEW.name IS NULL OR NEW.name = '' OR octet_length(NEW.name) > 63 THEN
+        RAISE EXCEPTION 'invalid policy name %', coalesce(quote_literal(NEW.name), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A policy name must be 1 to 63 bytes long.';
+    END IF;
+    FOREACH col IN ARRAY ARRAY['idle_timeout', 'idle_in_transaction_timeout',
+                               'max_connection_age', 'max_query_duration'] LOOP
+        EXECUTE format('SELECT ($1).%I', col) INTO val USING NEW;
+        IF val < interval '0' THEN
+            RAISE EXCEPTION '% of policy "%" must not be negative', col, NEW.name
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = format('The value given was %s.', val),
+                      HINT = 'Use NULL to inherit the server default, or 0 to turn the rule off for this policy.';
+        END IF;
+        IF val > interval '100 years' THEN
+            RAISE EXCEPTION '% of policy "%" is too large', col, NEW.name
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = format('The value given was %s; the largest accepted is 100 years.', val),
+                      HINT = 'Use 0 to turn the rule off for this policy.';
+        END IF;
+    END LOOP;
+    IF NEW.max_idle < 0 THEN
+        RAISE EXCEPTION 'max_idle of policy "%" must not be negative', NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('The value given was %s.', NEW.max_idle),
+                  HINT = 'Use NULL or 0 for no limit on idle sessions.';
+    END IF;
+    IF NEW.max_idle_memory <= 0 THEN
+        RAISE EXCEPTION 'max_idle_memory of policy "%" must be positive', NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('The value given was %s; it is a number of bytes.', NEW.max_idle_memory),
+                  HINT = 'Use NULL for no memory limit.';
+    END IF;
+    IF NEW.max_connections < 0 THEN
+        RAISE EXCEPTION 'max_connections of policy "%" must not be negative', NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('The value given was %s.', NEW.max_connections),
+                  HINT = 'Use NULL for no cap, or 0 to refuse every login this policy matches.';
+    END IF;
+    IF NEW.on_limit IS NULL OR NEW.on_limit NOT IN ('reject', 'evict_idle') THEN
+        RAISE EXCEPTION 'invalid on_limit % for policy "%"', coalesce(quote_literal(NEW.on_limit), 'NULL'), NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'on_limit is ''reject'' or ''evict_idle''.';
+    END IF;
+    IF NEW.application_name IS NOT NULL
+       AND (octet_length(NEW.application_name) > 127 OR NEW.application_name ~ '(^|[^\\])(\\\\)*\\$') THEN
+        RAISE EXCEPTION 'invalid application_name pattern for policy "%"', NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'The pattern must be a LIKE pattern of at most 127 bytes that does not end in an escape character.',
+                  HINT = 'Use % for any sequence, _ for one character, \ to escape them.';
+    END IF;
+    IF NEW.role_name IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = NEW.role_name) THEN
+        RAISE WARNING 'role "%" of policy "%" does not exist', NEW.role_name, NEW.name
+            USING DETAIL = 'The policy matches no session until the role is created.';
+    END IF;
+    IF NEW.database_name IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = NEW.database_name) THEN
+        RAISE WARNING 'database "%" of policy "%" does not exist', NEW.database_name, NEW.name
+            USING DETAIL = 'The policy matches no session until the database is created.';
+    END IF;
+    -- (last: the line numbers of the checks above stay as released)
+    IF NEW.idle_memory_budget <= 0 THEN
+        RAISE EXCEPTION 'idle_memory_budget of policy "%" must be positive', NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('The value given was %s; it is a number of bytes.', NEW.idle_memory_budget),
+                  HINT = 'Use NULL for no budget.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+-- Issue 19: the key of the logical decoding messages' authentication tag.
+CREATE FUNCTION poolguard.cdc_key() RETURNS bytea
+    LANGUAGE c VOLATILE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'poolguard_cdc_key';
+COMMENT ON FUNCTION poolguard.cdc_key() IS
+    'this database''s key of the "mac" of pg_poolguard''s logical decoding messages (HMAC-SHA256): a change-data-capture consumer verifies every message with it';
+REVOKE ALL ON FUNCTION poolguard.cdc_key() FROM PUBLIC;
+
+-- Table tracking (extension/invalidation.sql, issue 21): track_table(), untrack_table(), tracked_tables.
 
 CREATE FUNCTION poolguard.tracking_trigger() RETURNS trigger
     LANGUAGE c PARALLEL UNSAFE

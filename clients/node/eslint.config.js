@@ -6,14 +6,15 @@ const js = require('@eslint/js');
 const globals = require('globals');
 
 module.exports = [
-  { ignores: ['node_modules/**', 'test/prisma/generated/**'] },
+  { ignores: ['node_modules/**', 'test/prisma/generated/**', '**/.next/**'] },
   js.configs.recommended,
   {
     files: ['**/*.js', '**/*.cjs'],
     languageOptions: { ecmaVersion: 2022, sourceType: 'commonjs', globals: { ...globals.node } },
   },
   {
-    files: ['**/*.mjs'],
+    // Next.js apps under test/apps are ES modules (app router, bundled by next build).
+    files: ['**/*.mjs', 'test/apps/*/app/**/*.js', 'test/apps/*/lib/**/*.js'],
     languageOptions: { ecmaVersion: 2022, sourceType: 'module', globals: { ...globals.node } },
   },
   {

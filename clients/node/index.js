@@ -30,8 +30,29 @@
 
 const { EventEmitter } = require('node:events');
 const { LruTtl } = require('./lru');
+const { loadPg } = require('./load_pg');
 
 const GENERATION_SQL = 'SELECT poolguard.cache_generation($1, $2) AS g';
+// Many pairs in one round trip (fresh reads of one tick), in the order given.
+const GENERATIONS_SQL =
+  'SELECT poolguard.cache_generation(u.s, u.k) AS g ' +
+  'FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(s, k, i) ORDER BY u.i';
+const INVALIDATE_SQL = 'SELECT poolguard.invalidate($1, $2)';
+const DATABASE_SQL = 'SELECT pg_catalog.current_database() AS d';
+// pg.Pool options that configure the pool, not a connection.
+const POOL_ONLY_OPTIONS = new Set([
+  'max',
+  'min',
+  'idleTimeoutMillis',
+  'allowExitOnIdle',
+  'maxUses',
+  'maxLifetimeSeconds',
+  'log',
+  'Promise',
+  'Client',
+  'maxIdle',
+  'verify',
+]);
 // One statement, read-only: it works on a hot standby and through a transaction-mode pooler.
 const FEED_SQL = 'SELECT kind, generation, scope, key FROM poolguard.invalidations_since($1, $2::interval)';
 const PUBLISHERS_SQL = 'SELECT pid FROM poolguard.publisher_pids() AS pid';
@@ -44,8 +65,31 @@ const MAX_SCOPE_BYTES = 63;
 const MAX_KEY_BYTES = 1000;
 const ITEM_KEYS = new Set(['scope', 'key', 'generation', 'resync']);
 
+// The cache's id of (scope, key): JSON of the pair, so that no two pairs share one — the whole
+// scope (key null) is not the key 'null', and no separator inside a scope or key can make
+// ('a\u0000b', 'c') meet ('a', 'b\u0000c').
 function entryId(scope, key) {
-  return `${scope}\u0000${key}`;
+  return JSON.stringify([scope, key]);
+}
+
+// A scope or key as the server sees it: text with no NUL and no lone surrogate (those have no
+// UTF-8 form: they would reach the server as U+FFFD, so two strings the cache told apart would
+// share one server key and one's invalidation would miss the other's entry).  Throws otherwise.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+function checkText(what, s) {
+  if (s.includes('\u0000')) throw new TypeError(`${what} must not contain NUL characters`);
+  if (LONE_SURROGATE.test(s)) throw new TypeError(`${what} must be well-formed Unicode (it has a lone surrogate)`);
+  return s;
+}
+
+// The key argument of get()/drop(): null or undefined for the whole scope; a string, or a number
+// or bigint (as the server would write it as text: get('user', 42) and get('user', '42') are one
+// entry, as they are one key on the server).
+function normalizeKey(key) {
+  if (key === undefined || key === null) return null;
+  if (typeof key === 'string') return checkText('key', key);
+  if (typeof key === 'number' || typeof key === 'bigint') return String(key);
+  throw new TypeError('key must be a string, a number, a bigint, or null for the whole scope');
 }
 
 function byteLength(s) {
@@ -113,6 +157,124 @@ function parsePayload(payload) {
   return out;
 }
 
+// pg_poolguard's SQL is missing in the database a call ran in (or older than this client needs).
+class PoolguardSetupError extends Error {
+  constructor(code, database, fix, message, cause) {
+    super(message);
+    this.name = 'PoolguardSetupError';
+    this.code = code;
+    this.database = database;
+    this.fix = fix;
+    this.cause = cause;
+  }
+}
+
+// 3F000 (schema "poolguard" does not exist) and 42883 (function poolguard.x(...) does not
+// exist) from a call of ours: which statement fixes it, and in which database.
+async function setupError(err, db) {
+  if (!err || typeof err !== 'object') return null;
+  const msg = String(err.message ?? '');
+  let code;
+  let fix;
+  if (err.code === '3F000' && /poolguard/.test(msg)) {
+    code = 'POOLGUARD_NOT_INSTALLED';
+    fix = 'CREATE EXTENSION pg_poolguard;';
+  } else if (err.code === '42883' && /poolguard\./.test(msg)) {
+    code = 'POOLGUARD_OUTDATED';
+    fix = 'ALTER EXTENSION pg_poolguard UPDATE;';
+  } else {
+    return null;
+  }
+  let database = null;
+  try {
+    const res = await db.query(DATABASE_SQL);
+    database = res.rows[0].d;
+  } catch (_) {
+    /* the database's name is a courtesy */
+  }
+  const where = database === null ? 'this database' : `database "${database}"`;
+  const message =
+    code === 'POOLGUARD_NOT_INSTALLED'
+      ? `pg_poolguard is not installed in ${where}: run ${fix} in ${where} (as its owner or a superuser). ` +
+        'The extension is needed in every database that invalidates or reads generations, not only in poolguard.database.'
+      : `pg_poolguard in ${where} is older than this client: run ${fix} in ${where} (${msg})`;
+  return new PoolguardSetupError(code, database, fix, message, err);
+}
+
+// query(text, values) → { rows } over a pg.Pool/Client, a postgres.js `sql` or a Prisma client.
+function toQueryable(db) {
+  if (db !== null && (typeof db === 'object' || typeof db === 'function')) {
+    if (typeof db.query === 'function') return db;
+    if (typeof db.unsafe === 'function') {
+      return { query: async (text, values = []) => ({ rows: await db.unsafe(text, values) }) };
+    }
+    if (typeof db.$queryRawUnsafe === 'function') {
+      return { query: async (text, values = []) => ({ rows: await db.$queryRawUnsafe(text, ...values) }) };
+    }
+  }
+  throw new TypeError(
+    'expected a pg.Pool or pg.Client (query()), a postgres.js sql (unsafe()) or a Prisma client ($queryRawUnsafe())',
+  );
+}
+
+// The listener's pg.Client settings from the app's own database handle, when it has any: a
+// pg.Pool's options, a postgres.js sql's options.  null: unknown.
+function settingsOf(db) {
+  if (db === null || (typeof db !== 'object' && typeof db !== 'function')) return null;
+  if (
+    typeof db.query === 'function' &&
+    typeof db.connect === 'function' &&
+    db.options &&
+    typeof db.options === 'object'
+  ) {
+    const out = {};
+    for (const [k, v] of Object.entries(db.options)) {
+      if (!POOL_ONLY_OPTIONS.has(k) && v !== undefined) out[k] = v;
+    }
+    return out;
+  }
+  if (typeof db.unsafe === 'function' && db.options && typeof db.options === 'object') {
+    const o = db.options;
+    const host = Array.isArray(o.host) ? o.host[0] : o.host;
+    const port = Array.isArray(o.port) ? o.port[0] : o.port;
+    const out = { host, port, user: o.user, database: o.database };
+    if (typeof o.pass === 'string') out.password = o.pass;
+    if (o.ssl)
+      out.ssl = o.ssl === true || o.ssl === 'require' || o.ssl === 'prefer' ? { rejectUnauthorized: false } : o.ssl;
+    // postgres.js connects to a Unix socket when host is a path (it keeps the socket's folder).
+    if (typeof o.path === 'string' && o.path) out.host = o.path.replace(/\/\.s\.PGSQL\.\d+$/, '');
+    return out;
+  }
+  return null;
+}
+
+// Sizing: the pool `max` each instance may use so that pool + listener (or the poll, which
+// holds a pool connection) across all instances fits a cap.
+function poolSizing({ maxConnections, instances, mode = 'listen', listenerCounted = true } = {}) {
+  if (!Number.isInteger(maxConnections) || maxConnections < 1)
+    throw new RangeError('maxConnections must be a positive integer');
+  if (!Number.isInteger(instances) || instances < 1) throw new RangeError('instances must be a positive integer');
+  if (mode !== 'listen' && mode !== 'poll') throw new TypeError(`mode must be 'listen' or 'poll', not ${String(mode)}`);
+  const share = Math.floor(maxConnections / instances);
+  const listener = mode === 'listen' ? 1 : 0;
+  const poolMax = share - (listenerCounted ? listener : 0);
+  const concurrentQueries = mode === 'poll' ? poolMax - 1 : poolMax;
+  if (poolMax < 1 || concurrentQueries < 1) {
+    throw new RangeError(
+      `${maxConnections} connections for ${instances} instances leave no pool connection for queries ` +
+        `(each instance also holds ${mode === 'listen' ? 'a listener' : 'a poll'} connection)`,
+    );
+  }
+  const perInstance = poolMax + listener;
+  return {
+    poolMax,
+    perInstance,
+    total: perInstance * instances,
+    counted: (listenerCounted ? perInstance : poolMax) * instances,
+    concurrentQueries,
+  };
+}
+
 class PoolguardCache extends EventEmitter {
   // options:
   //   pool       a pg.Pool (or anything with query()) for cache_generation and your loaders
@@ -134,9 +296,19 @@ class PoolguardCache extends EventEmitter {
   //   replica    the pool your loaders read from when that is a read replica: generations and
   //              polls then go to it (requires mode 'poll': a replica cannot LISTEN)
   //   pollWaitMs how long one poll waits on the server for an invalidation (default 10000)
+  //   connectionString  the listener's connection string; without connect and this, the
+  //              listener uses the pool's own settings, then DATABASE_URL, then PG*
+  //   autoStart  the first get() starts the listener (default true); nothing connects before
+  //   freshBatchMax  most pairs one fresh-read round trip confirms (default 1000)
+  //   pendingInvalidationMs  how long invalidate() keeps its keys uncacheable here when neither
+  //              committed() nor rolledBack() is called (default 30000)
   constructor({
     pool,
     connect,
+    connectionString,
+    autoStart = true,
+    freshBatchMax = 1000,
+    pendingInvalidationMs = 30000,
     channel = 'poolguard_invalidate',
     max = 1000,
     ttlMs = 5 * 60 * 1000,
@@ -152,7 +324,23 @@ class PoolguardCache extends EventEmitter {
     pollWaitMs = 10000,
   } = {}) {
     super();
-    if (!pool || typeof pool.query !== 'function') throw new TypeError('pool with a query() method is required');
+    if (
+      !pool ||
+      (typeof pool.query !== 'function' &&
+        typeof pool.unsafe !== 'function' &&
+        typeof pool.$queryRawUnsafe !== 'function')
+    ) {
+      throw new TypeError('pool with a query() method is required (or a postgres.js sql, or a Prisma client)');
+    }
+    if (connectionString !== undefined && (typeof connectionString !== 'string' || connectionString === '')) {
+      throw new TypeError('connectionString must be a non-empty string');
+    }
+    if (typeof autoStart !== 'boolean') throw new TypeError('autoStart must be a boolean');
+    if (!Number.isInteger(freshBatchMax) || freshBatchMax < 1)
+      throw new TypeError('freshBatchMax must be a positive integer');
+    if (!Number.isInteger(pendingInvalidationMs) || pendingInvalidationMs < 0) {
+      throw new TypeError('pendingInvalidationMs must be a non-negative integer');
+    }
     if (mode !== 'listen' && mode !== 'poll')
       throw new TypeError(`mode must be 'listen' or 'poll', not ${String(mode)}`);
     if (replica !== null && (typeof replica !== 'object' || typeof replica.query !== 'function')) {
@@ -176,15 +364,43 @@ class PoolguardCache extends EventEmitter {
     ) {
       throw new TypeError('listenerApplicationName must be a string of at most 63 bytes, or null');
     }
-    this.pool = pool;
+    this.appPool = pool;
+    this.pool = toQueryable(pool);
     this.mode = mode;
     this.replica = replica;
-    this.readPool = replica ?? pool; // where generations (and polls) come from: where the data does
+    this.readPool = replica ?? this.pool; // where generations (and polls) come from: where the data does
     this.pollWaitMs = pollWaitMs;
     this.pollAfter = 0n; // the greatest generation the feed returned
     this.polling = false;
-    this.connect = connect ?? defaultConnect;
     this.customConnect = connect !== undefined;
+    if (connect !== undefined) {
+      this.connect = connect;
+      this.listenerSource = 'connect';
+    } else {
+      let settings;
+      if (connectionString !== undefined) {
+        settings = { connectionString };
+        this.listenerSource = 'connectionString';
+      } else if ((settings = settingsOf(pool)) !== null) {
+        this.listenerSource = 'pool';
+      } else if (process.env.DATABASE_URL) {
+        settings = { connectionString: process.env.DATABASE_URL };
+        this.listenerSource = 'DATABASE_URL';
+      } else {
+        settings = {};
+        this.listenerSource = 'PG*';
+      }
+      this.connect = (opts) => defaultConnect(settings, opts);
+    }
+    this.autoStart = autoStart;
+    this.started = false;
+    this.startPromise = null;
+    this.freshBatchMax = freshBatchMax;
+    this.freshQueue = []; // fresh reads waiting for the next batched round trip
+    this.freshScheduled = false;
+    this.pendingInvalidationMs = pendingInvalidationMs;
+    this.pendingKeys = new Map(); // entry id → count of local invalidations not yet settled
+    this.pendingScopes = new Map(); // scope → count (key null)
     this.channel = channel;
     this.listenerApplicationName = listenerApplicationName;
     this.entries = new LruTtl({ max, ttlMs, now });
@@ -221,23 +437,53 @@ class PoolguardCache extends EventEmitter {
       rejectedByKind: {},
       publisherLookups: 0,
       polls: 0,
+      bypasses: 0,
+      refreshes: 0,
+      freshHits: 0,
+      freshStale: 0,
+      freshBatches: 0,
+      localDrops: 0,
     };
   }
 
   // Connects the listener; resolves once it LISTENs (or rejects on the first failure; it keeps
   // retrying in the background either way).
-  async start() {
+  // Idempotent: a second call shares the first one's attempt (and, once it failed, the
+  // background retries it started).
+  start() {
+    if (this.startPromise !== null && !this.stopped) return this.startPromise;
     this.stopped = false;
-    if (this.mode === 'poll') {
-      await this._pollOnce(0); // the first answer (a resync) says where the feed stands
-      this._pollLoop();
-      return;
+    this.started = true;
+    this.startPromise = (async () => {
+      if (this.mode === 'poll') {
+        try {
+          await this._pollOnce(0); // the first answer (a resync) says where the feed stands
+        } catch (err) {
+          this._pollLoop(); // keeps trying in the background
+          throw (await setupError(err, this.readPool)) ?? err;
+        }
+        this._pollLoop();
+        return;
+      }
+      await this._listen(this.backoff.initialMs);
+    })();
+    return this.startPromise;
+  }
+
+  // autoStart: the first use starts the listener and waits for its first attempt (a failure does
+  // not fail the caller: it keeps retrying, and entries are re-checked until it listens).
+  async _autoStart() {
+    if (this.started || !this.autoStart) return;
+    try {
+      await this.start();
+    } catch (err) {
+      this._safeEmit('reconnectError', err);
     }
-    await this._listen(this.backoff.initialMs);
   }
 
   async stop() {
     this.stopped = true;
+    this.startPromise = null;
     clearTimeout(this.retryTimer);
     clearTimeout(this.lookupTimer);
     this.lookupTimer = null;
@@ -249,12 +495,39 @@ class PoolguardCache extends EventEmitter {
   }
 
   // The cached value of (scope, key), or loader()'s result, cached with its generation.
-  async get(scope, key, loader) {
+  async get(scope, key, loader, options = {}) {
     if (typeof scope !== 'string' || scope === '') throw new TypeError('scope must be a non-empty string');
-    key = key === undefined || key === null ? null : String(key);
+    if (typeof loader !== 'function') throw new TypeError('loader must be a function');
+    if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
+    const { bypass = false, refresh = false, consistency = 'cached' } = options;
+    if (consistency !== 'cached' && consistency !== 'strong') {
+      throw new TypeError(`consistency must be 'cached' or 'strong', not ${String(consistency)}`);
+    }
+    const fresh = options.fresh === true || consistency === 'strong';
+    checkText('scope', scope);
+    key = normalizeKey(key);
+    if (bypass) {
+      this.stats.bypasses++;
+      return loader();
+    }
+    if (!this.started) await this._autoStart();
     const id = entryId(scope, key);
-    const entry = this.entries.get(id);
-    if (entry !== undefined) {
+    if (refresh) {
+      this.stats.refreshes++;
+      this.entries.delete(id);
+      this._invalidateInflight(scope, key, null);
+    }
+    const entry = this._isPending(scope, id) ? undefined : this.entries.get(id);
+    if (entry !== undefined && fresh) {
+      const current = await this._confirm(scope, key);
+      if (current <= entry.generation && this.entries.peek(id) === entry) {
+        this.stats.freshHits++;
+        this.stats.hits++;
+        return entry.value;
+      }
+      if (this.entries.peek(id) === entry) this.entries.delete(id);
+      this.stats.freshStale++;
+    } else if (entry !== undefined) {
       if (entry.epoch === this.epoch && entry.listening && this.listening) {
         this.stats.hits++;
         return entry.value;
@@ -290,13 +563,186 @@ class PoolguardCache extends EventEmitter {
 
   // Drops one key (key null: the whole scope) locally, e.g. right after your own write.
   drop(scope, key = null) {
+    key = normalizeKey(key);
     if (key === null) return this.entries.deleteScope(scope);
-    return this.entries.delete(entryId(scope, String(key))) ? 1 : 0;
+    return this.entries.delete(entryId(scope, key)) ? 1 : 0;
   }
 
   async generation(scope, key = null) {
-    const res = await this.readPool.query(GENERATION_SQL, [scope, key]);
+    if (!this.started) await this._autoStart();
+    let res;
+    try {
+      res = await this.readPool.query(GENERATION_SQL, [scope, key]);
+    } catch (err) {
+      throw (await setupError(err, this.readPool)) ?? err;
+    }
     return BigInt(res.rows[0].g);
+  }
+
+  // cache_generation of each (scope, key) pair, in one round trip.
+  async generations(pairs) {
+    if (!Array.isArray(pairs)) throw new TypeError('pairs must be an array of [scope, key]');
+    const scopes = [];
+    const keys = [];
+    for (const p of pairs) {
+      if (!Array.isArray(p) || typeof p[0] !== 'string' || p[0] === '')
+        throw new TypeError('each pair must be [scope, key]');
+      scopes.push(p[0]);
+      keys.push(p[1] === undefined || p[1] === null ? null : String(p[1]));
+    }
+    if (scopes.length === 0) return [];
+    if (!this.started) await this._autoStart();
+    let res;
+    try {
+      res = await this.readPool.query(GENERATIONS_SQL, [scopes, keys]);
+    } catch (err) {
+      throw (await setupError(err, this.readPool)) ?? err;
+    }
+    return res.rows.map((r) => BigInt(r.g));
+  }
+
+  // A fresh read's confirmation: queued, and sent with every other one queued in the same tick
+  // as one round trip.  A batch is sent after every read in it started, so its answer reflects
+  // every commit that completed before any of them.
+  _confirm(scope, key) {
+    return new Promise((resolve, reject) => {
+      this.freshQueue.push({ scope, key, resolve, reject });
+      if (!this.freshScheduled) {
+        this.freshScheduled = true;
+        setImmediate(() => this._flushConfirms());
+      }
+    });
+  }
+
+  _flushConfirms() {
+    this.freshScheduled = false;
+    while (this.freshQueue.length > 0) {
+      const batch = this.freshQueue.splice(0, this.freshBatchMax);
+      // One pair once, however many reads wait for it.
+      const index = new Map();
+      const pairs = [];
+      for (const w of batch) {
+        const id = entryId(w.scope, w.key);
+        if (!index.has(id)) {
+          index.set(id, pairs.length);
+          pairs.push([w.scope, w.key]);
+        }
+      }
+      this.stats.freshBatches++;
+      this.generations(pairs).then(
+        (gens) => {
+          for (const w of batch) w.resolve(gens[index.get(entryId(w.scope, w.key))]);
+        },
+        (err) => {
+          for (const w of batch) w.reject(err);
+        },
+      );
+    }
+  }
+
+  // Local invalidation inside the app's own transaction: poolguard.invalidate() through `db`,
+  // the key dropped here at once and kept uncacheable here until the transaction is settled.
+  async invalidate(db, scope, key = null) {
+    checkText('scope', scope);
+    key = normalizeKey(key);
+    const q = toQueryable(db);
+    if (!this.started) await this._autoStart();
+    const pending = this._addPending(scope, key);
+    try {
+      await q.query(INVALIDATE_SQL, [scope, key]);
+    } catch (err) {
+      pending.rolledBack();
+      throw (await setupError(err, q)) ?? err;
+    }
+    return pending;
+  }
+
+  // BEGIN; fn(tx); COMMIT on a client of a pg.Pool; the keys tx.invalidate()d are dropped here
+  // when the COMMIT returns.
+  async transaction(fn, { pool = this.appPool } = {}) {
+    if (typeof fn !== 'function') throw new TypeError('fn must be a function');
+    if (!pool || typeof pool.connect !== 'function') {
+      throw new TypeError(
+        'transaction() needs a pg.Pool (with connect()); with another client use invalidate() and committed()',
+      );
+    }
+    const client = await pool.connect();
+    const onError = () => {};
+    client.on?.('error', onError);
+    const pendings = [];
+    let broken;
+    try {
+      await client.query('BEGIN');
+      const tx = {
+        client,
+        query: (text, values) => client.query(text, values),
+        invalidate: async (scope, key = null) => {
+          pendings.push(await this.invalidate(client, scope, key));
+        },
+      };
+      const result = await fn(tx);
+      await client.query('COMMIT');
+      for (const p of pendings) p.committed();
+      return result;
+    } catch (err) {
+      try {
+        await client.query('ROLLBACK');
+      } catch (e) {
+        broken = e;
+      }
+      for (const p of pendings) p.rolledBack();
+      throw err;
+    } finally {
+      client.off?.('error', onError);
+      client.release(broken);
+    }
+  }
+
+  _isPending(scope, id) {
+    return this.pendingKeys.has(id) || this.pendingScopes.has(scope);
+  }
+
+  _addPending(scope, key) {
+    const id = entryId(scope, key);
+    const map = key === null ? this.pendingScopes : this.pendingKeys;
+    const mapKey = key === null ? scope : id;
+    map.set(mapKey, (map.get(mapKey) ?? 0) + 1);
+    this.stats.localDrops += this.drop(scope, key);
+    this._invalidateInflight(scope, key, null);
+    let settled = false;
+    const settle = () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      const n = map.get(mapKey) - 1;
+      if (n > 0) map.set(mapKey, n);
+      else map.delete(mapKey);
+    };
+    const timer = setTimeout(settle, this.pendingInvalidationMs);
+    if (timer.unref) timer.unref();
+    return {
+      scope,
+      key,
+      committed: () => {
+        // Loads that started before the commit may carry the old value: none is stored while the
+        // key is pending, and loads from now on read the new generation first.
+        if (!settled) this.stats.localDrops += this.drop(scope, key);
+        settle();
+      },
+      rolledBack: settle,
+    };
+  }
+
+  // Loads of (scope, key) (key null: the scope) in flight are returned but not cached.
+  _invalidateInflight(scope, key, generation) {
+    for (const load of this.inflight) {
+      if (
+        load.scope === scope &&
+        (key === null || load.key === key) &&
+        (generation === null || load.generation === null || load.generation < generation)
+      )
+        load.invalidated = true;
+    }
   }
 
   async _load(scope, key, id, loader) {
@@ -307,7 +753,7 @@ class PoolguardCache extends EventEmitter {
     try {
       load.generation = await this.generation(scope, key); // rule 1: generation first ...
       const value = await loader(); // ... then the data
-      if (!load.invalidated && !this.stopped) {
+      if (!load.invalidated && !this.stopped && !this._isPending(scope, id)) {
         this.entries.set(id, {
           scope,
           key,
@@ -460,9 +906,12 @@ class PoolguardCache extends EventEmitter {
       this.publishers = new Set(res.rows.map((r) => Number(r.pid)));
       this.senderCheckAvailable = true;
     } catch (err) {
-      if (err && (err.code === '42883' || err.code === '3F000')) {
-        // An older pg_poolguard without publisher_pids() (42883), or none in this database
-        // (3F000): no way to check, accept (and say so).
+      if (err && err.code === '3F000') {
+        // No pg_poolguard in this database: nothing will ever be published to this listener.
+        throw (await setupError(err, client)) ?? err;
+      }
+      if (err && err.code === '42883') {
+        // An older pg_poolguard without publisher_pids(): no way to check, accept (and say so).
         this.senderCheckAvailable = false;
         this._warnOnce(
           'sender-check-unavailable',
@@ -616,13 +1065,14 @@ class PoolguardCache extends EventEmitter {
   }
 }
 
-// The default listener connection: node-postgres from the PG* environment variables.
-async function defaultConnect({ application_name } = {}) {
-  const { Client } = require('pg');
-  const client = new Client(application_name === undefined ? {} : { application_name });
+// The default listener connection: node-postgres with the settings the constructor chose
+// (connectionString, the pool's, DATABASE_URL, or {} = the PG* environment variables).
+async function defaultConnect(settings, { application_name } = {}) {
+  const { Client } = loadPg(); // the app's pg when this package has none (a file: install)
+  const client = new Client(application_name === undefined ? { ...settings } : { ...settings, application_name });
   client.on('error', () => {}); // until the cache attaches its own handlers
   await client.connect();
   return client;
 }
 
-module.exports = { PoolguardCache, LruTtl, parsePayload, Rejection };
+module.exports = { PoolguardCache, LruTtl, parsePayload, Rejection, PoolguardSetupError, poolSizing, toQueryable };

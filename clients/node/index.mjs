@@ -1,5 +1,5 @@
 // ESM entry of pg-poolguard-cache: the same classes as the CommonJS entry (index.js).
 import cjs from './index.js';
 
-export const { PoolguardCache, LruTtl, parsePayload, Rejection } = cjs;
+export const { PoolguardCache, LruTtl, parsePayload, Rejection, PoolguardSetupError, poolSizing, toQueryable } = cjs;
 export default cjs;

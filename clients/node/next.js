@@ -85,18 +85,9 @@ class NextCacheCore {
         new PoolguardCache({
           pool: this.pool,
           max: 1,
-          connect:
-            this.options.connect ??
-            (async ({ application_name } = {}) => {
-              const { Client } = loadPg();
-              const c = new Client({
-                ...(connectionString ? { connectionString } : {}),
-                ...(application_name !== undefined ? { application_name } : {}),
-              });
-              c.on('error', () => {});
-              await c.connect();
-              return c;
-            }),
+          connect: this.options.connect,
+          ...(connectionString ? { connectionString } : {}),
+          autoStart: false,
           listenerApplicationName: this.options.listenerApplicationName,
           mode: this.options.mode,
         });

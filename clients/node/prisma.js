@@ -23,7 +23,6 @@
 // the Prisma client itself (no second pool).
 
 const { PoolguardCache } = require('./index');
-const { loadPg } = require('./load_pg');
 
 const READS = new Set([
   'findUnique',
@@ -49,7 +48,6 @@ const WRITES = new Set([
 // Accelerate's limits on tags; the scope 'tag:<tag>' must fit in 63 bytes.
 const TAG_RE = /^[A-Za-z0-9_]{1,59}$/;
 const MAX_TAGS = 5;
-const GENERATIONS_SQL = 'SELECT s, poolguard.cache_generation(s)::text AS g FROM unnest($1::text[]) AS s';
 const TRACKED_SQL = 'SELECT scope, table_scope, key_columns FROM poolguard.tracked_tables';
 // Field types whose equality on a key column is matched against published row keys (the
 // column's text output equals String(value)).
@@ -211,7 +209,9 @@ class PrismaCacheCore {
       new PoolguardCache({
         pool: queryable,
         max: 1,
-        connect: options.connect ?? listenerConnect(options.connectionString ?? process.env.DATABASE_URL),
+        connect: options.connect,
+        connectionString: listenerConnectionString(options.connectionString ?? process.env.DATABASE_URL),
+        autoStart: false,
         listenerApplicationName: options.listenerApplicationName,
         mode: options.mode,
         channel: options.channel,
@@ -482,8 +482,10 @@ class PrismaCacheCore {
       batch.promise = new Promise((resolve) => queueMicrotask(resolve)).then(async () => {
         this.generationBatch = null;
         this.stats.freshBatches++;
-        const res = await this.queryable.query(GENERATIONS_SQL, [[...batch.scopes]]);
-        return new Map(res.rows.map((r) => [r.s, BigInt(r.g)]));
+        const scopes = [...batch.scopes];
+        // The client's batched cache_generation() (a missing extension: PoolguardSetupError).
+        const gens = await this.cache.generations(scopes.map((s) => [s, null]));
+        return new Map(scopes.map((s, i) => [s, gens[i]]));
       });
     }
     for (const s of scopes) this.generationBatch.scopes.add(s);
@@ -630,17 +632,10 @@ function walkedRelationTo(models, model, args) {
   return found;
 }
 
-function listenerConnect(connectionString) {
-  return async ({ application_name } = {}) => {
-    const { Client } = loadPg();
-    const config = {};
-    if (connectionString) config.connectionString = prismaPoolConfig(connectionString).config.connectionString;
-    if (application_name !== undefined) config.application_name = application_name;
-    const client = new Client(config);
-    client.on('error', () => {});
-    await client.connect();
-    return client;
-  };
+// The listener's connection string: DATABASE_URL without the Prisma-engine parameters (the
+// client's default listener, node-postgres, would pass them on as settings).
+function listenerConnectionString(connectionString) {
+  return connectionString ? prismaPoolConfig(connectionString).config.connectionString : undefined;
 }
 
 // prisma.$extends(withPoolguardCache(options))

@@ -219,6 +219,9 @@ int match_login(const PolicySnapshot *snapshot, Oid *role_oids, const LoginIdent
     LWLockRelease(login_accounting.lock);
     stats_count_policy_event(policy->name, PolicyEvent::login_rejected);
     stats_add(GlobalCounter::rejected_connections);
+    if (MyProcPort != nullptr)
+        stats_count_app_event(MyProcPort->database_name, MyProcPort->user_name, MyProcPort->application_name,
+                              AppEvent::login_rejected);
     if (evicted)
         ereport(FATAL,
                 (errcode(ERRCODE_TOO_MANY_CONNECTIONS),
@@ -305,8 +308,8 @@ EvictOutcome evict_and_admit(const CompiledPolicy *policy, int counter, int proc
     for (int i = 0; i < n; i++)
     {
         const BackendStatusRow *be = &backends[i];
-        if (!be->client_backend || be->pid == MyProcPid || be->state != STATE_IDLE ||
-            be->state_change > idle_before)
+        if (!(be->client_backend || (be->sql_walsender && guc_signal_walsenders)) || be->pid == MyProcPid ||
+            be->state != STATE_IDLE || be->state_change > idle_before)
             continue;
         if (session_exempt(exemptions, be->userid))
             continue; /* superusers, exempt_roles: never evicted */
@@ -378,6 +381,8 @@ EvictOutcome evict_and_admit(const CompiledPolicy *policy, int counter, int proc
 
         record_action(&rec);
         stats_count_policy_event(policy->name, PolicyEvent::login_evicted, core::Reason::evict_idle);
+        stats_count_app_event(NameStr(rec.database_name), NameStr(rec.role_name), rec.application_name,
+                              AppEvent::session_terminated, core::Reason::evict_idle);
         stats_add(GlobalCounter::evicted_connections);
         if (guc_log_terminations)
             ereport(LOG, (errmsg("pg_poolguard evicted idle session %d to admit a login (policy \"%s\", "
@@ -395,11 +400,15 @@ EvictOutcome evict_and_admit(const CompiledPolicy *policy, int counter, int proc
 
 void check_login(Port *port)
 {
-    if (am_walsender || login_accounting.slots == nullptr || MyProc == NULL || port->user_name == NULL)
+    /* Physical walsenders run no SQL; replication=database ones do, and are counted like clients. */
+    if ((am_walsender && !am_db_walsender) || login_accounting.slots == nullptr || MyProc == NULL ||
+        port->user_name == NULL)
         return;
     int procno = procno_of(MyProc);
     if (procno < 0 || procno >= proc_slots())
         return;
+    /* What every rule judges the session by from now on (not what it SETs later). */
+    sessions_note_login(procno, port->application_name);
 
     /* Resolve the login identity before any lock (the role lookup reads the catalog). */
     LoginIdentity login = LoginIdentity();

@@ -121,6 +121,7 @@ char *format_limit(core::Reason reason, int64 limit)
     case core::Reason::max_idle:
         return psprintf("%ld idle sessions", (long)limit);
     case core::Reason::max_idle_memory:
+    case core::Reason::idle_memory_budget:
         return psprintf("%ld bytes", (long)limit);
     case core::Reason::evict_idle:
         return psprintf("%ld connections", (long)limit);
@@ -189,6 +190,19 @@ char *format_detail(const ClientNote *note)
         return psprintf(
             "pg_poolguard ended this session: it was idle holding %ld bytes of private memory, and "
             "policy \"%s\" ends idle sessions holding more than %ld bytes (max_idle_memory).",
+            (long)note->observed, policy, count);
+    case core::Reason::idle_memory_budget:
+        if (policy[0] == '\0')
+            return psprintf(
+                "pg_poolguard ended this session: it was idle holding %ld bytes of private memory, and the "
+                "server setting poolguard.idle_memory_budget allows idle sessions together at most %ld "
+                "bytes, "
+                "ending the largest ones first.",
+                (long)note->observed, count);
+        return psprintf(
+            "pg_poolguard ended this session: it was idle holding %ld bytes of private memory, and policy "
+            "\"%s\" allows its idle sessions together at most %ld bytes, ending the largest ones first "
+            "(idle_memory_budget).",
             (long)note->observed, policy, count);
     case core::Reason::max_query_duration:
         return psprintf("pg_poolguard cancelled this query: it ran for %s, and policy \"%s\" cancels queries "
@@ -301,10 +315,17 @@ int64 observed_value(const SessionScan *scan, const SessionRow *row)
     case core::Reason::max_connection_age:
         return scan->now - row->backend_start;
     case core::Reason::max_idle_memory:
+    case core::Reason::idle_memory_budget:
         return row->private_memory;
     default:
         return scan->now - row->state_change;
     }
+}
+
+/* The policy an action is charged to: "" for the server's settings (poolguard.idle_memory_budget). */
+const char *action_policy_name(const SessionScan *scan, const SessionRow *row)
+{
+    return row->server_budget ? "" : row_policy_name(scan, row);
 }
 
 void fill_record(ActionRecord *rec, const SessionScan *scan, const SessionRow *row, Action action)
@@ -315,7 +336,7 @@ void fill_record(ActionRecord *rec, const SessionScan *scan, const SessionRow *r
     rec->reason = row->verdict.reason;
     rec->action = action;
     rec->state = row->raw_state;
-    strlcpy(rec->policy, row_policy_name(scan, row), NAMEDATALEN);
+    strlcpy(rec->policy, action_policy_name(scan, row), NAMEDATALEN);
     rec->state_duration =
         scan->now - (row->state == core::SessionState::active ? row->query_start : row->state_change);
     rec->backend_age = scan->now - row->backend_start;
@@ -376,7 +397,9 @@ core::BackendFacts read_status_entry(volatile PgBackendStatus *entry)
         int before, after;
         pgstat_begin_read_activity(entry, before);
         f.pid = entry->st_procpid;
-        f.client_backend = entry->st_backendType == B_BACKEND;
+        f.client_backend = entry->st_backendType == B_BACKEND ||
+                           (guc_signal_walsenders && entry->st_backendType == B_WAL_SENDER &&
+                            OidIsValid(entry->st_databaseid));
         f.userid = entry->st_userid;
         f.backend_start = entry->st_proc_start_timestamp;
         f.state = (int)entry->st_state;
@@ -395,7 +418,7 @@ core::BackendFacts facts_of_backend(const BackendStatusRow *be)
 {
     core::BackendFacts f;
     f.pid = be->pid;
-    f.client_backend = be->client_backend;
+    f.client_backend = be->client_backend || (guc_signal_walsenders && be->sql_walsender);
     f.userid = be->userid;
     f.backend_start = be->backend_start;
     f.state = (int)be->state;
@@ -470,6 +493,7 @@ void record_identity(ActionRecord *rec, int pid, Oid userid, Oid dbid, const cha
                      const core::IpAddress &client)
 {
     rec->pid = pid;
+    rec->roleid = userid;
     const char *role = OidIsValid(userid) ? GetUserNameFromId(userid, true) : NULL;
     namestrcpy(&rec->role_name, role ? role : "");
     const char *db = OidIsValid(dbid) ? get_database_name(dbid) : NULL;
@@ -602,7 +626,7 @@ int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink si
         if (row->private_memory < 0)
             row->private_memory = read_private_memory(row->pid);
         if (action != Action::dry_run &&
-            !leave_client_note(row->pid, action, row->verdict.reason, row_policy_name(scan, row),
+            !leave_client_note(row->pid, action, row->verdict.reason, action_policy_name(scan, row),
                                row->verdict.limit, observed_value(scan, row)))
             continue;
         core::BackendFacts judged = judged_facts(row->pid, row->userid, row->backend_start, row->raw_state,
@@ -625,10 +649,16 @@ int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink si
         fill_record(&rec, scan, row, action);
         record_action(&rec);
         if (action != Action::dry_run)
+        {
             stats_count_policy_event(rec.policy,
                                      action == Action::terminate ? PolicyEvent::session_terminated
                                                                  : PolicyEvent::query_cancelled,
                                      rec.reason);
+            stats_count_app_event(NameStr(rec.database_name), NameStr(rec.role_name), rec.application_name,
+                                  action == Action::terminate ? AppEvent::session_terminated
+                                                              : AppEvent::query_cancelled,
+                                  rec.reason);
+        }
         stats_add(action == Action::terminate ? GlobalCounter::terminated
                   : action == Action::cancel  ? GlobalCounter::cancelled
                                               : GlobalCounter::dry_run_actions);

@@ -8,12 +8,14 @@
  *   sessions.cpp  the scan, memory readings, the exemption check
  *   actions.cpp   re-check and signal, client notes (emit_log_hook), history, act_on_scan
  *   views.cpp     poolguard.session_info() and poolguard.termination_history()
+ *   memory.cpp    the server memory picture: poolguard.memory_info() and its /metrics families
  */
 #ifndef POOLGUARD_ENFORCE_H
 #define POOLGUARD_ENFORCE_H
 
 #include "pg/postgres_headers.h"
 
+#include "core/enforce/process_memory.h"
 #include "core/enforce/recheck.h"
 #include "core/policy/cidr.h"
 #include "core/policy/rules.h"
@@ -27,13 +29,15 @@ struct BackendStatusRow
 {
     int pid;
     bool client_backend; /* B_BACKEND: a client session */
+    BackendType backend_type;
+    bool sql_walsender; /* a walsender of replication=database: runs SQL, counted by caps */
     Oid userid;
     Oid dbid;
     TimestampTz backend_start;
     TimestampTz state_change;
     TimestampTz query_start;
     BackendState state;
-    char application_name[NAMEDATALEN];
+    char application_name[NAMEDATALEN]; /* at login (client backends, SQL walsenders) */
     core::IpAddress client;
 };
 
@@ -41,7 +45,8 @@ struct BackendStatusRow
  * The one walk of PostgreSQL's backend-status array: takes a fresh snapshot
  * (pgstat_clear_snapshot) and copies every backend that has a pid (palloc'd in
  * CurrentMemoryContext); returns how many.  The scan, the re-check fallback and evict_idle's
- * candidates all read backends through it.
+ * candidates all read backends through it.  The application_name of a client backend or SQL
+ * walsender is the one it gave at login (sessions_note_login), never the one it SET since.
  */
 int backend_status_snapshot(BackendStatusRow **rows);
 
@@ -58,13 +63,15 @@ struct SessionRow
     core::SessionState state;
     char application_name[NAMEDATALEN];
     core::IpAddress client;
-    bool is_self; /* the backend running the scan: never acted on */
-    bool exempt;  /* superuser or poolguard.exempt_roles */
+    bool is_self;   /* the backend running the scan: never acted on */
+    bool walsender; /* a SQL walsender (replication=database) */
+    bool exempt;    /* superuser or poolguard.exempt_roles */
     bool superuser;
     int policy; /* index into SessionScan::policies.policies, -1 = GUC defaults */
     core::Rules rules;
     core::Verdict verdict; /* reason none if exempt */
     int64 private_memory;  /* bytes, -1 = not measured */
+    bool server_budget;    /* ended for poolguard.idle_memory_budget (not its policy's budget) */
 };
 
 struct SessionScan
@@ -78,8 +85,9 @@ struct SessionScan
 
 enum class MemoryReads
 {
-    as_rules_need, /* only idle candidates of policies with max_idle_memory */
+    as_rules_need, /* only idle candidates of max_idle_memory and of the idle-memory budgets */
     all_visible,   /* every session the caller may see (the sessions view); none it may not */
+    all,           /* every session (the memory picture: aggregates only) */
 };
 
 /*
@@ -90,11 +98,18 @@ enum class MemoryReads
 struct MemoryCache;
 void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache);
 
-/* Registers the shared table of the worker's memory readings. */
+/*
+ * The idle-memory budgets (each policy's idle_memory_budget, then poolguard.idle_memory_budget
+ * over every idle session): marks the victims of an over-budget total.  Called by scan_sessions
+ * once every other rule has judged.
+ */
+void apply_idle_memory_budgets(SessionScan *scan, int64 server_budget, core::Micros grace);
+
+/* Registers the shared table of the worker's memory readings and the login names. */
 void sessions_register(void);
 
-/* The worker's latest private-memory reading of a backend, -1 if none. */
-int64 measured_private_memory(int pid);
+/* At login (the caps hook): records this backend's login application_name under its PGPROC number. */
+void sessions_note_login(int procno, const char *application_name);
 
 /* The worker's per-session memo of /proc reads. */
 MemoryCache *memory_cache_create(void);
@@ -105,8 +120,17 @@ const char *row_policy_name(const SessionScan *scan, const SessionRow *row);
 /* pg_stat_activity's name for a state. */
 const char *state_name(BackendState state);
 
-/* Private_Clean + Private_Dirty of a process in bytes, -1 if unreadable. */
+/*
+ * The private memory of a process in bytes (core::private_memory_bytes: what ending it would
+ * free — its anonymous memory, resident and swapped, less what it shares copy-on-write with the
+ * postmaster; never the shared memory segment), -1 if unreadable.  One open/read of
+ * /proc/<pid>/status (and of the postmaster's, at most once a second).  Every memory figure of
+ * pg_poolguard comes from here.
+ */
 int64 read_private_memory(int pid);
+
+/* RssAnon/VmSwap of a process from /proc/<pid>/status; false if unreadable. */
+bool read_process_memory(int pid, core::ProcessMemory *out);
 
 /*
  * The one exemption rule: a session is never acted on (reaped, evicted, capped) if its login
@@ -131,6 +155,54 @@ bool caller_may_see(Oid role);
 /* Converts a backend's client address (family 0 for Unix sockets). */
 core::IpAddress client_address(const SockAddr *addr);
 
+/* ---- the server memory picture (memory.cpp) ---- */
+
+/* Which part of the server's memory a figure is. */
+enum class MemoryPart : uint8_t
+{
+    shared_memory_size,     /* the shared memory segment as mapped (shared_buffers and the rest) */
+    shared_memory_resident, /* its pages in RAM (hugetlb: all of it, reserved at start) */
+    client_backends,        /* private memory of client sessions, per policy and state */
+    idle_sessions,          /* ending every idle session now would free about this much */
+    pg_poolguard,           /* private memory of pg_poolguard's own processes */
+    other_processes,        /* the postmaster (in full) and every other server process */
+};
+
+const char *memory_part_name(MemoryPart part);
+
+struct MemoryFigure
+{
+    MemoryPart part;
+    int policy;               /* client_backends: index into the scan's policies, -1 = none matches */
+    core::SessionState state; /* client_backends only */
+    int processes;            /* -1 = not a sum over processes */
+    int64 bytes;
+    TimestampTz measured_at;
+};
+
+struct MemoryPicture
+{
+    SessionScan scan; /* scanned with MemoryReads::all */
+    int count;
+    MemoryFigure *figures; /* palloc'd: the segment, then clients by policy and state, then the rest */
+};
+
+/*
+ * Measures every process now (one /proc/<pid>/status read each); the segment's residency comes
+ * from the worker's latest sample (memory_sample_segment_if_due), measured here only if there is
+ * none from the last minute.  No lock held while measuring.
+ */
+void memory_picture(MemoryPicture *picture);
+
+/* Registers the shared segment sample (from _PG_init). */
+void memory_register(void);
+
+/* The worker, each cycle: re-measures the segment's residency if the sample is 10 s old. */
+void memory_sample_segment_if_due(void);
+
+/* The name pg_stat_activity gives a state class ("idle in transaction", ...). */
+const char *session_state_name(core::SessionState state);
+
 /* ---- actions (actions.cpp) ---- */
 
 enum class Action : uint8_t
@@ -147,6 +219,7 @@ struct ActionRecord
 {
     TimestampTz at;
     int pid;
+    Oid roleid; /* who may see the row: by OID, so a later role of the same name sees nothing */
     NameData role_name;
     NameData database_name;
     char application_name[NAMEDATALEN];

@@ -5,17 +5,18 @@
  *   - The scan runs under no lock of ours: it copies the policies (policy_store_snapshot takes
  *     the policies' lock in LW_SHARED for a memcpy), then reads the backend status snapshot and the
  *     catalog (roles, exemptions, database names) with nothing held.
- *   - "pg_poolguard measured memory" (the worker's latest /proc readings) has no lock: one
- *     writer (the worker) publishes each entry by zeroing its pid, writing the value and setting
- *     the pid again, with write barriers between; readers check the pid before and after the
- *     value with read barriers and treat a mismatch as "no reading".
+ *   - It owns no shared memory.  Memory figures are read from /proc/<pid>/status with nothing held.
+ *   - "pg_poolguard login names" (the application_name each session gave at login, by PGPROC
+ *     number) is guarded by its own LWLock (tranche "pg_poolguard login names"): LW_EXCLUSIVE
+ *     for the one write a login makes to its own entry, LW_SHARED to copy the whole array out.
+ *     Only memcpy/strlcpy happen under it; it is a leaf (nothing else is taken while it is held).
  */
 #include "enforce/enforce.h"
 
 #include "pg/guc.h"
 #include "pg/shmem.h"
 
-#include "core/enforce/smaps.h"
+#include "core/enforce/process_memory.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -40,42 +41,76 @@ namespace
 {
 
 /*
- * The worker's latest /proc reading of each backend, for poolguard.metrics() in any backend.
- * Direct-mapped by pid; a reader checks the pid, so a collision only hides a reading.
+ * What a session said at login, by PGPROC number: policies judge a session by its login
+ * identity, never by the application_name it SETs later (issue 19: a session that renames itself
+ * after login must not escape a rule or borrow another policy's).
  */
-struct MeasuredMemory
+struct LoginName
 {
-    int pid;
-    int64 bytes;
+    int pid; /* 0 = free */
+    TimestampTz backend_start;
+    char application_name[NAMEDATALEN];
 };
-MeasuredMemory *measured = nullptr;
-int measured_size = 0;
-
-Size measured_shmem_size(void)
+struct LoginNames
 {
-    return mul_size(sizeof(MeasuredMemory), 2 * proc_slots());
+    LWLock *lock; /* tranche "pg_poolguard login names" */
+    LoginName entries[FLEXIBLE_ARRAY_MEMBER];
+};
+LoginNames *login_names = nullptr;
+constexpr const char *login_names_tranche = "pg_poolguard login names";
+
+Size login_names_size(void)
+{
+    return add_size(offsetof(LoginNames, entries), mul_size(sizeof(LoginName), proc_slots()));
 }
 
-void measured_shmem_init(void)
+void login_names_init(void)
 {
     bool found;
-    measured_size = 2 * proc_slots();
-    measured = static_cast<MeasuredMemory *>(
-        ShmemInitStruct("pg_poolguard measured memory", measured_shmem_size(), &found));
+    login_names =
+        static_cast<LoginNames *>(ShmemInitStruct("pg_poolguard login names", login_names_size(), &found));
     if (!found)
-        memset(measured, 0, measured_shmem_size());
+    {
+        memset(login_names, 0, login_names_size());
+        login_names->lock = &(GetNamedLWLockTranche(login_names_tranche))->lock;
+    }
 }
 
-void measured_publish(int pid, int64 bytes)
+int compare_login_names(const void *a, const void *b)
 {
-    if (measured == nullptr || pid <= 0)
+    int x = static_cast<const LoginName *>(a)->pid, y = static_cast<const LoginName *>(b)->pid;
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * Puts each session's login application_name in place of its current one: the rows of client
+ * backends and SQL walsenders get what their login said ("" when no login was recorded).
+ */
+void use_login_names(BackendStatusRow *rows, int n)
+{
+    if (login_names == nullptr)
         return;
-    MeasuredMemory *m = &measured[pid % measured_size];
-    m->pid = 0;
-    pg_write_barrier();
-    m->bytes = bytes;
-    pg_write_barrier();
-    m->pid = pid;
+    int slots = proc_slots();
+    LoginName *copy = static_cast<LoginName *>(palloc(sizeof(LoginName) * slots));
+    LWLockAcquire(login_names->lock, LW_SHARED);
+    memcpy(copy, login_names->entries, sizeof(LoginName) * slots);
+    LWLockRelease(login_names->lock);
+    qsort(copy, slots, sizeof(LoginName), compare_login_names);
+    for (int i = 0; i < n; i++)
+    {
+        BackendStatusRow *row = &rows[i];
+        if (!row->client_backend && !row->sql_walsender)
+            continue;
+        LoginName key;
+        key.pid = row->pid;
+        const LoginName *found = static_cast<const LoginName *>(
+            bsearch(&key, copy, slots, sizeof(LoginName), compare_login_names));
+        if (found != nullptr && found->backend_start == row->backend_start)
+            strlcpy(row->application_name, found->application_name, NAMEDATALEN);
+        else
+            row->application_name[0] = '\0';
+    }
+    pfree(copy);
 }
 
 core::SessionState map_state(BackendState state)
@@ -183,7 +218,6 @@ int64 cached_private_memory(MemoryCache *cache, const SessionRow *row, Timestamp
     e->backend_start = row->backend_start;
     e->read_at = now;
     e->value = read_private_memory(row->pid);
-    measured_publish(row->pid, e->value);
     return e->value;
 }
 
@@ -191,20 +225,20 @@ int64 cached_private_memory(MemoryCache *cache, const SessionRow *row, Timestamp
 
 void sessions_register(void)
 {
-    shmem_register(measured_shmem_size, measured_shmem_init);
+    shmem_register(login_names_size, login_names_init);
+    shmem_register_lwlocks(login_names_tranche, 1);
 }
 
-int64 measured_private_memory(int pid)
+void sessions_note_login(int procno, const char *application_name)
 {
-    if (measured == nullptr || pid <= 0)
-        return -1;
-    MeasuredMemory *m = &measured[pid % measured_size];
-    if (m->pid != pid)
-        return -1;
-    pg_read_barrier();
-    int64 bytes = m->bytes;
-    pg_read_barrier();
-    return m->pid == pid ? bytes : -1;
+    if (login_names == nullptr || procno < 0 || procno >= proc_slots())
+        return;
+    LWLockAcquire(login_names->lock, LW_EXCLUSIVE);
+    LoginName *entry = &login_names->entries[procno];
+    entry->pid = MyProcPid;
+    entry->backend_start = MyStartTimestamp;
+    strlcpy(entry->application_name, application_name ? application_name : "", NAMEDATALEN);
+    LWLockRelease(login_names->lock);
 }
 
 MemoryCache *memory_cache_create(void)
@@ -217,20 +251,53 @@ MemoryCache *memory_cache_create(void)
     return cache;
 }
 
-int64 read_private_memory(int pid)
+bool read_process_memory(int pid, core::ProcessMemory *out)
 {
     char path[64];
-    char buffer[8192];
+    char buffer[8192]; /* RssAnon and VmSwap come within the first 1.5 kB (after Groups:) */
 
-    snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", pid);
+    snprintf(path, sizeof(path), "/proc/%d/status", pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return -1;
+        return false;
     ssize_t total = 0, n;
     while (total < (ssize_t)sizeof(buffer) && (n = read(fd, buffer + total, sizeof(buffer) - total)) > 0)
         total += n;
     close(fd);
-    return total > 0 ? core::parse_private_memory(std::string_view(buffer, total)) : -1;
+    return total > 0 && core::parse_process_status(std::string_view(buffer, total), out);
+}
+
+namespace
+{
+
+/* The postmaster's figure, re-read at most once a second (it hardly changes). */
+bool postmaster_memory(core::ProcessMemory *out)
+{
+    static core::ProcessMemory cached;
+    static TimestampTz read_at = 0;
+    static bool valid = false;
+    TimestampTz now = GetCurrentTimestamp();
+    if (read_at == 0 || now - read_at >= USECS_PER_SEC || now < read_at)
+    {
+        valid = PostmasterPid > 0 && read_process_memory(PostmasterPid, &cached);
+        read_at = now;
+    }
+    *out = cached;
+    return valid;
+}
+
+} // namespace
+
+int64 read_private_memory(int pid)
+{
+    core::ProcessMemory process;
+    if (!read_process_memory(pid, &process))
+        return -1;
+    if (pid == PostmasterPid)
+        return core::private_memory_bytes(process, nullptr);
+    core::ProcessMemory postmaster;
+    bool have = postmaster_memory(&postmaster);
+    return core::private_memory_bytes(process, have ? &postmaster : nullptr);
 }
 
 core::IpAddress client_address(const SockAddr *addr)
@@ -292,6 +359,9 @@ int backend_status_snapshot(BackendStatusRow **rows)
         BackendStatusRow *row = &out[count++];
         row->pid = be->st_procpid;
         row->client_backend = be->st_backendType == B_BACKEND;
+        row->backend_type = be->st_backendType;
+        /* replication=database: a walsender that runs SQL (physical ones have no database). */
+        row->sql_walsender = be->st_backendType == B_WAL_SENDER && OidIsValid(be->st_databaseid);
         row->userid = be->st_userid;
         row->dbid = be->st_databaseid;
         row->backend_start = be->st_proc_start_timestamp;
@@ -301,8 +371,65 @@ int backend_status_snapshot(BackendStatusRow **rows)
         strlcpy(row->application_name, be->st_appname ? be->st_appname : "", NAMEDATALEN);
         row->client = client_address(&be->st_clientaddr);
     }
+    use_login_names(out, count);
     *rows = out;
     return count;
+}
+
+namespace
+{
+
+/*
+ * One idle-memory budget over the idle, non-exempt sessions of policy p (-1: every policy and
+ * none, for the server's budget): the victims get reason idle_memory_budget.  Sessions another
+ * rule already ends count as gone.
+ */
+void apply_budget(SessionScan *scan, core::BudgetCandidate *candidates, int p, int64 budget,
+                  core::Micros grace)
+{
+    int count = 0;
+    for (int i = 0; i < scan->count; i++)
+    {
+        SessionRow *row = &scan->rows[i];
+        if ((p >= 0 && row->policy != p) || row->state != core::SessionState::idle || row->exempt ||
+            row->is_self)
+            continue;
+        candidates[count].index = i;
+        candidates[count].idle_since = row->state_change;
+        candidates[count].memory = row->private_memory;
+        candidates[count].taken = row->verdict.reason != core::Reason::none;
+        candidates[count].victim = false;
+        count++;
+    }
+    core::Micros next = core::select_over_budget(candidates, count, budget, scan->now, grace);
+    scan->next_deadline = Min(scan->next_deadline, next);
+    for (int c = 0; c < count; c++)
+        if (candidates[c].victim)
+        {
+            SessionRow *row = &scan->rows[candidates[c].index];
+            row->verdict.reason = core::Reason::idle_memory_budget;
+            row->verdict.limit = budget;
+            row->server_budget = p < 0;
+        }
+}
+
+} // namespace
+
+void apply_idle_memory_budgets(SessionScan *scan, int64 server_budget, core::Micros grace)
+{
+    core::BudgetCandidate *candidates =
+        static_cast<core::BudgetCandidate *>(palloc(sizeof(core::BudgetCandidate) * Max(scan->count, 1)));
+    /* Each policy's own budget first, then the server's over what remains. */
+    for (int p = 0; p < scan->policies.count; p++)
+    {
+        int64 budget =
+            core::effective_rules(scan->policies.policies[p].rules, core::DefaultRules()).idle_memory_budget;
+        if (budget > 0)
+            apply_budget(scan, candidates, p, budget, grace);
+    }
+    if (server_budget > 0)
+        apply_budget(scan, candidates, -1, server_budget, grace);
+    pfree(candidates);
 }
 
 void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
@@ -319,6 +446,7 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
     defaults.idle_timeout = (core::Micros)guc_idle_timeout_ms * 1000;
     defaults.idle_in_transaction_timeout = (core::Micros)guc_idle_in_transaction_timeout_ms * 1000;
     core::Micros grace = (core::Micros)guc_idle_grace_ms * 1000;
+    int64 server_budget = guc_idle_memory_budget;
     DatabaseNames databases;
     databases.count = 0;
 
@@ -330,10 +458,11 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
     for (int i = 0; i < n; i++)
     {
         const BackendStatusRow *be = &backends[i];
-        if (!be->client_backend)
+        if (!be->client_backend && !be->sql_walsender)
             continue;
 
         SessionRow *row = &scan->rows[scan->count++];
+        row->walsender = be->sql_walsender;
         row->pid = be->pid;
         row->userid = be->userid;
         row->dbid = be->dbid;
@@ -346,6 +475,9 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
         row->client = be->client;
         row->is_self = row->pid == MyProcPid;
         row->exempt = session_exempt(&exemptions, row->userid, &row->superuser);
+        /* Shown and matched, but never signalled unless the DBA opts in. */
+        if (row->walsender && !guc_signal_walsenders)
+            row->exempt = true;
         row->policy = OidIsValid(row->userid)
                           ? policy_match(policies, role_oids, row->userid, databases.lookup(row->dbid),
                                          row->application_name, row->client)
@@ -354,8 +486,8 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
                                       : core::default_rules(defaults);
         /* The sessions view reads /proc only for the rows it shows the caller. */
         bool may_read = reads != MemoryReads::all_visible || caller_may_see(row->userid);
-        row->private_memory =
-            reads == MemoryReads::all_visible && may_read ? read_private_memory(row->pid) : -1;
+        bool read_now = reads == MemoryReads::all || (reads == MemoryReads::all_visible && may_read);
+        row->private_memory = read_now ? read_private_memory(row->pid) : -1;
 
         row->verdict = core::Verdict();
         if (row->exempt || row->is_self)
@@ -366,6 +498,10 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
             row->private_memory = cached_private_memory(cache, row, scan->now);
             row->verdict = core::evaluate(facts_of(row), row->rules, scan->now, grace);
         }
+        /* An idle-memory budget counts every idle session under it, graced or not. */
+        if (row->state == core::SessionState::idle && row->private_memory < 0 && may_read &&
+            (server_budget > 0 || row->rules.idle_memory_budget > 0))
+            row->private_memory = cached_private_memory(cache, row, scan->now);
         scan->next_deadline = Min(scan->next_deadline, row->verdict.deadline);
     }
 
@@ -401,6 +537,8 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
             }
     }
     pfree(candidates);
+
+    apply_idle_memory_budgets(scan, server_budget, grace);
 }
 
 } // namespace poolguard

@@ -1,5 +1,6 @@
 /*
- * views.cpp — set-returning functions behind poolguard.sessions and poolguard.terminations.
+ * views.cpp — set-returning functions behind poolguard.sessions, poolguard.terminations and
+ * poolguard.app_summary.
  *
  * Visibility: a caller sees only the sessions (and recorded actions) of roles whose privileges
  * it has — its own — unless it is a member of pg_read_all_stats (pg_monitor), which sees all.
@@ -9,7 +10,9 @@
 #include "pg/guard.h"
 #include "pg/guc.h"
 #include "enforce/enforce.h"
+#include "invalidation/invalidation.h"
 #include "pg/shmem.h"
+#include "stats/stats.h"
 
 #include <arpa/inet.h>
 
@@ -124,8 +127,9 @@ static Datum sessions_internal(FunctionCallInfo fcinfo, SessionsApi api)
             /* Never acted on: say so, and why (the policy it matches is still shown). */
             values[11] = CStringGetTextDatum("exempt");
             nulls[12] = true;
-            values[13] =
-                CStringGetTextDatum(guc_exempt_superusers && row->superuser ? "superuser" : "exempt_roles");
+            values[13] = CStringGetTextDatum(guc_exempt_superusers && row->superuser    ? "superuser"
+                                             : row->walsender && !guc_signal_walsenders ? "walsender"
+                                                                                        : "exempt_roles");
         }
         else if (row->verdict.reason != core::Reason::none)
         {
@@ -170,7 +174,7 @@ POOLGUARD_FUNCTION(poolguard_termination_history)
     for (int i = 0; i < count; i++)
     {
         const ActionRecord *r = &records[i];
-        if (!caller_may_see(get_role_oid(NameStr(r->role_name), true)))
+        if (!caller_may_see(r->roleid))
             continue;
         Datum values[13];
         bool nulls[13];
@@ -202,3 +206,56 @@ POOLGUARD_FUNCTION(poolguard_termination_history)
 
 /* 1.0's name of termination_history() (same signature): its SQL still calls it until the update. */
 POOLGUARD_LEGACY_ENTRY(poolguard_terminations, poolguard_termination_history)
+
+/*
+ * poolguard.app_summary_info(): what pg_poolguard did to each app identity (stats/app_stats.cpp),
+ * with what its database's publisher delivered.  Rows of roles whose privileges the caller has;
+ * pg_read_all_stats (pg_monitor) sees all, including each database's overflow row (role NULL).
+ */
+POOLGUARD_FUNCTION(poolguard_app_summary_info)
+{
+    require_shared_memory();
+    ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
+    InitMaterializedSRF(fcinfo, 0);
+
+    AppCounters *apps;
+    int count = stats_copy_app_counters(&apps);
+    TimestampTz reset = stats_reset_time();
+    for (int i = 0; i < count; i++)
+    {
+        const AppCounters *a = &apps[i];
+        if (a->database[0] == '\0')
+            continue;
+        if (!caller_may_see(a->other ? InvalidOid : get_role_oid(a->role, true)))
+            continue;
+        constexpr int ncols = 18;
+        Datum values[ncols];
+        bool nulls[ncols] = {};
+        values[0] = name_datum(a->database);
+        values[1] = name_datum(a->role);
+        nulls[1] = a->other;
+        values[2] = CStringGetTextDatum(a->application_name);
+        nulls[2] = a->other;
+        values[3] = Int64GetDatum(a->terminated);
+        static const core::Reason reasons[] = {
+            core::Reason::idle_timeout,       core::Reason::idle_in_transaction_timeout,
+            core::Reason::max_connection_age, core::Reason::max_idle,
+            core::Reason::max_idle_memory,    core::Reason::evict_idle};
+        for (int r = 0; r < 6; r++)
+            values[4 + r] = Int64GetDatum(a->by_reason[(int)reasons[r]]);
+        values[10] = Int64GetDatum(a->cancelled);
+        values[11] = Int64GetDatum(a->rejected);
+        values[12] = Int64GetDatum(a->invalidations);
+        Oid database = get_database_oid(a->database, true);
+        DatabasePublishCounts pub = invalidation_database_counts(database);
+        values[13] = Int64GetDatum((int64)pub.notifications);
+        values[14] = Int64GetDatum((int64)pub.items_published);
+        values[15] = Int64GetDatum((int64)pub.resyncs);
+        nulls[13] = nulls[14] = nulls[15] = !OidIsValid(database);
+        values[16] = TimestampTzGetDatum(a->last_event);
+        nulls[16] = a->last_event == 0;
+        values[17] = TimestampTzGetDatum(reset);
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    return (Datum)0;
+}

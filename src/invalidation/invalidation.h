@@ -11,6 +11,7 @@
 
 #include "pg/postgres_headers.h"
 
+#include "core/invalidation/display_text.h"
 #include "core/invalidation/invalidation_key.h"
 
 namespace poolguard
@@ -45,12 +46,27 @@ long invalidation_tend_publishers(void);
 /* Invalidations published under one scope name, summed over databases. */
 struct InvalidationsByScope
 {
-    char scope[max_scope_bytes + 1]; /* "" = scopes past the stats table, counted together */
+    /* As valid UTF-8 (core/invalidation/display_text.h); "" = scopes past the stats table. */
+    char scope[core::display_utf8_room(max_scope_bytes)];
     uint64 invalidations;
 };
 
-/* Copies the invalidation counts by scope (palloc'd; for the metrics); returns how many. */
-int invalidation_copy_scope_counts(InvalidationsByScope **counts);
+/*
+ * Copies the invalidation counts by scope (palloc'd; for the metrics); returns how many.  Scope
+ * names are converted to valid UTF-8 (ascii_only: with every non-ASCII character escaped).
+ */
+int invalidation_copy_scope_counts(InvalidationsByScope **counts, bool ascii_only);
+
+/* What a database's publisher delivered to its listeners (all zero while it has no slot). */
+struct DatabasePublishCounts
+{
+    uint64 notifications;
+    uint64 items_published;
+    uint64 resyncs;
+};
+
+/* The publisher counters of one database. */
+DatabasePublishCounts invalidation_database_counts(Oid database);
 
 } // namespace poolguard
 

@@ -8,8 +8,10 @@
  * (invalidation_publish_committed); on a standby the redo of pg_poolguard's WAL record appends
  * them (invalidation_apply_replayed), after the commit was replayed.  Either way an item is in
  * the feed only once the data it describes is visible, and items are appended in generation
- * order.  A reader whose `after` is below the ring's horizon (items were evicted, or it read from
- * before this server's start or a promotion) gets one resync row.
+ * order.  A reader whose `after` is below its database's horizon (items of ITS database were
+ * evicted, or it read from before this server's start or a promotion) gets one resync row, whose
+ * generation is its own database's newest (core::FeedDatabases): another database's flood
+ * neither makes it resync nor shows in its rows.
  *
  * Note about locking (every lock and the order: docs/architecture.md, "Locks"):
  * - feed->lock (tranche "pg_poolguard feed", one LWLock) guards the ring and its entries.
@@ -43,6 +45,7 @@ struct FeedShared
     LWLock *lock;
     ConditionVariable appended; /* broadcast after items were appended or the horizon raised */
     core::FeedRing ring;
+    core::FeedDatabases databases; /* per-database horizons: one database's evictions are its own */
 };
 
 FeedShared *feed = nullptr;
@@ -118,11 +121,8 @@ int read_some(uint64 *cursor, QueueEntry *out, bool *resync, uint64 *resync_gene
     *more = false;
     LWLockAcquire(feed->lock, LW_SHARED);
     const core::FeedRing &r = feed->ring;
-    if (core::feed_needs_resync(r, *cursor))
-    {
+    if (core::feed_database_needs_resync(r, feed->databases, MyDatabaseId, *cursor, resync_generation))
         *resync = true;
-        *resync_generation = core::feed_newest(r, feed_generations);
-    }
     else
     {
         uint32 i = core::feed_first_after(r, feed_generations, *cursor);
@@ -190,8 +190,13 @@ void invalidation_feed_push(Oid database, uint64 generation, const char *scope, 
         /* Older than what the feed already vouches for (replay of WAL from before a restart). */
         return;
     }
-    uint32 slot = core::feed_push(feed->ring, feed_generations, generation);
+    uint64 evicted = 0;
+    uint32 slot = core::feed_push(feed->ring, feed_generations, generation, &evicted);
     QueueEntry *e = &feed_entries[slot];
+    /* The evicted item (its slot is the new one) is its own database's loss alone. */
+    if (evicted != 0)
+        core::feed_database_evicted(feed->databases, e->database, evicted);
+    core::feed_database_appended(feed->databases, database, generation);
     e->database = database;
     e->generation = generation;
     e->scope_len = (uint16)scope_len;
@@ -223,8 +228,9 @@ using namespace poolguard;
  * poolguard.invalidations_since(after bigint, max_wait interval default '0')
  *   RETURNS TABLE (kind text, generation bigint, scope text, key text)
  * This database's items with a generation greater than `after`, oldest first ('item' rows), or
- * one 'resync' row (generation: the newest the feed knows; continue from it) when items after
- * `after` may be missing.  With nothing to return, waits up to max_wait for the first item.
+ * one 'resync' row (generation: this database's newest the feed vouches for; continue from it)
+ * when items of this database after `after` may be missing.  With nothing to return, waits up to max_wait for
+ * the first item.
  */
 POOLGUARD_FUNCTION(poolguard_invalidations_since)
 {

@@ -37,6 +37,8 @@ namespace poolguard
 
 constexpr int max_publishers = 64;   /* databases with a publisher slot at the same time */
 constexpr int max_scope_stats = 256; /* (database, scope) pairs with their own stats row */
+/* Rows one database may take, so that one database cannot take them all (issue 19). */
+constexpr int max_scope_stats_per_database = max_scope_stats / 4;
 
 /* One invalidation waiting in the queue for its database's publisher. */
 struct QueueEntry
@@ -79,6 +81,7 @@ struct PublisherSlot
 struct ScopeStats
 {
     Oid database; /* InvalidOid: unused */
+    int encoding; /* the database's encoding: scope holds bytes of it */
     char scope[max_scope_bytes + 1];
     uint64 invalidations;
     uint64 last_generation;
@@ -93,6 +96,8 @@ struct InvalidationShared
     pg_atomic_uint64 floor;   /* every generation read is at least this (raised at start and promotion) */
     pg_atomic_uint32 floor_pending; /* the floor must be raised once recovery is over */
     uint64 replayed;                /* the last generation redo applied (the startup process only) */
+    core::HashSecret hash_secret;   /* keys the slot hash; random at start, never shown */
+    unsigned char cdc_secret[32];   /* the cluster's logical-message key (invalidation_wal.cpp) */
     uint32 slots;                   /* entries in the generation table */
     uint32 queue_size;              /* entries in the queue */
     core::EntryList free_entries;
@@ -163,6 +168,9 @@ uint32 invalidation_collapse(PublisherSlot *slot);
  * it).  Its entries stay queued; the next start waits for a growing backoff.
  */
 void invalidation_connect_failed(Oid database);
+
+/* The keyed hash of (database, scope, key) that places it in the generation table. */
+uint64 invalidation_key_hash(Oid database, const char *scope, int scope_len, const char *key, int key_len);
 
 /* The counter's value at server start (every generation before it is unknown here). */
 uint64 invalidation_seed(void);

@@ -125,6 +125,15 @@ void invalidation_shmem_init(void)
     invalidation_shared->replayed = invalidation_shared->seed;
     /* Raised again by the first reader once recovery is over (a standby: at its promotion). */
     pg_atomic_init_u32(&invalidation_shared->floor_pending, 1);
+    /*
+     * The slot hash's secret: a role that cannot read shared memory cannot find keys of its own
+     * that share another database's slot (core/invalidation/invalidation_key.h).
+     */
+    if (!pg_strong_random(&invalidation_shared->hash_secret, sizeof(invalidation_shared->hash_secret)))
+        ereport(FATAL, (errcode(ERRCODE_INTERNAL_ERROR),
+                        errmsg("pg_poolguard could not generate the secret of its generation table"),
+                        errdetail("pg_strong_random() failed.")));
+    invalidation_cdc_load_secret(invalidation_shared->cdc_secret);
     invalidation_shared->slots = (uint32)guc_invalidation_slots;
     invalidation_shared->queue_size = (uint32)guc_invalidation_queue_size;
     for (uint32 i = 0; i < invalidation_shared->slots; i++)
@@ -148,16 +157,28 @@ void atomic_max(pg_atomic_uint64 *slot, uint64 v)
     invalidation_atomic_max(slot, v);
 }
 
-/* Stats row of (MyDatabaseId, scope): found or claimed; the shared overflow row when full. */
+/*
+ * Stats row of (MyDatabaseId, scope): found or claimed; the shared overflow row when the table is
+ * full or this database already has max_scope_stats_per_database rows (issue 19: one database
+ * cannot take every row).  Probing stops at the first free row (a row is never freed, so the
+ * scope's row, if any, comes before it); counting this database's rows happens only when one is
+ * claimed, at most max_scope_stats times per server life.
+ */
 ScopeStats *scope_stats(const char *scope, int scope_len)
 {
-    uint64 h = core::invalidation_hash(MyDatabaseId, scope, scope_len, nullptr, 0);
+    uint64 h = invalidation_key_hash(MyDatabaseId, scope, scope_len, nullptr, 0);
     for (int probe = 0; probe < max_scope_stats; probe++)
     {
         ScopeStats *s = &invalidation_shared->scopes[(h + probe) & (max_scope_stats - 1)];
         if (s->database == InvalidOid)
         {
+            int own = 0;
+            for (int i = 0; i < max_scope_stats; i++)
+                own += invalidation_shared->scopes[i].database == MyDatabaseId ? 1 : 0;
+            if (own >= max_scope_stats_per_database)
+                break;
             s->database = MyDatabaseId;
+            s->encoding = GetDatabaseEncoding();
             memcpy(s->scope, scope, scope_len);
             s->scope[scope_len] = '\0';
             return s;
@@ -348,6 +369,12 @@ void invalidation_atomic_max(pg_atomic_uint64 *slot, uint64 v)
     }
 }
 
+uint64 invalidation_key_hash(Oid database, const char *scope, int scope_len, const char *key, int key_len)
+{
+    return core::invalidation_hash(invalidation_shared->hash_secret, database, scope, (std::size_t)scope_len,
+                                   key, key == nullptr ? 0 : (std::size_t)key_len);
+}
+
 uint64 invalidation_seed(void)
 {
     return invalidation_shared->seed;
@@ -371,7 +398,8 @@ void invalidation_apply_replayed(Oid database, uint64 first, const char *items, 
     {
         uint64 generation = core::replayed_generation(first + i, invalidation_shared->replayed);
         invalidation_shared->replayed = generation;
-        uint64 hash = core::invalidation_hash(database, item.scope, item.scope_len, item.key, item.key_len);
+        uint64 hash =
+            invalidation_key_hash(database, item.scope, (int)item.scope_len, item.key, (int)item.key_len);
         atomic_max(&inval_generations[core::slot_of(hash, slots)], generation);
         atomic_max(&invalidation_shared->counter, generation);
         invalidation_feed_push(database, generation, item.scope, (int)item.scope_len, item.key,
@@ -561,11 +589,11 @@ uint64 invalidation_current_generation(const char *scope, int scope_len, const c
     invalidation_raise_floor_after_recovery();
     uint64 slots = invalidation_shared->slots;
     uint64 scope_gen = pg_atomic_read_u64(&inval_generations[core::slot_of(
-        core::invalidation_hash(MyDatabaseId, scope, scope_len, nullptr, 0), slots)]);
+        invalidation_key_hash(MyDatabaseId, scope, scope_len, nullptr, 0), slots)]);
     uint64 key_gen = scope_gen;
     if (key != nullptr)
         key_gen = pg_atomic_read_u64(&inval_generations[core::slot_of(
-            core::invalidation_hash(MyDatabaseId, scope, scope_len, key, key_len), slots)]);
+            invalidation_key_hash(MyDatabaseId, scope, scope_len, key, key_len), slots)]);
     uint64 floor = pg_atomic_read_u64(&invalidation_shared->floor);
     /* Whatever the caller reads next (its data snapshot) must not be ordered before this read. */
     pg_read_barrier();
@@ -679,6 +707,11 @@ void invalidation_publish_committed(const PendingInvalidation *items, int count)
         }
     }
     LWLockRelease(invalidation_shared->lock);
+
+    /* The committing app identity's count (its own leaf lock, taken with no other held). */
+    if (MyProcPort != nullptr)
+        stats_count_app_event(MyProcPort->database_name, MyProcPort->user_name, application_name,
+                              AppEvent::invalidations, core::Reason::none, count);
 
     invalidation_wal_finish(wal_end, wal_failed);
     invalidation_feed_wake();

@@ -287,14 +287,16 @@ POOLGUARD_FUNCTION(poolguard_tracking_trigger)
 namespace poolguard
 {
 
-int invalidation_copy_scope_counts(InvalidationsByScope **counts)
+int invalidation_copy_scope_counts(InvalidationsByScope **counts, bool ascii_only)
 {
     InvalidationsByScope *out =
         static_cast<InvalidationsByScope *>(palloc0(sizeof(InvalidationsByScope) * (max_scope_stats + 1)));
+    ScopeStats *rows = static_cast<ScopeStats *>(palloc(sizeof(ScopeStats) * (max_scope_stats + 1)));
+    int nrows = 0;
     int n = 0;
     if (invalidation_shared != nullptr)
     {
-        /* Plain data only under the lock. */
+        /* Plain data only under the lock: the rows are copied, converted after. */
         LWLockAcquire(invalidation_shared->lock, LW_SHARED);
         for (int i = 0; i <= max_scope_stats; i++)
         {
@@ -302,18 +304,51 @@ int invalidation_copy_scope_counts(InvalidationsByScope **counts)
                 i < max_scope_stats ? &invalidation_shared->scopes[i] : &invalidation_shared->other_scopes;
             if (st->invalidations == 0 || (i < max_scope_stats && !OidIsValid(st->database)))
                 continue;
-            const char *scope = i < max_scope_stats ? st->scope : "";
-            int k = 0;
-            while (k < n && strcmp(out[k].scope, scope) != 0)
-                k++;
-            if (k == n)
-                strlcpy(out[n++].scope, scope, sizeof(out[k].scope));
-            out[k].invalidations += st->invalidations;
+            rows[nrows] = *st;
+            if (i == max_scope_stats)
+                rows[nrows].scope[0] = '\0';
+            nrows++;
         }
         LWLockRelease(invalidation_shared->lock);
     }
+    /* Each database's bytes become valid UTF-8 (converted from its encoding, or escaped). */
+    char shown[core::display_utf8_room(max_scope_bytes)];
+    for (int r = 0; r < nrows; r++)
+    {
+        core::display_utf8(rows[r].scope, strlen(rows[r].scope), rows[r].encoding == PG_UTF8, ascii_only,
+                           shown);
+        int k = 0;
+        while (k < n && strcmp(out[k].scope, shown) != 0)
+            k++;
+        if (k == n)
+            strlcpy(out[n++].scope, shown, sizeof(out[k].scope));
+        out[k].invalidations += rows[r].invalidations;
+    }
+    pfree(rows);
     *counts = out;
     return n;
+}
+
+DatabasePublishCounts invalidation_database_counts(Oid database)
+{
+    DatabasePublishCounts out = {0, 0, 0};
+    if (invalidation_shared == nullptr || !OidIsValid(database))
+        return out;
+    /* Plain data only under the lock. */
+    LWLockAcquire(invalidation_shared->lock, LW_SHARED);
+    for (int i = 0; i < max_publishers; i++)
+    {
+        const PublisherSlot *p = &invalidation_shared->publishers[i];
+        if (p->database == database)
+        {
+            out.notifications = p->notifications;
+            out.items_published = p->items_published;
+            out.resyncs = p->resyncs;
+            break;
+        }
+    }
+    LWLockRelease(invalidation_shared->lock);
+    return out;
 }
 
 } // namespace poolguard

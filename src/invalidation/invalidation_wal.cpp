@@ -44,12 +44,24 @@
  * Logical decoding: each commit's items are also written (when wal_level = logical and
  * poolguard.logical_messages is on) as non-transactional logical messages with the prefix
  * "pg_poolguard", in the same place, so they follow the commit record and come in generation
- * order; the payload format (version 1) is documented in docs/cache-invalidation.md, "Change-data-capture".
+ * order; the payload format (version 1) is documented in docs/cache-invalidation.md,
+ * "Change-data-capture".
+ *
+ * Authentication (issue 19): any role may call pg_logical_emit_message() with our prefix, so
+ * the prefix proves nothing.  Each message ends with "mac": HMAC-SHA256, keyed by the database's
+ * CDC key, of every byte before ',"mac":"'.  The database's key is HMAC-SHA256(cluster secret,
+ * "pg_poolguard cdc key v1 database <oid>"); the cluster secret is 32 random bytes in the file
+ * pg_poolguard_cdc.key of the data directory (created at the first start, copied to standbys by
+ * pg_basebackup), loaded into shared memory at start and never shown.  poolguard.cdc_key()
+ * returns the current database's key to whom a superuser granted it (the CDC consumer's role):
+ * a consumer verifies every message and drops those that do not verify; a key of one database
+ * forges nothing in another.
  *
  * Locking: this file takes no lock of its own; invalidation_wal_log_committed runs under
  * invalidation_shared->lock (held by the caller), and XLogInsert takes PostgreSQL's WAL insertion locks,
  * which are always taken after any other lock — as heap_insert does with a buffer lock held.
  */
+#include "core/invalidation/hmac_sha256.h"
 #include "core/invalidation/notify_payload.h"
 #include "core/invalidation/wal_items.h"
 
@@ -57,6 +69,7 @@
 
 #include "pg/guard.h"
 #include "pg/guc.h"
+#include "pg/shmem.h"
 
 namespace poolguard
 {
@@ -83,12 +96,9 @@ constexpr uint8 xlog_floor = 0x10;
 /* Records are cut at this many bytes of items (a huge transaction writes several). */
 constexpr Size max_record_items_bytes = 256 * 1024;
 
-struct XlInvalidations
-{
-    Oid database;
-    uint32 count;
-    uint64 first_generation;
-};
+/* The INVALIDATIONS header is core::WalRecordHeader (its decoder, shared by redo and rm_desc). */
+using XlInvalidations = core::WalRecordHeader;
+static_assert(sizeof(Oid) == sizeof(uint32), "the WAL header stores the database as a uint32");
 
 struct XlFloor
 {
@@ -103,25 +113,58 @@ int prepared_count = 0;
 /* Logical message buffers: static, so that the commit path never allocates. */
 constexpr const char *message_prefix = "pg_poolguard";
 constexpr const char *message_head = "{\"format\":1,\"items\":";
+constexpr const char *mac_head = ",\"mac\":\"";
 core::Payload message_payload;
-char message[sizeof(core::Payload::data) + 64];
+char message[sizeof(core::Payload::data) + 128];
+
+constexpr const char *secret_file = "pg_poolguard_cdc.key";
+constexpr Size secret_bytes = 32;
+
+/* This backend's database's CDC key (computed once: MyDatabaseId does not change). */
+unsigned char database_key[core::sha256_bytes];
+Oid database_key_of = InvalidOid;
+
+const unsigned char *cdc_database_key(void)
+{
+    if (database_key_of != MyDatabaseId)
+    {
+        char label[64];
+        int n = snprintf(label, sizeof(label), "pg_poolguard cdc key v1 database %u", MyDatabaseId);
+        core::hmac_sha256(invalidation_shared->cdc_secret, secret_bytes, label, (Size)n, database_key);
+        database_key_of = MyDatabaseId;
+    }
+    return database_key;
+}
 
 XLogRecPtr write_message(void)
 {
     Size head = strlen(message_head);
     const char *items = core::payload_finish(message_payload);
     Size len = strlen(items);
+    Size pos = 0;
     memcpy(message, message_head, head);
-    memcpy(message + head, items, len);
-    message[head + len] = '}';
-    return poolguard_log_logical_message(message_prefix, message, head + len + 1);
+    pos += head;
+    memcpy(message + pos, items, len);
+    pos += len;
+    /* The tag covers every byte before ,"mac":" (a consumer cuts the fixed-size tail). */
+    unsigned char mac[core::sha256_bytes];
+    core::hmac_sha256(cdc_database_key(), core::sha256_bytes, message, pos, mac);
+    memcpy(message + pos, mac_head, strlen(mac_head));
+    pos += strlen(mac_head);
+    core::to_hex(mac, sizeof(mac), message + pos);
+    pos += 2 * sizeof(mac);
+    message[pos++] = '"';
+    message[pos++] = '}';
+    return poolguard_log_logical_message(message_prefix, message, pos);
 }
 
 /* The logical messages of items (under invalidation_shared->lock; may ERROR only by a programming error). */
 XLogRecPtr log_messages(uint64 first, const PendingInvalidation *items, int count)
 {
     XLogRecPtr lsn = InvalidXLogRecPtr;
-    core::payload_reset(message_payload);
+    /* Logical messages are UTF-8 JSON: outside a UTF8 database, bytes >= 0x80 are escaped. */
+    bool escape = GetDatabaseEncoding() != PG_UTF8;
+    core::payload_reset(message_payload, escape);
     for (int i = 0; i < count; i++)
     {
         const PendingInvalidation *it = &items[i];
@@ -129,7 +172,7 @@ XLogRecPtr log_messages(uint64 first, const PendingInvalidation *items, int coun
         if (core::payload_append(message_payload, it->scope, it->scope_len, it->key, key_len, first + i))
             continue;
         lsn = write_message();
-        core::payload_reset(message_payload);
+        core::payload_reset(message_payload, escape);
         core::payload_append(message_payload, it->scope, it->scope_len, it->key, key_len, first + i);
     }
     if (message_payload.items > 0)
@@ -191,27 +234,51 @@ template <typename F> XLogRecPtr insert_safely(F f, bool *failed)
     return lsn;
 }
 
+/*
+ * Redo trusts no length: the record may come from another extension using the experimental id
+ * 128, or be corrupt.  What core::wal_record_check refuses is skipped with a WARNING (never
+ * applied, never PANIC: the standby keeps replaying; its generations for the skipped items are
+ * covered by the next FLOOR, at the latest at promotion).
+ */
 void rmgr_redo(XLogReaderState *record)
 {
     uint8 info = XLogRecGetInfo(record) & ~XLR_INFO_MASK;
     const char *data = XLogRecGetData(record);
     Size len = XLogRecGetDataLen(record);
 
-    if (info == xlog_invalidations && len >= sizeof(XlInvalidations))
+    if (info == xlog_invalidations)
     {
-        XlInvalidations header;
-        memcpy(&header, data, sizeof(header));
-        invalidation_apply_replayed(header.database, header.first_generation, data + sizeof(header),
-                                    len - sizeof(header), header.count);
+        core::WalRecordHeader header;
+        const char *items = nullptr;
+        std::size_t items_len = 0;
+        core::WalRecordProblem problem = core::wal_record_check(data, len, &header, &items, &items_len);
+        if (problem == core::WalRecordProblem::none)
+            invalidation_apply_replayed(header.database, header.first_generation, items, items_len,
+                                        header.count);
+        else
+            ereport(WARNING,
+                    (errcode(ERRCODE_DATA_CORRUPTED),
+                     errmsg("pg_poolguard redo skipped a malformed invalidation record"),
+                     errdetail("The record at %X/%X (%zu bytes) is malformed: %s.",
+                               (uint32)(record->ReadRecPtr >> 32), (uint32)record->ReadRecPtr, (size_t)len,
+                               core::wal_record_problem_text(problem)),
+                     errhint("Another extension may be using the experimental resource manager id %d.",
+                             (int)rmgr_id)));
     }
-    else if (info == xlog_floor && len >= sizeof(XlFloor))
+    else if (info == xlog_floor && len == sizeof(XlFloor))
     {
         XlFloor xl;
         memcpy(&xl, data, sizeof(xl));
         invalidation_apply_replayed_floor(xl.floor);
     }
     else
-        elog(PANIC, "pg_poolguard redo: unknown record type %u", info);
+        ereport(WARNING,
+                (errcode(ERRCODE_DATA_CORRUPTED),
+                 errmsg("pg_poolguard redo skipped a record of unknown type or size"),
+                 errdetail("The record at %X/%X has type %u and %zu bytes.",
+                           (uint32)(record->ReadRecPtr >> 32), (uint32)record->ReadRecPtr, info, (size_t)len),
+                 errhint("Another extension may be using the experimental resource manager id %d.",
+                         (int)rmgr_id)));
 }
 
 void rmgr_desc(StringInfo buf, XLogReaderState *record)
@@ -220,19 +287,26 @@ void rmgr_desc(StringInfo buf, XLogReaderState *record)
     const char *data = XLogRecGetData(record);
     Size len = XLogRecGetDataLen(record);
 
-    if (info == xlog_invalidations && len >= sizeof(XlInvalidations))
+    if (info == xlog_invalidations)
     {
-        XlInvalidations header;
-        memcpy(&header, data, sizeof(header));
-        appendStringInfo(buf, "database %u; %u items from generation " UINT64_FORMAT, header.database,
-                         header.count, header.first_generation);
+        core::WalRecordHeader header;
+        const char *items = nullptr;
+        std::size_t items_len = 0;
+        core::WalRecordProblem problem = core::wal_record_check(data, len, &header, &items, &items_len);
+        if (problem == core::WalRecordProblem::none)
+            appendStringInfo(buf, "database %u; %u items from generation " UINT64_FORMAT, header.database,
+                             header.count, header.first_generation);
+        else
+            appendStringInfo(buf, "malformed: %s", core::wal_record_problem_text(problem));
     }
-    else if (info == xlog_floor && len >= sizeof(XlFloor))
+    else if (info == xlog_floor && len == sizeof(XlFloor))
     {
         XlFloor xl;
         memcpy(&xl, data, sizeof(xl));
         appendStringInfo(buf, "floor " UINT64_FORMAT, xl.floor);
     }
+    else
+        appendStringInfo(buf, "malformed");
 }
 
 const char *rmgr_identify(uint8 info)
@@ -256,6 +330,45 @@ bool wal_enabled(void)
 }
 
 } // namespace
+
+const unsigned char *invalidation_cdc_database_key(void)
+{
+    return cdc_database_key();
+}
+
+void invalidation_cdc_load_secret(unsigned char out[32])
+{
+    char path[MAXPGPATH];
+    snprintf(path, sizeof(path), "%s/%s", DataDir, secret_file);
+    int fd = BasicOpenFile(path, O_RDONLY | PG_BINARY);
+    if (fd < 0 && errno == ENOENT)
+    {
+        /* First start: 32 random bytes, written durably before anything is signed with them. */
+        unsigned char fresh[secret_bytes];
+        if (!pg_strong_random(fresh, sizeof(fresh)))
+            ereport(FATAL, (errcode(ERRCODE_INTERNAL_ERROR),
+                            errmsg("pg_poolguard could not generate the logical-message secret"),
+                            errdetail("pg_strong_random() failed.")));
+        fd = BasicOpenFilePerm(path, O_WRONLY | O_CREAT | O_EXCL | PG_BINARY, S_IRUSR | S_IWUSR);
+        if (fd < 0 || write(fd, fresh, sizeof(fresh)) != (ssize_t)sizeof(fresh) || pg_fsync(fd) != 0 ||
+            close(fd) != 0)
+            ereport(FATAL, (errcode_for_file_access(), errmsg("could not write file \"%s\": %m", path)));
+        fsync_fname(DataDir, true);
+        fd = BasicOpenFile(path, O_RDONLY | PG_BINARY);
+    }
+    if (fd < 0)
+        ereport(FATAL, (errcode_for_file_access(), errmsg("could not open file \"%s\": %m", path)));
+    ssize_t got = read(fd, out, secret_bytes);
+    unsigned char extra;
+    bool longer = got == (ssize_t)secret_bytes && read(fd, &extra, 1) > 0;
+    close(fd);
+    if (got != (ssize_t)secret_bytes || longer)
+        ereport(FATAL,
+                (errcode(ERRCODE_DATA_CORRUPTED), errmsg("file \"%s\" is not a pg_poolguard secret", path),
+                 errdetail("It must hold exactly %d bytes.", (int)secret_bytes),
+                 errhint("Copy the file from the primary server; or remove it to have a new secret generated "
+                         "(logical decoding consumers must then fetch poolguard.cdc_key() again).")));
+}
 
 void invalidation_wal_register(void)
 {
@@ -363,3 +476,20 @@ void invalidation_wal_finish(XLogRecPtr lsn, bool failed)
 }
 
 } // namespace poolguard
+
+using namespace poolguard;
+
+/*
+ * poolguard.cdc_key() RETURNS bytea: the current database's key of the logical messages' "mac"
+ * (see the top of this file).  EXECUTE is revoked from PUBLIC: a superuser grants it to the role
+ * of the change-data-capture consumer.
+ */
+POOLGUARD_FUNCTION(poolguard_cdc_key)
+{
+    require_shared_memory();
+    const unsigned char *key = invalidation_cdc_database_key();
+    bytea *out = static_cast<bytea *>(palloc(VARHDRSZ + core::sha256_bytes));
+    SET_VARSIZE(out, VARHDRSZ + core::sha256_bytes);
+    memcpy(VARDATA(out), key, core::sha256_bytes);
+    PG_RETURN_BYTEA_P(out);
+}

@@ -12,6 +12,15 @@ namespace poolguard
 
 struct PendingInvalidation;
 
+/*
+ * Reads the cluster's logical-message secret from the data directory into out, creating it on
+ * first use (postmaster, shared memory initialization; FATAL when it cannot).
+ */
+void invalidation_cdc_load_secret(unsigned char out[32]);
+
+/* The current database's logical-message key (32 bytes; poolguard.cdc_key()). */
+const unsigned char *invalidation_cdc_database_key(void);
+
 /* Registers the custom WAL resource manager (_PG_init, while preloading). */
 void invalidation_wal_register(void);
 

@@ -7,6 +7,14 @@
  * invalidation_publish_committed() from XACT_EVENT_COMMIT, which PostgreSQL runs after
  * ProcArrayEndTransaction: the changes are visible to every new snapshot by then, so a reader
  * that sees the new generation also sees the new data.
+ *
+ * Bound (poolguard.max_invalidations_per_transaction, issue 19): the commit path runs under the
+ * lock every database shares, in time proportional to the transaction's items, so no
+ * transaction publishes more than the bound.  The item that would exceed it turns the whole
+ * transaction into "collapsed" mode: every item it has and every later one becomes the
+ * scope-wide item of its scope (a reader reloads more, never less).  Only a transaction with
+ * more distinct scopes than the bound gets an error.  All of it is backend-local work, before
+ * the commit.
  */
 #include "core/invalidation/invalidation_key.h"
 #include "core/invalidation/notify_payload.h"
@@ -14,6 +22,7 @@
 #include "invalidation/invalidation_internal.h"
 
 #include "pg/guard.h"
+#include "pg/guc.h"
 #include "pg/shmem.h"
 
 namespace poolguard
@@ -30,6 +39,7 @@ int pending_count = 0;
 int pending_capacity = 0;
 int *pending_index = nullptr; /* open addressing: index into pending_items, or -1 */
 int bucket_count = 0;
+bool pending_collapsed = false; /* past the bound: every item is scope-wide */
 
 void forget_pending(void)
 {
@@ -38,6 +48,12 @@ void forget_pending(void)
     pending_capacity = 0;
     pending_index = nullptr;
     bucket_count = 0;
+    pending_collapsed = false;
+}
+
+uint64 item_hash(const char *scope, int scope_len, const char *key, int key_len)
+{
+    return invalidation_key_hash(MyDatabaseId, scope, scope_len, key, key_len);
 }
 
 bool same_item(const PendingInvalidation *a, uint64 hash, const char *scope, int scope_len, const char *key,
@@ -71,6 +87,43 @@ void rebuild_index(int new_bucket_count)
         pending_index[b] = -1;
     for (int i = 0; i < pending_count; i++)
         index_item(i);
+}
+
+/*
+ * Past the bound: replaces the list by one scope-wide item per scope, each kept by the earliest
+ * (sub)transaction that asked for any of its scope's items (a later one rolling back leaves it,
+ * the earliest rolling back removes every item it covers too: they are all its or its children's).
+ */
+void collapse_to_scopes(void)
+{
+    int kept = 0;
+    int mask = bucket_count - 1;
+    for (int b = 0; b < bucket_count; b++)
+        pending_index[b] = -1;
+    for (int i = 0; i < pending_count; i++)
+    {
+        PendingInvalidation it = pending_items[i];
+        it.hash = item_hash(it.scope, it.scope_len, nullptr, 0);
+        it.key = nullptr;
+        it.key_len = -1;
+        int b = (int)(it.hash & mask);
+        for (; pending_index[b] >= 0; b = (b + 1) & mask)
+        {
+            PendingInvalidation *seen = &pending_items[pending_index[b]];
+            if (same_item(seen, it.hash, it.scope, it.scope_len, nullptr, -1))
+                break;
+        }
+        if (pending_index[b] >= 0)
+        {
+            PendingInvalidation *seen = &pending_items[pending_index[b]];
+            seen->subxact = Min(seen->subxact, it.subxact);
+            continue;
+        }
+        pending_items[kept] = it; /* kept <= i: never overwrites an item not yet read */
+        pending_index[b] = kept++;
+    }
+    pending_count = kept;
+    pending_collapsed = true;
 }
 
 /* Drops the items the aborted subtransaction `subxact` or its children added. */
@@ -167,8 +220,8 @@ void invalidation_validate(const char *scope, int scope_len, const char *key, in
                         errhint("Invalidate by an identifier (such as a primary key or a hash) rather than "
                                 "by the cached value.")));
     /* Cannot happen within the limits above; checked so that a future limit change cannot break NOTIFY. */
-    if (for_publication &&
-        core::item_json_length(scope, scope_len, key, key_len, PG_UINT64_MAX) + 2 > core::max_payload_bytes)
+    if (for_publication && core::item_json_length(scope, scope_len, key, key_len, PG_UINT64_MAX, true) + 2 >
+                               core::max_payload_bytes)
         ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
                         errmsg("invalidation does not fit in one notification"),
                         errdetail("Its JSON item would exceed the %d-byte NOTIFY payload limit.",
@@ -203,7 +256,9 @@ void invalidation_schedule(const char *scope, int scope_len, const char *key, in
         rebuild_index(64);
     }
 
-    uint64 hash = core::invalidation_hash(MyDatabaseId, scope, scope_len, key, key_len);
+    if (pending_collapsed)
+        key = nullptr;
+    uint64 hash = item_hash(scope, scope_len, key, key_len);
     int effective_key_len = key == nullptr ? -1 : key_len;
     SubTransactionId subxact = GetCurrentSubTransactionId();
     int mask = bucket_count - 1;
@@ -216,6 +271,24 @@ void invalidation_schedule(const char *scope, int scope_len, const char *key, in
             it->subxact = Min(it->subxact, subxact);
             return;
         }
+    }
+
+    if (pending_count >= guc_max_invalidations_per_transaction)
+    {
+        if (!pending_collapsed)
+        {
+            /* A new item past the bound: the transaction goes scope-wide, this item too. */
+            collapse_to_scopes();
+            invalidation_schedule(scope, scope_len, nullptr, 0);
+            return;
+        }
+        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                        errmsg("too many invalidation scopes in one transaction"),
+                        errdetail("The transaction invalidates more than %d scopes, the bound of "
+                                  "poolguard.max_invalidations_per_transaction.",
+                                  guc_max_invalidations_per_transaction),
+                        errhint("Invalidate fewer scopes per transaction, or have a superuser raise "
+                                "poolguard.max_invalidations_per_transaction.")));
     }
 
     if (pending_count == pending_capacity)

@@ -181,6 +181,18 @@ double notification_queue_usage(void)
     return DatumGetFloat8(pg_notification_queue_usage(fc));
 }
 
+/*
+ * Whether NOTIFY payloads write bytes >= 0x80 as \u00XX (issue 19): in a SQL_ASCII database they
+ * have no encoding and would reach clients as invalid UTF-8; in a LATIN1 one the escape is the
+ * same character.  Other encodings are sent as they are: the server converts a notification to
+ * each client's encoding.
+ */
+bool escape_high_bytes(void)
+{
+    int encoding = GetDatabaseEncoding();
+    return encoding == PG_SQL_ASCII || encoding == PG_LATIN1;
+}
+
 /* Sends what drain() returned, in one transaction; returns the number of payloads. */
 int send(int n, bool resync, uint64 resync_generation)
 {
@@ -189,7 +201,7 @@ int send(int n, bool resync, uint64 resync_generation)
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
     pgstat_report_activity(STATE_RUNNING, "publishing cache invalidations");
-    core::payload_reset(*payload);
+    core::payload_reset(*payload, escape_high_bytes());
     if (resync)
     {
         core::payload_append_resync(*payload, resync_generation);
@@ -204,7 +216,7 @@ int send(int n, bool resync, uint64 resync_generation)
                 continue;
             notify(core::payload_finish(*payload));
             payloads++;
-            core::payload_reset(*payload);
+            core::payload_reset(*payload, escape_high_bytes());
             core::payload_append(*payload, e->scope, e->scope_len, key, e->key_len, e->generation);
         }
     }
@@ -353,7 +365,7 @@ extern "C" void poolguard_publisher_main(Datum database)
         proc_exit(0);
 
     on_shmem_exit(note_connect_failure, (Datum)0);
-    BackgroundWorkerInitializeConnectionByOid(my_database, InvalidOid, 0);
+    connect_background_worker(nullptr, my_database, "pg_poolguard publisher", DEBUG1);
     connected = true;
     pgstat_report_appname("pg_poolguard publisher");
     /*

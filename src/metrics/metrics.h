@@ -17,7 +17,7 @@ namespace poolguard
  * The exposition text (format 0.0.4), palloc'd.  Runs inside a transaction (the session scan
  * uses the syscache).
  */
-char *build_metrics(void);
+char *build_metrics(bool ascii_only = false);
 
 /* Registers the metrics worker when poolguard.metrics_listen is set (call from _PG_init). */
 void metrics_server_register(void);

@@ -2,11 +2,15 @@
  * metrics_server.cpp — a small, defensive HTTP server in its own background worker, so a
  * scrape can never block the reaper.
  *
- * Bounded everything: at most max_clients connections (more are closed at once), at most
- * max_request bytes of request head per client, each client has client_timeout to send its
- * request and receive the answer (slow and half-open clients are dropped), one response per
- * connection.  Unauthenticated: it listens where poolguard.metrics_listen says, which should
- * be a loopback address unless the administrator decides otherwise.
+ * Bounded everything: at most max_clients connections, at most max_request bytes of request
+ * head per client, header_timeout to send the request head and then client_timeout to receive
+ * the answer (slow and half-open clients are dropped), one response per connection.  Idle
+ * clients cannot hold the slots against a scraper: one address holds at most per_peer_limit
+ * slots, and when the slots are taken a new connection displaces the oldest client still
+ * sending its request head (core::choose_client_slot); only answers in flight are never
+ * displaced, so a 503 means max_clients scrapes are being answered at once.  Unauthenticated: it listens
+ * where poolguard.metrics_listen says, which should be a loopback address unless the administrator decides
+ * otherwise.
  */
 
 #include "pg/bgworker.h"
@@ -33,14 +37,18 @@ namespace
 
 constexpr int max_clients = 64;
 constexpr size_t max_request = 8192;
-constexpr int64 client_timeout_us = 5LL * 1000 * 1000;
+constexpr int64 header_timeout_us = 1LL * 1000 * 1000; /* a scraper sends its head at once */
+constexpr int64 client_timeout_us = 5LL * 1000 * 1000; /* to receive the answer */
+constexpr int per_peer_limit = 8;
 constexpr int poll_ms = 100;
 constexpr long bind_retry_ms = 10000;
 
 struct Client
 {
     int fd; /* -1 = free */
+    TimestampTz accepted_at;
     TimestampTz deadline;
+    unsigned char peer[core::peer_size];
     size_t len;
     char request[max_request];
     char *response; /* malloc'd once the request is answered */
@@ -202,17 +210,48 @@ bool open_listener(void)
     return true;
 }
 
+/* The peer's address as the slot rule compares it: family byte, then the address bytes. */
+void peer_key(const struct sockaddr_storage *addr, unsigned char *peer)
+{
+    memset(peer, 0, core::peer_size);
+    if (addr->ss_family == AF_INET)
+    {
+        peer[0] = 4;
+        memcpy(peer + 1, &reinterpret_cast<const struct sockaddr_in *>(addr)->sin_addr, 4);
+    }
+    else if (addr->ss_family == AF_INET6)
+    {
+        peer[0] = 6;
+        memcpy(peer + 1, &reinterpret_cast<const struct sockaddr_in6 *>(addr)->sin6_addr, 16);
+    }
+}
+
 void accept_clients(TimestampTz now)
 {
     for (;;)
     {
-        int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage addr;
+        socklen_t addrlen = sizeof(addr);
+        memset(&addr, 0, sizeof(addr));
+        int fd = accept4(listen_fd, reinterpret_cast<struct sockaddr *>(&addr), &addrlen,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;
-        Client *slot = nullptr;
-        for (int i = 0; i < max_clients && slot == nullptr; i++)
-            if (clients[i].fd < 0)
-                slot = &clients[i];
+        unsigned char peer[core::peer_size];
+        peer_key(&addr, peer);
+
+        core::ClientSlotView views[max_clients];
+        for (int i = 0; i < max_clients; i++)
+        {
+            views[i].used = clients[i].fd >= 0;
+            views[i].answering = clients[i].response != nullptr;
+            views[i].accepted_at = clients[i].accepted_at;
+            memcpy(views[i].peer, clients[i].peer, core::peer_size);
+        }
+        core::SlotChoice choice = core::choose_client_slot(views, max_clients, peer, per_peer_limit);
+        if (choice.evict >= 0)
+            close_client(&clients[choice.evict]); /* an idle client makes room */
+        Client *slot = choice.slot >= 0 ? &clients[choice.slot] : nullptr;
         if (slot == nullptr)
         {
             static const char busy[] =
@@ -222,7 +261,9 @@ void accept_clients(TimestampTz now)
             continue;
         }
         slot->fd = fd;
-        slot->deadline = now + client_timeout_us;
+        slot->accepted_at = now;
+        slot->deadline = now + header_timeout_us;
+        memcpy(slot->peer, peer, core::peer_size);
         slot->len = 0;
     }
 }
@@ -277,6 +318,8 @@ void serve(void)
                     }
                     c->len += (size_t)got;
                     handle_request(c);
+                    if (c->response != nullptr)
+                        c->deadline = now + client_timeout_us; /* the answer's own time to go out */
                 }
                 if (c->response != nullptr)
                 {
@@ -326,7 +369,7 @@ extern "C" void poolguard_metrics_main(Datum arg)
         ResetLatch(MyLatch);
         CHECK_FOR_INTERRUPTS();
     }
-    BackgroundWorkerInitializeConnection(guc_database, NULL, 0);
+    connect_background_worker(guc_database, InvalidOid, "pg_poolguard metrics", LOG);
     pgstat_report_appname("pg_poolguard metrics");
 
     clients = static_cast<Client *>(MemoryContextAllocZero(TopMemoryContext, sizeof(Client) * max_clients));

@@ -75,6 +75,39 @@ template <typename F> ErrorData *run_catching_errors(const char *where, MemoryCo
 }
 
 /*
+ * Runs f() in an internal subtransaction of the current transaction: if f raises an ERROR, the
+ * subtransaction is rolled back (the outer transaction and the caller's resources stay usable),
+ * the error is copied into error_context and returned for the caller to report; nullptr when f
+ * succeeded (the subtransaction is then committed).  The worker uses it where one failed step
+ * must not cost the rest of the cycle (a policy load that fails keeps the last good policies).
+ */
+template <typename F> ErrorData *run_in_subtransaction(MemoryContext error_context, F &&f)
+{
+    ErrorData *volatile error = nullptr;
+    MemoryContext context = CurrentMemoryContext;
+    ResourceOwner owner = CurrentResourceOwner;
+
+    BeginInternalSubTransaction(NULL);
+    MemoryContextSwitchTo(context);
+    PG_TRY();
+    {
+        pg_guard("subtransaction", f);
+        ReleaseCurrentSubTransaction();
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(error_context);
+        error = CopyErrorData();
+        FlushErrorState();
+        RollbackAndReleaseCurrentSubTransaction();
+    }
+    PG_END_TRY();
+    MemoryContextSwitchTo(context);
+    CurrentResourceOwner = owner;
+    return error;
+}
+
+/*
  * The error recovery of a path that runs after the commit, in place: runs f() and, if it raises
  * an ERROR, flushes the error state and returns false; the transaction state and every lock the
  * caller holds stay as they are (the caller holds an LWLock it releases itself, and a committed

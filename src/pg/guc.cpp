@@ -19,8 +19,10 @@ bool guc_dry_run = false;
 int guc_idle_timeout_ms = 0;
 int guc_idle_in_transaction_timeout_ms = 0;
 int guc_idle_grace_ms = 5000;
+int guc_idle_memory_budget = 0;
 char *guc_exempt_roles = nullptr;
 bool guc_exempt_superusers = true;
+bool guc_signal_walsenders = false;
 bool guc_log_terminations = true;
 int guc_history_size = 1000;
 int guc_max_policies = 128;
@@ -76,6 +78,7 @@ char *guc_notify_channel = nullptr;
 int guc_publish_delay_ms = 0;
 int guc_publisher_idle_timeout_ms = 10000;
 int guc_feed_size = 1024;
+int guc_max_invalidations_per_transaction = 10000;
 bool guc_wal_invalidations = true;
 bool guc_logical_messages = true;
 bool guc_wal_flush = false;
@@ -150,12 +153,27 @@ void define_gucs(void)
         "Sessions idle less than this are never ended by max_idle, max_connection_age or max_idle_memory.",
         NULL, &guc_idle_grace_ms, 5000, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
+    DefineCustomIntVariable(
+        "poolguard.idle_memory_budget",
+        "Private memory all idle sessions together may hold; over it, the largest are ended; 0 turns it off.",
+        "Counts every idle session that is not exempt; sessions idle less than poolguard.idle_grace count "
+        "but "
+        "are not ended.",
+        &guc_idle_memory_budget, 0, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
+
     DefineCustomStringVariable(
         "poolguard.exempt_roles", "Roles (and their members) pg_poolguard never ends, cancels or refuses.",
         NULL, &guc_exempt_roles, "", PGC_SIGHUP, GUC_LIST_INPUT, check_exempt_roles, NULL, NULL);
 
     DefineCustomBoolVariable("poolguard.exempt_superusers", "Never end, cancel or refuse superuser sessions.",
                              NULL, &guc_exempt_superusers, true, PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+    DefineCustomBoolVariable(
+        "poolguard.signal_walsenders",
+        "Lets the reaper and evict_idle end SQL walsender sessions (replication=database) too.",
+        "They are always counted against caps at login and shown in poolguard.sessions; off: never "
+        "signalled.",
+        &guc_signal_walsenders, false, PGC_SIGHUP, 0, NULL, NULL, NULL);
 
     DefineCustomBoolVariable("poolguard.log_terminations",
                              "Logs one line for every action pg_poolguard takes.", NULL,
@@ -212,6 +230,13 @@ void define_gucs(void)
         "Off: the WAL writer or the next commit flushes it, and a standby's generations may lag "
         "its data by up to wal_writer_delay (never lead it).",
         &guc_wal_flush, false, PGC_SUSET, 0, NULL, NULL, NULL);
+
+    DefineCustomIntVariable(
+        "poolguard.max_invalidations_per_transaction",
+        "Most distinct invalidations one transaction publishes as single keys.",
+        "Beyond it, every invalidation of the transaction becomes one scope-wide invalidation per scope; "
+        "a transaction that touches more scopes than this gets an error.",
+        &guc_max_invalidations_per_transaction, 10000, 1, 1000000, PGC_SUSET, 0, NULL, NULL, NULL);
 
     DefineCustomStringVariable(
         "poolguard.notify_channel", "Channel on which publishers send cache invalidations.", NULL,

@@ -52,6 +52,7 @@ extern "C"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "libpq/auth.h"
 #include "libpq/libpq-be.h"
 #include "postmaster/bgworker.h"
@@ -60,6 +61,7 @@ extern "C"
 #include "postmaster/autovacuum.h"
 #include "postmaster/interrupt.h"
 #include "storage/condition_variable.h"
+#include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/pmsignal.h"
@@ -75,6 +77,7 @@ extern "C"
 #include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
+#include "utils/guc_tables.h"
 #include "utils/inet.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -139,6 +142,17 @@ static inline void poolguard_wake_walwriter(void)
 /* PostgreSQL 16 renamed the accessor of the backend-status snapshot by position. */
 #define pgstat_fetch_stat_local_beentry(i) pgstat_get_local_beentry_by_index(i)
 #endif
+
+/* Every GUC record (PostgreSQL 16 keeps them in a hash table and returns a palloc'd array). */
+static inline struct config_generic **poolguard_guc_variables(int *count)
+{
+#if PG_VERSION_NUM >= 160000
+    return get_guc_variables(count);
+#else
+    *count = GetNumConfigOptions();
+    return get_guc_variables();
+#endif
+}
 
 #if PG_VERSION_NUM < 170000
 /* PostgreSQL 17 replaced PGPROC.pgprocno by this function. */

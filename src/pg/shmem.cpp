@@ -27,12 +27,12 @@ WorkerState *worker_state = nullptr; /* "pg_poolguard" in shared memory */
 namespace
 {
 
-constexpr int max_modules = 8;
+constexpr int max_modules = 16;
 ShmemSizeFn module_sizes[max_modules];
 ShmemInitFn module_inits[max_modules];
 int module_count = 0;
 
-constexpr int max_tranches = 8;
+constexpr int max_tranches = 16;
 const char *tranche_names[max_tranches];
 int tranche_sizes[max_tranches];
 int tranche_count = 0;

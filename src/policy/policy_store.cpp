@@ -171,6 +171,8 @@ void compile_row(CompiledPolicy *p, HeapTuple tuple, TupleDesc desc)
     text = column_text(tuple, desc, 14);
     p->on_limit = (text != NULL && strcmp(text, "evict_idle") == 0) ? OnLimit::evict_idle : OnLimit::reject;
     p->dry_run = column_bool(tuple, desc, 15);
+    /* Absent from a table still at 1.0 or 1.1 (before ALTER EXTENSION UPDATE): off. */
+    p->rules.idle_memory_budget = desc->natts >= 16 ? column_int64(tuple, desc, 16) : core::inherit;
 }
 
 /*
@@ -178,12 +180,17 @@ void compile_row(CompiledPolicy *p, HeapTuple tuple, TupleDesc desc)
  * (ORDER BY takes each type's default btree ordering, which no search_path can change).
  * Intervals are converted in C (core::interval_micros).
  */
-const char *load_query =
-    "SELECT name, priority, role_name, database_name, application_name, client_addr, "
-    "       idle_timeout, idle_in_transaction_timeout, max_connection_age, max_query_duration, "
-    "       max_idle, max_idle_memory, max_connections, on_limit, dry_run "
-    "  FROM poolguard.policy WHERE enabled "
-    " ORDER BY priority DESC, name COLLATE pg_catalog.\"C\"";
+#define POLICY_COLUMNS                                                                                       \
+    "SELECT name, priority, role_name, database_name, application_name, client_addr, "                       \
+    "       idle_timeout, idle_in_transaction_timeout, max_connection_age, max_query_duration, "             \
+    "       max_idle, max_idle_memory, max_connections, on_limit, dry_run"
+#define POLICY_FROM                                                                                          \
+    " FROM poolguard.policy WHERE enabled ORDER BY priority DESC, name COLLATE pg_catalog.\"C\""
+const char *load_query = POLICY_COLUMNS ", idle_memory_budget" POLICY_FROM;
+/* The table as 1.0 and 1.1 created it (no idle_memory_budget), until ALTER EXTENSION UPDATE. */
+const char *load_query_before_1_2 = POLICY_COLUMNS POLICY_FROM;
+#undef POLICY_COLUMNS
+#undef POLICY_FROM
 
 /*
  * A cheap digest of the table's visible rows under the active snapshot: every insert, update
@@ -337,7 +344,8 @@ int policy_store_load(uint64 change_count)
                                 GUC_ACTION_SAVE, true, 0, false);
         if (SPI_connect() != SPI_OK_CONNECT)
             elog(ERROR, "pg_poolguard: SPI_connect failed");
-        int rc = SPI_execute(load_query, true, 0);
+        bool has_budget = get_attnum(table, "idle_memory_budget") != InvalidAttrNumber;
+        int rc = SPI_execute(has_budget ? load_query : load_query_before_1_2, true, 0);
         if (rc != SPI_OK_SELECT)
             elog(ERROR, "pg_poolguard could not read poolguard.policy: %s", SPI_result_code_string(rc));
         total = (int)SPI_processed;

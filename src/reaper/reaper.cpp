@@ -25,7 +25,8 @@ MemoryCache *memory_cache = nullptr;
 ActionMemo *action_memo = nullptr;
 
 /*
- * The one load → scan → reconcile sequence, shared by the worker's cycle, reload() and reap():
+ * The one load → scan → reconcile sequence of reload() and reap() (the worker's cycle does the
+ * same, but keeps the last good policies when the load fails):
  * load the policies if they changed (always when force), judge every session against the
  * policies in force, and recount the caps when a new set was loaded (never ends anyone).
  */
@@ -35,6 +36,42 @@ void refresh_and_scan(SessionScan *scan, bool force, MemoryCache *cache)
     scan_sessions(scan, MemoryReads::as_rules_need, cache);
     if (loaded)
         caps_reconcile(scan);
+}
+
+/*
+ * The worker's load: a failed load (a broken table, a privilege taken away, a setting gone
+ * wrong) must not switch the guard off.  The policies published last stay in force and every
+ * cycle says so, loudly, until a load succeeds; after a server restart nothing was published
+ * yet, and the warning says that no policy is in force.
+ */
+bool refresh_keeping_last_good(void)
+{
+    bool loaded = false;
+    MemoryContext context = CurrentMemoryContext;
+    ErrorData *error = run_in_subtransaction(context, [&loaded]() { loaded = policy_store_refresh(false); });
+    if (error == nullptr)
+        return loaded;
+    int in_force = policy_store_count();
+    bool ever_loaded = policy_store_loaded_change_count() > 0;
+    if (ever_loaded)
+        ereport(
+            WARNING,
+            (errcode(error->sqlerrcode),
+             errmsg("pg_poolguard worker could not load the policies: %s", error->message),
+             errdetail("The %d policies loaded last stay in force until a load succeeds; the worker tries "
+                       "again every cycle.",
+                       in_force),
+             errhint("Check poolguard.policy in database \"%s\" and the server log.", guc_database)));
+    else
+        ereport(
+            WARNING,
+            (errcode(error->sqlerrcode),
+             errmsg("pg_poolguard worker could not load the policies: %s", error->message),
+             errdetail("No policy is in force: none was loaded since the server started, so no cap applies "
+                       "and sessions are judged by the server-wide defaults only."),
+             errhint("Check poolguard.policy in database \"%s\" and the server log.", guc_database)));
+    FreeErrorData(error);
+    return false;
 }
 
 } // namespace
@@ -54,7 +91,10 @@ long reaper_cycle(void)
     long publisher_retry_ms = invalidation_tend_publishers();
 
     SessionScan scan;
-    refresh_and_scan(&scan, false, memory_cache);
+    bool loaded = refresh_keeping_last_good();
+    scan_sessions(&scan, MemoryReads::as_rules_need, memory_cache);
+    if (loaded)
+        caps_reconcile(&scan);
     if (guc_enabled)
         (void)act_on_scan(&scan, false, action_memo, nullptr, nullptr);
     CommitTransactionCommand();

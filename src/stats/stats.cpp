@@ -135,8 +135,11 @@ void stats_init(void)
 
 } // namespace
 
+void app_stats_register(void);
+
 void stats_register(void)
 {
+    app_stats_register();
     shmem_register(stats_size, stats_init);
     shmem_register(policy_stats_size, policy_stats_init);
     shmem_register_lwlocks(policy_stats_tranche, 1);
@@ -189,6 +192,11 @@ void stats_add(GlobalCounter counter, uint64 n)
 uint64 stats_get(GlobalCounter counter)
 {
     return global_counters ? pg_atomic_read_u64(&global_counters->counters[(int)counter]) : 0;
+}
+
+TimestampTz stats_reset_time(void)
+{
+    return global_counters ? (TimestampTz)pg_atomic_read_u64(&global_counters->stats_reset) : 0;
 }
 
 int64 stats_last_scan_duration(void)
@@ -257,6 +265,7 @@ POOLGUARD_FUNCTION(poolguard_reset_stats)
     pg_atomic_write_u64(&global_counters->last_scan_duration, 0);
     pg_atomic_write_u64(&global_counters->stats_reset, (uint64)now);
     reset_policy_counters();
+    stats_reset_app_counters();
     PG_RETURN_TIMESTAMPTZ(now);
 }
 

@@ -71,6 +71,54 @@ void stats_count_policy_event(const char *policy, PolicyEvent event,
 /* Copies the per-policy counters (palloc'd); returns how many entries (free ones have name ""). */
 int stats_copy_policy_counters(PolicyCounters **counters);
 
+/* What is counted per app identity (app_stats.cpp). */
+enum class AppEvent
+{
+    session_terminated, /* by reason */
+    query_cancelled,
+    login_rejected,
+    invalidations, /* n items published by the identity's commits */
+};
+
+/*
+ * The counters of one app identity: the login's database and role names and its
+ * application_name (as the client sent it; at most NAMEDATALEN - 1 bytes).  Each database keeps
+ * at most app_stats_per_database identities; the rest of its identities count together in its
+ * overflow entry (other = true, role and application_name "").
+ */
+struct AppCounters
+{
+    char database[NAMEDATALEN]; /* "" = free entry */
+    char role[NAMEDATALEN];
+    char application_name[NAMEDATALEN];
+    bool other;
+    int64 terminated;
+    int64 cancelled;
+    int64 rejected;
+    int64 invalidations;
+    int64 by_reason[core::reason_count]; /* terminations and cancels by reason */
+    TimestampTz last_event;
+};
+
+constexpr int app_stats_capacity = 256;
+constexpr int app_stats_per_database = 32;
+
+/*
+ * Adds to an app identity's counters.  Takes the app stats lock (a leaf); the caller holds no
+ * pg_poolguard lock.  NULL names count as "".
+ */
+void stats_count_app_event(const char *database, const char *role, const char *application_name,
+                           AppEvent event, core::Reason reason = core::Reason::none, int64 n = 1);
+
+/* Copies the app identities' counters (palloc'd); returns how many entries (free: database ""). */
+int stats_copy_app_counters(AppCounters **counters);
+
+/* When the counters were last reset (reset_stats()). */
+TimestampTz stats_reset_time(void);
+
+/* Zeroes the app identities' counters (reset_stats()). */
+void stats_reset_app_counters(void);
+
 } // namespace poolguard
 
 #endif

@@ -19,6 +19,7 @@
 #include "pg/guc.h"
 #include "invalidation/invalidation.h"
 #include "pg/shmem.h"
+#include "enforce/enforce.h"
 
 #include <malloc.h>
 
@@ -126,8 +127,14 @@ long run_cycle_safely(MemoryContext cycle_context)
     long sleep_ms = error_backoff_ms;
     MemoryContext old = MemoryContextSwitchTo(cycle_context);
 
-    ErrorData *error =
-        run_catching_errors("worker cycle", cycle_context, [&sleep_ms]() { sleep_ms = reaper_cycle(); });
+    ErrorData *error = run_catching_errors("worker cycle", cycle_context,
+                                           [&sleep_ms]()
+                                           {
+                                               sleep_ms = reaper_cycle();
+                                               /* The shared segment's residency for poolguard.memory and
+                                                * /metrics (a mincore() walk). */
+                                               memory_sample_segment_if_due();
+                                           });
     if (error != nullptr)
     {
         ereport(LOG, (errcode(error->sqlerrcode),
@@ -185,7 +192,7 @@ extern "C" void poolguard_worker_main(Datum arg)
         wait_for_database();
 
     on_shmem_exit(note_connect_failure, (Datum)0);
-    BackgroundWorkerInitializeConnection(guc_database, NULL, 0);
+    connect_background_worker(guc_database, InvalidOid, "pg_poolguard worker", LOG);
     connected_to_database = true;
     pgstat_report_appname("pg_poolguard worker");
 

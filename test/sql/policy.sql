@@ -18,6 +18,7 @@ INSERT INTO poolguard.policy (name, max_query_duration) VALUES ('neg', '-1ms');
 INSERT INTO poolguard.policy (name, max_idle) VALUES ('neg', -1);
 INSERT INTO poolguard.policy (name, max_idle_memory) VALUES ('zero', 0);
 INSERT INTO poolguard.policy (name, max_idle_memory) VALUES ('neg', -100);
+INSERT INTO poolguard.policy (name, idle_memory_budget) VALUES ('zero', 0);
 INSERT INTO poolguard.policy (name, max_connections) VALUES ('neg', -1);
 INSERT INTO poolguard.policy (name, on_limit) VALUES ('bad', 'kill');
 INSERT INTO poolguard.policy (name) VALUES (NULL);

@@ -38,12 +38,15 @@ SELECT count(*) >= 0 AS publisher_pids FROM poolguard.publisher_pids();
 SELECT kind FROM poolguard.invalidations_since(0);
 SELECT count(*) AS others_sessions FROM poolguard.sessions WHERE role_name <> current_user;
 SELECT count(*) AS others_terminations FROM poolguard.terminations WHERE role_name <> current_user;
+SELECT count(*) AS others_app_summary FROM poolguard.app_summary WHERE role_name IS DISTINCT FROM current_user;
+SELECT count(*) AS own_app_summary FROM poolguard.app_summary WHERE role_name = current_user;
 SELECT poolguard.worker_pid();
 SELECT poolguard.metrics();
 SELECT * FROM poolguard.stats;
 SELECT * FROM poolguard.policy_status;
 SELECT * FROM poolguard.invalidation_stats;
 SELECT * FROM poolguard.invalidation_publishers;
+SELECT * FROM poolguard.memory;
 SELECT poolguard.reload();
 SELECT * FROM poolguard.reap(true);
 SELECT poolguard.invalidate('regress_scope');
@@ -54,6 +57,7 @@ SELECT poolguard.untrack_table('regress_tracked');
 CREATE TRIGGER track AFTER INSERT ON regress_tracked
     FOR EACH ROW EXECUTE FUNCTION poolguard.tracking_trigger('s', 't', 'id');
 DROP TABLE regress_tracked;
+SELECT poolguard.cdc_key();
 SELECT poolguard.reset_stats();
 -- No role can make the worker reload through a trigger of its own.
 CREATE TEMP TABLE regress_wakeup (x int);
@@ -77,7 +81,12 @@ SELECT count(*) >= 0 AS policy_status FROM poolguard.policy_status;
 SELECT count(*) >= 0 AS invalidation_stats FROM poolguard.invalidation_stats;
 SELECT count(*) >= 0 AS invalidation_publishers FROM poolguard.invalidation_publishers;
 SELECT count(*) > 0 AS sees_all_sessions FROM poolguard.sessions WHERE role_name <> current_user;
+SELECT count(*) > 0 AS sees_all_app_summary FROM poolguard.app_summary WHERE role_name <> current_user;
+SELECT count(*) FILTER (WHERE figure = 'shared_memory_size' AND bytes > 0) AS shared_memory_size,
+       count(*) FILTER (WHERE figure = 'client_backends' AND processes > 0) > 0 AS client_backends
+  FROM poolguard.memory;
 SELECT poolguard.reload();
+SELECT poolguard.cdc_key();
 RESET ROLE;
 
 DROP ROLE regress_poolguard_app;

@@ -2,14 +2,15 @@
 # worker connects once the database appears.
 use strict;
 use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use PoolguardTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
 
-my $node = PostgreSQL::Test::Cluster->new('missing_db');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_poolguard'\npoolguard.database = 'guarded'");
+my $node = poolguard_node('missing_db', q{poolguard.database = 'guarded'});
 $node->start;
 
 my $message = qr/pg_poolguard worker could not connect to database "guarded"\n.*DETAIL:\s+The database does not exist\./;

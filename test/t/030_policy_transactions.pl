@@ -6,17 +6,16 @@
 #     so a rollback leaves the old policies in force.
 use strict;
 use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use PoolguardTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('policy_xact');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_poolguard'
-max_prepared_transactions = 4
-poolguard.naptime = '200ms'
-});
+my $node = poolguard_node('policy_xact',
+    q{max_prepared_transactions = 4},
+    q{poolguard.naptime = '200ms'});
 $node->start;
 $node->safe_psql('postgres', q{
     CREATE EXTENSION pg_poolguard;

@@ -7,17 +7,16 @@
 # happened, while the policies still load and apply.
 use strict;
 use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use PoolguardTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('escalation');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_poolguard'
-poolguard.database = 'appdb'
-poolguard.naptime = '100ms'
-});
+my $node = poolguard_node('escalation',
+    q{poolguard.database = 'appdb'},
+    q{poolguard.naptime = '100ms'});
 $node->start;
 $node->safe_psql('postgres', q{
     CREATE ROLE app LOGIN;

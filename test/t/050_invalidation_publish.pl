@@ -3,32 +3,31 @@
 # and exits when idle; a ring overflow becomes one resync item; the channel is configurable.
 use strict;
 use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use PoolguardTest;
 use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('publish');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_poolguard'
-poolguard.publisher_idle_timeout = '1s'
-poolguard.invalidation_queue_size = 256
-});
+my $node = poolguard_node('publish',
+    q{poolguard.publisher_idle_timeout = '1s'},
+    q{poolguard.invalidation_queue_size = 256});
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION pg_poolguard');
 
 my $listener = $node->background_psql('postgres');
 $listener->query_safe('LISTEN poolguard_invalidate');
 
-# Polls the listener until `want` items arrived (or 30 s passed); returns [items], [payloads],
-# [sender pids].
+# Polls the listener until `want` items arrived (or the harness's deadline, or `timeout` seconds,
+# passed); returns [items], [payloads], [sender pids].
 sub collect
 {
-    my ($want, $channel) = @_;
+    my ($want, $channel, $timeout) = @_;
     $channel //= 'poolguard_invalidate';
     my (@items, @payloads, @senders);
-    my $deadline = time + 30;
+    my $deadline = time + ($timeout // $PostgreSQL::Test::Utils::timeout_default);
     while (@items < $want && time < $deadline)
     {
         my $out = $listener->query_safe('SELECT pg_sleep(0.05)');
@@ -96,6 +95,22 @@ is($node->safe_psql('postgres',
         'SELECT publisher_starts >= 2 AND items_published >= 45 FROM poolguard.invalidation_publishers'),
     't', 'invalidation_publishers counts starts and items');
 
+# From here on a publisher stays while the test looks at it (an idle timeout of an hour); the
+# publishers started before the change are ended first (they may have kept the old value).
+$node->safe_psql('postgres', q{
+    ALTER SYSTEM SET poolguard.publisher_idle_timeout = '1h';
+    SELECT pg_reload_conf();
+    CREATE ROLE nobody_special LOGIN;
+});
+my $idle_changed = $node->safe_psql('postgres', 'SELECT now()');
+ok($node->poll_query_until('postgres', "SELECT current_setting('poolguard.publisher_idle_timeout') = '1h'"),
+    'publisher_idle_timeout raised');
+$node->safe_psql('postgres', "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                               WHERE backend_type = 'pg_poolguard publisher' AND backend_start <= '$idle_changed'");
+ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity
+                               WHERE backend_type = 'pg_poolguard publisher' AND backend_start <= '$idle_changed'"),
+    'every publisher runs with the new setting');
+
 # A terminated publisher is restarted by the postmaster (exit code 1), without a new commit.
 $node->safe_psql('postgres', "SELECT poolguard.invalidate('kill', '1')");
 ($items) = collect(1);
@@ -120,12 +135,7 @@ is($node->safe_psql('postgres', 'SELECT ring_overflows, resyncs >= 1 FROM poolgu
 
 # publisher_pids(): what a listener checks a notification's sender against.  PUBLIC may call it;
 # it shows this database's publisher and nothing of other databases.
-# (Publishers stay for the section: the pids are compared after the fact.)
-$node->safe_psql('postgres', q{
-    ALTER SYSTEM SET poolguard.publisher_idle_timeout = '1min';
-    SELECT pg_reload_conf();
-    CREATE ROLE nobody_special LOGIN;
-});
+# (Publishers stay for the section, idle timeout of an hour: the pids are compared after the fact.)
 $node->safe_psql('postgres', 'CREATE DATABASE other');
 $node->safe_psql('other', 'CREATE EXTENSION pg_poolguard');
 my $senders;
@@ -160,12 +170,13 @@ $node->safe_psql('postgres', "ALTER SYSTEM SET poolguard.notify_channel = 'app_c
 $node->reload;
 $listener->query_safe('LISTEN app_cache');
 $node->poll_query_until('postgres', "SELECT current_setting('poolguard.notify_channel') = 'app_cache'");
-# The publisher may still have the old value for a moment: retry until one arrives on the new channel.
+# The publisher may still have the old value for a moment: retry until one arrives on the new
+# channel (20 tries of 10 s each at most: a poll with a deadline).
 my $got_new = 0;
 for my $i (1 .. 20)
 {
     $node->safe_psql('postgres', "SELECT poolguard.invalidate('channel', '$i')");
-    my ($new) = collect(1, 'app_cache');
+    my ($new) = collect(1, 'app_cache', 10);
     if (@$new) { $got_new = 1; last; }
 }
 ok($got_new, 'notifications move to poolguard.notify_channel after a reload');
@@ -176,12 +187,7 @@ $listener->quit;
 $node->stop;
 
 # No free background worker slot for a publisher: said in the log and the stats, generations right.
-my $tight = PostgreSQL::Test::Cluster->new('no_worker_slot');
-$tight->init;
-$tight->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_poolguard'
-max_worker_processes = 2
-});
+my $tight = poolguard_node('no_worker_slot', q{max_worker_processes = 2});
 $tight->start;
 $tight->safe_psql('postgres', 'CREATE EXTENSION pg_poolguard');
 my $g0 = $tight->safe_psql('postgres', "SELECT poolguard.cache_generation('s', 'k')");

@@ -3,17 +3,15 @@
 # a restart exceed every generation before it.
 use strict;
 use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use PoolguardTest;
 use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('concurrency');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_poolguard'
-max_connections = 40
-});
+my $node = poolguard_node('concurrency', q{max_connections = 40});
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION pg_poolguard');
 
@@ -35,7 +33,7 @@ is($node->safe_psql('postgres', "SELECT invalidations FROM poolguard.invalidatio
     '4000', 'stats count every one of the 4000 invalidations');
 
 my (@items, %generations);
-my $deadline = time + 60;
+my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
 while (@items < 4000 && time < $deadline)
 {
     my $out = $listener->query_safe('SELECT pg_sleep(0.05)');
@@ -67,6 +65,10 @@ $node->safe_psql('postgres', q{
 });
 my $bindir = $node->config_data('--bindir');
 my @psql = ("$bindir/psql", '-XAtq', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'));
+# One read before the writer starts; the reader then reads until it has seen the writer's last
+# commit: it observes the writer progressing whatever the relative speed of the two.
+$node->safe_psql('postgres',
+    "INSERT INTO reader_log SELECT poolguard.cache_generation('race', '1'), v FROM race WHERE id = 1");
 my $writer = IPC::Run::start([ @psql, '-c', q{
     DO $$ BEGIN
       FOR i IN 1..1500 LOOP
@@ -78,16 +80,17 @@ my $writer = IPC::Run::start([ @psql, '-c', q{
         COMMIT;
       END LOOP;
     END $$;
-} ], '>', \my $wout, '2>', \my $werr);
+} ], '>', \my $wout, '2>', \my $werr, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
 my $reader = IPC::Run::start([ @psql, '-c', q{
     DO $$ DECLARE g bigint; val int; BEGIN
-      FOR n IN 1..6000 LOOP
+      FOR n IN 1..2147483647 LOOP
         g := poolguard.cache_generation('race', '1');
         SELECT v INTO val FROM race WHERE id = 1;
         INSERT INTO reader_log VALUES (g, val);
+        EXIT WHEN n >= 6000 AND val = 1500;
       END LOOP;
     END $$;
-} ], '>', \my $rout, '2>', \my $rerr);
+} ], '>', \my $rout, '2>', \my $rerr, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
 $writer->finish;
 $reader->finish;
 is($werr . $rerr, '', 'writer and reader ran without errors');

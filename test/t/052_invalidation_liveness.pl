@@ -5,24 +5,23 @@
 # keeps its items; only a database that no longer exists has its items forgotten.
 use strict;
 use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use PoolguardTest;
 use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('liveness');
-$node->init;
 # Two background worker slots: the pg_poolguard worker and ONE publisher.
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_poolguard'
-max_worker_processes = 2
-max_logical_replication_workers = 0
-max_parallel_workers = 0
-max_parallel_workers_per_gather = 0
-poolguard.invalidation_queue_size = 64
-poolguard.publisher_idle_timeout = '1h'
-poolguard.naptime = '1s'
-});
+my $node = poolguard_node('liveness',
+    q{max_worker_processes = 2},
+    q{max_logical_replication_workers = 0},
+    q{max_parallel_workers = 0},
+    q{max_parallel_workers_per_gather = 0},
+    q{poolguard.invalidation_queue_size = 64},
+    q{poolguard.publisher_idle_timeout = '1h'},
+    q{poolguard.naptime = '1s'});
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION pg_poolguard'); # for the view
 for my $db (qw(a b c d))
@@ -32,13 +31,13 @@ for my $db (qw(a b c d))
 }
 my %oid = map { $_ => $node->safe_psql('postgres', "SELECT oid FROM pg_database WHERE datname = '$_'") } qw(a b c d);
 
-# Polls a listening session until `want` items or a resync arrived, or `timeout` seconds passed;
+# Polls a listening session until `want` items or a resync arrived, or the harness's deadline passed;
 # returns [items].
 sub collect
 {
-    my ($listener, $want, $timeout) = @_;
+    my ($listener, $want) = @_;
     my @items;
-    my $deadline = time + ($timeout // 60);
+    my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
     while (@items < $want && !(grep { $_->{resync} } @items) && time < $deadline)
     {
         my $out = $listener->query_safe('SELECT pg_sleep(0.05)');
@@ -114,7 +113,7 @@ is(publisher_row('a', 'pending'), '0', 'a later commit of a is covered by the pe
 my $a_late = $node->safe_psql('a', "SELECT poolguard.cache_generation('a', 'late')");
 $node->safe_psql('postgres', "ALTER SYSTEM SET poolguard.publisher_idle_timeout = '1s'");
 $node->reload;
-$items = collect($listen_a, 1, 90);
+$items = collect($listen_a, 1);
 is(scalar @$items, 1, 'a gets one notification item without a new commit in a');
 ok($items->[0]{resync}, 'it is a resync');
 cmp_ok($items->[0]{generation} // 0, '>=', $a_late, 'its generation covers every item of a');
@@ -133,7 +132,7 @@ $session_c->query_safe("SELECT poolguard.invalidate('c', 'kept')");
 $node->wait_for_log(qr/publisher could not connect to database $oid{c}/, $offset);
 is(publisher_row('c', 'pid IS NULL, pending'), 't|1', "c's item is kept after its publisher could not connect");
 $node->safe_psql('postgres', 'ALTER DATABASE c ALLOW_CONNECTIONS true');
-$items = collect($session_c, 1, 90);
+$items = collect($session_c, 1);
 is_deeply([ map { [ $_->{scope}, $_->{key} ] } @$items ], [ [ 'c', 'kept' ] ],
     "the worker retries: c's listener gets the kept item once c accepts connections");
 

@@ -5,6 +5,9 @@
 # consumer restart (it stops at an LSN in the middle of the load and resumes from its slot).
 use strict;
 use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use PoolguardTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -14,12 +17,7 @@ my $clients = 8;
 my $per_client = 1000;
 my $total = $clients * $per_client;
 
-my $node = PostgreSQL::Test::Cluster->new('cdc');
-$node->init(allows_streaming => 'logical');
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_poolguard'
-max_connections = 40
-});
+my $node = poolguard_node('cdc', { allows_streaming => 'logical' }, q{max_connections = 40});
 $node->start;
 $node->safe_psql('postgres', q{
     CREATE EXTENSION pg_poolguard;
@@ -79,7 +77,7 @@ for my $file ($first, $second)
         {
             my $content = $1;
             $messages++;
-            $bad_format++ unless $content =~ /^\{"format":1,"items":\[.*\]\}$/;
+            $bad_format++ unless $content =~ /^\{"format":1,"items":\[.*\],"mac":"[0-9a-f]{64}"\}$/;
             while ($content =~ /\{"scope":"items","key":"(\d+)","generation":(\d+)\}/g)
             {
                 my ($key, $generation) = ($1, $2);

@@ -5,18 +5,16 @@
 # started (its clock seed is then newer than the standby's).
 use strict;
 use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use PoolguardTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $conf = qq{
-shared_preload_libraries = 'pg_poolguard'
-poolguard.naptime = '100ms'
-poolguard.idle_grace = '0'
-};
-my $primary = PostgreSQL::Test::Cluster->new('primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', $conf);
+my $primary = poolguard_node('primary', { allows_streaming => 1 },
+    "poolguard.naptime = '100ms'",
+    "poolguard.idle_grace = '0'");
 $primary->start;
 $primary->safe_psql('postgres', q{
     CREATE EXTENSION pg_poolguard;
@@ -35,22 +33,6 @@ my $standby_worker = $standby->safe_psql('postgres', $worker_q);
 # The primary restarts after the standby started: its generation seed is newer.
 $primary->restart;
 
-sub hold
-{
-    my ($node, $app) = @_;
-    my $h = $node->background_psql('postgres', on_error_stop => 0,
-        extra_params => [ '-d', $node->connstr('postgres') . " user=app application_name=$app" ]);
-    return ($h, $h->query_safe('SELECT pg_backend_pid()'));
-}
-
-sub login
-{
-    my ($node, $app) = @_;
-    my ($ret, $out, $err) = $node->psql('postgres', 'SELECT 1',
-        extra_params => [ '-d', $node->connstr('postgres') . " user=app application_name=$app" ]);
-    return ($ret, $err);
-}
-
 # ---- replicated policies, enforced on the standby ----
 $primary->safe_psql('postgres', q{
     INSERT INTO poolguard.policy (name, application_name, idle_timeout) VALUES ('idler', 'idler%', '300ms');
@@ -61,13 +43,13 @@ ok($standby->poll_query_until('postgres',
         q{SELECT string_agg(policy, ',' ORDER BY policy) = 'capped,idler' FROM poolguard.policy_status}),
     'the standby loads the replicated policies without reload()');
 
-my ($idler, $idler_pid) = hold($standby, 'idler-1');
+my ($idler, $idler_pid) = @{ hold($standby, 'user=app application_name=idler-1') };
 ok($standby->poll_query_until('postgres',
         "SELECT count(*) = 1 FROM poolguard.terminations WHERE pid = $idler_pid AND reason = 'idle_timeout'"),
     'an idle session on the standby is reaped by idle_timeout');
 
-my ($capped, $capped_pid) = hold($standby, 'capped-1');
-my ($ret, $err) = login($standby, 'capped-2');
+my ($capped, $capped_pid) = @{ hold($standby, 'user=app application_name=capped-1') };
+my ($ret, $err) = login($standby, 'user=app application_name=capped-2');
 like($err, qr/too many connections for poolguard policy "capped"/, 'the cap is enforced on the standby');
 
 # A change on the primary applies on the standby once replayed.
@@ -76,7 +58,7 @@ $primary->wait_for_catchup($standby, 'replay');
 ok($standby->poll_query_until('postgres',
         q{SELECT max_connections = 2 FROM poolguard.policy_status WHERE policy = 'capped'}),
     'a policy change on the primary applies on the standby after replay');
-($ret, $err) = login($standby, 'capped-2');
+($ret, $err) = login($standby, 'user=app application_name=capped-2');
 is($ret, 0, 'the raised cap admits the second login on the standby');
 
 # Views and metrics work there; invalidate() does not.
@@ -102,7 +84,7 @@ $standby->promote;
 $standby->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()') or die 'promotion failed';
 is($standby->safe_psql('postgres', $worker_q), $standby_worker, 'the worker survives promotion without a restart');
 
-my ($idler2, $idler2_pid) = hold($standby, 'idler-2');
+my ($idler2, $idler2_pid) = @{ hold($standby, 'user=app application_name=idler-2') };
 ok($standby->poll_query_until('postgres',
         "SELECT count(*) = 1 FROM poolguard.terminations WHERE pid = $idler2_pid"),
     'the promoted server keeps enforcing');

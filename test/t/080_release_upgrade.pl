@@ -5,6 +5,9 @@
 # and the policies, history and generations still in force.
 use strict;
 use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use PoolguardTest;
 use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -16,13 +19,9 @@ my ($extversion) = map { /^EXTVERSION\s*=\s*(\S+)/ ? $1 : () } <$mk>;
 close($mk);
 ok(defined $extversion, "Makefile EXTVERSION is $extversion");
 
-my $node = PostgreSQL::Test::Cluster->new('upgrade');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_poolguard'
-poolguard.naptime = '200ms'
-poolguard.idle_grace = '0'
-});
+my $node = poolguard_node('upgrade',
+    q{poolguard.naptime = '200ms'},
+    q{poolguard.idle_grace = '0'});
 $node->start;
 
 # ---- 1.0, as released, in use ----
@@ -106,8 +105,11 @@ is($node->safe_psql('postgres', q{SELECT pg_get_function_result('poolguard.sessi
     $node->safe_psql('fresh', q{SELECT pg_get_function_result('poolguard.session_info()'::regprocedure)}),
     'session_info() signature equal');
 
-# The policies as pg_dump sees them: unchanged by the update.
-is(dump_policy_data('postgres'), $policy_dump_before, 'pg_dump of the policy table unchanged');
+# The policies as pg_dump sees them: unchanged by the update, but for 1.2's new last column
+# idle_memory_budget, NULL (no budget) in every row.
+(my $policy_dump_expected = $policy_dump_before) =~ s/, comment\) FROM stdin;/, comment, idle_memory_budget) FROM stdin;/;
+$policy_dump_expected =~ s/^(?!COPY |\\\.)(\S[^\n]*\t[^\n]*)$/$1\t\\N/mg;
+is(dump_policy_data('postgres'), $policy_dump_expected, 'pg_dump of the policy table unchanged (1.2 adds a NULL column)');
 # The catalog as pg_dump sees them: the config-table registration (extconfig/extcondition) too.
 is($node->safe_psql('postgres', q{SELECT array_length(extconfig, 1), extcondition FROM pg_extension WHERE extname = 'pg_poolguard'}),
     $node->safe_psql('fresh', q{SELECT array_length(extconfig, 1), extcondition FROM pg_extension WHERE extname = 'pg_poolguard'}),

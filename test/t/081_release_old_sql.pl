@@ -4,17 +4,16 @@
 # of the wrong shape is refused with the ALTER EXTENSION hint; then the update completes it.
 use strict;
 use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use PoolguardTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('old_sql');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_poolguard'
-poolguard.naptime = '200ms'
-poolguard.idle_grace = '0'
-});
+my $node = poolguard_node('old_sql',
+    q{poolguard.naptime = '200ms'},
+    q{poolguard.idle_grace = '0'});
 $node->start;
 
 $node->safe_psql('postgres', q{
@@ -29,7 +28,7 @@ $node->safe_psql('postgres', q{
 my $offset = -s $node->logfile;
 $node->restart;
 ok($node->wait_for_log(
-        qr/WARNING:  pg_poolguard SQL objects in database "postgres" are at version 1\.0 but the library is at version \d+\.\d+\n.*DETAIL:  The library keeps serving the installed SQL objects.*\n.*HINT:  Run ALTER EXTENSION pg_poolguard UPDATE in database "postgres"\./,
+        qr/WARNING:  (?:[0-9A-Z]{5}: )?pg_poolguard SQL objects in database "postgres" are at version 1\.0 but the library is at version \d+\.\d+\n.*DETAIL:  The library keeps serving the installed SQL objects.*\n.*HINT:  Run ALTER EXTENSION pg_poolguard UPDATE in database "postgres"\./,
         $offset),
     'worker warns that the SQL is at 1.0, with the ALTER EXTENSION hint');
 

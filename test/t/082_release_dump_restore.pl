@@ -3,19 +3,16 @@
 # tracked with poolguard.track_table() (plain and partitioned) are tracked after the restore.
 use strict;
 use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
 use IPC::Run;
+use PoolguardTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $conf = qq{
-shared_preload_libraries = 'pg_poolguard'
-poolguard.naptime = '200ms'
-poolguard.idle_grace = '0'
-};
-my $source = PostgreSQL::Test::Cluster->new('dump_source');
-$source->init;
-$source->append_conf('postgresql.conf', $conf);
+my @conf = ("poolguard.naptime = '200ms'", "poolguard.idle_grace = '0'");
+my $source = poolguard_node('dump_source', @conf);
 $source->start;
 
 my $roles = q{
@@ -57,9 +54,7 @@ ok(-s $dump, 'pg_dump -Fc of poolguard.database');
 $source->stop;
 
 # ---- a new cluster, the roles, pg_restore ----
-my $target = PostgreSQL::Test::Cluster->new('dump_target');
-$target->init;
-$target->append_conf('postgresql.conf', $conf);
+my $target = poolguard_node('dump_target', @conf);
 $target->start;
 $target->safe_psql('postgres', $roles);
 my ($stdout, $stderr);

@@ -14,12 +14,64 @@ using namespace poolguard::core;
 namespace
 {
 
-std::uint64_t h(std::uint32_t db, const std::string &scope, const char *key)
+const HashSecret test_secret{0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL};
+
+std::uint64_t h(std::uint32_t db, const std::string &scope, const char *key,
+                const HashSecret &secret = test_secret)
 {
-    return invalidation_hash(db, scope.data(), scope.size(), key, key ? std::strlen(key) : 0);
+    return invalidation_hash(secret, db, scope.data(), scope.size(), key, key ? std::strlen(key) : 0);
 }
 
 } // namespace
+
+/* The reference vector of the SipHash paper (appendix A): key 00..0f, message 00..0e. */
+TEST(SipHash, ReferenceVector)
+{
+    unsigned char msg[15];
+    for (int i = 0; i < 15; i++)
+        msg[i] = static_cast<unsigned char>(i);
+    EXPECT_EQ(siphash24(test_secret, msg, sizeof(msg)), 0xa129ca6149be45e5ULL);
+    /* And the first vectors of the reference implementation's table (lengths 0 and 8). */
+    EXPECT_EQ(siphash24(test_secret, msg, 0), 0x726fdb47dd0e0e31ULL);
+    unsigned char eight[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    EXPECT_EQ(siphash24(test_secret, eight, 8), 0x93f5f5799a932462ULL);
+}
+
+/*
+ * Issue 19, finding 8: a key of database B found (offline) to share the slot of a key of
+ * database A under one secret does not share it under another: without the server's secret the
+ * search cannot be done.
+ */
+TEST(InvalidationHash, CollisionsDoNotSurviveANewSecret)
+{
+    const std::uint64_t slots = 1024;
+    const HashSecret other{0x243f6a8885a308d3ULL, 0x13198a2e03707344ULL};
+    int found = 0, survived = 0;
+    for (int target = 0; target < 20; target++)
+    {
+        std::string victim = "secret-" + std::to_string(target);
+        std::uint64_t want = slot_of(h(16384, "account", victim.c_str()), slots);
+        for (int i = 0; i < 100000; i++)
+        {
+            std::string probe = "probe-" + std::to_string(target) + "-" + std::to_string(i);
+            if (slot_of(h(16385, "account", probe.c_str()), slots) != want)
+                continue;
+            found++;
+            if (slot_of(h(16385, "account", probe.c_str(), other), slots) ==
+                slot_of(h(16384, "account", victim.c_str(), other), slots))
+                survived++;
+            break;
+        }
+    }
+    EXPECT_EQ(found, 20);
+    EXPECT_LE(survived, 1); /* chance: 1 in 1024 each */
+}
+
+TEST(InvalidationHash, DependsOnTheSecret)
+{
+    const HashSecret other{1, 2};
+    EXPECT_NE(h(1, "mentor", "42"), h(1, "mentor", "42", other));
+}
 
 TEST(InvalidationHash, DependsOnEveryField)
 {

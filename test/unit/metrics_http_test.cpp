@@ -59,3 +59,82 @@ TEST(Http, ListenAddress)
     EXPECT_FALSE(parse_listen_address("[::1]9187"));
     EXPECT_FALSE(parse_listen_address("host:12ab"));
 }
+
+namespace
+{
+
+ClientSlotView slot_of(unsigned char peer_byte, int64_t accepted_at, bool answering = false)
+{
+    ClientSlotView s;
+    s.used = true;
+    s.answering = answering;
+    s.accepted_at = accepted_at;
+    s.peer[0] = 4;
+    s.peer[1] = peer_byte;
+    return s;
+}
+
+const unsigned char *peer_of(unsigned char peer_byte)
+{
+    static unsigned char peer[peer_size];
+    for (int i = 0; i < peer_size; i++)
+        peer[i] = 0;
+    peer[0] = 4;
+    peer[1] = peer_byte;
+    return peer;
+}
+
+} // namespace
+
+TEST(HttpSlots, FreeSlotFirst)
+{
+    ClientSlotView slots[3] = {slot_of(1, 10), ClientSlotView(), ClientSlotView()};
+    SlotChoice c = choose_client_slot(slots, 3, peer_of(2), 8);
+    EXPECT_EQ(c.slot, 1);
+    EXPECT_EQ(c.evict, -1);
+}
+
+TEST(HttpSlots, IdleClientsCannotHoldEverySlot)
+{
+    /* 64 idle clients of one address (issue 19: 70 idle TCP connections made /metrics 503). */
+    ClientSlotView slots[64];
+    for (int i = 0; i < 64; i++)
+        slots[i] = slot_of(1, 100 + i);
+    SlotChoice c = choose_client_slot(slots, 64, peer_of(1), 8);
+    EXPECT_EQ(c.slot, 0) << "the oldest idle client of the same address makes room";
+    EXPECT_EQ(c.evict, 0);
+    /* Another address: the oldest reader of anyone makes room. */
+    slots[0].answering = true;
+    c = choose_client_slot(slots, 64, peer_of(2), 8);
+    EXPECT_EQ(c.slot, 1);
+    EXPECT_EQ(c.evict, 1);
+}
+
+TEST(HttpSlots, PerPeerLimit)
+{
+    ClientSlotView slots[10];
+    for (int i = 0; i < 3; i++)
+        slots[i] = slot_of(7, 50 - i);
+    /* Free slots exist, but address 7 holds its limit of 3: its own oldest reader goes. */
+    SlotChoice c = choose_client_slot(slots, 10, peer_of(7), 3);
+    EXPECT_EQ(c.slot, 2);
+    EXPECT_EQ(c.evict, 2);
+    /* Another address still gets a free slot. */
+    c = choose_client_slot(slots, 10, peer_of(8), 3);
+    EXPECT_EQ(c.slot, 3);
+    EXPECT_EQ(c.evict, -1);
+}
+
+TEST(HttpSlots, AnswersInFlightAreNeverDisplaced)
+{
+    ClientSlotView slots[4];
+    for (int i = 0; i < 4; i++)
+        slots[i] = slot_of((unsigned char)i, i, true);
+    SlotChoice c = choose_client_slot(slots, 4, peer_of(9), 8);
+    EXPECT_EQ(c.slot, -1) << "every slot is being answered: refuse";
+    EXPECT_EQ(c.evict, -1);
+    /* At its limit with only answers in flight: refused too. */
+    ClientSlotView mine[4] = {slot_of(5, 1, true), slot_of(5, 2, true), ClientSlotView(), ClientSlotView()};
+    c = choose_client_slot(mine, 4, peer_of(5), 2);
+    EXPECT_EQ(c.slot, -1);
+}

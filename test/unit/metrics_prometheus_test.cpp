@@ -28,3 +28,13 @@ TEST(Prometheus, Families)
                         "poolguard_scans_total 12345678901\n"
                         "poolguard_x_seconds{policy=\"p\"} 0.25\n");
 }
+
+TEST(Prometheus, ThreeLabels)
+{
+    MetricsText m;
+    m.sample("poolguard_app_sessions_ended_total", "database", "shop", "application_name", "next\napp",
+             "reason", "idle_timeout", 2);
+    EXPECT_EQ(m.text(),
+              "poolguard_app_sessions_ended_total{database=\"shop\",application_name=\"next\\napp\","
+              "reason=\"idle_timeout\"} 2\n");
+}

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <vector>
+
 using namespace poolguard::core;
 
 namespace
@@ -185,4 +187,105 @@ TEST(Rules, IntervalMicrosCountsLikeExtractEpoch)
     EXPECT_EQ(interval_micros(1200, 0, 0), 3155760000LL * s); /* 100 years */
     EXPECT_EQ(interval_micros(14, 3, 4000000), (31557600 + 60 * 86400 + 3 * 86400 + 4) * s);
     EXPECT_EQ(interval_micros(0, 0, 0), 0);
+}
+
+namespace
+{
+
+constexpr int64_t MB = 1 << 20;
+
+/* Candidates idle since since[i] s, holding mb[i] MB. */
+void budget_candidates(BudgetCandidate *c, int n, const int *since, const int64_t *mb)
+{
+    for (int i = 0; i < n; i++)
+    {
+        c[i].index = i;
+        c[i].idle_since = since[i] * s;
+        c[i].memory = mb[i] < 0 ? -1 : mb[i] * MB;
+    }
+}
+
+/* The victims' indexes in the order the sorted array holds them. */
+std::vector<int> victims(const BudgetCandidate *c, int n)
+{
+    std::vector<int> out;
+    for (int i = 0; i < n; i++)
+        if (c[i].victim)
+            out.push_back(c[i].index);
+    return out;
+}
+
+} // namespace
+
+TEST(IdleMemoryBudget, InheritsOffAndIsPerPolicy)
+{
+    PolicyRules p;
+    EXPECT_EQ(effective_rules(p, DefaultRules{}).idle_memory_budget, 0);
+    p.idle_memory_budget = 500 * MB;
+    EXPECT_EQ(effective_rules(p, DefaultRules{}).idle_memory_budget, 500 * MB);
+    EXPECT_STREQ(reason_name(Reason::idle_memory_budget), "idle_memory_budget");
+}
+
+TEST(IdleMemoryBudget, LargestFirstUntilUnder)
+{
+    /* 100 + 40 + 300 + 200 + 10 = 650 MB against 300 MB: end 300, then 200 (150 left). */
+    BudgetCandidate c[5];
+    int since[] = {10, 20, 30, 40, 50};
+    int64_t mb[] = {100, 40, 300, 200, 10};
+    budget_candidates(c, 5, since, mb);
+    EXPECT_EQ(select_over_budget(c, 5, 300 * MB, 100 * s, 5 * s), never);
+    EXPECT_EQ(victims(c, 5), (std::vector<int>{2, 3}));
+}
+
+TEST(IdleMemoryBudget, EqualSizesLongestIdleFirst)
+{
+    BudgetCandidate c[3];
+    int since[] = {30, 10, 20};
+    int64_t mb[] = {100, 100, 100};
+    budget_candidates(c, 3, since, mb);
+    select_over_budget(c, 3, 150 * MB, 100 * s, 0);
+    EXPECT_EQ(victims(c, 3), (std::vector<int>{1, 2})); /* idle since 10, then 20 */
+}
+
+TEST(IdleMemoryBudget, UnderOrAtBudgetOrOffEndsNobody)
+{
+    BudgetCandidate c[2];
+    int since[] = {10, 20};
+    int64_t mb[] = {100, 100};
+    budget_candidates(c, 2, since, mb);
+    EXPECT_EQ(select_over_budget(c, 2, 200 * MB, 100 * s, 0), never);
+    EXPECT_EQ(select_over_budget(c, 2, 0, 100 * s, 0), never);
+    EXPECT_EQ(select_over_budget(c, 2, -1, 100 * s, 0), never);
+    EXPECT_TRUE(victims(c, 2).empty());
+}
+
+TEST(IdleMemoryBudget, GraceProtectsButStillCounts)
+{
+    /* The largest (300 MB) is idle 2 s of a 5 s grace: it counts, the next ones go instead. */
+    BudgetCandidate c[3];
+    int since[] = {98, 10, 20};
+    int64_t mb[] = {300, 100, 50};
+    budget_candidates(c, 3, since, mb);
+    EXPECT_EQ(select_over_budget(c, 3, 320 * MB, 100 * s, 5 * s), never); /* 450 -> 350 -> 300 */
+    EXPECT_EQ(victims(c, 3), (std::vector<int>{1, 2}));
+
+    /* Only graced sessions could bring it under: nobody now, look again when the first is due. */
+    BudgetCandidate d[2];
+    int since_d[] = {98, 97};
+    int64_t mb_d[] = {300, 300};
+    budget_candidates(d, 2, since_d, mb_d);
+    EXPECT_EQ(select_over_budget(d, 2, 100 * MB, 100 * s, 5 * s), 102 * s);
+    EXPECT_TRUE(victims(d, 2).empty());
+}
+
+TEST(IdleMemoryBudget, TakenAndUnmeasuredAreNeverChosen)
+{
+    /* Taken (ended by another rule) counts as gone; unmeasured counts 0 and is never chosen. */
+    BudgetCandidate c[4];
+    int since[] = {10, 20, 30, 40};
+    int64_t mb[] = {500, -1, 200, 100};
+    budget_candidates(c, 4, since, mb);
+    c[0].taken = true;
+    EXPECT_EQ(select_over_budget(c, 4, 250 * MB, 100 * s, 0), never);
+    EXPECT_EQ(victims(c, 4), (std::vector<int>{2}));
 }

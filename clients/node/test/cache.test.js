@@ -34,7 +34,11 @@ async function schoolsOf(pool, mentorId) {
   return res.rows[0].s ?? [];
 }
 
-function once(emitter, event, timeoutMs = 5000) {
+// Deadlines for what must happen: generous, the machine may be slow and busy (never asserted as a
+// speed).
+const WAIT_MS = 60000;
+
+function once(emitter, event, timeoutMs = WAIT_MS) {
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no ${event} within ${timeoutMs} ms`)), timeoutMs);
     emitter.once(event, (v) => {
@@ -45,7 +49,7 @@ function once(emitter, event, timeoutMs = 5000) {
 }
 
 // Resolves when `cache` has received an invalidation for (scope, key) (or its scope).
-function invalidationOf(cache, scope, key, timeoutMs = 5000) {
+function invalidationOf(cache, scope, key, timeoutMs = WAIT_MS) {
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => {
       cache.off('invalidation', on);
@@ -94,6 +98,8 @@ test('two instances: a committed change is never served stale after its notifica
   assert.equal(loads, 1, 'second read is a cache hit');
   assert.deepEqual(await b.cache.get('mentor', 2, load(b, 2)), [20]);
 
+  // Each notification must arrive (within WAIT_MS); how fast is reported, not asserted.
+  let maxLatencyMs = 0;
   for (let round = 0; round < 20; round++) {
     const notified = invalidationOf(b.cache, 'mentor', '1');
     const started = process.hrtime.bigint();
@@ -103,13 +109,14 @@ test('two instances: a committed change is never served stale after its notifica
     ]);
     await notified;
     const latencyMs = Number(process.hrtime.bigint() - started) / 1e6;
-    assert.ok(latencyMs < 2000, `notification within 2 s (took ${latencyMs} ms)`);
+    maxLatencyMs = Math.max(maxLatencyMs, latencyMs);
     assert.deepEqual(
       await b.cache.get('mentor', 1, load(b, 1)),
       [10, 111 + 100 * round],
       `round ${round}: B serves the committed data`,
     );
   }
+  t.diagnostic(`slowest notification: ${maxLatencyMs.toFixed(0)} ms`);
   assert.equal(await b.cache.get('mentor', 2, load(b, 2)).then((v) => v[0]), 20);
   assert.ok(b.cache.stats.hits >= 2, 'untouched key stays cached');
   assert.ok(b.cache.stats.invalidated >= 20, 'each change dropped the entry');

@@ -4,11 +4,13 @@
  *
  * The ring itself only orders slots and generations; the caller stores each item in its own
  * array at the slot feed_push() returns.  `horizon` is the greatest generation the ring can no
- * longer vouch for: an item with a generation at or below it may have been dropped (evicted to
- * make room, or handed out before this server started), so a reader that has seen only up to a
- * generation below the horizon must resync.  Generations are strictly increasing from the oldest
- * item to the newest; an item that would break that is refused (feed_accepts), and the horizon
- * covers it.
+ * longer vouch for in ANY database: everything handed out before this server started, or before
+ * a floor was raised.  Items evicted to make room are another database's loss only: feed_push()
+ * reports the evicted generation, and the caller raises the horizon of the evicted item's
+ * database alone (FeedHorizons below), so that one database's flood makes only its own readers,
+ * never another database's, resync (issue 19).  Generations are strictly increasing from the
+ * oldest item to the newest; an item that would break that is refused (feed_accepts), and the
+ * global horizon covers it.
  */
 #ifndef POOLGUARD_CORE_FEED_RING_H
 #define POOLGUARD_CORE_FEED_RING_H
@@ -56,16 +58,20 @@ inline bool feed_accepts(const FeedRing &r, const std::uint64_t *generations, st
 }
 
 /*
- * Appends an item (feed_accepts must hold) and returns its slot; when the ring is full the oldest
- * item is evicted and the horizon rises to its generation.
+ * Appends an item (feed_accepts must hold) and returns its slot.  When the ring is full the
+ * oldest item is evicted: its slot is the one returned (the caller reads the evicted item's
+ * database there before overwriting it) and *evicted is set to its generation (0: nothing was
+ * evicted).  The ring's own horizon does not move: the caller raises the evicted database's.
  */
-inline std::uint32_t feed_push(FeedRing &r, std::uint64_t *generations, std::uint64_t generation)
+inline std::uint32_t feed_push(FeedRing &r, std::uint64_t *generations, std::uint64_t generation,
+                               std::uint64_t *evicted = nullptr)
 {
+    if (evicted != nullptr)
+        *evicted = 0;
     if (r.count == r.capacity)
     {
-        std::uint64_t evicted = generations[feed_slot(r, 0)];
-        if (evicted > r.horizon)
-            r.horizon = evicted;
+        if (evicted != nullptr)
+            *evicted = generations[feed_slot(r, 0)];
         r.count--;
     }
     std::uint32_t slot = r.head;
@@ -82,10 +88,99 @@ inline void feed_raise_horizon(FeedRing &r, std::uint64_t generation)
         r.horizon = generation;
 }
 
-/* Whether a reader that has seen everything up to `after` must resync. */
+/* Whether a reader that has seen everything up to `after` must resync (the global part). */
 inline bool feed_needs_resync(const FeedRing &r, std::uint64_t after)
 {
     return after < r.horizon;
+}
+
+/*
+ * Per-database horizons and newest generations of the feed: a fixed open-addressing table (no
+ * allocation, bounded probing).  A database gets an entry the first time it appends; the entries
+ * of one server life are never freed (a dropped database's entry only wastes a row).  A database
+ * that finds no entry within feed_probe_limit probes shares the `overflow` row with every other
+ * such database: their readers may then resync for each other's evictions (never for a database
+ * with its own row), and their resync rows show the newest generation among them.
+ */
+constexpr std::uint32_t feed_database_rows = 512; /* a power of two */
+constexpr std::uint32_t feed_probe_limit = 16;
+
+struct FeedDatabase
+{
+    std::uint32_t database; /* 0: unused */
+    std::uint64_t horizon;  /* this database's items at or below it may have been evicted */
+    std::uint64_t newest;   /* the newest generation this database appended */
+};
+
+struct FeedDatabases
+{
+    FeedDatabase rows[feed_database_rows];
+    FeedDatabase overflow;
+};
+
+inline std::uint32_t feed_database_hash(std::uint32_t database)
+{
+    std::uint32_t h = database * 0x9E3779B1u; /* Fibonacci hashing: OIDs are often consecutive */
+    return h ^ (h >> 16);
+}
+
+/*
+ * The row of database: found, or claimed when claim and a free row is within reach; nullptr when
+ * !claim and the database never appended; the overflow row when none is within reach.
+ */
+inline FeedDatabase *feed_database_row(FeedDatabases &t, std::uint32_t database, bool claim)
+{
+    std::uint32_t h = feed_database_hash(database);
+    for (std::uint32_t probe = 0; probe < feed_probe_limit; probe++)
+    {
+        FeedDatabase *row = &t.rows[(h + probe) & (feed_database_rows - 1)];
+        if (row->database == database)
+            return row;
+        if (row->database == 0)
+        {
+            if (!claim)
+                return nullptr;
+            row->database = database;
+            row->horizon = 0;
+            row->newest = 0;
+            return row;
+        }
+    }
+    return &t.overflow;
+}
+
+/* Records that database appended an item of this generation. */
+inline void feed_database_appended(FeedDatabases &t, std::uint32_t database, std::uint64_t generation)
+{
+    FeedDatabase *row = feed_database_row(t, database, true);
+    if (generation > row->newest)
+        row->newest = generation;
+}
+
+/* Records that an item of database with this generation was evicted. */
+inline void feed_database_evicted(FeedDatabases &t, std::uint32_t database, std::uint64_t generation)
+{
+    FeedDatabase *row = feed_database_row(t, database, true);
+    if (generation > row->horizon)
+        row->horizon = generation;
+}
+
+/*
+ * Whether a reader of database that has seen everything up to `after` must resync, and if so the
+ * generation to continue from (*resync_at): the newest generation of its own database the feed
+ * vouches for, never another database's.
+ */
+inline bool feed_database_needs_resync(const FeedRing &r, FeedDatabases &t, std::uint32_t database,
+                                       std::uint64_t after, std::uint64_t *resync_at)
+{
+    const FeedDatabase *row = feed_database_row(t, database, false);
+    std::uint64_t own_horizon = row == nullptr ? 0 : row->horizon;
+    std::uint64_t own_newest = row == nullptr ? 0 : row->newest;
+    std::uint64_t horizon = own_horizon > r.horizon ? own_horizon : r.horizon;
+    if (after >= horizon)
+        return false;
+    *resync_at = own_newest > horizon ? own_newest : horizon;
+    return true;
 }
 
 /* The position (0 .. count) of the oldest item with a generation greater than `after`. */

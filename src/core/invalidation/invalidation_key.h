@@ -5,6 +5,15 @@
  * scope, key).  Two keys that collide share a counter: bumping one makes the other look changed
  * (a spurious invalidation), never the reverse, so collisions cost cache hits, not correctness.
  * A scope-wide entry (key NULL) hashes differently from every key, including the empty string.
+ *
+ * The hash is keyed (SipHash-2-4) by a per-server secret drawn at startup from a strong random
+ * source, kept in shared memory and never shown (issue 19): without it a role in database B
+ * could compute offline, from public database OIDs, keys of its own that share a slot with a
+ * guessed key of database A, and watch cache_generation() to learn when A's key changed (or
+ * collide on purpose).  Slots are a per-server-life mapping: every slot is seeded with the
+ * clock at start (generation.h), so a new secret after a restart moves no generation backwards;
+ * WAL records carry the scope and key bytes, never a slot, so a standby hashes replayed items
+ * with its own secret.
  */
 #ifndef POOLGUARD_CORE_INVALIDATION_KEY_H
 #define POOLGUARD_CORE_INVALIDATION_KEY_H
@@ -21,9 +30,19 @@ namespace core
 constexpr std::size_t max_scope_bytes = 63;
 constexpr std::size_t max_key_bytes = 1000;
 
-/* 64-bit hash of (database, scope, key); key == nullptr means "the whole scope". */
-std::uint64_t invalidation_hash(std::uint32_t database, const char *scope, std::size_t scope_len,
-                                const char *key, std::size_t key_len);
+/* The per-server secret key of the hash (128 bits). */
+struct HashSecret
+{
+    std::uint64_t k0;
+    std::uint64_t k1;
+};
+
+/* SipHash-2-4 of data under secret. */
+std::uint64_t siphash24(const HashSecret &secret, const void *data, std::size_t len);
+
+/* 64-bit keyed hash of (database, scope, key); key == nullptr means "the whole scope". */
+std::uint64_t invalidation_hash(const HashSecret &secret, std::uint32_t database, const char *scope,
+                                std::size_t scope_len, const char *key, std::size_t key_len);
 
 /* True when n is a power of two (n > 0): table sizes must be, so a mask replaces a modulo. */
 constexpr bool is_power_of_two(std::uint64_t n)

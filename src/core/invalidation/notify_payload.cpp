@@ -16,9 +16,11 @@ namespace core
 namespace
 {
 
-/* Bytes of the escape of one byte (1 when it needs none). */
-std::size_t escaped_size(unsigned char c)
+/* Bytes of the escape of one byte (1 when it needs none); high: bytes >= 0x80 as \u00XX. */
+std::size_t escaped_size(unsigned char c, bool high)
 {
+    if (high && c >= 0x80)
+        return 6;
     switch (c)
     {
     case '"':
@@ -35,7 +37,7 @@ std::size_t escaped_size(unsigned char c)
 }
 
 /* Writes the escape of s at out (room checked by the caller); returns the bytes written. */
-std::size_t write_escaped(char *out, const char *s, std::size_t len)
+std::size_t write_escaped(char *out, const char *s, std::size_t len, bool high)
 {
     static const char hex[] = "0123456789abcdef";
     char *o = out;
@@ -73,7 +75,7 @@ std::size_t write_escaped(char *out, const char *s, std::size_t len)
             *o++ = 't';
             break;
         default:
-            if (c < 0x20)
+            if (c < 0x20 || (high && c >= 0x80))
             {
                 std::memcpy(o, "\\u00", 4);
                 o[4] = hex[c >> 4];
@@ -130,27 +132,29 @@ bool fits(const Payload &p, std::size_t item_len)
 
 } // namespace
 
-std::size_t json_escaped_length(const char *s, std::size_t len)
+std::size_t json_escaped_length(const char *s, std::size_t len, bool escape_high_bytes)
 {
     std::size_t n = 0;
     for (std::size_t i = 0; i < len; i++)
-        n += escaped_size(static_cast<unsigned char>(s[i]));
+        n += escaped_size(static_cast<unsigned char>(s[i]), escape_high_bytes);
     return n;
 }
 
 std::size_t item_json_length(const char *scope, std::size_t scope_len, const char *key, std::size_t key_len,
-                             std::uint64_t generation)
+                             std::uint64_t generation, bool escape_high_bytes)
 {
-    std::size_t n = sizeof(scope_open) - 1 + json_escaped_length(scope, scope_len);
+    std::size_t n = sizeof(scope_open) - 1 + json_escaped_length(scope, scope_len, escape_high_bytes);
     if (key == nullptr)
         n += sizeof(key_null) - 1 + sizeof(generation_after_null) - 1;
     else
-        n += sizeof(key_open) - 1 + json_escaped_length(key, key_len) + sizeof(generation_after_key) - 1;
+        n += sizeof(key_open) - 1 + json_escaped_length(key, key_len, escape_high_bytes) +
+             sizeof(generation_after_key) - 1;
     return n + digits(generation) + 1; /* the closing brace */
 }
 
-void payload_reset(Payload &p)
+void payload_reset(Payload &p, bool escape_high_bytes)
 {
+    p.escape_high_bytes = escape_high_bytes;
     p.data[0] = '[';
     p.data[1] = '\0';
     p.len = 1;
@@ -160,13 +164,13 @@ void payload_reset(Payload &p)
 bool payload_append(Payload &p, const char *scope, std::size_t scope_len, const char *key,
                     std::size_t key_len, std::uint64_t generation)
 {
-    if (!fits(p, item_json_length(scope, scope_len, key, key_len, generation)))
+    if (!fits(p, item_json_length(scope, scope_len, key, key_len, generation, p.escape_high_bytes)))
         return false;
     char *o = p.data + p.len;
     if (p.items > 0)
         *o++ = ',';
     o += write_literal(o, scope_open);
-    o += write_escaped(o, scope, scope_len);
+    o += write_escaped(o, scope, scope_len, p.escape_high_bytes);
     if (key == nullptr)
     {
         o += write_literal(o, key_null);
@@ -175,7 +179,7 @@ bool payload_append(Payload &p, const char *scope, std::size_t scope_len, const 
     else
     {
         o += write_literal(o, key_open);
-        o += write_escaped(o, key, key_len);
+        o += write_escaped(o, key, key_len, p.escape_high_bytes);
         o += write_literal(o, generation_after_key);
     }
     o += write_u64(o, generation);

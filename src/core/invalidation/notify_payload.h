@@ -9,6 +9,11 @@
  * most max_payload_bytes as possible; one item always fits (the limits on scope and key
  * guarantee it even when every byte needs a \u escape).
  *
+ * Scopes and keys are bytes in the database's encoding.  A payload made with escape_high_bytes
+ * writes every byte >= 0x80 as \u0080..\u00ff, so that it is pure ASCII and valid UTF-8 JSON
+ * whatever the database's encoding: exactly the characters of a LATIN1 database, the bytes of a
+ * SQL_ASCII one (issue 19).  Without it bytes >= 0x80 are copied (a UTF8 database's text).
+ *
  * Payload is a plain struct with no destructor: the publisher keeps it live across NOTIFY
  * calls, which may raise PostgreSQL errors (longjmp).
  */
@@ -31,17 +36,18 @@ struct Payload
     char data[max_payload_bytes + 1]; /* "[item,item" while open; "...]\0" once finished */
     std::size_t len;
     std::size_t items;
+    bool escape_high_bytes; /* bytes >= 0x80 as \u00XX (set by payload_reset) */
 };
 
 /* Bytes s takes as the contents of a JSON string (without the quotes). */
-std::size_t json_escaped_length(const char *s, std::size_t len);
+std::size_t json_escaped_length(const char *s, std::size_t len, bool escape_high_bytes = false);
 
 /* Bytes of one item (key == nullptr: the whole scope). */
 std::size_t item_json_length(const char *scope, std::size_t scope_len, const char *key, std::size_t key_len,
-                             std::uint64_t generation);
+                             std::uint64_t generation, bool escape_high_bytes = false);
 
 /* Starts an empty payload. */
-void payload_reset(Payload &p);
+void payload_reset(Payload &p, bool escape_high_bytes = false);
 
 /*
  * Appends an item if it fits and returns true; returns false and leaves p unchanged if it does

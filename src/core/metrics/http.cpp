@@ -117,6 +117,62 @@ std::string http_response(int status, std::string_view content_type, std::string
     return r;
 }
 
+namespace
+{
+
+bool same_peer(const ClientSlotView &slot, const unsigned char *peer)
+{
+    for (int i = 0; i < peer_size; i++)
+        if (slot.peer[i] != peer[i])
+            return false;
+    return true;
+}
+
+/* The oldest used slot still sending its request (of peer only, when peer is given); -1 if none. */
+int oldest_reader(const ClientSlotView *slots, int count, const unsigned char *peer)
+{
+    int oldest = -1;
+    for (int i = 0; i < count; i++)
+    {
+        if (!slots[i].used || slots[i].answering || (peer != nullptr && !same_peer(slots[i], peer)))
+            continue;
+        if (oldest < 0 || slots[i].accepted_at < slots[oldest].accepted_at)
+            oldest = i;
+    }
+    return oldest;
+}
+
+} // namespace
+
+SlotChoice choose_client_slot(const ClientSlotView *slots, int count, const unsigned char *peer,
+                              int per_peer_limit)
+{
+    SlotChoice choice;
+    int mine = 0, free_slot = -1;
+    for (int i = 0; i < count; i++)
+    {
+        if (!slots[i].used)
+        {
+            if (free_slot < 0)
+                free_slot = i;
+        }
+        else if (same_peer(slots[i], peer))
+            mine++;
+    }
+    if (mine >= per_peer_limit)
+    {
+        choice.slot = choice.evict = oldest_reader(slots, count, peer);
+        return choice;
+    }
+    if (free_slot >= 0)
+    {
+        choice.slot = free_slot;
+        return choice;
+    }
+    choice.slot = choice.evict = oldest_reader(slots, count, nullptr);
+    return choice;
+}
+
 std::optional<ListenAddress> parse_listen_address(std::string_view text)
 {
     ListenAddress addr;

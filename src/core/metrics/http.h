@@ -5,6 +5,7 @@
 #ifndef POOLGUARD_CORE_HTTP_H
 #define POOLGUARD_CORE_HTTP_H
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -41,6 +42,36 @@ struct ListenAddress
 
 /* "127.0.0.1:9187", "[::1]:9187", "localhost:9187"; nullopt if malformed. */
 std::optional<ListenAddress> parse_listen_address(std::string_view text);
+
+/*
+ * Who gets a connection slot of the metrics server.  Idle clients must not be able to hold the
+ * slots against a scraper (issue 19): a client still sending its request head can be displaced,
+ * one whose answer is on its way cannot.
+ */
+constexpr int peer_size = 17; /* address family byte + up to 16 address bytes */
+
+struct ClientSlotView
+{
+    bool used = false;
+    bool answering = false;  /* its request was read: the response is being sent */
+    int64_t accepted_at = 0; /* µs */
+    unsigned char peer[peer_size] = {};
+};
+
+struct SlotChoice
+{
+    int slot = -1;  /* -1: refuse the new connection (503) */
+    int evict = -1; /* a slot whose client is closed first (== slot), -1 = none */
+};
+
+/*
+ * The slot for a new connection from peer: if the peer already holds per_peer_limit slots, the
+ * oldest of its own that is still sending its request is displaced (none: refused); else a free
+ * slot; else the oldest client of anyone that is still sending its request is displaced; else
+ * (every slot is being answered) refused.
+ */
+SlotChoice choose_client_slot(const ClientSlotView *slots, int count, const unsigned char *peer,
+                              int per_peer_limit);
 
 } // namespace poolguard::core
 

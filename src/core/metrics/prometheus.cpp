@@ -65,14 +65,20 @@ void MetricsText::sample(std::string_view name, double v)
     value(v);
 }
 
+void MetricsText::label(char open, std::string_view name, std::string_view v)
+{
+    text_ += open;
+    text_ += name;
+    text_ += "=\"";
+    text_ += prometheus_escape(v);
+    text_ += '"';
+}
+
 void MetricsText::sample(std::string_view name, std::string_view l1, std::string_view v1, double v)
 {
     text_ += name;
-    text_ += '{';
-    text_ += l1;
-    text_ += "=\"";
-    text_ += prometheus_escape(v1);
-    text_ += "\"}";
+    label('{', l1, v1);
+    text_ += '}';
     value(v);
 }
 
@@ -80,15 +86,20 @@ void MetricsText::sample(std::string_view name, std::string_view l1, std::string
                          std::string_view v2, double v)
 {
     text_ += name;
-    text_ += '{';
-    text_ += l1;
-    text_ += "=\"";
-    text_ += prometheus_escape(v1);
-    text_ += "\",";
-    text_ += l2;
-    text_ += "=\"";
-    text_ += prometheus_escape(v2);
-    text_ += "\"}";
+    label('{', l1, v1);
+    label(',', l2, v2);
+    text_ += '}';
+    value(v);
+}
+
+void MetricsText::sample(std::string_view name, std::string_view l1, std::string_view v1, std::string_view l2,
+                         std::string_view v2, std::string_view l3, std::string_view v3, double v)
+{
+    text_ += name;
+    label('{', l1, v1);
+    label(',', l2, v2);
+    label(',', l3, v3);
+    text_ += '}';
     value(v);
 }
 

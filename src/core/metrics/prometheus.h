@@ -20,11 +20,13 @@ class MetricsText
     /* "# HELP name help\n# TYPE name type\n"; type is "gauge" or "counter". */
     void family(std::string_view name, std::string_view type, std::string_view help);
 
-    /* name{l1="v1",l2="v2"} value — labels as alternating name/value pairs (0, 1 or 2 pairs). */
+    /* name{l1="v1",l2="v2"} value — labels as alternating name/value pairs (0 to 3 pairs). */
     void sample(std::string_view name, double value);
     void sample(std::string_view name, std::string_view l1, std::string_view v1, double value);
     void sample(std::string_view name, std::string_view l1, std::string_view v1, std::string_view l2,
                 std::string_view v2, double value);
+    void sample(std::string_view name, std::string_view l1, std::string_view v1, std::string_view l2,
+                std::string_view v2, std::string_view l3, std::string_view v3, double value);
 
     const std::string &text() const
     {
@@ -33,6 +35,8 @@ class MetricsText
 
   private:
     void value(double v);
+    /* Appends OPEN ("{" or ",") and one label: name="escaped value". */
+    void label(char open, std::string_view name, std::string_view v);
     std::string text_;
 };
 

@@ -30,6 +30,8 @@ const char *reason_name(Reason reason)
         return "max_query_duration";
     case Reason::evict_idle:
         return "evict_idle";
+    case Reason::idle_memory_budget:
+        return "idle_memory_budget";
     }
     return "";
 }
@@ -82,6 +84,7 @@ Rules effective_rules(const PolicyRules &p, const DefaultRules &d)
     r.max_query_duration = inherit_or(p.max_query_duration, 0);
     r.max_idle = inherit_or(p.max_idle, 0);
     r.max_idle_memory = inherit_or(p.max_idle_memory, 0);
+    r.idle_memory_budget = inherit_or(p.idle_memory_budget, 0);
     return r;
 }
 
@@ -175,6 +178,48 @@ Micros select_surplus_idle(IdleCandidate *candidates, int count, int64_t max_idl
         remaining--;
     }
     return next;
+}
+
+Micros select_over_budget(BudgetCandidate *candidates, int count, int64_t budget, Micros now,
+                          Micros idle_grace)
+{
+    if (budget <= 0)
+        return never;
+
+    int64_t total = 0;
+    for (int i = 0; i < count; i++)
+        if (!candidates[i].taken && candidates[i].memory > 0)
+            total += candidates[i].memory;
+    if (total <= budget)
+        return never;
+
+    std::sort(candidates, candidates + count,
+              [](const BudgetCandidate &a, const BudgetCandidate &b)
+              {
+                  if (a.memory != b.memory)
+                      return a.memory > b.memory;
+                  if (a.idle_since != b.idle_since)
+                      return a.idle_since < b.idle_since;
+                  return a.index < b.index;
+              });
+
+    Micros next = never;
+    for (int i = 0; i < count && total > budget; i++)
+    {
+        BudgetCandidate &c = candidates[i];
+        if (c.taken || c.memory <= 0)
+            continue;
+        Micros eligible_at = plus(c.idle_since, idle_grace);
+        if (eligible_at > now)
+        {
+            /* Still counts; a smaller session idle long enough may be ended instead. */
+            next = std::min(next, eligible_at);
+            continue;
+        }
+        c.victim = true;
+        total -= c.memory;
+    }
+    return total > budget ? next : never;
 }
 
 } // namespace poolguard::core

@@ -29,8 +29,9 @@ enum class Reason : uint8_t
     max_idle_memory,
     max_query_duration,
     evict_idle,
+    idle_memory_budget,
 };
-constexpr int reason_count = 8;
+constexpr int reason_count = 9;
 
 /* "idle_timeout" ... ; "" for Reason::none. */
 const char *reason_name(Reason reason);
@@ -53,6 +54,7 @@ struct PolicyRules
     int64_t max_query_duration = inherit;          /* µs */
     int64_t max_idle = inherit;                    /* sessions */
     int64_t max_idle_memory = inherit;             /* bytes */
+    int64_t idle_memory_budget = inherit;          /* bytes, all the policy's idle sessions together */
 };
 
 /* The server-wide defaults (GUCs) that NULL rule columns inherit; 0 = off. */
@@ -71,6 +73,7 @@ struct Rules
     Micros max_query_duration = 0;
     int64_t max_idle = 0;
     int64_t max_idle_memory = 0;
+    int64_t idle_memory_budget = 0;
 };
 
 Rules effective_rules(const PolicyRules &policy, const DefaultRules &defaults);
@@ -131,6 +134,27 @@ struct IdleCandidate
  */
 Micros select_surplus_idle(IdleCandidate *candidates, int count, int64_t max_idle, Micros now,
                            Micros idle_grace);
+
+/* An idle session under an idle-memory budget (a policy's, or the server's). */
+struct BudgetCandidate
+{
+    int index = 0;         /* caller's row index */
+    Micros idle_since = 0; /* state_since of the idle state */
+    int64_t memory = -1;   /* private memory in bytes, -1 = not measured (counts 0, never chosen) */
+    bool taken = false;    /* already ended by another rule this scan */
+    bool victim = false;   /* out: end it for idle_memory_budget */
+};
+
+/*
+ * idle_memory_budget: while the private memory of the candidates (the idle, non-exempt sessions
+ * under one budget) adds up to more than budget, mark victims — the largest first, then the
+ * longest idle — skipping those idle less than idle_grace (they still count).  Candidates already
+ * taken by another rule count as gone.  Sorts the array in place.  Returns when a graced
+ * candidate becomes eligible if the total is still over the budget after this pass (never
+ * otherwise).  budget <= 0 is off.
+ */
+Micros select_over_budget(BudgetCandidate *candidates, int count, int64_t budget, Micros now,
+                          Micros idle_grace);
 
 } // namespace poolguard::core
 

@@ -16,6 +16,7 @@
 //   main      bursts of `max` concurrent requests for `durationMs`
 //   unguarded (pg) a pool without pool.on('error') whose idle client the server ends
 // Prints one line `RESULT {json}` and exits 0.
+const fs = require('node:fs');
 const { IDLE_CLOSE_MS, withRetry, sleep } = require('./guide');
 
 const [client, phase, optsJson] = process.argv.slice(2);
@@ -71,7 +72,7 @@ function makeApp() {
         try {
           await c.query('BEGIN');
           await c.query('SELECT 1');
-          await sleep(ms);
+          await pause(ms);
           await c.query('SELECT 1');
           await c.query('COMMIT');
         } catch (err) {
@@ -102,7 +103,7 @@ function makeApp() {
       idleTransaction: (ms) =>
         sql.begin(async (tx) => {
           await tx`SELECT 1`;
-          await sleep(ms);
+          await pause(ms);
           await tx`SELECT 1`;
         }),
       end: () => sql.end({ timeout: 1 }),
@@ -133,10 +134,10 @@ function makeApp() {
         prisma.$transaction(
           async (tx) => {
             await tx.$queryRaw`SELECT 1`;
-            await sleep(ms);
+            await pause(ms);
             await tx.$queryRaw`SELECT 1`;
           },
-          { maxWait: 5000, timeout: 30000 },
+          { maxWait: 60000, timeout: 180000 },
         ),
       end: () => prisma.$disconnect(),
     };
@@ -165,9 +166,27 @@ async function request() {
 const burst = (n = max * 2) => Promise.all(Array.from({ length: n }, request));
 
 // Blocks the event loop (a CPU-bound or stalled instance): timers, the pool's idle close included,
-// cannot run meanwhile.
+// cannot run meanwhile.  With opts.resumeFile, until the test creates that file (it does once the
+// server has acted: deterministic on any machine), else for `ms`.
+const RESUME_WAIT_MS = 120000; // a test that never resumes us: give up (the test then fails)
 function block(ms) {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  if (!opts.resumeFile) {
+    Atomics.wait(cell, 0, 0, ms);
+    return;
+  }
+  const giveUp = Date.now() + RESUME_WAIT_MS;
+  while (!fs.existsSync(opts.resumeFile) && Date.now() < giveUp) Atomics.wait(cell, 0, 0, 20);
+}
+
+// Waits without blocking the event loop: until opts.resumeFile exists, else for `ms`.
+async function pause(ms) {
+  if (!opts.resumeFile) return sleep(ms);
+  const giveUp = Date.now() + RESUME_WAIT_MS;
+  while (!fs.existsSync(opts.resumeFile) && Date.now() < giveUp) await sleep(20);
+  // The server closed the connection before the file appeared: let the event loop take in the
+  // socket's end (a few turns: poll phase, then the close callbacks) before the next statement.
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
 }
 
 async function main() {
@@ -220,7 +239,7 @@ async function main() {
     }
     case 'unguarded':
       await burst();
-      await sleep(opts.waitMs); // the server ends the idle clients meanwhile
+      await sleep(opts.waitMs); // the server ends the idle clients meanwhile (the process dies then)
       break;
     default:
       throw new Error(`unknown phase ${phase}`);

@@ -14,3 +14,7 @@ export async function schools(mentorId: number): Promise<number[]> {
   return n > 0 && g > 0n ? v : [];
 }
 export const same: typeof PoolguardCache = cacheDefault.PoolguardCache;
+import { poolSizing, PoolguardSetupError, toQueryable } from 'pg-poolguard-cache';
+export const perInstance: number = poolSizing({ maxConnections: 6, instances: 2 }).perInstance;
+export const setupCode = (e: PoolguardSetupError): 'POOLGUARD_NOT_INSTALLED' | 'POOLGUARD_OUTDATED' => e.code;
+export const adapted = toQueryable({ query: async () => ({ rows: [] }) });
