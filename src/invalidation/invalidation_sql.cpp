@@ -43,6 +43,65 @@ void schedule_key(const char *scope, int scope_len, const char *key)
     invalidation_schedule(scope, scope_len, key, key_len);
 }
 
+/* What the rows of one statement share in tracking_trigger() (in fn_extra). */
+struct TrackingPlan
+{
+    Oid tgoid;
+    Oid relid;
+    const char *row_scope;
+    const char *table_scope;
+    int row_scope_len;
+    int table_scope_len;
+    int ncolumns;
+    int *attnums;
+    FmgrInfo *output; /* the key columns' output functions */
+};
+
+TrackingPlan *tracking_plan(FmgrInfo *flinfo, Trigger *trigger, Relation rel, bool for_statement)
+{
+    const char *name = trigger->tgname;
+    MemoryContext mcxt = flinfo->fn_mcxt;
+    TrackingPlan *plan = static_cast<TrackingPlan *>(MemoryContextAllocZero(mcxt, sizeof(TrackingPlan)));
+    plan->tgoid = trigger->tgoid;
+    plan->relid = RelationGetRelid(rel);
+    plan->row_scope = trigger->tgargs[0];
+    plan->table_scope = trigger->tgargs[1];
+    plan->row_scope_len = (int)strlen(plan->row_scope);
+    plan->table_scope_len = (int)strlen(plan->table_scope);
+    invalidation_validate(plan->row_scope, plan->row_scope_len, nullptr, 0);
+    invalidation_validate(plan->table_scope, plan->table_scope_len, nullptr, 0);
+    plan->ncolumns = trigger->tgnargs - 2;
+    if (!for_statement)
+    {
+        if (plan->ncolumns < 1)
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                            errmsg("trigger \"%s\" names no key column", name),
+                            errhint("Run poolguard.track_table() again to recreate it.")));
+        TupleDesc desc = rel->rd_att;
+        plan->attnums = static_cast<int *>(MemoryContextAlloc(mcxt, sizeof(int) * plan->ncolumns));
+        plan->output =
+            static_cast<FmgrInfo *>(MemoryContextAllocZero(mcxt, sizeof(FmgrInfo) * plan->ncolumns));
+        for (int i = 0; i < plan->ncolumns; i++)
+        {
+            /* Attribute numbers by name: a partition's columns may be numbered unlike its parent's. */
+            int attnum = SPI_fnumber(desc, trigger->tgargs[2 + i]);
+            if (attnum <= 0)
+                ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+                                errmsg("trigger \"%s\": column \"%s\" does not exist in table \"%s\"", name,
+                                       trigger->tgargs[2 + i], RelationGetRelationName(rel)),
+                                errdetail("The primary key changed after the table was tracked."),
+                                errhint("Run poolguard.track_table() again to track the new primary key.")));
+            plan->attnums[i] = attnum;
+            Oid output_fn;
+            bool is_varlena;
+            getTypeOutputInfo(TupleDescAttr(desc, attnum - 1)->atttypid, &output_fn, &is_varlena);
+            fmgr_info_cxt(output_fn, &plan->output[i], mcxt);
+        }
+    }
+    flinfo->fn_extra = plan;
+    return plan;
+}
+
 } // namespace
 
 /* poolguard.cache_generation(scope text, key text default null): lock-free, shared memory only. */
@@ -185,12 +244,20 @@ POOLGUARD_FUNCTION(poolguard_tracking_trigger)
                                   "table scope and the key columns as arguments."),
                         errhint("Use poolguard.track_table('table_name') to install it.")));
 
-    const char *row_scope = trigger->tgargs[0];
-    const char *table_scope = trigger->tgargs[1];
-    int row_scope_len = (int)strlen(row_scope);
-    int table_scope_len = (int)strlen(table_scope);
-    invalidation_validate(row_scope, row_scope_len, nullptr, 0);
-    invalidation_validate(table_scope, table_scope_len, nullptr, 0);
+    /*
+     * What every row of this statement shares — the scopes, validated once, the key columns'
+     * numbers and output functions — is computed at the statement's first row and kept in
+     * fn_extra (the executor's per-trigger FmgrInfo, freed with the query).  Keyed by trigger
+     * and relation: a partition's columns may be numbered unlike its parent's.
+     */
+    Relation rel = trigdata->tg_relation;
+    TrackingPlan *plan = static_cast<TrackingPlan *>(fcinfo->flinfo->fn_extra);
+    if (plan == nullptr || plan->tgoid != trigger->tgoid || plan->relid != RelationGetRelid(rel))
+        plan = tracking_plan(fcinfo->flinfo, trigger, rel, TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event));
+    const char *row_scope = plan->row_scope;
+    const char *table_scope = plan->table_scope;
+    int row_scope_len = plan->row_scope_len;
+    int table_scope_len = plan->table_scope_len;
 
     if (TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
     {
@@ -203,29 +270,11 @@ POOLGUARD_FUNCTION(poolguard_tracking_trigger)
         return PointerGetDatum(nullptr);
     }
 
-    int ncolumns = trigger->tgnargs - 2;
-    if (ncolumns < 1)
-        ereport(ERROR,
-                (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("trigger \"%s\" names no key column", name),
-                 errhint("Run poolguard.track_table() again to recreate it.")));
-
-    TupleDesc desc = trigdata->tg_relation->rd_att;
+    int ncolumns = plan->ncolumns;
+    TupleDesc desc = rel->rd_att;
     /* INSERT and DELETE: the one row; UPDATE: the old row and the new one. */
     HeapTuple rows[2] = {trigdata->tg_trigtuple,
                          TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple : nullptr};
-
-    /* Attribute numbers by name: a partition's columns may be numbered unlike its parent's. */
-    int *attnums = static_cast<int *>(palloc(sizeof(int) * ncolumns));
-    for (int i = 0; i < ncolumns; i++)
-    {
-        attnums[i] = SPI_fnumber(desc, trigger->tgargs[2 + i]);
-        if (attnums[i] <= 0)
-            ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
-                            errmsg("trigger \"%s\": column \"%s\" does not exist in table \"%s\"", name,
-                                   trigger->tgargs[2 + i], RelationGetRelationName(trigdata->tg_relation)),
-                            errdetail("The primary key changed after the table was tracked."),
-                            errhint("Run poolguard.track_table() again to track the new primary key.")));
-    }
 
     /* The row was written, so the transaction has an xid: it tells this transaction from the last. */
     TransactionId xid = GetTopTransactionIdIfAny();
@@ -253,8 +302,10 @@ POOLGUARD_FUNCTION(poolguard_tracking_trigger)
         bool has_null = false;
         for (int i = 0; i < ncolumns; i++)
         {
-            parts[i] = SPI_getvalue(row, desc, attnums[i]);
-            if (parts[i] == nullptr)
+            bool isnull;
+            Datum value = heap_getattr(row, plan->attnums[i], desc, &isnull);
+            parts[i] = isnull ? nullptr : OutputFunctionCall(&plan->output[i], value);
+            if (isnull)
                 has_null = true;
         }
         if (has_null)

@@ -55,7 +55,10 @@ SELECT pg_temp.moved('sw', 'schools') AS row_scope, pg_temp.moved('st', 'table:s
 -- A bulk write: past 1000 row keys in a transaction, rows publish their whole row scope.
 SELECT pg_temp.moved('sw', 'schools') IS NOT NULL, pg_temp.moved('s1', 'schools', '1') IS NOT NULL;
 INSERT INTO schools SELECT i, 'bulk' FROM generate_series(1, 999) i;
-SELECT pg_temp.moved('sw', 'schools') AS row_scope_999, pg_temp.moved('s1', 'schools', '1') AS key_999;
+-- (Not checked: that the whole row scope stayed.  Generation slots are shared by hash under a
+-- secret drawn at each start, so 999 keys share the scope's slot in about 1.5 % of runs: a
+-- spurious invalidation, which the design allows.)
+SELECT pg_temp.moved('sw', 'schools') IS NOT NULL, pg_temp.moved('s1', 'schools', '1') AS key_999;
 BEGIN;
 INSERT INTO schools SELECT i, 'bulk' FROM generate_series(1000, 2000) i;
 UPDATE schools SET name = 'bulk 2' WHERE id = 1;
@@ -74,6 +77,8 @@ INSERT INTO schools VALUES (9, 'East');
 SELECT pg_temp.moved('sc', 'school', '9') AS renamed_scope;
 
 -- Partitioned tables: rows written through the parent or into a partition directly.
+-- (A key column's text is its output function's, so a date's follows the writer's DateStyle.)
+SET DateStyle = ISO;
 CREATE TABLE events (id int, day date, PRIMARY KEY (id, day)) PARTITION BY RANGE (day);
 CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
 SELECT poolguard.track_table('events');
@@ -83,6 +88,21 @@ SELECT table_name, scope, key_columns, partitioned FROM poolguard.tracked_tables
 SELECT pg_temp.moved('e', 'events', '["1","2027-03-01"]') IS NOT NULL, pg_temp.moved('et', 'table:events') IS NOT NULL;
 INSERT INTO events_2027 VALUES (1, '2027-03-01');
 SELECT pg_temp.moved('e', 'events', '["1","2027-03-01"]') AS partition_row, pg_temp.moved('et', 'table:events') AS table_scope;
+-- One statement, many rows, two partitions whose key columns are numbered differently (the
+-- trigger computes its key columns once per statement and relation): every row's key moves.
+CREATE TABLE events_2028 (note text, day date NOT NULL, id int NOT NULL);
+ALTER TABLE events_2028 DROP COLUMN note;
+ALTER TABLE events ATTACH PARTITION events_2028 FOR VALUES FROM ('2028-01-01') TO ('2029-01-01');
+SELECT pg_temp.moved('e26', 'events', '["2","2026-05-01"]') IS NOT NULL, pg_temp.moved('e28', 'events', '["2","2028-05-01"]') IS NOT NULL,
+       pg_temp.moved('e28b', 'events', '["3","2028-06-01"]') IS NOT NULL;
+INSERT INTO events VALUES (2, '2026-05-01'), (2, '2028-05-01'), (3, '2028-06-01');
+SELECT pg_temp.moved('e26', 'events', '["2","2026-05-01"]') AS row_2026, pg_temp.moved('e28', 'events', '["2","2028-05-01"]') AS row_2028,
+       pg_temp.moved('e28b', 'events', '["3","2028-06-01"]') AS row_2028b;
+UPDATE events SET id = id WHERE id IN (2, 3);
+SELECT pg_temp.moved('e26', 'events', '["2","2026-05-01"]') AS row_2026, pg_temp.moved('e28', 'events', '["2","2028-05-01"]') AS row_2028,
+       pg_temp.moved('e28b', 'events', '["3","2028-06-01"]') AS row_2028b;
+
+RESET DateStyle;
 
 -- Bad input.
 SELECT poolguard.track_table(NULL);
