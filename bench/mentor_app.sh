@@ -46,6 +46,8 @@ const lines = [
   '| figure | value | target | |',
   '|---|---|---|---|',
   `| commit → drop, both instances (ms) | p50 ${r.dropLatencyMs.p50}, p99 ${r.dropLatencyMs.p99}, max ${r.dropLatencyMs.max} | p99 ≤ 100 | ${met(r.dropLatencyMs.p99 <= 100)} |`,
+  ...(r.writeMs ? [`| (info) the revoking statement, sent → COMMIT acknowledged (ms) | p50 ${r.writeMs.p50}, p99 ${r.writeMs.p99}, max ${r.writeMs.max} | | |`,
+                   `| (info) COMMIT acknowledged → drop, both instances (ms; a lower bound) | p50 ${r.dropAfterAckMs.p50}, p99 ${r.dropAfterAckMs.p99}, max ${r.dropAfterAckMs.max} | | |`] : []),
   ...r.dropLatencyMs.perInstance.map((x, i) => `| (info) instance ${i} (ms) | p50 ${x.p50}, p99 ${x.p99}, max ${x.max} | | |`),
   ...r.dropLatencyMs.byVia.map((x) => `| (info) revokes via ${x.via} (ms) | p50 ${x.p50}, p99 ${x.p99} | | |`),
   `| requests started after their instance dropped the revoked entry, served the revoked authorization | ${r.violations} of ${r.requestsAfterDropChecked} | 0 | ${met(r.violations === 0)} |`,
@@ -58,6 +60,7 @@ const lines = [
   'Raw commit → drop samples (ms), instance 0 then instance 1:',
   '',
   ...(r.rawDropLatenciesMs ?? []).map((xs, i) => `- instance ${i}: ${xs.join(' ')}`),
+  ...(r.rawWriteMs ? ['', 'Raw revoking-statement durations (ms, sent → COMMIT acknowledged):', '', `- ${r.rawWriteMs.join(' ')}`] : []),
 ];
 console.log(lines.join('\n'));
 JS
