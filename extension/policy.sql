@@ -26,6 +26,9 @@ CREATE TABLE poolguard.policy (
     comment                     text,
     -- added in 1.2 (last, as ALTER TABLE ADD COLUMN places it): all its idle sessions together
     idle_memory_budget          bigint,
+    -- 1.2: a warm floor, and caps that wait
+    min_idle                    integer,
+    login_wait                  interval,
     -- Backstops for the friendlier checks of poolguard.policy_validate() (which run first).
     CONSTRAINT policy_name_valid CHECK (name <> '' AND octet_length(name) < 64),
     CONSTRAINT policy_durations_not_negative CHECK (
@@ -36,8 +39,10 @@ CREATE TABLE poolguard.policy (
         AND max_connection_age <= interval '100 years' AND max_query_duration <= interval '100 years'),
     CONSTRAINT policy_counts_not_negative CHECK (max_idle >= 0 AND max_connections >= 0),
     CONSTRAINT policy_max_idle_memory_positive CHECK (max_idle_memory > 0),
-    CONSTRAINT policy_on_limit_valid CHECK (on_limit IN ('reject', 'evict_idle')),
-    CONSTRAINT policy_idle_memory_budget_positive CHECK (idle_memory_budget > 0)
+    CONSTRAINT policy_on_limit_valid CHECK (on_limit IN ('reject', 'evict_idle', 'wait')),
+    CONSTRAINT policy_idle_memory_budget_positive CHECK (idle_memory_budget > 0),
+    CONSTRAINT policy_min_idle_not_negative CHECK (min_idle >= 0),
+    CONSTRAINT policy_login_wait_bounded CHECK (login_wait >= interval '0' AND login_wait <= interval '10 minutes')
 );
 COMMENT ON TABLE poolguard.policy IS 'pg_poolguard policies: who they match and the limits they enforce';
 
@@ -105,10 +110,34 @@ BEGIN
                   DETAIL = format('The value given was %s.', NEW.max_connections),
                   HINT = 'Use NULL for no cap, or 0 to refuse every login this policy matches.';
     END IF;
-    IF NEW.on_limit IS NULL OR NEW.on_limit NOT IN ('reject', 'evict_idle') THEN
+    IF NEW.on_limit IS NULL OR NEW.on_limit NOT IN ('reject', 'evict_idle', 'wait') THEN
         RAISE EXCEPTION 'invalid on_limit % for policy "%"', coalesce(quote_literal(NEW.on_limit), 'NULL'), NEW.name
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'on_limit is ''reject'' or ''evict_idle''.';
+                  HINT = 'on_limit is ''reject'', ''evict_idle'' or ''wait''.';
+    END IF;
+    IF NEW.min_idle < 0 THEN
+        RAISE EXCEPTION 'min_idle of policy "%" must not be negative', NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('The value given was %s.', NEW.min_idle),
+                  HINT = 'Use NULL or 0 for no warm floor.';
+    END IF;
+    IF NEW.min_idle > 0 AND NEW.max_idle > 0 AND NEW.min_idle > NEW.max_idle THEN
+        RAISE EXCEPTION 'min_idle of policy "%" is above its max_idle', NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('min_idle is %s and max_idle is %s: the policy cannot keep more idle sessions than it allows.', NEW.min_idle, NEW.max_idle),
+                  HINT = 'Set min_idle at or below max_idle.';
+    END IF;
+    IF NEW.login_wait < interval '0' OR NEW.login_wait > interval '10 minutes' THEN
+        RAISE EXCEPTION 'login_wait of policy "%" is out of range', NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('The value given was %s; it must be between 0 and 10 minutes.', NEW.login_wait),
+                  HINT = 'A login never waits longer than authentication_timeout anyway.';
+    END IF;
+    IF NEW.on_limit = 'wait' AND (NEW.login_wait IS NULL OR NEW.login_wait = interval '0') THEN
+        RAISE EXCEPTION 'policy "%" has on_limit ''wait'' but no login_wait', NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A login over the cap waits at most login_wait for a place of the policy.',
+                  HINT = 'Set login_wait, for example interval ''5 seconds''.';
     END IF;
     IF NEW.application_name IS NOT NULL
        AND (octet_length(NEW.application_name) > 127 OR NEW.application_name ~ '(^|[^\\])(\\\\)*\\$') THEN

@@ -38,6 +38,9 @@ suites_for() {
 # the Node.js client's `npm pack` test; pgbouncer for its poll mode; ca-certificates for a mirror
 # reached over https).
 # A chroot built with another list is rebuilt.
+# The real-client stacks of test/t/123_stacks.pl (Django, SQLAlchemy, psycopg_pool, HikariCP,
+# Rails) are tested against the host's PostgreSQL only: the chroots do not get those packages,
+# and the test skips each stack there, saying so.
 CHROOT_PACKAGES="g++ make perl libipc-run-perl libgtest-dev libkrb5-dev nodejs npm pgbouncer ca-certificates"
 
 die() {

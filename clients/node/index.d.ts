@@ -300,3 +300,35 @@ export function toQueryable(db: Database): Queryable;
 
 /** Parses and validates a notification payload; throws a Rejection when malformed. */
 export function parsePayload(payload: unknown): InvalidationItem[];
+
+/** The session the listener needs: libpq's target_session_attrs values that can LISTEN. */
+export type ListenerSessionAttrs = 'any' | 'read-write' | 'primary';
+
+/**
+ * The listener's candidate servers, in order, from a multi-host connection string
+ * (`postgresql://h1:p1,h2:p2/db?target_session_attrs=read-write`), a settings object whose
+ * `host`/`port` are comma lists or arrays, or `PGHOST`/`PGPORT`/`PGTARGETSESSIONATTRS`:
+ * node-postgres settings with one host each.  A single host without target_session_attrs gives
+ * `[settings]` unchanged.
+ */
+export function listenerTargets(
+  settings?: {
+    connectionString?: string;
+    host?: string | string[];
+    port?: number | string | (number | string)[];
+    target_session_attrs?: string;
+    [k: string]: unknown;
+  },
+  env?: Record<string, string | undefined>,
+): { targets: object[]; attrs: ListenerSessionAttrs };
+
+/**
+ * Connects to `targets` in order (as libpq does) and returns the first client whose session fits:
+ * with several targets a server in recovery is skipped, and 'read-write' also skips a read-only
+ * session.  Throws an Error naming each host and why when none fits.
+ */
+export function connectFirst<C extends ListenerClient & { connect(): Promise<unknown> }>(
+  targets: object[],
+  attrs: ListenerSessionAttrs,
+  newClient: (settings: object) => C,
+): Promise<C>;

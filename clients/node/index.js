@@ -235,9 +235,12 @@ function settingsOf(db) {
   }
   if (typeof db.unsafe === 'function' && db.options && typeof db.options === 'object') {
     const o = db.options;
-    const host = Array.isArray(o.host) ? o.host[0] : o.host;
-    const port = Array.isArray(o.port) ? o.port[0] : o.port;
+    // Every host (the listener tries them in order, see listenerTargets), and the session kind.
+    const host = Array.isArray(o.host) && o.host.length === 1 ? o.host[0] : o.host;
+    const port = Array.isArray(o.port) && o.port.length === 1 ? o.port[0] : o.port;
     const out = { host, port, user: o.user, database: o.database };
+    // (read-only, standby, prefer-standby are for the app's reads: the listener needs a primary.)
+    if (TARGET_SESSION_ATTRS.has(o.target_session_attrs)) out.target_session_attrs = o.target_session_attrs;
     if (typeof o.pass === 'string') out.password = o.pass;
     if (o.ssl)
       out.ssl = o.ssl === true || o.ssl === 'require' || o.ssl === 'prefer' ? { rejectUnauthorized: false } : o.ssl;
@@ -1065,14 +1068,167 @@ class PoolguardCache extends EventEmitter {
   }
 }
 
-// The default listener connection: node-postgres with the settings the constructor chose
-// (connectionString, the pool's, DATABASE_URL, or {} = the PG* environment variables).
-async function defaultConnect(settings, { application_name } = {}) {
-  const { Client } = loadPg(); // the app's pg when this package has none (a file: install)
-  const client = new Client(application_name === undefined ? { ...settings } : { ...settings, application_name });
-  client.on('error', () => {}); // until the cache attaches its own handlers
-  await client.connect();
-  return client;
+// Several hosts, as libpq takes them (node-postgres takes one host: it parses
+// postgresql://h1:p1,h2:p2/db as an invalid URL, and host 'h1,h2' as one name):
+//   postgresql://user@h1:p1,h2:p2,[::1]:p3/db?target_session_attrs=read-write
+//   { host: 'h1,h2', port: '5432,5433' } or arrays (a pool's options, postgres.js' options),
+//   PGHOST=h1,h2 PGPORT=p1,p2 PGTARGETSESSIONATTRS=read-write (the {} = PG* case).
+// The listener tries them in order, as libpq does, and keeps the first session that can serve it:
+// a standby cannot LISTEN, so with several hosts a server in recovery is always skipped, and
+// target_session_attrs=read-write also skips a read-only session (transaction_read_only on).
+const TARGET_SESSION_ATTRS = new Set(['any', 'read-write', 'primary']);
+
+// 'a:1,[::1]:2,b' → [{ host, port }] (port undefined: the default).
+function splitHostList(list) {
+  return list.split(',').map((entry) => {
+    const m = /^(\[[^\]]*\]|[^:]*)(?::(\d*))?$/.exec(entry);
+    if (m === null || m[1] === '') throw new TypeError(`invalid host in connection string: '${entry}'`);
+    const host = m[1].startsWith('[') ? m[1].slice(1, -1) : decodeURIComponent(m[1]);
+    return { host, port: m[2] === undefined || m[2] === '' ? undefined : Number(m[2]), entry };
+  });
 }
 
-module.exports = { PoolguardCache, LruTtl, parsePayload, Rejection, PoolguardSetupError, poolSizing, toQueryable };
+function checkAttrs(attrs) {
+  if (attrs === undefined || attrs === null || attrs === '') return 'any';
+  if (!TARGET_SESSION_ATTRS.has(attrs)) {
+    throw new TypeError(
+      `target_session_attrs=${attrs} cannot serve the listener (it LISTENs, which only a primary can): use read-write, primary or any`,
+    );
+  }
+  return attrs;
+}
+
+// The listener's candidate servers, in order, and the session it needs: { targets, attrs }.
+// targets: node-postgres settings, one host each; attrs: 'any', 'read-write' or 'primary'.
+// A single host without target_session_attrs gives [settings] unchanged.
+function listenerTargets(settings = {}, env = process.env) {
+  if (typeof settings.connectionString === 'string') {
+    const cs = settings.connectionString;
+    const m = /^(postgres(?:ql)?:\/\/)([^/?#]*)(.*)$/s.exec(cs);
+    if (m === null) return { targets: [settings], attrs: 'any' };
+    const [, scheme, authority, rest] = m;
+    const at = authority.lastIndexOf('@');
+    const userinfo = at >= 0 ? authority.slice(0, at + 1) : '';
+    const hostList = authority.slice(at + 1);
+    // target_session_attrs is libpq's, not node-postgres': read it and leave it out.
+    const q = rest.indexOf('?');
+    let path = rest;
+    let attrs;
+    if (q >= 0) {
+      path = rest.slice(0, q);
+      const kept = [];
+      for (const part of rest.slice(q + 1).split('&')) {
+        const [k, v = ''] = part.split('=');
+        if (decodeURIComponent(k) === 'target_session_attrs') attrs = decodeURIComponent(v);
+        else if (part !== '') kept.push(part);
+      }
+      if (kept.length > 0) path += `?${kept.join('&')}`;
+    }
+    attrs = checkAttrs(attrs ?? env.PGTARGETSESSIONATTRS);
+    if (!hostList.includes(',') && attrs === 'any') return { targets: [settings], attrs };
+    const hosts = hostList === '' ? [{ entry: '' }] : splitHostList(hostList);
+    return {
+      targets: hosts.map((h) => ({ ...settings, connectionString: `${scheme}${userinfo}${h.entry}${path}` })),
+      attrs,
+    };
+  }
+  const { target_session_attrs, ...rest } = settings;
+  const attrs = checkAttrs(target_session_attrs ?? env.PGTARGETSESSIONATTRS);
+  let host = rest.host ?? env.PGHOST;
+  let port = rest.port ?? (rest.host === undefined ? env.PGPORT : undefined);
+  if (Array.isArray(host)) host = host.join(',');
+  if (Array.isArray(port)) port = port.join(',');
+  if (typeof host !== 'string' || !host.includes(',')) {
+    return { targets: [attrs === 'any' ? settings : rest], attrs };
+  }
+  const hosts = host.split(',');
+  const ports = port === undefined || port === null || port === '' ? [] : String(port).split(',');
+  if (ports.length > 1 && ports.length !== hosts.length) {
+    throw new TypeError(`${hosts.length} hosts but ${ports.length} ports: give one port, or one per host`);
+  }
+  return {
+    targets: hosts.map((h, i) => {
+      const p = ports.length === 0 ? undefined : ports.length === 1 ? ports[0] : ports[i];
+      const t = { ...rest, host: h };
+      if (p !== undefined && p !== '') t.port = Number(p);
+      else delete t.port;
+      return t;
+    }),
+    attrs,
+  };
+}
+
+function describeTarget(t) {
+  if (typeof t.connectionString === 'string') {
+    const m = /^postgres(?:ql)?:\/\/(?:[^@/?#]*@)?([^/?#]*)/.exec(t.connectionString);
+    return m ? m[1] || 'localhost' : 'the connection string';
+  }
+  return `${t.host ?? 'localhost'}${t.port !== undefined ? `:${t.port}` : ''}`;
+}
+
+// Connects to TARGETS in order and returns the first connected client whose session ATTRS
+// accepts; with a single target and attrs 'any', no check (as before).  newClient(settings) →
+// an unconnected pg.Client.  Throws when none does, naming each host and why.
+async function connectFirst(targets, attrs, newClient) {
+  const check = targets.length > 1 || attrs !== 'any';
+  const failures = [];
+  let lastError;
+  for (const t of targets) {
+    const client = newClient(t);
+    client.on('error', () => {}); // until the cache attaches its own handlers
+    try {
+      await client.connect();
+      if (check) {
+        let why = null;
+        if (attrs === 'read-write') {
+          const r = await client.query('SHOW transaction_read_only');
+          if (r.rows[0].transaction_read_only !== 'off') why = 'the session is read-only';
+        } else {
+          const r = await client.query('SELECT pg_catalog.pg_is_in_recovery() AS r');
+          if (r.rows[0].r !== false) why = 'the server is in recovery';
+        }
+        if (why !== null) {
+          failures.push(`${describeTarget(t)}: ${why}`);
+          await client.end().catch(() => {});
+          continue;
+        }
+      }
+      return client;
+    } catch (err) {
+      lastError = err;
+      failures.push(`${describeTarget(t)}: ${err && err.message}`);
+      client.end().catch(() => {});
+    }
+  }
+  if (targets.length === 1 && !check) throw lastError;
+  const need = attrs === 'read-write' ? 'a read-write session' : 'a server not in recovery';
+  const err = new Error(`no host gave the listener ${need} (${failures.join('; ')})`);
+  if (lastError !== undefined) err.cause = lastError;
+  err.hosts = failures;
+  throw err;
+}
+
+// The default listener connection: node-postgres with the settings the constructor chose
+// (connectionString, the pool's, DATABASE_URL, or {} = the PG* environment variables), on the
+// first of their hosts that can serve it (listenerTargets, connectFirst).
+async function defaultConnect(settings, { application_name } = {}) {
+  const { Client } = loadPg(); // the app's pg when this package has none (a file: install)
+  const { targets, attrs } = listenerTargets(settings);
+  return connectFirst(
+    targets,
+    attrs,
+    (t) => new Client(application_name === undefined ? t : { ...t, application_name }),
+  );
+}
+
+module.exports = {
+  PoolguardCache,
+  LruTtl,
+  parsePayload,
+  Rejection,
+  PoolguardSetupError,
+  poolSizing,
+  toQueryable,
+  listenerTargets,
+  connectFirst,
+};

@@ -24,6 +24,11 @@
  *     the policies' lock, e.g. for the policy snapshot, and release it before.)
  *   - The exit callback (release_slot) takes caps_lock once.  No code path can raise an error
  *     while holding caps_lock, so a backend never re-enters it from its own exit.
+ *   - on_limit = 'wait': the wait queue (ticket counter, number waiting) is under caps_lock too;
+ *     a waiting login sleeps on queue->cv (a ConditionVariable) holding no lock, and is woken by
+ *     release_slot's broadcast when a place frees (or every wait_poll_ms, to notice a client
+ *     that went away).  It takes its place under caps_lock only when it is the first in line of
+ *     its policy (the lowest ticket), so logins are admitted in the order they came.
  */
 #include "caps/caps.h"
 
@@ -44,6 +49,8 @@ namespace
 
 constexpr int64 evict_wait_us = 1000 * 1000; /* how long a login waits for its victim's slot */
 constexpr long evict_poll_ms = 5;
+constexpr long wait_poll_ms = 100;           /* on_limit = wait: re-check the client this often */
+constexpr int64 auth_margin_us = 250 * 1000; /* give up this long before authentication_timeout */
 
 /* Who logged in, as the startup packet said: what the session is counted by for its life. */
 struct LoginIdentity
@@ -56,24 +63,36 @@ struct LoginIdentity
 
 struct BackendSlot
 {
-    int32 counter; /* index into login_accounting.counters, -1 = not counted */
-    bool evicting; /* chosen as an evict_idle victim */
-    bool live;     /* a client backend holds this PGPROC and will release the slot on exit */
-    bool decided;  /* its login decided what it counts for: caps_reconcile may move it */
+    int32 counter;      /* index into login_accounting.counters, -1 = not counted */
+    bool evicting;      /* chosen as an evict_idle victim */
+    bool live;          /* a client backend holds this PGPROC and will release the slot on exit */
+    bool decided;       /* its login decided what it counts for: caps_reconcile may move it */
+    uint64 wait_ticket; /* on_limit = wait: its place in line, 0 = not waiting */
+    int32 wait_counter; /* the counter it waits for */
     int pid;
     TimestampTz backend_start; /* with pid, tells this login apart from a later one in the slot */
     LoginIdentity login;
 };
 
+/* The logins waiting for a place (on_limit = wait), under caps_lock but the cv. */
+struct WaitQueue
+{
+    ConditionVariable cv; /* broadcast when a place may have freed */
+    uint64 next_ticket;
+    int32 waiting; /* over all policies */
+};
+
 struct LoginAccounting
 {
     LWLock *lock; /* caps_lock: tranche "pg_poolguard caps" */
+    WaitQueue *queue;
     int ncounters;
     PolicySessions *counters; /* 2 * max_policies: room for renamed/removed policies */
     BackendSlot *slots;       /* proc_slots() */
 };
 
-LoginAccounting login_accounting = {nullptr, 0, nullptr, nullptr}; /* "pg_poolguard caps" in shared memory */
+LoginAccounting login_accounting = {nullptr, nullptr, 0, nullptr,
+                                    nullptr}; /* "pg_poolguard caps" in shared memory */
 /* caps_lock's LWLock tranche; the login slots' shared memory has the same name. */
 constexpr const char *caps_tranche = "pg_poolguard caps";
 ClientAuthentication_hook_type prev_client_auth_hook = nullptr;
@@ -84,6 +103,7 @@ void clear_slot(BackendSlot *slot)
 {
     *slot = BackendSlot();
     slot->counter = -1;
+    slot->wait_counter = -1;
 }
 
 int counter_capacity(void)
@@ -93,8 +113,9 @@ int counter_capacity(void)
 
 Size caps_size(void)
 {
-    return add_size(mul_size(sizeof(PolicySessions), counter_capacity()),
-                    mul_size(sizeof(BackendSlot), proc_slots()));
+    return add_size(MAXALIGN(sizeof(WaitQueue)),
+                    add_size(mul_size(sizeof(PolicySessions), counter_capacity()),
+                             mul_size(sizeof(BackendSlot), proc_slots())));
 }
 
 void caps_init(void)
@@ -102,6 +123,8 @@ void caps_init(void)
     bool found;
     char *base = static_cast<char *>(ShmemInitStruct(caps_tranche, caps_size(), &found));
 
+    login_accounting.queue = reinterpret_cast<WaitQueue *>(base);
+    base += MAXALIGN(sizeof(WaitQueue));
     login_accounting.lock = &(GetNamedLWLockTranche(caps_tranche))->lock;
     login_accounting.ncounters = counter_capacity();
     login_accounting.counters = reinterpret_cast<PolicySessions *>(base);
@@ -109,6 +132,9 @@ void caps_init(void)
         reinterpret_cast<BackendSlot *>(base + sizeof(PolicySessions) * login_accounting.ncounters);
     if (!found)
     {
+        ConditionVariableInit(&login_accounting.queue->cv);
+        login_accounting.queue->next_ticket = 0;
+        login_accounting.queue->waiting = 0;
         memset(login_accounting.counters, 0, sizeof(PolicySessions) * login_accounting.ncounters);
         for (int i = 0; i < proc_slots(); i++)
             clear_slot(&login_accounting.slots[i]);
@@ -151,6 +177,20 @@ bool same_login(const BackendSlot *slot, int pid, TimestampTz backend_start)
     return slot->live && slot->pid == pid && slot->backend_start == backend_start;
 }
 
+/* Under caps_lock: the slot leaves the line it waits in (if any). */
+void leave_line(BackendSlot *slot)
+{
+    if (slot->wait_ticket == 0)
+        return;
+    PolicySessions *c = &login_accounting.counters[slot->wait_counter];
+    if (c->waiting > 0)
+        c->waiting--;
+    if (login_accounting.queue->waiting > 0)
+        login_accounting.queue->waiting--;
+    slot->wait_ticket = 0;
+    slot->wait_counter = -1;
+}
+
 /* before_shmem_exit: give the slot back, whatever way the backend leaves. */
 void release_slot(int code, Datum arg)
 {
@@ -158,11 +198,16 @@ void release_slot(int code, Datum arg)
         return;
     LWLockAcquire(login_accounting.lock, LW_EXCLUSIVE);
     BackendSlot *slot = &login_accounting.slots[my_slot];
+    bool wake = slot->counter >= 0 || slot->wait_ticket != 0;
     if (slot->counter >= 0 && login_accounting.counters[slot->counter].sessions > 0)
         login_accounting.counters[slot->counter].sessions--;
+    leave_line(slot);
     clear_slot(slot);
     LWLockRelease(login_accounting.lock);
     my_slot = -1;
+    /* A place freed (or the line moved): the waiting logins look again. */
+    if (wake)
+        ConditionVariableBroadcast(&login_accounting.queue->cv);
 }
 
 /* Under caps_lock: reserve a place if the cap allows. */
@@ -398,6 +443,139 @@ EvictOutcome evict_and_admit(const CompiledPolicy *policy, int counter, int proc
     return EvictOutcome::no_victim;
 }
 
+/* How many logins may wait at once: poolguard.max_waiting_logins, never over max_connections / 4. */
+int waiting_limit(void)
+{
+    return Min(guc_max_waiting_logins, MaxConnections / 4);
+}
+
+/* Under caps_lock: is the slot first in line (lowest ticket) among the logins waiting for counter? */
+bool first_in_line(int counter, int procno)
+{
+    uint64 mine = login_accounting.slots[procno].wait_ticket;
+    for (int p = 0; p < proc_slots(); p++)
+    {
+        const BackendSlot *other = &login_accounting.slots[p];
+        if (p != procno && other->live && other->wait_ticket != 0 && other->wait_counter == counter &&
+            other->wait_ticket < mine)
+            return false;
+    }
+    return true;
+}
+
+enum class WaitOutcome
+{
+    admitted,
+    timed_out,   /* login_wait (or authentication_timeout) passed */
+    line_full,   /* poolguard.max_waiting_logins are waiting already: refused at once */
+    client_gone, /* the client closed the connection while waiting */
+};
+
+/*
+ * on_limit = 'wait': wait in line, holding no place of the policy and no lock, until a place
+ * frees and this login is the first in line, or until the bound (login_wait, and
+ * authentication_timeout minus a margin, so the client still gets a clear refusal).
+ * Interrupts are served (pg_terminate_backend, postmaster shutdown); release_slot leaves the
+ * line if one ends the backend.
+ */
+WaitOutcome wait_in_line(const CompiledPolicy *policy, int counter, int procno, int64 *waited_us)
+{
+    TimestampTz start = GetCurrentTimestamp();
+    TimestampTz give_up =
+        Min(start + policy->login_wait,
+            MyStartTimestamp + (int64)AuthenticationTimeout * USECS_PER_SEC - auth_margin_us);
+    *waited_us = 0;
+
+    LWLockAcquire(login_accounting.lock, LW_EXCLUSIVE);
+    PolicySessions *c = &login_accounting.counters[counter];
+    BackendSlot *slot = &login_accounting.slots[procno];
+    bool full = login_accounting.queue->waiting >= waiting_limit();
+    if (!full)
+    {
+        slot->wait_ticket = ++login_accounting.queue->next_ticket;
+        slot->wait_counter = counter;
+        c->waiting++;
+        login_accounting.queue->waiting++;
+    }
+    LWLockRelease(login_accounting.lock);
+    if (full)
+        return WaitOutcome::line_full;
+
+    WaitOutcome outcome;
+    ConditionVariablePrepareToSleep(&login_accounting.queue->cv);
+    for (;;)
+    {
+        LWLockAcquire(login_accounting.lock, LW_EXCLUSIVE);
+        bool ok = first_in_line(counter, procno) && try_admit(counter, policy->max_connections, procno);
+        if (ok)
+            leave_line(slot);
+        LWLockRelease(login_accounting.lock);
+        if (ok)
+        {
+            outcome = WaitOutcome::admitted;
+            break;
+        }
+        TimestampTz now = GetCurrentTimestamp();
+        if (now >= give_up || !pq_check_connection())
+        {
+            outcome = now >= give_up ? WaitOutcome::timed_out : WaitOutcome::client_gone;
+            LWLockAcquire(login_accounting.lock, LW_EXCLUSIVE);
+            leave_line(slot);
+            LWLockRelease(login_accounting.lock);
+            break;
+        }
+        long sleep_ms = Min(wait_poll_ms, (long)((give_up - now + 999) / 1000));
+        (void)ConditionVariableTimedSleep(&login_accounting.queue->cv, Max(sleep_ms, 1), PG_WAIT_EXTENSION);
+        CHECK_FOR_INTERRUPTS();
+    }
+    ConditionVariableCancelSleep();
+    *waited_us = GetCurrentTimestamp() - start;
+    /* The next in line looks again (it may be first now, and a place may still be free). */
+    ConditionVariableBroadcast(&login_accounting.queue->cv);
+    return outcome;
+}
+
+[[noreturn]] void refuse_after_wait(const CompiledPolicy *policy, int counter, WaitOutcome outcome,
+                                    int64 waited_us)
+{
+    LWLockAcquire(login_accounting.lock, LW_EXCLUSIVE);
+    int in_use = login_accounting.counters[counter].sessions;
+    int waiting = login_accounting.queue->waiting;
+    LWLockRelease(login_accounting.lock);
+    if (outcome == WaitOutcome::client_gone)
+        ereport(FATAL,
+                (errcode(ERRCODE_CONNECTION_FAILURE),
+                 errmsg("client went away while its login waited for a place of poolguard policy \"%s\"",
+                        policy->name),
+                 errdetail("The login waited %.3f s.", waited_us / 1e6)));
+    stats_count_policy_event(policy->name, PolicyEvent::login_rejected);
+    stats_add(GlobalCounter::rejected_connections);
+    if (MyProcPort != nullptr)
+        stats_count_app_event(MyProcPort->database_name, MyProcPort->user_name, MyProcPort->application_name,
+                              AppEvent::login_rejected);
+    if (outcome == WaitOutcome::line_full)
+        ereport(FATAL,
+                (errcode(ERRCODE_TOO_MANY_CONNECTIONS),
+                 errmsg("too many connections for poolguard policy \"%s\"", policy->name),
+                 errdetail(
+                     "The policy allows %ld connections and %d are in use, and %d logins already wait for a "
+                     "place, the most that may wait (poolguard.max_waiting_logins, at most a quarter of "
+                     "max_connections); this login did not wait.",
+                     (long)policy->max_connections, in_use, waiting),
+                 errhint("Use a smaller pool, or ask the database administrator to raise max_connections of "
+                         "the policy or poolguard.max_waiting_logins.")));
+    ereport(
+        FATAL,
+        (errcode(ERRCODE_TOO_MANY_CONNECTIONS),
+         errmsg("too many connections for poolguard policy \"%s\"", policy->name),
+         errdetail("The login waited %.3f s for a place and none was free; the policy allows %ld connections "
+                   "and %d are in use, and waits at most %.3f s (login_wait).",
+                   waited_us / 1e6, (long)policy->max_connections, in_use, policy->login_wait / 1e6),
+         errhint("Use a smaller pool, or ask the database administrator to raise login_wait or "
+                 "max_connections of the policy.")));
+    pg_unreachable();
+}
+
 void check_login(Port *port)
 {
     /* Physical walsenders run no SQL; replication=database ones do, and are counted like clients. */
@@ -439,20 +617,32 @@ void check_login(Port *port)
 
     LWLockAcquire(login_accounting.lock, LW_EXCLUSIVE);
     int counter = find_counter(policy->name, true);
-    bool ok = counter >= 0 && try_admit(counter, policy->max_connections, procno);
+    /* Under on_limit = wait, a login does not pass the ones already waiting. */
+    bool ok = counter >= 0 &&
+              !(policy->on_limit == OnLimit::wait && login_accounting.counters[counter].waiting > 0) &&
+              try_admit(counter, policy->max_connections, procno);
     if (counter < 0)
         login_accounting.slots[procno].decided = true;
     LWLockRelease(login_accounting.lock);
-    if (counter < 0 || ok)
+    if (counter < 0)
         return;
-    if (policy->on_limit == OnLimit::evict_idle)
+    if (!ok && policy->on_limit == OnLimit::evict_idle)
     {
         EvictOutcome outcome = evict_and_admit(policy, counter, procno, &exemptions);
-        if (outcome == EvictOutcome::admitted)
-            return;
-        refuse(policy, counter, outcome == EvictOutcome::place_not_freed);
+        if (outcome != EvictOutcome::admitted)
+            refuse(policy, counter, outcome == EvictOutcome::place_not_freed);
     }
-    refuse(policy, counter, false);
+    else if (!ok && policy->on_limit == OnLimit::wait)
+    {
+        int64 waited_us;
+        WaitOutcome outcome = wait_in_line(policy, counter, procno, &waited_us);
+        if (outcome != WaitOutcome::admitted)
+            refuse_after_wait(policy, counter, outcome, waited_us);
+        stats_count_policy_event(policy->name, PolicyEvent::login_waited);
+    }
+    else if (!ok)
+        refuse(policy, counter, false);
+    refills_count_login(policy->name, login.roleid, login.database_name, login.application_name);
 }
 
 void client_auth_hook(Port *port, int status)
@@ -572,11 +762,22 @@ using namespace poolguard;
  * force that still has sessions).  sessions = logins counted to the policy; active / idle /
  * idle_in_transaction = current sessions the policy matches now.
  */
-POOLGUARD_FUNCTION(poolguard_policy_status_info)
+/*
+ * poolguard.policy_status_info() by SQL version, each released signature with its own entry:
+ *   1.0/1.1  poolguard_policy_status(_info)  9 columns
+ *   1.2      poolguard_policy_status_info_1_2  14 (+ logins, refills, ended_unused, waiting, waited)
+ */
+static Datum policy_status_internal(FunctionCallInfo fcinfo, int ncolumns)
 {
     require_shared_memory();
     ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
     InitMaterializedSRF(fcinfo, 0);
+    if (rsinfo->setDesc->natts != ncolumns)
+        ereport(
+            ERROR,
+            (errcode(ERRCODE_DATATYPE_MISMATCH),
+             errmsg("expected %d output columns, not %d", ncolumns, rsinfo->setDesc->natts),
+             errhint("Run ALTER EXTENSION pg_poolguard UPDATE so that the SQL objects match the library.")));
 
     SessionScan scan;
     scan_sessions(&scan, MemoryReads::as_rules_need, nullptr);
@@ -631,8 +832,9 @@ POOLGUARD_FUNCTION(poolguard_policy_status_info)
                     idle_in_tx++;
             }
 
-        Datum values[9];
-        bool nulls[9] = {false, false, false, false, false, false, false, false, false};
+        Datum values[14];
+        bool nulls[14];
+        memset(nulls, 0, sizeof(nulls));
         values[0] = CStringGetTextDatum(name);
         values[1] = Int64GetDatum(c >= 0 ? counters[c].sessions : 0);
         values[2] = Int64GetDatum(active);
@@ -645,10 +847,26 @@ POOLGUARD_FUNCTION(poolguard_policy_status_info)
         values[6] = Int64GetDatum(counted ? counted->rejected : 0);
         values[7] = Int64GetDatum(counted ? counted->evicted : 0);
         values[8] = Int64GetDatum(counted ? counted->terminated : 0);
+        values[9] = Int64GetDatum(counted ? counted->logins : 0);
+        values[10] = Int64GetDatum(counted ? counted->refills : 0);
+        values[11] = Int64GetDatum(counted ? counted->ended_unused : 0);
+        values[12] = Int64GetDatum(c >= 0 ? counters[c].waiting : 0);
+        values[13] = Int64GetDatum(counted ? counted->waited : 0);
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
     return (Datum)0;
 }
 
-/* 1.0's name of policy_status_info() (same signature): its SQL still calls it until the update. */
+POOLGUARD_FUNCTION(poolguard_policy_status_info_1_2)
+{
+    return policy_status_internal(fcinfo, 14);
+}
+
+/* 1.1's policy_status_info() (9 columns): its SQL still calls it until the update. */
+POOLGUARD_FUNCTION(poolguard_policy_status_info)
+{
+    return policy_status_internal(fcinfo, 9);
+}
+
+/* 1.0's name of it (same signature). */
 POOLGUARD_LEGACY_ENTRY(poolguard_policy_status, poolguard_policy_status_info)

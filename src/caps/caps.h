@@ -21,6 +21,7 @@ struct PolicySessions
 {
     char name[NAMEDATALEN]; /* "" = free entry */
     int32 sessions;         /* live backends admitted through (or reconciled to) this policy */
+    int32 waiting;          /* logins waiting for a place (on_limit = wait); they hold none */
 };
 
 /* Copies the session counts (palloc'd); returns how many entries (free ones have name ""). */

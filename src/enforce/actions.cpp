@@ -248,6 +248,9 @@ void client_note_hook(ErrorData *edata)
 
             if (found)
             {
+                /* Before the client hears of it: a pool's refill login finds the end counted. */
+                if (wanted == Action::terminate)
+                    refills_count_end(note.policy, note.reason);
                 edata->detail = format_detail(&note);
                 edata->hint = pstrdup(wanted == Action::terminate
                                           ? "Reconnect when needed; ask the database administrator about the "

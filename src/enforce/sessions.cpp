@@ -17,6 +17,7 @@
 #include "pg/shmem.h"
 
 #include "core/enforce/process_memory.h"
+#include "core/policy/churn.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -538,6 +539,36 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
     }
     pfree(candidates);
 
+    /* min_idle: the warm floor the idle rules leave to each policy (after max_idle chose). */
+    core::WarmCandidate *warm =
+        static_cast<core::WarmCandidate *>(palloc(sizeof(core::WarmCandidate) * Max(scan->count, 1)));
+    for (int p = 0; p < policies->count; p++)
+    {
+        int count = 0;
+        int64 min_idle = 0;
+        for (int i = 0; i < scan->count; i++)
+        {
+            SessionRow *row = &scan->rows[i];
+            if (row->policy != p || row->state != core::SessionState::idle || row->exempt || row->is_self)
+                continue;
+            min_idle = row->rules.min_idle;
+            warm[count].index = i;
+            warm[count].idle_since = row->state_change;
+            warm[count].reason = row->verdict.reason;
+            warm[count].spared = false;
+            count++;
+        }
+        if (min_idle <= 0 || core::keep_warm_floor(warm, count, min_idle) == 0)
+            continue;
+        for (int c = 0; c < count; c++)
+            if (warm[c].spared)
+            {
+                SessionRow *row = &scan->rows[warm[c].index];
+                row->verdict.reason = core::Reason::none;
+                row->verdict.limit = 0;
+            }
+    }
+    pfree(warm);
     apply_idle_memory_budgets(scan, server_budget, grace);
 }
 

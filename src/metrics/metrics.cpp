@@ -55,6 +55,16 @@ struct AppAgg
     int64 invalidations;
 };
 
+/* Logins, refills and unused ends per (database, application_name), summed over roles and policies. */
+struct IdentityAgg
+{
+    char database[NAMEDATALEN];
+    char application_name[NAMEDATALEN];
+    int64 logins;
+    int64 refills;
+    int64 ended_unused;
+};
+
 /* What a database's publisher delivered. */
 struct DatabaseAgg
 {
@@ -80,6 +90,8 @@ struct MetricsData
     AppAgg *apps; /* per (database, application_name), summed over roles */
     int ndatabases;
     DatabaseAgg *databases;
+    int nidentities;
+    IdentityAgg *identities; /* from the refills table (at most its 512 identities) */
     int64 shared_memory_size, shared_memory_resident; /* -1 = unknown */
     int64 idle_sessions_bytes, pg_poolguard_bytes, other_processes_bytes;
     int64 idle_memory_budget; /* poolguard.idle_memory_budget, 0 = off */
@@ -205,6 +217,32 @@ char *render(const MetricsData *d)
                 m.sample("poolguard_login_evictions_total", "policy", counter_label(&d->counters[i]),
                          (double)d->counters[i].evicted);
 
+        struct
+        {
+            const char *name;
+            const char *help;
+            int64 PolicyCounters::*field;
+        } login_families[] = {
+            {"poolguard_logins_total", "Logins admitted through a policy.", &PolicyCounters::logins},
+            {"poolguard_refills_total",
+             "Logins of an identity within poolguard.refill_window after the policy ended one of its "
+             "sessions.",
+             &PolicyCounters::refills},
+            {"poolguard_ended_unused_total",
+             "Sessions a policy ended that ran no statement after their login.",
+             &PolicyCounters::ended_unused},
+            {"poolguard_login_waits_total",
+             "Logins that waited for a place (on_limit = wait) and were admitted.", &PolicyCounters::waited},
+        };
+        for (const auto &f : login_families)
+        {
+            m.family(f.name, "counter", f.help);
+            for (int i = 0; i < d->ncounters; i++)
+                if (d->counters[i].name[0] && d->counters[i].*(f.field) > 0)
+                    m.sample(f.name, "policy", counter_label(&d->counters[i]),
+                             (double)(d->counters[i].*(f.field)));
+        }
+
         m.family("poolguard_dry_run_actions_total", "counter",
                  "Actions recorded without signalling (dry run).");
         m.sample("poolguard_dry_run_actions_total", (double)d->dry_run_actions);
@@ -259,6 +297,34 @@ char *render(const MetricsData *d)
             if (d->apps[i].invalidations > 0)
                 m.sample("poolguard_app_invalidations_published_total", "database", d->apps[i].database,
                          "application_name", d->apps[i].application_name, (double)d->apps[i].invalidations);
+
+        struct
+        {
+            const char *name;
+            const char *help;
+            int64 IdentityAgg::*field;
+        } identity_families[] = {
+            {"poolguard_app_logins_total",
+             "Logins admitted through a policy, by database and application_name (summed over roles and "
+             "policies).",
+             &IdentityAgg::logins},
+            {"poolguard_app_refills_total",
+             "Logins within poolguard.refill_window after a policy ended a session of the same identity, by "
+             "database and application_name.",
+             &IdentityAgg::refills},
+            {"poolguard_app_ended_unused_total",
+             "Sessions a policy ended that ran no statement after their login, by database and "
+             "application_name.",
+             &IdentityAgg::ended_unused},
+        };
+        for (const auto &f : identity_families)
+        {
+            m.family(f.name, "counter", f.help);
+            for (int i = 0; i < d->nidentities; i++)
+                if (d->identities[i].*(f.field) > 0)
+                    m.sample(f.name, "database", d->identities[i].database, "application_name",
+                             d->identities[i].application_name, (double)(d->identities[i].*(f.field)));
+        }
 
         m.family("poolguard_database_invalidations_delivered_total", "counter",
                  "Invalidation items a database's publisher sent to its listeners.");
@@ -398,6 +464,28 @@ void gather(MetricsData *d, bool ascii_only)
             d->databases[j].counts = invalidation_database_counts(database);
             d->ndatabases++;
         }
+    }
+
+    IdentityCounters *ids;
+    int nids = refills_copy_identities(&ids);
+    d->identities = static_cast<IdentityAgg *>(palloc0(sizeof(IdentityAgg) * Max(nids, 1)));
+    d->nidentities = 0;
+    for (int i = 0; i < nids; i++)
+    {
+        const IdentityCounters *c = &ids[i];
+        int k = 0;
+        while (k < d->nidentities && !(strcmp(d->identities[k].database, c->database_name) == 0 &&
+                                       strcmp(d->identities[k].application_name, c->application_name) == 0))
+            k++;
+        if (k == d->nidentities)
+        {
+            strlcpy(d->identities[k].database, c->database_name, NAMEDATALEN);
+            strlcpy(d->identities[k].application_name, c->application_name, NAMEDATALEN);
+            d->nidentities++;
+        }
+        d->identities[k].logins += c->logins;
+        d->identities[k].refills += c->refills;
+        d->identities[k].ended_unused += c->ended_unused;
     }
 }
 

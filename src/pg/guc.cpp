@@ -26,6 +26,8 @@ bool guc_signal_walsenders = false;
 bool guc_log_terminations = true;
 int guc_history_size = 1000;
 int guc_max_policies = 128;
+int guc_max_waiting_logins = 16;
+int guc_refill_window_ms = 30000;
 char *guc_metrics_listen = nullptr;
 
 namespace
@@ -152,6 +154,20 @@ void define_gucs(void)
         "poolguard.idle_grace",
         "Sessions idle less than this are never ended by max_idle, max_connection_age or max_idle_memory.",
         NULL, &guc_idle_grace_ms, 5000, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+    DefineCustomIntVariable(
+        "poolguard.max_waiting_logins",
+        "Most logins that may wait at once for a place of a policy with on_limit = 'wait'.",
+        "Never more than a quarter of max_connections: a waiting login holds a server "
+        "process slot.  Logins beyond it are refused at once.",
+        &guc_max_waiting_logins, 16, 0, 10000, PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+    DefineCustomIntVariable("poolguard.refill_window",
+                            "A login within this time after a policy ended a session of the same identity "
+                            "counts as a refill.",
+                            "Also the period of the warning about a policy that fights a connection pool.",
+                            &guc_refill_window_ms, 30000, 1000, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, NULL,
+                            NULL, NULL);
 
     DefineCustomIntVariable(
         "poolguard.idle_memory_budget",

@@ -27,6 +27,10 @@ extern bool guc_log_terminations;              /* poolguard.log_terminations */
 extern int guc_history_size;                   /* poolguard.history_size: postmaster */
 extern int guc_max_policies;                   /* poolguard.max_policies: postmaster */
 
+/* Caps and refills */
+extern int guc_max_waiting_logins; /* poolguard.max_waiting_logins: SIGHUP (also <= max_connections / 4) */
+extern int guc_refill_window_ms;   /* poolguard.refill_window: SIGHUP */
+
 /* Observability */
 extern char *guc_metrics_listen; /* poolguard.metrics_listen: postmaster, "" = off */
 

@@ -21,6 +21,7 @@ enum class OnLimit : uint8_t
 {
     reject,
     evict_idle,
+    wait, /* wait up to login_wait, in order, for a place */
 };
 
 /* One enabled policy row, ready to match; plain data (lives in shared memory). */
@@ -39,6 +40,7 @@ struct CompiledPolicy
     core::PolicyRules rules;
     int64 max_connections; /* -1 = no cap */
     OnLimit on_limit;
+    int64 login_wait; /* µs a login over the cap may wait (on_limit = wait); 0 = none */
     bool dry_run;
 };
 

@@ -169,10 +169,23 @@ void compile_row(CompiledPolicy *p, HeapTuple tuple, TupleDesc desc)
     p->rules.max_idle_memory = column_int64(tuple, desc, 12);
     p->max_connections = column_int64(tuple, desc, 13);
     text = column_text(tuple, desc, 14);
-    p->on_limit = (text != NULL && strcmp(text, "evict_idle") == 0) ? OnLimit::evict_idle : OnLimit::reject;
+    p->on_limit = OnLimit::reject;
+    if (text != NULL && strcmp(text, "evict_idle") == 0)
+        p->on_limit = OnLimit::evict_idle;
+    else if (text != NULL && strcmp(text, "wait") == 0)
+        p->on_limit = OnLimit::wait;
     p->dry_run = column_bool(tuple, desc, 15);
-    /* Absent from a table still at 1.0 or 1.1 (before ALTER EXTENSION UPDATE): off. */
-    p->rules.idle_memory_budget = desc->natts >= 16 ? column_int64(tuple, desc, 16) : core::inherit;
+    /* 1.2's columns (absent while the installed SQL is older: the query then leaves them out). */
+    p->rules.idle_memory_budget = core::inherit;
+    if (desc->natts >= 18)
+    {
+        p->rules.idle_memory_budget = column_int64(tuple, desc, 16);
+        p->rules.min_idle = column_int64(tuple, desc, 17);
+        int64 wait = column_interval(tuple, desc, 18);
+        p->login_wait = wait == core::inherit ? 0 : wait;
+    }
+    if (p->on_limit == OnLimit::wait && p->login_wait <= 0)
+        p->on_limit = OnLimit::reject; /* policy_validate refuses this; a hand-edited catalog still caps */
 }
 
 /*
@@ -186,8 +199,9 @@ void compile_row(CompiledPolicy *p, HeapTuple tuple, TupleDesc desc)
     "       max_idle, max_idle_memory, max_connections, on_limit, dry_run"
 #define POLICY_FROM                                                                                          \
     " FROM poolguard.policy WHERE enabled ORDER BY priority DESC, name COLLATE pg_catalog.\"C\""
-const char *load_query = POLICY_COLUMNS ", idle_memory_budget" POLICY_FROM;
-/* The table as 1.0 and 1.1 created it (no idle_memory_budget), until ALTER EXTENSION UPDATE. */
+const char *load_query = POLICY_COLUMNS ", idle_memory_budget, min_idle, login_wait" POLICY_FROM;
+/* The table as 1.0 and 1.1 created it (no idle_memory_budget, min_idle, login_wait), until ALTER EXTENSION
+ * UPDATE. */
 const char *load_query_before_1_2 = POLICY_COLUMNS POLICY_FROM;
 #undef POLICY_COLUMNS
 #undef POLICY_FROM
@@ -344,8 +358,9 @@ int policy_store_load(uint64 change_count)
                                 GUC_ACTION_SAVE, true, 0, false);
         if (SPI_connect() != SPI_OK_CONNECT)
             elog(ERROR, "pg_poolguard: SPI_connect failed");
-        bool has_budget = get_attnum(table, "idle_memory_budget") != InvalidAttrNumber;
-        int rc = SPI_execute(has_budget ? load_query : load_query_before_1_2, true, 0);
+        bool has_1_2_columns = get_attnum(table, "idle_memory_budget") != InvalidAttrNumber &&
+                               get_attnum(table, "login_wait") != InvalidAttrNumber;
+        int rc = SPI_execute(has_1_2_columns ? load_query : load_query_before_1_2, true, 0);
         if (rc != SPI_OK_SELECT)
             elog(ERROR, "pg_poolguard could not read poolguard.policy: %s", SPI_result_code_string(rc));
         total = (int)SPI_processed;

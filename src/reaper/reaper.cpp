@@ -97,6 +97,7 @@ long reaper_cycle(void)
         caps_reconcile(&scan);
     if (guc_enabled)
         (void)act_on_scan(&scan, false, action_memo, nullptr, nullptr);
+    refills_warn_fights();
     CommitTransactionCommand();
     TimestampTz finished = GetCurrentTimestamp();
     stats_scan_done(finished, finished - started);

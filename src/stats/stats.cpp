@@ -76,7 +76,7 @@ void policy_stats_init(void)
 
 int64 events_of(const PolicyCounters *c)
 {
-    return c->rejected + c->evicted + c->terminated + c->cancelled;
+    return c->rejected + c->evicted + c->terminated + c->cancelled + c->logins;
 }
 
 /*
@@ -113,6 +113,7 @@ void reset_policy_counters(void)
     {
         PolicyCounters *c = &policy_stats->entries[i];
         c->rejected = c->evicted = c->terminated = c->cancelled = 0;
+        c->logins = c->refills = c->ended_unused = c->waited = 0;
         memset(c->by_reason, 0, sizeof(c->by_reason));
     }
     LWLockRelease(policy_stats->lock);
@@ -143,6 +144,7 @@ void stats_register(void)
     shmem_register(stats_size, stats_init);
     shmem_register(policy_stats_size, policy_stats_init);
     shmem_register_lwlocks(policy_stats_tranche, 1);
+    refills_register();
 }
 
 void stats_count_policy_event(const char *policy, PolicyEvent event, core::Reason reason)
@@ -164,6 +166,18 @@ void stats_count_policy_event(const char *policy, PolicyEvent event, core::Reaso
         break;
     case PolicyEvent::query_cancelled:
         c->cancelled++;
+        break;
+    case PolicyEvent::login_admitted:
+        c->logins++;
+        break;
+    case PolicyEvent::login_refill:
+        c->refills++;
+        break;
+    case PolicyEvent::ended_unused:
+        c->ended_unused++;
+        break;
+    case PolicyEvent::login_waited:
+        c->waited++;
         break;
     }
     if (reason != core::Reason::none)
@@ -265,6 +279,7 @@ POOLGUARD_FUNCTION(poolguard_reset_stats)
     pg_atomic_write_u64(&global_counters->last_scan_duration, 0);
     pg_atomic_write_u64(&global_counters->stats_reset, (uint64)now);
     reset_policy_counters();
+    refills_reset();
     stats_reset_app_counters();
     PG_RETURN_TIMESTAMPTZ(now);
 }

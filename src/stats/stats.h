@@ -48,6 +48,10 @@ enum class PolicyEvent
     login_evicted,      /* an idle session ended to admit a login (evict_idle) */
     session_terminated, /* also counted by reason */
     query_cancelled,    /* also counted by reason */
+    login_admitted,     /* a login counted to the policy */
+    login_refill,       /* ... within poolguard.refill_window after the policy ended one of the identity */
+    ended_unused,       /* a session the policy ended that ran no statement after its login */
+    login_waited,       /* a login that waited (on_limit = wait) and was admitted */
 };
 
 /* The counters of one policy name; sessions no policy matches count under unmatched_policy_key. */
@@ -59,6 +63,10 @@ struct PolicyCounters
     int64 terminated;
     int64 cancelled;
     int64 by_reason[core::reason_count]; /* terminations and cancels by reason */
+    int64 logins;
+    int64 refills;
+    int64 ended_unused;
+    int64 waited;
 };
 
 /* The name sessions no policy matches are counted under (never a valid policy name). */
@@ -71,6 +79,48 @@ void stats_count_policy_event(const char *policy, PolicyEvent event,
 /* Copies the per-policy counters (palloc'd); returns how many entries (free ones have name ""). */
 int stats_copy_policy_counters(PolicyCounters **counters);
 
+/* ---- logins, refills and ends per login identity (refills.cpp) ---- */
+
+void refills_register(void);
+
+/*
+ * A login admitted through policy (never ""): counts it, and a refill if the policy ended a
+ * session of the same identity within poolguard.refill_window; remembers the identity for this
+ * backend's own end.  Takes the refills lock, then the stats lock; call it holding no lock.
+ */
+void refills_count_login(const char *policy, Oid roleid, const char *database_name,
+                         const char *application_name);
+
+/*
+ * This backend is being ended by policy for reason (called while its FATAL is emitted, before
+ * the client hears of it): counts the end for its login identity, and whether it ever ran a
+ * statement.  Cannot raise an error.
+ */
+void refills_count_end(const char *policy, core::Reason reason);
+
+/* The worker: one WARNING per policy per refill window when most of what it ends comes back. */
+void refills_warn_fights(void);
+
+/* One login identity's counters, as copied out. */
+struct IdentityCounters
+{
+    char policy[NAMEDATALEN];
+    Oid roleid;
+    char database_name[NAMEDATALEN];
+    char application_name[NAMEDATALEN];
+    int64 logins;
+    int64 refills;
+    int64 ended;
+    int64 ended_unused;
+    TimestampTz last_login;
+    TimestampTz last_end;
+};
+
+/* Copies the identities counted (palloc'd); returns how many. */
+int refills_copy_identities(IdentityCounters **rows);
+
+/* reset_stats(): zeroes the identities' counters and forgets the ends not refilled yet. */
+void refills_reset(void);
 /* What is counted per app identity (app_stats.cpp). */
 enum class AppEvent
 {

@@ -21,6 +21,11 @@ INSERT INTO poolguard.policy (name, max_idle_memory) VALUES ('neg', -100);
 INSERT INTO poolguard.policy (name, idle_memory_budget) VALUES ('zero', 0);
 INSERT INTO poolguard.policy (name, max_connections) VALUES ('neg', -1);
 INSERT INTO poolguard.policy (name, on_limit) VALUES ('bad', 'kill');
+INSERT INTO poolguard.policy (name, min_idle) VALUES ('neg', -1);
+INSERT INTO poolguard.policy (name, max_idle, min_idle) VALUES ('floor', 2, 3);
+INSERT INTO poolguard.policy (name, login_wait) VALUES ('neg', '-1s');
+INSERT INTO poolguard.policy (name, login_wait) VALUES ('long', '1 hour');
+INSERT INTO poolguard.policy (name, max_connections, on_limit) VALUES ('nowait', 2, 'wait');
 INSERT INTO poolguard.policy (name) VALUES (NULL);
 INSERT INTO poolguard.policy (name) VALUES ('');
 INSERT INTO poolguard.policy (name) VALUES (repeat('n', 64));
@@ -34,6 +39,8 @@ SELECT name, idle_timeout FROM poolguard.policy ORDER BY name;
 -- Zero turns a rule off; escapes are fine; addresses are cidr.
 INSERT INTO poolguard.policy (name, idle_timeout, max_idle, application_name, client_addr, max_connections, on_limit)
 VALUES ('ok', '0', 0, 'web\%', '10.0.0.0/8', 0, 'evict_idle');
+INSERT INTO poolguard.policy (name, client_addr, max_connections, on_limit, login_wait, max_idle, min_idle)
+VALUES ('waits', '10.0.0.0/8', 5, 'wait', '5s', 2, 2);
 SELECT poolguard.reload();
 
 -- The sessions view sees this session, matched by application_name.

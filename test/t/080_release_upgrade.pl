@@ -105,11 +105,11 @@ is($node->safe_psql('postgres', q{SELECT pg_get_function_result('poolguard.sessi
     $node->safe_psql('fresh', q{SELECT pg_get_function_result('poolguard.session_info()'::regprocedure)}),
     'session_info() signature equal');
 
-# The policies as pg_dump sees them: unchanged by the update, but for 1.2's new last column
-# idle_memory_budget, NULL (no budget) in every row.
-(my $policy_dump_expected = $policy_dump_before) =~ s/, comment\) FROM stdin;/, comment, idle_memory_budget) FROM stdin;/;
-$policy_dump_expected =~ s/^(?!COPY |\\\.)(\S[^\n]*\t[^\n]*)$/$1\t\\N/mg;
-is(dump_policy_data('postgres'), $policy_dump_expected, 'pg_dump of the policy table unchanged (1.2 adds a NULL column)');
+# The policies as pg_dump sees them: unchanged by the update, but for 1.2's new last columns
+# idle_memory_budget, min_idle and login_wait, NULL in every row that existed before.
+(my $policy_dump_expected = $policy_dump_before) =~ s/, comment\) FROM stdin;/, comment, idle_memory_budget, min_idle, login_wait) FROM stdin;/;
+$policy_dump_expected =~ s/^(?!COPY |\\\.)(\S[^\n]*\t[^\n]*)$/$1\t\\N\t\\N\t\\N/mg;
+is(dump_policy_data('postgres'), $policy_dump_expected, 'pg_dump of the policy table unchanged (1.2 adds NULL columns)');
 # The catalog as pg_dump sees them: the config-table registration (extconfig/extcondition) too.
 is($node->safe_psql('postgres', q{SELECT array_length(extconfig, 1), extcondition FROM pg_extension WHERE extname = 'pg_poolguard'}),
     $node->safe_psql('fresh', q{SELECT array_length(extconfig, 1), extcondition FROM pg_extension WHERE extname = 'pg_poolguard'}),

@@ -7,7 +7,10 @@
 #      continues from the old primary's generations with resync;
 #   3. failover (the primary's node dies: Patroni and postmaster killed): the same; the old primary
 #      comes back through pg_rewind as a replica and replays the extension's WAL records;
-#   4. policy changes made on the new primary replicate and apply on the replicas.
+#   4. a Node client (pg-poolguard-cache) on the three-host URL with target_session_attrs=read-write
+#      follows both: its listener reconnects to the new primary, its cached entry is re-checked
+#      there (resync), and after a commit on the new primary it never serves the old value;
+#   5. policy changes made on the new primary replicate and apply on the replicas.
 # Times (switchover / failover -> policies enforced on the new primary) are printed as notes for
 # bench/RESULTS.md; nothing here asserts how fast a machine is.
 use strict;
@@ -17,6 +20,7 @@ use FindBin;
 use lib "$FindBin::RealBin/../perl";
 use HTTP::Tiny;
 use IPC::Run;
+use JSON::PP qw(decode_json encode_json);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use PoolguardTest;
@@ -233,6 +237,80 @@ sql($primary, q{
         VALUES ('everyone', 0, '1s', '1s', 3);
 }) // BAIL_OUT('could not set up the extension on the leader');
 
+# ---- a Node client on the three-host URL (clients/node/test/apps/ha_client.js) ----
+my $clients_dir = "$FindBin::RealBin/../../clients/node";
+my $client_skip =
+      system('command -v node >/dev/null 2>&1') != 0 ? 'node is not installed (make deps installs Debian\'s nodejs)'
+    : !-d "$clients_dir/node_modules/pg" || !-d "$clients_dir/node_modules/postgres"
+    ? 'clients/node has no node_modules (npm ci in clients/node; make test does it)'
+    : undef;
+my ($client, $client_in, $client_out, $client_err) = (undef, '', '', '');
+sql($primary, q{CREATE TABLE kv (k text PRIMARY KEY, v text); INSERT INTO kv VALUES ('x', 'v0')})
+    // BAIL_OUT('could not create the Node client\'s table');
+my $client_url = 'postgresql://postgres@' . join(',', map { "127.0.0.1:$nodes{$_}{port}" } sort keys %nodes)
+    . '/postgres?target_session_attrs=read-write';
+unless ($client_skip)
+{
+    $client = IPC::Run::start([ 'node', "$clients_dir/test/apps/ha_client.js", $client_url ],
+        '<', \$client_in, '>', \$client_out, '2>', \$client_err);
+}
+
+# One command to the Node client, its JSON answer (undef: none within the deadline).
+sub client_cmd
+{
+    my ($cmd, $wait) = @_;
+    my $lines = () = $client_out =~ /\n/g;
+    $client_in .= "$cmd\n";
+    my $deadline = time() + ($wait // $timeout);
+    while (time() < $deadline)
+    {
+        $client->pump_nb;
+        my @l = split /\n/, $client_out;
+        return decode_json($l[$lines]) if scalar(@l) > $lines && $client_out =~ /\n\z/;
+        usleep(100_000);
+    }
+    diag("the Node client did not answer '$cmd' within the deadline: $client_err");
+    return undef;
+}
+
+# After a switchover or failover to NEW: the client's listener is on NEW, its entry (loaded from
+# the old primary) is re-checked against NEW and reloaded, and once a commit on NEW changed the
+# value it serves the new value (a strong read at once) and never the old one again.
+sub client_follows
+{
+    my ($label, $new, $old_value, $value) = @_;
+  SKIP:
+    {
+        skip $client_skip, 3 if $client_skip;
+        my $before;
+        ok(poll_until(sub {
+                $before = client_cmd('status');
+                $before && $before->{listening} && ($before->{port} // 0) == $new->{port}
+            }, "$label: the Node client listens on $new->{name}"),
+            "$label: the Node client's listener reconnected to the new primary $new->{name} (three-host URL, read-write)")
+            or diag(encode_json($before // {}));
+        my $g = client_cmd('get');
+        ok($g && ($g->{value} // '') eq $old_value && $g->{staleOnRecheck} > $before->{staleOnRecheck},
+            "$label: the Node client resynced: its cached entry was re-checked against the new primary and reloaded")
+            or diag(encode_json($g // {}));
+        sql($new, "UPDATE kv SET v = '$value' WHERE k = 'x'; SELECT poolguard.invalidate('kv', 'x')")
+            // diag("$label: the commit on $new->{name} failed");
+        my $r = client_cmd("expect $value " . ($timeout * 1000), 2 * $timeout + 60);
+        ok($r && $r->{ok}, "$label: after a commit on the new primary the Node client serves '$value' "
+                . '(a strong read at once, cached reads once notified) and never the old value again')
+            or diag(encode_json($r // {}));
+    }
+}
+
+SKIP:
+{
+    skip $client_skip, 1 if $client_skip;
+    my $s = client_cmd('get');
+    ok($s && ($s->{value} // '') eq 'v0' && ($s->{port} // 0) == $primary->{port},
+        "the Node client caches through the three-host URL, its listener on the leader $primary->{name}")
+        or diag(encode_json($s // {}) . " $client_err");
+}
+
 sub worker_running
 {
     my ($n) = @_;
@@ -332,6 +410,7 @@ is(sql($primary, "SELECT kind FROM poolguard.invalidations_since($feed_pos)"), '
 
 ok(poll_until(sub { replicas_streaming($old->{name}) }, 'the old primary streams'),
     'switchover: the old primary rejoins as a streaming replica');
+client_follows('switchover', $primary, 'v0', 'v1');
 
 # ---- failover: the primary's node dies (Patroni and postmaster, SIGKILL) ----
 $old_max = invalidate_some($primary, 3);
@@ -356,6 +435,7 @@ ok(poll_until(sub {
     'failover: every generation on the new primary exceeds those the dead primary handed out');
 is(sql($primary, "SELECT kind FROM poolguard.invalidations_since($feed_pos)"), 'resync',
     "failover: a reader continuing from the dead primary's generations is told to resync");
+client_follows('failover', $primary, 'v1', 'v2');
 
 # ---- the old primary comes back through pg_rewind and replays the extension's records ----
 my $new_max = invalidate_some($primary, 2);
@@ -395,6 +475,11 @@ for my $name (sort keys %nodes)
 }
 
 # ---- shut down ----
+if ($client)
+{
+    client_cmd('quit', 30);
+    eval { $client->finish; 1 } or $client->kill_kill;
+}
 for my $name (sort keys %nodes)
 {
     my $n = $nodes{$name};

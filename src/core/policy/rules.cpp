@@ -84,6 +84,7 @@ Rules effective_rules(const PolicyRules &p, const DefaultRules &d)
     r.max_query_duration = inherit_or(p.max_query_duration, 0);
     r.max_idle = inherit_or(p.max_idle, 0);
     r.max_idle_memory = inherit_or(p.max_idle_memory, 0);
+    r.min_idle = inherit_or(p.min_idle, 0);
     r.idle_memory_budget = inherit_or(p.idle_memory_budget, 0);
     return r;
 }

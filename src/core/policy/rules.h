@@ -54,6 +54,7 @@ struct PolicyRules
     int64_t max_query_duration = inherit;          /* µs */
     int64_t max_idle = inherit;                    /* sessions */
     int64_t max_idle_memory = inherit;             /* bytes */
+    int64_t min_idle = inherit;                    /* sessions the idle rules leave (warm floor) */
     int64_t idle_memory_budget = inherit;          /* bytes, all the policy's idle sessions together */
 };
 
@@ -73,6 +74,7 @@ struct Rules
     Micros max_query_duration = 0;
     int64_t max_idle = 0;
     int64_t max_idle_memory = 0;
+    int64_t min_idle = 0;
     int64_t idle_memory_budget = 0;
 };
 
