@@ -304,7 +304,7 @@ test_version() {
     mkdir -p "$root/build"
     run=$(mktemp -d "$root/build/run.XXXXXX")
     tar -C "$ROOT" --exclude=.git --exclude=results --exclude=tmp_check --exclude=output_iso \
-        --exclude=node_modules --exclude=build --exclude='*.o' --exclude='*.so' --exclude='*.d' \
+        --exclude=node_modules --exclude=.next --exclude=build --exclude='*.o' --exclude='*.so' --exclude='*.d' \
         --exclude='./pg_poolguard--*.sql' -cf - . | tar -C "$run" -xf -
     cp -a "$NODE_MODULES" "$run/clients/node/node_modules"
     PORTLOCK=$CACHE/portlock in_root "$root" \

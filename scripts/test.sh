@@ -7,7 +7,8 @@
 #   4. make installcheck: pg_regress (test/sql/schedule) and pg_isolation_regress (test/specs/), each
 #      on the temporary instance it starts itself;
 #   5. the Node.js client's tests (clients/node, npm test: lint and node --test) against a cluster
-#      with the library preloaded;
+#      with the library preloaded, and the real app (test/apps/mentor: Next.js + Prisma, two
+#      instances, revokes under load);
 #   6. make prove_installcheck: TAP tests (test/t/NNN_name.pl) with PostgreSQL::Test::Cluster;
 #   7. release checks (scripts/test_release.sh): versions, META.json, make dist, Debian packages.
 # Clusters run as the postgres OS user from a copy of the tree it owns; exits non-zero on any failure.
@@ -84,7 +85,7 @@ cleanup() {
 trap cleanup EXIT
 
 # The cluster user's copy of the tree (the checkout may live where it cannot write).
-tar -C "$ROOT" --exclude=.git --exclude=./dist --exclude=results --exclude=tmp_check --exclude=output_iso --exclude=node_modules -cf - . | (cd "$WORK" && tar xf -)
+tar -C "$ROOT" --exclude=.git --exclude=./dist --exclude=results --exclude=tmp_check --exclude=output_iso --exclude=node_modules --exclude=.next --exclude=./clients/node/test/prisma/generated -cf - . | (cd "$WORK" && tar xf -)
 mkdir -p "$WORK/regress"
 [ "$(id -u)" -eq 0 ] && chown -R postgres: "$WORK"
 
@@ -140,6 +141,32 @@ if [ -f clients/node/package.json ]; then
     fi
 else
     log "Node.js client tests: skipped (no clients/node in this tree)"
+fi
+
+# The real app (issue 21): Next.js 16 + Prisma 7 + adapter-pg + pg-poolguard-cache, next build, two
+# next start instances, revokes under load (test/apps/mentor/run.js).  Its npm dependencies come
+# from npm (cached in npm's cache); run once per `make test` on the host (make test-all's chroots
+# skip it), or never with POOLGUARD_APP_TESTS=0.
+node_ok=$(node -e 'const [a, b] = process.versions.node.split(".").map(Number);
+                   console.log(a > 22 || (a === 22 && b >= 12) || (a === 20 && b >= 19) ? 1 : 0)')
+if [ -f test/apps/mentor/package.json ] && [ "${POOLGUARD_DEPS_READY:-0}" != 1 ] &&
+   [ "${POOLGUARD_APP_TESTS:-1}" != 0 ] && [ "$node_ok" = 1 ] && [ -d "$WORK/clients/node/node_modules" ]; then
+    log "real app: test/apps/mentor (Next.js 16 + Prisma 7, two instances, revokes under load)"
+    (cd "$WORK/test/apps/mentor" &&
+        npm ci --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null &&
+        PGHOST="$WORK/regress" PGPORT="$PORT" PGUSER=postgres PGDATABASE=postgres \
+        RESULT_FILE="$WORK/mentor_app.json" node run.js) >"$WORK/app.out" 2>&1
+    app_rc=$?
+    grep -v '^\[instance' "$WORK/app.out" | tail -3
+    if [ "$app_rc" -eq 0 ]; then
+        count 1 0
+    else
+        status=1
+        tail -60 "$WORK/app.out"
+        count 0 1
+    fi
+else
+    log "real app: skipped (make test-all's chroots, POOLGUARD_APP_TESTS=0, Node < 20.19, or no client dependencies)"
 fi
 cluster_stop "$WORK/regress"
 

@@ -30,6 +30,7 @@
 
 const { EventEmitter } = require('node:events');
 const { LruTtl } = require('./lru');
+const { loadPg } = require('./load_pg');
 
 const GENERATION_SQL = 'SELECT poolguard.cache_generation($1, $2) AS g';
 // Many pairs in one round trip (fresh reads of one tick), in the order given.
@@ -1211,7 +1212,7 @@ async function connectFirst(targets, attrs, newClient) {
 // (connectionString, the pool's, DATABASE_URL, or {} = the PG* environment variables), on the
 // first of their hosts that can serve it (listenerTargets, connectFirst).
 async function defaultConnect(settings, { application_name } = {}) {
-  const { Client } = require('pg');
+  const { Client } = loadPg(); // the app's pg when this package has none (a file: install)
   const { targets, attrs } = listenerTargets(settings);
   return connectFirst(
     targets,

@@ -1,9 +1,11 @@
 /*
  * invalidation_sql.cpp — the SQL face of cache invalidation besides invalidate():
- * cache_generation(), the invalidation_trigger() trigger function, the stats functions and
+ * cache_generation(), the invalidation_trigger() and tracking_trigger() trigger functions
+ * (tracking_trigger is what poolguard.track_table() installs), the stats functions and
  * publisher_pids() (how a listener tells the publisher's notifications from forged ones).
  */
 #include "core/invalidation/entry_lists.h"
+#include "core/invalidation/row_key.h"
 
 #include "invalidation/invalidation_internal.h"
 
@@ -23,6 +25,15 @@ char *column_key(HeapTuple tuple, TupleDesc desc, int attnum)
     return SPI_getvalue(tuple, desc, attnum); /* NULL for a NULL value */
 }
 
+/*
+ * Row keys a transaction's tracking triggers publish one by one; past this, each further row
+ * publishes its whole row scope instead (one de-duplicated item), so that a bulk write costs
+ * the commit (which publishes its items under the invalidation lock) a bounded number of items.
+ */
+constexpr int max_tracked_keys_per_transaction = 1000;
+TransactionId tracked_keys_xid = InvalidTransactionId;
+int tracked_keys = 0;
+
 void schedule_key(const char *scope, int scope_len, const char *key)
 {
     if (key == nullptr)
@@ -30,6 +41,65 @@ void schedule_key(const char *scope, int scope_len, const char *key)
     int key_len = (int)strlen(key);
     invalidation_validate(scope, scope_len, key, key_len);
     invalidation_schedule(scope, scope_len, key, key_len);
+}
+
+/* What the rows of one statement share in tracking_trigger() (in fn_extra). */
+struct TrackingPlan
+{
+    Oid tgoid;
+    Oid relid;
+    const char *row_scope;
+    const char *table_scope;
+    int row_scope_len;
+    int table_scope_len;
+    int ncolumns;
+    int *attnums;
+    FmgrInfo *output; /* the key columns' output functions */
+};
+
+TrackingPlan *tracking_plan(FmgrInfo *flinfo, Trigger *trigger, Relation rel, bool for_statement)
+{
+    const char *name = trigger->tgname;
+    MemoryContext mcxt = flinfo->fn_mcxt;
+    TrackingPlan *plan = static_cast<TrackingPlan *>(MemoryContextAllocZero(mcxt, sizeof(TrackingPlan)));
+    plan->tgoid = trigger->tgoid;
+    plan->relid = RelationGetRelid(rel);
+    plan->row_scope = trigger->tgargs[0];
+    plan->table_scope = trigger->tgargs[1];
+    plan->row_scope_len = (int)strlen(plan->row_scope);
+    plan->table_scope_len = (int)strlen(plan->table_scope);
+    invalidation_validate(plan->row_scope, plan->row_scope_len, nullptr, 0);
+    invalidation_validate(plan->table_scope, plan->table_scope_len, nullptr, 0);
+    plan->ncolumns = trigger->tgnargs - 2;
+    if (!for_statement)
+    {
+        if (plan->ncolumns < 1)
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                            errmsg("trigger \"%s\" names no key column", name),
+                            errhint("Run poolguard.track_table() again to recreate it.")));
+        TupleDesc desc = rel->rd_att;
+        plan->attnums = static_cast<int *>(MemoryContextAlloc(mcxt, sizeof(int) * plan->ncolumns));
+        plan->output =
+            static_cast<FmgrInfo *>(MemoryContextAllocZero(mcxt, sizeof(FmgrInfo) * plan->ncolumns));
+        for (int i = 0; i < plan->ncolumns; i++)
+        {
+            /* Attribute numbers by name: a partition's columns may be numbered unlike its parent's. */
+            int attnum = SPI_fnumber(desc, trigger->tgargs[2 + i]);
+            if (attnum <= 0)
+                ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+                                errmsg("trigger \"%s\": column \"%s\" does not exist in table \"%s\"", name,
+                                       trigger->tgargs[2 + i], RelationGetRelationName(rel)),
+                                errdetail("The primary key changed after the table was tracked."),
+                                errhint("Run poolguard.track_table() again to track the new primary key.")));
+            plan->attnums[i] = attnum;
+            Oid output_fn;
+            bool is_varlena;
+            getTypeOutputInfo(TupleDescAttr(desc, attnum - 1)->atttypid, &output_fn, &is_varlena);
+            fmgr_info_cxt(output_fn, &plan->output[i], mcxt);
+        }
+    }
+    flinfo->fn_extra = plan;
+    return plan;
 }
 
 } // namespace
@@ -143,6 +213,125 @@ POOLGUARD_FUNCTION(poolguard_invalidation_trigger)
         if (old_key != nullptr && (new_key == nullptr || strcmp(old_key, new_key) != 0))
             schedule_key(scope, scope_len, old_key);
     }
+    return PointerGetDatum(nullptr);
+}
+
+/*
+ * poolguard.tracking_trigger(row_scope, table_scope, key_column [, ...]): what
+ * poolguard.track_table() installs (extension/track.sql).  As a row-level AFTER trigger it
+ * invalidates (row_scope, key) for the row's primary key in OLD and in NEW (once when equal; a
+ * composite key is a JSON array, core/invalidation/row_key.h; a key longer than an invalidation
+ * key may be, or one with a NULL part, invalidates the whole row_scope instead) and the whole table_scope; as
+ * a statement-level trigger on TRUNCATE it invalidates both scopes whole.  Cost per written row: one
+ * output-function call per key column and two entries of the transaction's de-duplicated pending list (the
+ * table_scope entry is shared by every row of the transaction).  Past max_tracked_keys_per_transaction row
+ * keys in one transaction, rows publish their whole row_scope instead.
+ */
+POOLGUARD_FUNCTION(poolguard_tracking_trigger)
+{
+    require_shared_memory();
+    if (!CALLED_AS_TRIGGER(fcinfo))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("poolguard.tracking_trigger() must be called as a trigger"),
+                        errhint("Use poolguard.track_table('table_name') to install it.")));
+    TriggerData *trigdata = (TriggerData *)fcinfo->context;
+    Trigger *trigger = trigdata->tg_trigger;
+    const char *name = trigger->tgname;
+    if (!TRIGGER_FIRED_AFTER(trigdata->tg_event) || trigger->tgnargs < 2)
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("trigger \"%s\" is not a poolguard.track_table() trigger", name),
+                        errdetail("poolguard.tracking_trigger() runs AFTER each row with the row scope, the "
+                                  "table scope and the key columns as arguments."),
+                        errhint("Use poolguard.track_table('table_name') to install it.")));
+
+    /*
+     * What every row of this statement shares — the scopes, validated once, the key columns'
+     * numbers and output functions — is computed at the statement's first row and kept in
+     * fn_extra (the executor's per-trigger FmgrInfo, freed with the query).  Keyed by trigger
+     * and relation: a partition's columns may be numbered unlike its parent's.
+     */
+    Relation rel = trigdata->tg_relation;
+    TrackingPlan *plan = static_cast<TrackingPlan *>(fcinfo->flinfo->fn_extra);
+    if (plan == nullptr || plan->tgoid != trigger->tgoid || plan->relid != RelationGetRelid(rel))
+        plan = tracking_plan(fcinfo->flinfo, trigger, rel, TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event));
+    const char *row_scope = plan->row_scope;
+    const char *table_scope = plan->table_scope;
+    int row_scope_len = plan->row_scope_len;
+    int table_scope_len = plan->table_scope_len;
+
+    if (TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
+    {
+        if (!TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+            ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                            errmsg("trigger \"%s\" must be fired for each row", name),
+                            errhint("Use poolguard.track_table('table_name') to install it.")));
+        invalidation_schedule(row_scope, row_scope_len, nullptr, 0);
+        invalidation_schedule(table_scope, table_scope_len, nullptr, 0);
+        return PointerGetDatum(nullptr);
+    }
+
+    int ncolumns = plan->ncolumns;
+    TupleDesc desc = rel->rd_att;
+    /* INSERT and DELETE: the one row; UPDATE: the old row and the new one. */
+    HeapTuple rows[2] = {trigdata->tg_trigtuple,
+                         TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple : nullptr};
+
+    /* The row was written, so the transaction has an xid: it tells this transaction from the last. */
+    TransactionId xid = GetTopTransactionIdIfAny();
+    if (xid != tracked_keys_xid)
+    {
+        tracked_keys_xid = xid;
+        tracked_keys = 0;
+    }
+    if (tracked_keys >= max_tracked_keys_per_transaction)
+    {
+        invalidation_schedule(row_scope, row_scope_len, nullptr, 0);
+        invalidation_schedule(table_scope, table_scope_len, nullptr, 0);
+        return PointerGetDatum(nullptr);
+    }
+
+    const char **parts = static_cast<const char **>(palloc(sizeof(char *) * ncolumns));
+    char key[max_key_bytes + 1];
+    char first_key[max_key_bytes + 1];
+    bool have_first = false;
+    bool whole_scope = false;
+    for (HeapTuple row : rows)
+    {
+        if (row == nullptr)
+            continue;
+        bool has_null = false;
+        for (int i = 0; i < ncolumns; i++)
+        {
+            bool isnull;
+            Datum value = heap_getattr(row, plan->attnums[i], desc, &isnull);
+            parts[i] = isnull ? nullptr : OutputFunctionCall(&plan->output[i], value);
+            if (isnull)
+                has_null = true;
+        }
+        if (has_null)
+        {
+            whole_scope = true; /* not a primary key any more: be safe */
+            continue;
+        }
+        std::size_t len = core::row_key(parts, ncolumns, key, sizeof(key));
+        if (len > (std::size_t)max_key_bytes)
+        {
+            whole_scope = true;
+            continue;
+        }
+        if (have_first && strcmp(first_key, key) == 0)
+            continue;
+        invalidation_schedule(row_scope, row_scope_len, key, (int)len);
+        tracked_keys++;
+        if (!have_first)
+        {
+            memcpy(first_key, key, len + 1);
+            have_first = true;
+        }
+    }
+    if (whole_scope)
+        invalidation_schedule(row_scope, row_scope_len, nullptr, 0);
+    invalidation_schedule(table_scope, table_scope_len, nullptr, 0);
     return PointerGetDatum(nullptr);
 }
 

@@ -52,6 +52,13 @@ SELECT * FROM poolguard.memory;
 SELECT poolguard.reload();
 SELECT * FROM poolguard.reap(true);
 SELECT poolguard.invalidate('regress_scope');
+SELECT count(*) >= 0 AS tracked_tables FROM poolguard.tracked_tables;
+CREATE TEMP TABLE regress_tracked (id int PRIMARY KEY);
+SELECT poolguard.track_table('regress_tracked');
+SELECT poolguard.untrack_table('regress_tracked');
+CREATE TRIGGER track AFTER INSERT ON regress_tracked
+    FOR EACH ROW EXECUTE FUNCTION poolguard.tracking_trigger('s', 't', 'id');
+DROP TABLE regress_tracked;
 SELECT poolguard.cdc_key();
 SELECT poolguard.reset_stats();
 -- No role can make the worker reload through a trigger of its own.

@@ -1,5 +1,6 @@
 # pg_dump / pg_restore of poolguard.database: the dump holds CREATE EXTENSION and the policy
-# rows (pg_extension_config_dump), and the restored cluster enforces the same policies.
+# rows (pg_extension_config_dump), and the restored cluster enforces the same policies.  Tables
+# tracked with poolguard.track_table() (plain and partitioned) are tracked after the restore.
 use strict;
 use warnings;
 use FindBin;
@@ -31,7 +32,16 @@ $source->safe_psql('postgres', $roles . q{
     CREATE TRIGGER items_invalidate AFTER INSERT OR UPDATE OR DELETE ON public.items
         FOR EACH ROW EXECUTE FUNCTION poolguard.invalidation_trigger('items', 'id');
     INSERT INTO public.items VALUES (1, 'one');
+    -- Tracked tables: their triggers are dumped with them (partitions inherit the row trigger).
+    CREATE TABLE public.schools (id int PRIMARY KEY, name text);
+    SELECT poolguard.track_table('public.schools', scope => 'school');
+    CREATE TABLE public.events (id int, day date, PRIMARY KEY (id, day)) PARTITION BY RANGE (day);
+    CREATE TABLE public.events_2026 PARTITION OF public.events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+    SELECT poolguard.track_table('public.events');
 });
+my $tracked = q{SELECT table_name, scope, table_scope, key_columns, partitioned
+                FROM poolguard.tracked_tables ORDER BY table_name::text};
+my $tracked_before = $source->safe_psql('postgres', $tracked);
 my $policies = q{SELECT name, priority, enabled, role_name, idle_timeout, max_connections, on_limit, comment
                  FROM poolguard.policy ORDER BY name};
 my $policies_before = $source->safe_psql('postgres', $policies);
@@ -76,6 +86,20 @@ my $before = $target->safe_psql('postgres', q{SELECT poolguard.cache_generation(
 $target->safe_psql('postgres', q{UPDATE public.items SET name = 'uno' WHERE id = 1});
 ok($target->safe_psql('postgres', q{SELECT poolguard.cache_generation('items', '1')}) > $before,
     'restored invalidation trigger raises the generation');
+
+# Tracked tables are tracked: the same view, and writes (to a partition, too) publish.
+is($target->safe_psql('postgres', $tracked), $tracked_before, 'tracked_tables restored');
+my $gens = q{SELECT poolguard.cache_generation('school', '7') || ' ' || poolguard.cache_generation('table:school')
+             || ' ' || poolguard.cache_generation('events', '["1","2026-05-01"]')
+             || ' ' || poolguard.cache_generation('table:events')};
+my @g_before = split / /, $target->safe_psql('postgres', $gens);
+$target->safe_psql('postgres', q{
+    INSERT INTO public.schools VALUES (7, 'North');
+    INSERT INTO public.events_2026 VALUES (1, '2026-05-01');
+});
+my @g_after = split / /, $target->safe_psql('postgres', $gens);
+ok($g_after[$_] > $g_before[$_], "restored tracking publishes (" . qw(row table partition_row partition_table)[$_] . ")")
+    for 0 .. 3;
 
 # The restored policy table keeps its validation: a bad row is refused.
 my ($ret, $out, $err) = $target->psql('postgres',

@@ -1,0 +1,3 @@
+export default function Home() {
+  return <p>mentor-assignment app (pg-poolguard-cache test)</p>;
+}
