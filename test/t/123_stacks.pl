@@ -89,6 +89,9 @@ sub run
             "SELECT count(*) <= $target FROM pg_stat_activity WHERE usename = '$role' AND state = 'idle'"),
             "$stack: at most $target idle in quiet period $cycle");
         $r{quiet_logins} += sql("SELECT logins FROM poolguard.policy_status WHERE policy = 'stack'") - $logins;
+        # What the idle sessions the rule kept hold: the memory the quiet period costs.
+        $r{idle_memory} = sql("SELECT coalesce(sum(private_memory), 0) FROM poolguard.sessions
+                                WHERE role_name = '$role' AND state = 'idle'");
     }
     $in .= "quit\n";
     $h->finish;
@@ -102,6 +105,9 @@ sub run
 
 my $idle_timeout = [ 'idle_timeout', "'2s'" ];
 my $max_idle = [ 'max_idle', '2' ];
+# Below what any session holds after its first request (a fresh backend's private memory is
+# more): every session idle past idle_grace is ended for its memory.
+my $max_idle_memory = [ 'max_idle_memory', '65536' ];
 
 # POOLGUARD_STACKS=django,rails runs only those (while working on one).
 my %only = map { $_ => 1 } split /,/, ($ENV{POOLGUARD_STACKS} // '');
@@ -114,14 +120,17 @@ for my $stack (sort keys %stacks)
         skip("$stack: its Debian packages are not installed (scripts/test.sh installs them): $e", 1) unless $ok;
         my $role = "stack_$stack";
 
-        for my $rule ([ 'idle_timeout', $idle_timeout, 0 ], [ 'max_idle', $max_idle, 2 ])
+        for my $rule ([ 'idle_timeout', $idle_timeout, 0 ], [ 'max_idle', $max_idle, 2 ],
+            [ 'max_idle_memory', $max_idle_memory, 0 ])
         {
             my ($name, $policy, $target) = @$rule;
             my %env = $stack eq 'hikaricp' ? (MIN_IDLE => $target) : ();
             my $r = run($stack, $role, $policy, 1, $target, 0, %env);
             is($r->{failed}, 0, "$stack, guide's settings, $name: 0 of $r->{requests} requests failed")
                 or diag("first error: $r->{errors}");
-            note("$stack, guide, $name: logins in quiet periods $r->{quiet_logins}, ended by the server $r->{terminated}, refills $r->{refills}");
+            note("$stack, guide, $name: logins in quiet periods $r->{quiet_logins}, ended by the server $r->{terminated}, refills $r->{refills}, idle private memory in quiet $r->{idle_memory} bytes");
+            cmp_ok($r->{terminated}, '>', 0, "$stack, guide's settings, $name: the server ended sessions (the rule acted)")
+                if $name eq 'max_idle_memory';
             is($r->{quiet_logins}, 0, "$stack, guide's settings, $name: no logins in quiet periods");
         }
 
