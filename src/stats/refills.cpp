@@ -44,17 +44,8 @@ constexpr const char *refill_tranche = "pg_poolguard refills";
 
 struct IdentityEntry
 {
-    char policy[NAMEDATALEN]; /* "" = free */
-    Oid roleid;
-    char database_name[NAMEDATALEN];
-    char application_name[NAMEDATALEN];
-    int64 logins;
-    int64 refills;
-    int64 ended;
-    int64 ended_unused;
-    TimestampTz last_login;
-    TimestampTz last_end;
-    TimestampTz last_used; /* for reuse: the least recently used entry goes first */
+    IdentityCounters counts; /* counts.policy "" = free */
+    TimestampTz last_used;   /* for reuse: the least recently used entry goes first */
     core::RecentEnds recent_ends;
 };
 
@@ -127,15 +118,15 @@ IdentityEntry *identity_entry(const char *policy, Oid roleid, const char *databa
     for (int i = 0; i < identity_capacity; i++)
     {
         IdentityEntry *e = &refill_table->identities[i];
-        if (e->policy[0] == '\0')
+        if (e->counts.policy[0] == '\0')
         {
             if (free_entry == nullptr)
                 free_entry = e;
             continue;
         }
-        bool db = strcmp(e->database_name, database_name) == 0;
-        if (db && e->roleid == roleid && strcmp(e->policy, policy) == 0 &&
-            strcmp(e->application_name, application_name) == 0)
+        bool db = strcmp(e->counts.database_name, database_name) == 0;
+        if (db && e->counts.roleid == roleid && strcmp(e->counts.policy, policy) == 0 &&
+            strcmp(e->counts.application_name, application_name) == 0)
             return e;
         if (db)
         {
@@ -150,10 +141,10 @@ IdentityEntry *identity_entry(const char *policy, Oid roleid, const char *databa
                        : free_entry != nullptr          ? free_entry
                                                         : oldest;
     *e = IdentityEntry();
-    strlcpy(e->policy, policy, NAMEDATALEN);
-    e->roleid = roleid;
-    strlcpy(e->database_name, database_name, NAMEDATALEN);
-    strlcpy(e->application_name, application_name, NAMEDATALEN);
+    strlcpy(e->counts.policy, policy, NAMEDATALEN);
+    e->counts.roleid = roleid;
+    strlcpy(e->counts.database_name, database_name, NAMEDATALEN);
+    strlcpy(e->counts.application_name, application_name, NAMEDATALEN);
     e->last_used = now;
     return e;
 }
@@ -209,13 +200,13 @@ void refills_count_login(const char *policy, Oid roleid, const char *database_na
     TimestampTz now = GetCurrentTimestamp();
     LWLockAcquire(refill_table->lock, LW_EXCLUSIVE);
     IdentityEntry *e = identity_entry(policy, roleid, my_login.database_name, my_login.application_name, now);
-    e->logins++;
-    e->last_login = now;
+    e->counts.logins++;
+    e->counts.last_login = now;
     e->last_used = now;
     bool refill = core::take_refill(e->recent_ends, now, window_us());
     if (refill)
     {
-        e->refills++;
+        e->counts.refills++;
         PolicyWindow *w = policy_window(policy);
         core::count_refill(w->window, now, window_us());
         w->last_refill_role = roleid;
@@ -239,10 +230,10 @@ void refills_count_end(const char *policy, core::Reason reason)
     /* Counted under the policy that ended it (a reload may have moved the session). */
     IdentityEntry *e =
         identity_entry(policy, my_login.roleid, my_login.database_name, my_login.application_name, now);
-    e->ended++;
+    e->counts.ended++;
     if (unused)
-        e->ended_unused++;
-    e->last_end = now;
+        e->counts.ended_unused++;
+    e->counts.last_end = now;
     e->last_used = now;
     core::note_end(e->recent_ends, now);
     core::count_end(policy_window(policy)->window, now, window_us(), reason, unused);
@@ -341,19 +332,9 @@ int refills_copy_identities(IdentityCounters **rows)
     for (int i = 0; i < identity_capacity; i++)
     {
         const IdentityEntry *e = &refill_table->identities[i];
-        if (e->policy[0] == '\0')
+        if (e->counts.policy[0] == '\0')
             continue;
-        IdentityCounters *r = &out[n++];
-        strlcpy(r->policy, e->policy, NAMEDATALEN);
-        r->roleid = e->roleid;
-        strlcpy(r->database_name, e->database_name, NAMEDATALEN);
-        strlcpy(r->application_name, e->application_name, NAMEDATALEN);
-        r->logins = e->logins;
-        r->refills = e->refills;
-        r->ended = e->ended;
-        r->ended_unused = e->ended_unused;
-        r->last_login = e->last_login;
-        r->last_end = e->last_end;
+        out[n++] = e->counts;
     }
     LWLockRelease(refill_table->lock);
     *rows = out;
@@ -368,7 +349,7 @@ void refills_reset(void)
     for (int i = 0; i < identity_capacity; i++)
     {
         IdentityEntry *e = &refill_table->identities[i];
-        e->logins = e->refills = e->ended = e->ended_unused = 0;
+        e->counts.logins = e->counts.refills = e->counts.ended = e->counts.ended_unused = 0;
         e->recent_ends = core::RecentEnds(); /* ends before the reset are no refills after it */
     }
     for (int i = 0; i < refill_table->nwindows; i++)
