@@ -250,9 +250,9 @@ void decide_uncounted(int procno)
     LWLockRelease(login_accounting.lock);
 }
 
-int match_login(const PolicySnapshot *snapshot, Oid *role_oids, const LoginIdentity *login)
+int match_login(const PolicySnapshot *snapshot, PolicyMatchCache *match_cache, const LoginIdentity *login)
 {
-    return policy_match(snapshot, role_oids, login->roleid,
+    return policy_match(snapshot, match_cache, login->roleid,
                         login->database_name[0] ? login->database_name : NULL, login->application_name,
                         login->client);
 }
@@ -604,16 +604,14 @@ void check_login(Port *port)
         return;
     }
 
-    PolicySnapshot snapshot;
-    policy_store_snapshot(&snapshot);
-    Oid *role_oids = policy_role_oids(&snapshot);
-    int index = match_login(&snapshot, role_oids, &login);
-    if (index < 0)
+    /* Only the policies the index lists for this login are copied out of shared memory. */
+    CompiledPolicy *policy = static_cast<CompiledPolicy *>(palloc(sizeof(CompiledPolicy)));
+    if (!policy_match_login(login.roleid, login.database_name[0] ? login.database_name : NULL,
+                            login.application_name, login.client, policy))
     {
         decide_uncounted(procno);
         return;
     }
-    const CompiledPolicy *policy = &snapshot.policies[index];
 
     LWLockAcquire(login_accounting.lock, LW_EXCLUSIVE);
     int counter = find_counter(policy->name, true);
@@ -708,7 +706,7 @@ void caps_reconcile(const SessionScan *scan)
 
     /* 2. Match each login identity against the policies now in force: catalog, no lock. */
     const PolicySnapshot *policies = &scan->policies;
-    Oid *role_oids = policy_role_oids(policies);
+    PolicyMatchCache *match_cache = policy_match_cache(policies);
     Exemptions exemptions;
     exemptions_load(&exemptions);
     for (int i = 0; i < ncopies; i++)
@@ -716,7 +714,7 @@ void caps_reconcile(const SessionScan *scan)
         SlotCopy *c = &copies[i];
         c->want = (!OidIsValid(c->login.roleid) || session_exempt(&exemptions, c->login.roleid))
                       ? -1
-                      : match_login(policies, role_oids, &c->login);
+                      : match_login(policies, match_cache, &c->login);
     }
 
     /* 3. Move the counts of the slots still held by the same logins. */

@@ -1,0 +1,100 @@
+# 10,000 policies, one role each (issue 22): more policies than max_policies draw the WARNING;
+# raised to 10,000 (restart), logins match the right tenant's policy through the index (own role,
+# a group role with an application_name prefix, the catch-all), a cap on one tenant's policy
+# refuses at the cap, and an update of one policy applies without a reload call (polled).
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use PoolguardTest;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = poolguard_node('policies_at_scale', 'max_connections = 30');
+$node->start;
+# Login roles for a few tenants only (the policies name 9,998 tenant roles; the index does not
+# care whether a role exists, and creating 10,000 roles is not what is tested here).
+$node->safe_psql('postgres', q{
+    CREATE EXTENSION pg_poolguard;
+    CREATE ROLE grp NOLOGIN;
+    CREATE ROLE t1 LOGIN;
+    CREATE ROLE t7 LOGIN IN ROLE grp;
+    CREATE ROLE t5000 LOGIN;
+    CREATE ROLE t9998 LOGIN;
+    CREATE ROLE stranger LOGIN;
+    INSERT INTO poolguard.policy (name, role_name, priority)
+        SELECT 'tenant_' || i, 't' || i, 0 FROM generate_series(1, 9998) AS i;
+    -- members of grp using a grp-app... application_name: before their own tenant policy
+    INSERT INTO poolguard.policy (name, role_name, application_name, priority)
+        VALUES ('grp_app', 'grp', 'grp-app%', 1);
+    -- everybody else: last
+    INSERT INTO poolguard.policy (name, priority) VALUES ('everyone', -1);
+});
+is($node->safe_psql('postgres', 'SELECT count(*) FROM poolguard.policy'), '10000', '10,000 policies');
+
+# ---- more enabled policies than max_policies (128 by default): a WARNING, the first 128 used ----
+my ($ret, $out, $err) = $node->psql('postgres', 'SELECT poolguard.reload()');
+is($out, '128', 'reload uses max_policies (128) of them');
+like($err, qr/WARNING:  pg_poolguard uses only the first 128 of 10000 enabled policies/,
+    'the WARNING names how many are used and how many exist');
+like($err, qr/HINT:  Raise poolguard\.max_policies/, 'and hints at max_policies');
+
+# ---- raised to 10,000 ----
+$node->append_conf('postgresql.conf', "poolguard.max_policies = 10000\n");
+$node->restart;
+($ret, $out, $err) = $node->psql('postgres', 'SELECT poolguard.reload()');
+is($out, '10000', 'with max_policies = 10000 all 10,000 are in force');
+unlike($err, qr/WARNING/, 'no WARNING when they fit');
+
+# The policy each login matched, as poolguard.sessions shows it.
+sub policy_of
+{
+    my ($held) = @_;
+    return $node->safe_psql('postgres', "SELECT policy FROM poolguard.sessions WHERE pid = $held->[1]");
+}
+my $s9998 = hold($node, 'user=t9998 application_name=web');
+is(policy_of($s9998), 'tenant_9998', 'a tenant matches its own policy (the 9,998th)');
+my $s1 = hold($node, 'user=t1');
+is(policy_of($s1), 'tenant_1', 'and another tenant its own');
+my $s7 = hold($node, 'user=t7 application_name=grp-app-1');
+is(policy_of($s7), 'grp_app', 'a member of grp with a grp-app... application_name matches the group policy first');
+my $s7b = hold($node, 'user=t7 application_name=other');
+is(policy_of($s7b), 'tenant_7', 'the same role with another application_name matches its own policy');
+my $sx = hold($node, 'user=stranger');
+is(policy_of($sx), 'everyone', 'a role without a policy matches the catch-all, the last of 10,000');
+release($node, $s9998, $s1, $s7, $s7b, $sx);
+
+# ---- a cap on one tenant's policy refuses at the cap ----
+$node->safe_psql('postgres', q{
+    UPDATE poolguard.policy SET max_connections = 2 WHERE name = 'tenant_5000';
+    SELECT poolguard.reload()});
+my @held = (hold($node, 'user=t5000'), hold($node, 'user=t5000'));
+ok(policy_sessions($node, 'tenant_5000', 2), 'tenant_5000 counts its 2 sessions');
+($ret, $err) = login($node, 'user=t5000');
+isnt($ret, 0, 'the third login of tenant_5000 is refused');
+like($err, qr/too many connections for poolguard policy "tenant_5000"/, 'naming its policy');
+($ret, $err) = login($node, 'user=t9998');
+is($ret, 0, 'another tenant still logs in');
+
+# ---- an update of one policy applies by itself (the worker reloads; polled, never timed) ----
+$node->safe_psql('postgres', q{UPDATE poolguard.policy SET max_connections = 3 WHERE name = 'tenant_5000'});
+ok($node->poll_query_until('postgres',
+        q{SELECT max_connections = 3 FROM poolguard.policy_status WHERE policy = 'tenant_5000'}),
+    'the raised cap is in force without a reload call');
+($ret, $err) = login($node, 'user=t5000');
+is($ret, 0, 'and the third login of tenant_5000 is admitted') or diag($err);
+release($node, @held);
+
+# ---- one policy more than max_policies: the WARNING again, the last (lowest priority) dropped ----
+$node->safe_psql('postgres', q{INSERT INTO poolguard.policy (name, priority) VALUES ('zz_last', -2)});
+($ret, $out, $err) = $node->psql('postgres', 'SELECT poolguard.reload()');
+is($out, '10000', 'still 10,000 in force');
+like($err, qr/WARNING:  pg_poolguard uses only the first 10000 of 10001 enabled policies/,
+    'the WARNING at 10,001 policies');
+my $sz = hold($node, 'user=stranger');
+is(policy_of($sz), 'everyone', 'the policies in force still match');
+release($node, $sz);
+
+$node->stop;
+done_testing();
