@@ -108,8 +108,8 @@ bool role_matches(Oid userid, Oid role);
  * none.  database_name may be NULL (unknown database: database-bound policies do not match).
  * Looks only at the policies the snapshot's index lists for the session (not a linear scan).
  */
-int policy_match(const PolicySnapshot *snapshot, PolicyMatchCache *cache, Oid userid, const char *database_name,
-                 const char *application_name, const core::IpAddress &client);
+int policy_match(const PolicySnapshot *snapshot, PolicyMatchCache *cache, Oid userid,
+                 const char *database_name, const char *application_name, const core::IpAddress &client);
 
 /*
  * At login: the policy that policy_match() would find in the published policies, copied into

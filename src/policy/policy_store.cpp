@@ -7,8 +7,9 @@
  * (LWLock tranche "pg_poolguard policies"): LW_EXCLUSIVE to publish, LW_SHARED to copy.  Under it only memcpy
  * of plain data happens, and a login's walk of the index's hash chains (policy_index_candidates:
  * no allocation, no error, bounded by the number of policies) — the SPI query, the compilation, the
- * index build and every catalog lookup (role memberships too) run before the lock is taken.  change_count is an atomic that committing backends bump without any lock.  The lock
- * is never held while another pg_poolguard lock is taken.
+ * index build and every catalog lookup (role memberships too) run before the lock is taken.  change_count is
+ * an atomic that committing backends bump without any lock.  The lock is never held while another
+ * pg_poolguard lock is taken.
  *
  * Trust: the loader runs as a superuser (the worker, or reload()/reap() in a superuser's
  * session) in a database whose owner may be an ordinary role.  So the policy table is used only
@@ -58,7 +59,8 @@ uint32 index_buckets(void)
 
 Size policies_size(void)
 {
-    return MAXALIGN(add_size(offsetof(PolicyStore, policies), mul_size(sizeof(CompiledPolicy), guc_max_policies)));
+    return MAXALIGN(
+        add_size(offsetof(PolicyStore, policies), mul_size(sizeof(CompiledPolicy), guc_max_policies)));
 }
 
 Size store_size(void)
@@ -71,7 +73,8 @@ void store_init(void)
     bool found;
 
     published_policies = static_cast<PolicyStore *>(ShmemInitStruct(policies_tranche, store_size(), &found));
-    published_heads = reinterpret_cast<int32 *>(reinterpret_cast<char *>(published_policies) + policies_size());
+    published_heads =
+        reinterpret_cast<int32 *>(reinterpret_cast<char *>(published_policies) + policies_size());
     published_next = published_heads + index_buckets();
     if (!found)
     {
@@ -277,7 +280,8 @@ void policy_store_snapshot(PolicySnapshot *snapshot)
         int room = published_policies->count;
         LWLockRelease(published_policies->lock);
 
-        CompiledPolicy *policies = static_cast<CompiledPolicy *>(palloc(sizeof(CompiledPolicy) * Max(room, 1)));
+        CompiledPolicy *policies =
+            static_cast<CompiledPolicy *>(palloc(sizeof(CompiledPolicy) * Max(room, 1)));
         int32 *heads = static_cast<int32 *>(palloc(sizeof(int32) * nbuckets));
         int32 *next = static_cast<int32 *>(palloc(sizeof(int32) * Max(room, 1)));
 
@@ -473,8 +477,8 @@ constexpr int role_memo_size = 64;
 
 struct PolicyMatchCache
 {
-    Oid *role_oids;  /* per policy, unresolved_role until needed */
-    int32 *scratch;  /* candidates, room for every policy */
+    Oid *role_oids; /* per policy, unresolved_role until needed */
+    int32 *scratch; /* candidates, room for every policy */
     Oid memo_role[role_memo_size];
     RoleNames memo_names[role_memo_size];
 };
@@ -512,8 +516,8 @@ bool role_matches(Oid userid, Oid role)
     return OidIsValid(role) && (userid == role || is_member_of_role_nosuper(userid, role));
 }
 
-int policy_match(const PolicySnapshot *snapshot, PolicyMatchCache *cache, Oid userid, const char *database_name,
-                 const char *application_name, const core::IpAddress &client)
+int policy_match(const PolicySnapshot *snapshot, PolicyMatchCache *cache, Oid userid,
+                 const char *database_name, const char *application_name, const core::IpAddress &client)
 {
     if (snapshot->count == 0)
         return -1;
@@ -622,7 +626,8 @@ int policy_store_load(uint64 change_count)
         /* The index, built here (no lock): O(policies). */
         core::PolicyMatchKeys *keys = match_keys(compiled, kept);
         index.nbuckets = index_buckets();
-        heads = static_cast<int32 *>(MemoryContextAlloc(CurTransactionContext, sizeof(int32) * index.nbuckets));
+        heads =
+            static_cast<int32 *>(MemoryContextAlloc(CurTransactionContext, sizeof(int32) * index.nbuckets));
         next = static_cast<int32 *>(MemoryContextAlloc(CurTransactionContext, sizeof(int32) * Max(kept, 1)));
         core::policy_index_build(keys, kept, &index, heads, next);
         pfree(keys);

@@ -1,7 +1,8 @@
 # 10,000 policies, one role each (issue 22): more policies than max_policies draw the WARNING;
 # raised to 10,000 (restart), logins match the right tenant's policy through the index (own role,
 # a group role with an application_name prefix, the catch-all), a cap on one tenant's policy
-# refuses at the cap, and an update of one policy applies without a reload call (polled).
+# refuses at the cap, and an update of one policy applies without a reload call (polled); the
+# per-policy tables (caps, event counters, refill windows) reuse entries when full.
 use strict;
 use warnings;
 use FindBin;
@@ -95,6 +96,23 @@ like($err, qr/WARNING:  pg_poolguard uses only the first 10000 of 10001 enabled 
 my $sz = hold($node, 'user=stranger');
 is(policy_of($sz), 'everyone', 'the policies in force still match');
 release($node, $sz);
+
+# ---- the per-policy tables full: their entries are reused, and found again by name ----
+# With max_policies = 1, caps, the policy event counters and the refill windows hold 2 names each;
+# a third and a fourth policy name reuse entries (the name index drops the old name).
+$node->append_conf('postgresql.conf', "poolguard.max_policies = 1\n");
+$node->restart;
+for my $name (qw(first second third first fourth))
+{
+    set_policy($node, qq{(name, role_name, max_connections) VALUES ('$name', 't1', 1)});
+    my $h = hold($node, 'user=t1');
+    ok(policy_sessions($node, $name, 1), "policy $name counts its session");
+    ($ret, $err) = login($node, 'user=t1');
+    like($err, qr/too many connections for poolguard policy "$name"/, "and refuses the second, naming $name");
+    is($node->safe_psql('postgres', "SELECT logins > 0 AND rejected > 0 FROM poolguard.policy_status WHERE policy = '$name'"),
+        't', "its login and refusal are counted under $name");
+    release($node, $h);
+}
 
 $node->stop;
 done_testing();
