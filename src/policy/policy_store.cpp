@@ -394,9 +394,10 @@ struct RoleNames
 
 /*
  * The names the index is asked for: userid's own, every role reachable through pg_auth_members
- * from it (all grants, whatever their INHERIT option), and pg_database_owner with what it is a
- * member of (is_member_of_role counts a database's owner as one).  A superset of the roles
- * role_matches() accepts is all the index needs: each candidate is then checked with
+ * from it (all grants, whatever their INHERIT option), and — once connected to a database —
+ * pg_database_owner with what it is a member of (is_member_of_role counts the database's owner
+ * as one, and only when MyDatabaseId is set: not yet at ClientAuthentication_hook).  A superset
+ * of the roles role_matches() accepts is all the index needs: each candidate is then checked with
  * role_matches() itself.  Catalog access: call with no LWLock held.
  */
 RoleNames role_names_of(Oid userid)
@@ -404,7 +405,7 @@ RoleNames role_names_of(Oid userid)
     int capacity = 8, nroles = 0;
     Oid *roles = static_cast<Oid *>(palloc(sizeof(Oid) * capacity));
     roles[nroles++] = userid;
-    if (userid != ROLE_PG_DATABASE_OWNER)
+    if (OidIsValid(MyDatabaseId) && userid != ROLE_PG_DATABASE_OWNER)
         roles[nroles++] = ROLE_PG_DATABASE_OWNER;
     for (int i = 0; i < nroles; i++)
     {

@@ -34,10 +34,10 @@ $node->safe_psql('postgres', q{
 });
 is($node->safe_psql('postgres', 'SELECT count(*) FROM poolguard.policy'), '10000', '10,000 policies');
 
-# ---- more enabled policies than max_policies (128 by default): a WARNING, the first 128 used ----
+# ---- more enabled policies than max_policies (1000 by default): a WARNING, the first 1000 used ----
 my ($ret, $out, $err) = $node->psql('postgres', 'SELECT poolguard.reload()');
-is($out, '128', 'reload uses max_policies (128) of them');
-like($err, qr/WARNING:  pg_poolguard uses only the first 128 of 10000 enabled policies/,
+is($out, '1000', 'reload uses max_policies (1000, the default) of them');
+like($err, qr/WARNING:  pg_poolguard uses only the first 1000 of 10000 enabled policies/,
     'the WARNING names how many are used and how many exist');
 like($err, qr/HINT:  Raise poolguard\.max_policies/, 'and hints at max_policies');
 
