@@ -2,7 +2,8 @@
 # raised to 10,000 (restart), logins match the right tenant's policy through the index (own role,
 # a group role with an application_name prefix, the catch-all), a cap on one tenant's policy
 # refuses at the cap, and an update of one policy applies without a reload call (polled); the
-# per-policy tables (caps, event counters, refill windows) reuse entries when full.
+# per-policy tables (caps, event counters, refill windows) reuse entries when full; the worker's
+# cached policy table oid follows CREATE and DROP EXTENSION (item 8).
 use strict;
 use warnings;
 use FindBin;
@@ -12,8 +13,12 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = poolguard_node('policies_at_scale', 'max_connections = 30');
+# log_min_messages = debug1: the worker's "loaded N policies" tells when it has looked.
+my $node = poolguard_node('policies_at_scale', 'max_connections = 30', 'log_min_messages = debug1');
 $node->start;
+# The worker looks for the policy table before the extension exists (and caches "not found").
+ok(eval { $node->wait_for_log(qr/pg_poolguard loaded 0 policies/); 1 },
+    'the worker looked for the policy table before the extension existed');
 # Login roles for a few tenants only (the policies name 9,998 tenant roles; the index does not
 # care whether a role exists, and creating 10,000 roles is not what is tested here).
 $node->safe_psql('postgres', q{
@@ -33,6 +38,10 @@ $node->safe_psql('postgres', q{
     INSERT INTO poolguard.policy (name, priority) VALUES ('everyone', -1);
 });
 is($node->safe_psql('postgres', 'SELECT count(*) FROM poolguard.policy'), '10000', '10,000 policies');
+# No reload(): the change trigger wakes the worker, whose cached "not found" the new table's
+# relcache invalidation dropped.
+ok($node->poll_query_until('postgres', 'SELECT count(*) >= 1000 FROM poolguard.policy_status'),
+    'the worker loads the policies of a table created after it looked (its cached oid was invalidated)');
 
 # ---- more enabled policies than max_policies (1000 by default): a WARNING, the first 1000 used ----
 my ($ret, $out, $err) = $node->psql('postgres', 'SELECT poolguard.reload()');
@@ -101,7 +110,16 @@ release($node, $sz);
 # With max_policies = 1, caps, the policy event counters and the refill windows hold 2 names each;
 # a third and a fourth policy name reuse entries (the name index drops the old name).
 $node->append_conf('postgresql.conf', "poolguard.max_policies = 1\n");
+my $offset = -s $node->logfile;
 $node->restart;
+# The worker caches the table's oid at its first load; the extension dropped and created again,
+# the table has a new oid, and a change must be loaded from it (by the worker: no reload()).
+ok(eval { $node->wait_for_log(qr/pg_poolguard loaded 1 policies/, $offset); 1 }, 'the worker loaded after the restart');
+$node->safe_psql('postgres', 'DROP EXTENSION pg_poolguard; CREATE EXTENSION pg_poolguard');
+$node->safe_psql('postgres', q{INSERT INTO poolguard.policy (name, role_name, max_connections) VALUES ('recreated', 't1', 1)});
+ok($node->poll_query_until('postgres',
+        q{SELECT max_connections = 1 FROM poolguard.policy_status WHERE policy = 'recreated'}),
+    'after DROP and CREATE EXTENSION the worker loads from the new table (its cached oid was invalidated)');
 for my $name (qw(first second third first fourth))
 {
     set_policy($node, qq{(name, role_name, max_connections) VALUES ('$name', 't1', 1)});
