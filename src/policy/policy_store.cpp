@@ -471,8 +471,78 @@ bool accepts(const CompiledPolicy *p, Oid *role_oid, Oid userid, const core::Log
     return core::policy_matches_except_role(keys, login);
 }
 
-/* Role memberships remembered per login role during one scan (direct-mapped: a clash recomputes). */
-constexpr int role_memo_size = 64;
+/*
+ * The worker's (and any long-lived backend's) role names by login role, kept across scans: a
+ * scan of 5,000 sessions then resolves no membership twice.  Any change of pg_authid or
+ * pg_auth_members (a grant, a revoke, a rename, a drop) drops all of it (syscache callbacks), so
+ * a role granted into a group is matched from the next scan on, as before.
+ */
+struct RoleNamesEntry
+{
+    Oid userid; /* hash key */
+    RoleNames names;
+};
+constexpr long role_names_cache_limit = 100000; /* entries; past it the cache starts over */
+MemoryContext role_names_context = nullptr;
+HTAB *role_names_cache = nullptr;
+bool role_names_valid = false;
+bool role_names_callbacks_registered = false;
+
+void role_names_invalidate(Datum arg, int cacheid, uint32 hashvalue)
+{
+    role_names_valid = false;
+}
+
+/* role_names_of(userid), from the cache when still valid (the result lives until it is dropped). */
+RoleNames cached_role_names(Oid userid)
+{
+    if (!role_names_callbacks_registered)
+    {
+        CacheRegisterSyscacheCallback(AUTHOID, role_names_invalidate, (Datum)0);
+        CacheRegisterSyscacheCallback(AUTHMEMMEMROLE, role_names_invalidate, (Datum)0);
+        role_names_callbacks_registered = true;
+    }
+    if (role_names_context == nullptr)
+        role_names_context =
+            AllocSetContextCreate(TopMemoryContext, "pg_poolguard role names", ALLOCSET_DEFAULT_SIZES);
+    if (role_names_cache != nullptr &&
+        (!role_names_valid || hash_get_num_entries(role_names_cache) >= role_names_cache_limit))
+    {
+        MemoryContextReset(role_names_context); /* the hash table lives in it too */
+        role_names_cache = nullptr;
+    }
+    if (role_names_cache == nullptr)
+    {
+        HASHCTL ctl;
+        memset(&ctl, 0, sizeof(ctl));
+        ctl.keysize = sizeof(Oid);
+        ctl.entrysize = sizeof(RoleNamesEntry);
+        ctl.hcxt = role_names_context;
+        role_names_cache =
+            hash_create("pg_poolguard role names", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+        role_names_valid = true;
+    }
+    RoleNamesEntry *entry =
+        static_cast<RoleNamesEntry *>(hash_search(role_names_cache, &userid, HASH_FIND, NULL));
+    if (entry != NULL)
+        return entry->names;
+
+    /* Resolved in the caller's context: catalog access may process an invalidation meanwhile. */
+    RoleNames names = role_names_of(userid);
+    if (!role_names_valid)
+        return names; /* stale before it was stored: not kept (the next call starts over) */
+    MemoryContext old = MemoryContextSwitchTo(role_names_context);
+    RoleNames kept;
+    kept.count = names.count;
+    kept.names = static_cast<const char **>(palloc(sizeof(char *) * Max(names.count, 1)));
+    for (int i = 0; i < names.count; i++)
+        kept.names[i] = pstrdup(names.names[i]);
+    bool found;
+    entry = static_cast<RoleNamesEntry *>(hash_search(role_names_cache, &userid, HASH_ENTER, &found));
+    entry->names = kept;
+    MemoryContextSwitchTo(old);
+    return kept;
+}
 
 } // namespace
 
@@ -480,8 +550,6 @@ struct PolicyMatchCache
 {
     Oid *role_oids; /* per policy, unresolved_role until needed */
     int32 *scratch; /* candidates, room for every policy */
-    Oid memo_role[role_memo_size];
-    RoleNames memo_names[role_memo_size];
 };
 
 Oid policy_table_oid(void)
@@ -507,8 +575,6 @@ PolicyMatchCache *policy_match_cache(const PolicySnapshot *snapshot)
     for (int i = 0; i < snapshot->count; i++)
         cache->role_oids[i] = snapshot->policies[i].has_role ? unresolved_role : InvalidOid;
     cache->scratch = static_cast<int32 *>(palloc(sizeof(int32) * Max(snapshot->count, 1)));
-    for (int i = 0; i < role_memo_size; i++)
-        cache->memo_role[i] = InvalidOid;
     return cache;
 }
 
@@ -522,13 +588,11 @@ int policy_match(const PolicySnapshot *snapshot, PolicyMatchCache *cache, Oid us
 {
     if (snapshot->count == 0)
         return -1;
-    int slot = (int)(userid % role_memo_size);
-    if (cache->memo_role[slot] != userid || !OidIsValid(userid))
-    {
-        cache->memo_names[slot] = role_names_of(userid);
-        cache->memo_role[slot] = userid;
-    }
-    core::LoginKeys login = login_keys(cache->memo_names[slot], database_name, application_name, client);
+    /* Role names only when some policy is filed under a role (else no catalog access at all). */
+    RoleNames roles = {0, nullptr};
+    if (snapshot->index.by_role > 0)
+        roles = cached_role_names(userid);
+    core::LoginKeys login = login_keys(roles, database_name, application_name, client);
     int n = core::policy_index_candidates(snapshot->index, snapshot->index_heads, snapshot->index_next, login,
                                           cache->scratch);
     /* Candidates in match order; the first the full predicate accepts is the linear scan's answer. */
@@ -545,25 +609,41 @@ bool policy_match_login(Oid userid, const char *database_name, const char *appli
                         const core::IpAddress &client, CompiledPolicy *policy)
 {
     require_shared_memory();
-    /* Catalog first (memberships), no lock held. */
-    RoleNames roles = role_names_of(userid);
-    core::LoginKeys login = login_keys(roles, database_name, application_name, client);
+    /* Catalog first (memberships), no lock held — and only if some policy is filed under a role. */
+    LWLockAcquire(published_policies->lock, LW_SHARED);
+    bool need_roles = published_policies->index.by_role > 0;
+    LWLockRelease(published_policies->lock);
+    RoleNames roles = {0, nullptr};
+    if (need_roles)
+        roles = role_names_of(userid);
     int32 *candidates = static_cast<int32 *>(palloc(sizeof(int32) * Max(guc_max_policies, 1)));
     int room = 16; /* one role per tenant: its policy, a few catch-alls */
     CompiledPolicy *copies = static_cast<CompiledPolicy *>(palloc(sizeof(CompiledPolicy) * room));
+    core::LoginKeys login;
     int n;
     for (;;)
     {
+        login = login_keys(roles, database_name, application_name, client);
         /* Under the lock: walk the chains (plain data, no allocation) and copy only the candidates. */
         LWLockAcquire(published_policies->lock, LW_SHARED);
-        n = core::policy_index_candidates(published_policies->index, published_heads, published_next, login,
-                                          candidates);
-        if (n <= room)
+        bool roles_missing = !need_roles && published_policies->index.by_role > 0;
+        n = roles_missing ? 0
+                          : core::policy_index_candidates(published_policies->index, published_heads,
+                                                          published_next, login, candidates);
+        bool fits = !roles_missing && n <= room;
+        if (fits)
             for (int k = 0; k < n; k++)
                 copies[k] = published_policies->policies[candidates[k]];
         LWLockRelease(published_policies->lock);
-        if (n <= room)
+        if (fits)
             break;
+        if (roles_missing)
+        {
+            /* Policies with a role were published meanwhile: resolve the names, look again. */
+            need_roles = true;
+            roles = role_names_of(userid);
+            continue;
+        }
         pfree(copies); /* more candidates than room (policies without a role or database): again */
         room = Max(guc_max_policies, 1);
         copies = static_cast<CompiledPolicy *>(palloc(sizeof(CompiledPolicy) * room));

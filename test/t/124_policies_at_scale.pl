@@ -24,6 +24,7 @@ ok(eval { $node->wait_for_log(qr/pg_poolguard loaded 0 policies/); 1 },
 $node->safe_psql('postgres', q{
     CREATE EXTENSION pg_poolguard;
     CREATE ROLE grp NOLOGIN;
+    CREATE ROLE grp2 NOLOGIN;
     CREATE ROLE t1 LOGIN;
     CREATE ROLE t7 LOGIN IN ROLE grp;
     CREATE ROLE t5000 LOGIN;
@@ -74,6 +75,25 @@ is(policy_of($s7b), 'tenant_7', 'the same role with another application_name mat
 my $sx = hold($node, 'user=stranger');
 is(policy_of($sx), 'everyone', 'a role without a policy matches the catch-all, the last of 10,000');
 release($node, $s9998, $s1, $s7, $s7b, $sx);
+
+# ---- a grant after the worker has matched a session is seen at its next scan ----
+# The worker keeps each login role's role names across scans; a GRANT must drop them.
+$node->safe_psql('postgres', q{
+    INSERT INTO poolguard.policy (name, role_name, idle_timeout, priority) VALUES ('grp2_idle', 'grp2', '1s', 5);
+    DELETE FROM poolguard.policy WHERE name = 'everyone';
+    SELECT poolguard.reload()});
+my $victim = hold($node, 'user=t9998');
+my $scans = $node->safe_psql('postgres', 'SELECT scans FROM poolguard.stats');
+ok($node->poll_query_until('postgres', "SELECT scans >= $scans + 2 FROM poolguard.stats"),
+    'the worker scanned the session (as tenant_9998, no idle timeout)');
+ok(alive($node, $victim->[1]), 'which it left alone');
+$node->safe_psql('postgres', 'GRANT grp2 TO t9998');
+ok(gone($node, $victim->[1]), 'after GRANT grp2 the worker ends it under grp2_idle (idle_timeout 1s)');
+finish_quietly($victim);
+$node->safe_psql('postgres', q{
+    DELETE FROM poolguard.policy WHERE name = 'grp2_idle';
+    INSERT INTO poolguard.policy (name, priority) VALUES ('everyone', -1);
+    SELECT poolguard.reload()});
 
 # ---- a cap on one tenant's policy refuses at the cap ----
 $node->safe_psql('postgres', q{

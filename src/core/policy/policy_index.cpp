@@ -137,6 +137,7 @@ void policy_index_build(const PolicyMatchKeys *policies, int count, PolicyIndexH
     uint32_t nbuckets = header->nbuckets;
     header->general = -1;
     header->count = count;
+    header->by_role = 0;
     header->prefix_lengths[0] = header->prefix_lengths[1] = 0;
     for (uint32_t b = 0; b < nbuckets; b++)
         heads[b] = -1;
@@ -148,7 +149,10 @@ void policy_index_build(const PolicyMatchKeys *policies, int count, PolicyIndexH
         char prefix[max_prefix_length];
         size_t length;
         if (p.role != nullptr)
+        {
             head = &heads[bucket_of(hash_text(KeyKind::role, p.role), nbuckets)];
+            header->by_role++;
+        }
         else if (p.database != nullptr)
             head = &heads[bucket_of(hash_text(KeyKind::database, p.database), nbuckets)];
         else if (p.application != nullptr &&

@@ -65,6 +65,7 @@ struct PolicyIndexHeader
     uint32_t nbuckets = 0; /* a power of two */
     int32_t general = -1;  /* first policy of the chain with no key, -1 = empty */
     int32_t count = 0;     /* policies indexed */
+    int32_t by_role = 0;   /* of them filed under a role name: 0 = a login's role names are not needed */
     /* bit L (1..127): some policy is bucketed under an application prefix of L bytes */
     uint64_t prefix_lengths[2] = {0, 0};
 };
