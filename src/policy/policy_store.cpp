@@ -482,7 +482,7 @@ struct RoleNamesEntry
     Oid userid; /* hash key */
     RoleNames names;
 };
-constexpr long role_names_cache_limit = 100000; /* entries; past it the cache starts over */
+constexpr long role_names_cache_limit = 20000; /* entries (about 100 bytes each); past it the cache starts over */
 MemoryContext role_names_context = nullptr;
 HTAB *role_names_cache = nullptr;
 bool role_names_valid = false;
