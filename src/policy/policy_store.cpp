@@ -336,10 +336,13 @@ constexpr Oid unresolved_role = ~(Oid)0;
  *   - the table dropped (DROP EXTENSION, DROP TABLE), renamed, moved to another schema, its owner
  *     or kind changed: its pg_class row changes, an invalidation for the cached relid;
  *   - a lost invalidation (sinval queue overflow) resets every cache: relid InvalidOid.
- * The one membership change without a pg_class change, ALTER EXTENSION pg_poolguard DROP TABLE,
- * leaves the cached relid in use until the next invalidation; it needs the extension's owner, a
- * superuser (superuser = true in the control file), and the table stays the one the extension
- * created, owned by that superuser.  The trust rule is unchanged: only the extension's own table.
+ * Two changes send no invalidation for the table: ALTER EXTENSION pg_poolguard DROP TABLE (a
+ * pg_depend change) and ALTER SCHEMA poolguard RENAME (a pg_namespace change).  They leave the
+ * cached relid in use until the next invalidation; both need the extension's owner or the
+ * schema's, a superuser (superuser = true in the control file), and the table stays the one the
+ * extension created, owned by that superuser (after a schema rename the loader's query, which
+ * names poolguard.policy, fails as it did before).  The trust rule is unchanged: only the
+ * extension's own table is ever used.
  */
 bool table_oid_known = false;
 Oid table_oid_cached = InvalidOid;
@@ -482,7 +485,8 @@ struct RoleNamesEntry
     Oid userid; /* hash key */
     RoleNames names;
 };
-constexpr long role_names_cache_limit = 20000; /* entries (about 100 bytes each); past it the cache starts over */
+constexpr long role_names_cache_limit =
+    20000; /* entries (about 100 bytes each); past it the cache starts over */
 MemoryContext role_names_context = nullptr;
 HTAB *role_names_cache = nullptr;
 bool role_names_valid = false;
