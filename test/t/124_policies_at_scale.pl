@@ -107,6 +107,25 @@ like($err, qr/too many connections for poolguard policy "tenant_5000"/, 'naming 
 ($ret, $err) = login($node, 'user=t9998');
 is($ret, 0, 'another tenant still logs in');
 
+# ---- many policies with no role or database: every login looks at them (more than a login's
+# first buffer of 16 candidates; it copies them all) and the first match still wins ----
+$node->safe_psql('postgres', q{
+    DELETE FROM poolguard.policy WHERE name IN (SELECT 'tenant_' || i FROM generate_series(9000, 9030) AS i);
+    INSERT INTO poolguard.policy (name, client_addr, priority)
+        SELECT 'elsewhere_' || i, ('10.9.9.' || i || '/32')::cidr, 10 FROM generate_series(1, 30) AS i;
+    INSERT INTO poolguard.policy (name, client_addr, priority) VALUES ('local', '127.0.0.1/32', 9);
+    SELECT poolguard.reload()});
+my $tcp = hold($node, 'host=127.0.0.1 user=t9998');
+is(policy_of($tcp), 'local', 'a TCP login matches the client_addr policy after 30 that do not match');
+my $unix = hold($node, 'user=t9998');
+is(policy_of($unix), 'tenant_9998', 'a Unix-socket login (no client address) matches its tenant policy');
+release($node, $tcp, $unix);
+$node->safe_psql('postgres', q{
+    DELETE FROM poolguard.policy WHERE client_addr IS NOT NULL;
+    INSERT INTO poolguard.policy (name, role_name, priority)
+        SELECT 'tenant_' || i, 't' || i, 0 FROM generate_series(9000, 9030) AS i;
+    SELECT poolguard.reload()});
+
 # ---- an update of one policy applies by itself (the worker reloads; polled, never timed) ----
 $node->safe_psql('postgres', q{UPDATE poolguard.policy SET max_connections = 3 WHERE name = 'tenant_5000'});
 ok($node->poll_query_until('postgres',
