@@ -7,7 +7,8 @@
 # Both clusters get the same POLICIES login roles (t1 .. tN); the logins measured are of the
 # tenant in the middle (tN/2: a linear scan would try half the policies), the held sessions are
 # spread over the first SESSIONS tenants.  The sessions are held on one cluster at a time (rounds
-# alternate), so the machine needs the memory of SESSIONS idle backends once, not twice.
+# alternate), so the machine needs the memory of SESSIONS idle backends once, not twice (not
+# measured yet at 5,000; the holder also needs SESSIONS + 1024 open files, set by ulimit below).
 #
 # Writes bench/measured/logins_policies.md.  SMOKE=1 (e.g. SESSIONS=50 POLICIES=100): short
 # rounds, prints the table and writes nothing (a smoke run is not a measurement).
