@@ -445,7 +445,7 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
     policy_store_snapshot(&scan->policies);
 
     const PolicySnapshot *policies = &scan->policies;
-    Oid *role_oids = policy_role_oids(policies);
+    PolicyMatchCache *match_cache = policy_match_cache(policies);
     Exemptions exemptions;
     exemptions_load(&exemptions);
     core::DefaultRules defaults;
@@ -485,7 +485,7 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
         if (row->walsender && !guc_signal_walsenders)
             row->exempt = true;
         row->policy = OidIsValid(row->userid)
-                          ? policy_match(policies, role_oids, row->userid, databases.lookup(row->dbid),
+                          ? policy_match(policies, match_cache, row->userid, databases.lookup(row->dbid),
                                          row->application_name, row->client)
                           : -1;
         row->rules = row->policy >= 0 ? core::effective_rules(policies->policies[row->policy].rules, defaults)

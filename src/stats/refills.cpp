@@ -12,8 +12,9 @@
  *
  * Note about locking:
  *   - refill_lock (LWLock tranche "pg_poolguard refills") guards the whole "pg_poolguard refills"
- *     struct: the identity table and the per-policy windows.  LW_EXCLUSIVE to count or to decide
- *     a warning, LW_SHARED to copy out.  Under it only plain data is compared and copied: no
+ *     struct: the identity table and the per-policy windows with their name index (a hash: a
+ *     login or an end finds its policy's window in O(1), not by a scan of 2 * max_policies).  LW_EXCLUSIVE to
+ * count or to decide a warning, LW_SHARED to copy out.  Under it only plain data is compared and copied: no
  *     palloc, no catalog, nothing that can error (role names are resolved after it is released).
  *   - It is a leaf: callers hold no pg_poolguard lock, and nothing is acquired under it.  The
  *     per-policy stats counters (stats.cpp's lock) are counted after it is released.
@@ -32,6 +33,7 @@
 #include "pg/shmem.h"
 
 #include "core/policy/churn.h"
+#include "core/policy/name_index.h"
 
 namespace poolguard
 {
@@ -61,12 +63,17 @@ struct PolicyWindow
 struct RefillTable
 {
     LWLock *lock;
-    int nwindows; /* 2 * max_policies */
+    int nwindows;    /* 2 * max_policies */
+    int first_free;  /* windows below it all hold a policy name (names are replaced, never cleared) */
+    uint32 nbuckets; /* the windows' name index (core/policy/name_index.h) */
     IdentityEntry identities[identity_capacity];
     PolicyWindow windows[FLEXIBLE_ARRAY_MEMBER];
+    /* then int32 heads[nbuckets], int32 next[nwindows] */
 };
 
 RefillTable *refill_table = nullptr; /* "pg_poolguard refills" in shared memory */
+int32 *window_heads = nullptr;       /* in the same shared memory */
+int32 *window_next = nullptr;
 
 /* This backend's login identity, once admitted through a policy. */
 struct MyLogin
@@ -84,17 +91,31 @@ int window_capacity(void)
     return 2 * guc_max_policies;
 }
 
+Size windows_size(void)
+{
+    return MAXALIGN(
+        add_size(offsetof(RefillTable, windows), mul_size(sizeof(PolicyWindow), window_capacity())));
+}
+
 Size refills_size(void)
 {
-    return add_size(offsetof(RefillTable, windows), mul_size(sizeof(PolicyWindow), window_capacity()));
+    return add_size(
+        windows_size(),
+        mul_size(sizeof(int32), add_size(core::name_index_buckets(window_capacity()), window_capacity())));
 }
 
 void refills_init(void)
 {
     bool found;
     refill_table = static_cast<RefillTable *>(ShmemInitStruct(refill_tranche, refills_size(), &found));
+    uint32 nbuckets = core::name_index_buckets(window_capacity());
+    window_heads = reinterpret_cast<int32 *>(reinterpret_cast<char *>(refill_table) + windows_size());
+    window_next = window_heads + nbuckets;
     if (!found)
     {
+        refill_table->first_free = 0;
+        refill_table->nbuckets = nbuckets;
+        core::name_index_clear(window_heads, nbuckets);
         for (IdentityEntry &e : refill_table->identities)
             e = IdentityEntry();
         for (int i = 0; i < window_capacity(); i++)
@@ -152,23 +173,26 @@ IdentityEntry *identity_entry(const char *policy, Oid roleid, const char *databa
 /* Under refill_lock (exclusive).  Plain data only. */
 PolicyWindow *policy_window(const char *policy)
 {
-    PolicyWindow *free_entry = nullptr, *stalest = nullptr;
-    for (int i = 0; i < refill_table->nwindows; i++)
+    PolicyWindow *windows = refill_table->windows;
+    int found = core::name_index_find(window_heads, refill_table->nbuckets, window_next, policy,
+                                      [windows](int32 i) { return windows[i].policy; });
+    if (found >= 0)
+        return &windows[found];
+    /* A new name: the first free window, else the stalest (a scan only when all are named). */
+    int i = -1;
+    if (refill_table->first_free < refill_table->nwindows)
+        i = refill_table->first_free++;
+    else
     {
-        PolicyWindow *w = &refill_table->windows[i];
-        if (w->policy[0] == '\0')
-        {
-            if (free_entry == nullptr)
-                free_entry = w;
-        }
-        else if (strcmp(w->policy, policy) == 0)
-            return w;
-        else if (stalest == nullptr || w->window.bucket_start < stalest->window.bucket_start)
-            stalest = w;
+        for (int k = 0; k < refill_table->nwindows; k++)
+            if (i < 0 || windows[k].window.bucket_start < windows[i].window.bucket_start)
+                i = k;
+        core::name_index_remove(window_heads, refill_table->nbuckets, window_next, i, windows[i].policy);
     }
-    PolicyWindow *w = free_entry != nullptr ? free_entry : stalest;
+    PolicyWindow *w = &windows[i];
     *w = PolicyWindow();
     strlcpy(w->policy, policy, NAMEDATALEN);
+    core::name_index_insert(window_heads, refill_table->nbuckets, window_next, i, w->policy);
     return w;
 }
 
