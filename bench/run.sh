@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 [ -d clients/node/node_modules ] || (cd clients/node && npm ci --no-audit --no-fund >/dev/null)
 # ONLY_ASSEMBLE=1: rebuild bench/RESULTS.md from the recorded sections without measuring.
 for b in $([ "${ONLY_ASSEMBLE:-0}" = 1 ] || echo bench/*.sh); do
-    [ "$b" = bench/run.sh ] && continue
+    # (bench/lib.sh is what the scripts source, not a benchmark)
+    case $b in bench/run.sh | bench/lib.sh) continue ;; esac
     echo "==> $b"
     bash "$b"
 done
