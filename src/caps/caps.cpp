@@ -170,21 +170,21 @@ int find_counter(const char *name, bool create)
     if (found >= 0 || !create)
         return found;
     /* A new name: the first free entry, else the first idle one (a linear scan only when full). */
-    int i = -1;
-    if (login_accounting.queue->first_free < login_accounting.ncounters)
-        i = login_accounting.queue->first_free++;
-    for (int k = 0; i < 0 && k < login_accounting.ncounters; k++)
-        if (login_accounting.counters[k].sessions == 0 && login_accounting.counters[k].waiting == 0)
-            i = k;
+    int i = core::name_index_claim(
+        login_accounting.heads, login_accounting.nbuckets, login_accounting.next,
+        login_accounting.queue->first_free, login_accounting.ncounters, name,
+        [counters](int32 k) { return counters[k].name; },
+        [counters]()
+        {
+            for (int k = 0; k < login_accounting.ncounters; k++)
+                if (counters[k].sessions == 0 && counters[k].waiting == 0)
+                    return k;
+            return -1;
+        });
     if (i < 0)
         return -1; /* every entry holds live sessions: nothing is counted, nothing is capped */
-    if (login_accounting.counters[i].name[0] != '\0')
-        core::name_index_remove(login_accounting.heads, login_accounting.nbuckets, login_accounting.next, i,
-                                login_accounting.counters[i].name);
     memset(&login_accounting.counters[i], 0, sizeof(PolicySessions));
     strlcpy(login_accounting.counters[i].name, name, NAMEDATALEN);
-    core::name_index_insert(login_accounting.heads, login_accounting.nbuckets, login_accounting.next, i,
-                            login_accounting.counters[i].name);
     return i;
 }
 

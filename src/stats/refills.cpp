@@ -179,20 +179,20 @@ PolicyWindow *policy_window(const char *policy)
     if (found >= 0)
         return &windows[found];
     /* A new name: the first free window, else the stalest (a scan only when all are named). */
-    int i = -1;
-    if (refill_table->first_free < refill_table->nwindows)
-        i = refill_table->first_free++;
-    else
-    {
-        for (int k = 0; k < refill_table->nwindows; k++)
-            if (i < 0 || windows[k].window.bucket_start < windows[i].window.bucket_start)
-                i = k;
-        core::name_index_remove(window_heads, refill_table->nbuckets, window_next, i, windows[i].policy);
-    }
+    int i = core::name_index_claim(
+        window_heads, refill_table->nbuckets, window_next, refill_table->first_free, refill_table->nwindows,
+        policy, [windows](int32 k) { return windows[k].policy; },
+        [windows]()
+        {
+            int stalest = 0;
+            for (int k = 1; k < refill_table->nwindows; k++)
+                if (windows[k].window.bucket_start < windows[stalest].window.bucket_start)
+                    stalest = k;
+            return stalest;
+        });
     PolicyWindow *w = &windows[i];
     *w = PolicyWindow();
     strlcpy(w->policy, policy, NAMEDATALEN);
-    core::name_index_insert(window_heads, refill_table->nbuckets, window_next, i, w->policy);
     return w;
 }
 

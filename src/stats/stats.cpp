@@ -114,21 +114,20 @@ PolicyCounters *policy_entry(const char *name)
     if (found >= 0)
         return &entries[found];
     /* A new name: the first free entry, else the one with the fewest events (a scan only when full). */
-    int i = -1;
-    if (policy_stats->first_free < policy_stats->capacity)
-        i = policy_stats->first_free++;
-    if (i < 0)
-    {
-        for (int k = 0; k < policy_stats->capacity; k++)
-            if (i < 0 || events_of(&entries[k]) < events_of(&entries[i]))
-                i = k;
-        core::name_index_remove(policy_stats_heads, policy_stats->nbuckets, policy_stats_next, i,
-                                entries[i].name);
-    }
+    int i = core::name_index_claim(
+        policy_stats_heads, policy_stats->nbuckets, policy_stats_next, policy_stats->first_free,
+        policy_stats->capacity, name, [entries](int32 k) { return entries[k].name; },
+        [entries]()
+        {
+            int least = 0;
+            for (int k = 1; k < policy_stats->capacity; k++)
+                if (events_of(&entries[k]) < events_of(&entries[least]))
+                    least = k;
+            return least;
+        });
     PolicyCounters *c = &entries[i];
     memset(c, 0, sizeof(PolicyCounters));
     strlcpy(c->name, name, NAMEDATALEN);
-    core::name_index_insert(policy_stats_heads, policy_stats->nbuckets, policy_stats_next, i, c->name);
     return c;
 }
 

@@ -43,6 +43,25 @@ void name_index_insert(int32_t *heads, uint32_t nbuckets, int32_t *next, int32_t
 /* Takes entry out of name's chain (name: what it was inserted under); nothing if it is not there. */
 void name_index_remove(int32_t *heads, uint32_t nbuckets, int32_t *next, int32_t entry, const char *name);
 
+/*
+ * The entry a new name is to take: the first never-used one (first_free, below which every
+ * entry holds a name), else the one pick() chooses among the named (-1: none may go).  The entry
+ * leaves its old name's chain (name_of(entry) is still that name) and joins name's; the caller
+ * then resets it and writes name into it.
+ */
+template <typename NameOf, typename Pick>
+int32_t name_index_claim(int32_t *heads, uint32_t nbuckets, int32_t *next, int32_t &first_free,
+                         int32_t capacity, const char *name, NameOf name_of, Pick pick)
+{
+    int32_t entry = first_free < capacity ? first_free++ : pick();
+    if (entry < 0)
+        return -1;
+    if (name_of(entry)[0] != '\0')
+        name_index_remove(heads, nbuckets, next, entry, name_of(entry));
+    name_index_insert(heads, nbuckets, next, entry, name);
+    return entry;
+}
+
 } // namespace poolguard::core
 
 #endif
