@@ -255,21 +255,20 @@ POOLGUARD_FUNCTION(poolguard_session_memory)
     require_shared_memory();
     int pid = PG_GETARG_INT32(0);
     /* This transaction's backend-status snapshot (taken once, as pg_stat_activity's). */
-    int n = pgstat_fetch_stat_numbackends();
-    for (int i = 1; i <= n; i++)
+    BackendStatusRow *rows;
+    int n = backend_status_snapshot(&rows, false);
+    for (int i = 0; i < n; i++)
     {
-        LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
-        if (local == NULL || local->backendStatus.st_procpid != pid)
+        if (rows[i].pid != pid)
             continue;
-        const PgBackendStatus *be = &local->backendStatus;
-        bool session = be->st_backendType == B_BACKEND ||
-                       (be->st_backendType == B_WAL_SENDER && OidIsValid(be->st_databaseid));
-        if (!session || !caller_may_see(be->st_userid))
-            PG_RETURN_NULL();
+        if ((!rows[i].client_backend && !rows[i].sql_walsender) || !caller_may_see(rows[i].userid))
+            break;
         int64 bytes = read_private_memory(pid);
+        pfree(rows);
         if (bytes < 0)
             PG_RETURN_NULL();
         PG_RETURN_INT64(bytes);
     }
+    pfree(rows);
     PG_RETURN_NULL();
 }
