@@ -280,7 +280,7 @@ void memory_picture(MemoryPicture *picture)
     MemoryFigure own = {MemoryPart::pg_poolguard, -1, core::SessionState::other, 0, 0, 0};
     MemoryFigure other = {MemoryPart::other_processes, -1, core::SessionState::other, 0, 0, 0};
     BackendStatusRow *backends;
-    int n = backend_status_snapshot(&backends, false); /* the scan's snapshot, not a second one */
+    int n = backend_status_snapshot(&backends); /* every process (the scan read only client sessions) */
     for (int i = 0; i < n; i++)
     {
         if (backends[i].client_backend || backends[i].sql_walsender)

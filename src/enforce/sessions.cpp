@@ -1,5 +1,6 @@
 /*
- * sessions.cpp — the scan: backend status snapshot → matched policy → rules → verdict.
+ * sessions.cpp — the scan: the sessions' live backend-status entries → matched policy → rules →
+ * verdict.
  *
  * Note about locking:
  *   - The scan runs under no lock of ours: it copies the policies (policy_store_snapshot takes
@@ -489,6 +490,63 @@ namespace
 {
 
 /*
+ * The client sessions (client backends and SQL walsenders) read straight from their live
+ * backend-status entries (the first MaxBackends of the shared array), each copied under its
+ * change count as pgstat does: no snapshot of every slot, no copy of any activity, host name or
+ * application_name string (the scan uses the login names).  -1 when the array cannot be located
+ * (then the caller takes a snapshot).
+ */
+int backend_status_live(BackendStatusRow **rows)
+{
+    volatile PgBackendStatus *array = poolguard_status_array();
+    if (array == NULL)
+        return -1;
+    BackendStatusRow *out =
+        static_cast<BackendStatusRow *>(palloc(sizeof(BackendStatusRow) * Max(MaxBackends, 1)));
+    int count = 0;
+    for (int slot = 0; slot < MaxBackends; slot++)
+    {
+        volatile PgBackendStatus *entry = &array[slot];
+        if (entry->st_procpid <= 0)
+            continue; /* unused (a peek: read properly below) */
+        BackendStatusRow row;
+        bool complete = false;
+        for (int attempt = 0; attempt < 1000 && !complete; attempt++)
+        {
+            int before, after;
+            pgstat_begin_read_activity(entry, before);
+            row.pid = entry->st_procpid;
+            row.backend_type = entry->st_backendType;
+            row.userid = entry->st_userid;
+            row.dbid = entry->st_databaseid;
+            row.backend_start = entry->st_proc_start_timestamp;
+            row.state_change = entry->st_state_start_timestamp;
+            row.query_start = entry->st_activity_start_timestamp;
+            row.state = entry->st_state;
+            SockAddr addr;
+            memcpy(&addr, (const void *)&entry->st_clientaddr, sizeof(addr));
+            pgstat_end_read_activity(entry, after);
+            complete = pgstat_read_activity_complete(before, after);
+            if (complete)
+                row.client = client_address(&addr);
+            else
+                CHECK_FOR_INTERRUPTS();
+        }
+        if (!complete || row.pid <= 0)
+            continue; /* never settled, or no longer in use */
+        row.client_backend = row.backend_type == B_BACKEND;
+        row.sql_walsender = row.backend_type == B_WAL_SENDER && OidIsValid(row.dbid);
+        if (!row.client_backend && !row.sql_walsender)
+            continue;
+        row.application_name[0] = '\0';
+        out[count++] = row;
+    }
+    use_login_names(out, count);
+    *rows = out;
+    return count;
+}
+
+/*
  * One idle-memory budget over the idle, non-exempt sessions of policy p (-1: every policy and
  * none, for the server's budget): the victims get reason idle_memory_budget.  Sessions another
  * rule already ends count as gone.
@@ -565,7 +623,9 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
     databases.count = 0;
 
     BackendStatusRow *backends;
-    int n = backend_status_snapshot(&backends);
+    int n = backend_status_live(&backends);
+    if (n < 0)
+        n = backend_status_snapshot(&backends);
     scan->rows = static_cast<SessionRow *>(palloc0(sizeof(SessionRow) * Max(n, 1)));
     scan->count = 0;
     ExemptionMemo exemption_memo;

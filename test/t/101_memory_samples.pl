@@ -69,6 +69,10 @@ is($node->safe_psql('postgres', 'SELECT poolguard.session_memory(poolguard.worke
 is($node->safe_psql('postgres', 'SELECT poolguard.session_memory(0) IS NULL, poolguard.session_memory(NULL) IS NULL'),
     't|t', 'no such session, NULL pid: NULL');
 
+# Sessions have come and gone (every safe_psql above): still one row per session.
+is($node->safe_psql('postgres', 'SELECT count(*) - count(DISTINCT pid) FROM poolguard.sessions'), '0',
+    'one row per session');
+
 # A memory rule acts on a figure read now: the sample (before the temp buffers) is under the
 # limit, the session is not, and it is ended.
 cmp_ok($bytes, '<', 20_000_000, 'precondition: the sample is under the limit');
