@@ -4,21 +4,13 @@
 # alternated in one run (bench/cap_wait.pl).  Writes bench/measured/cap_wait.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/lib.sh
+. bench/lib.sh
 
 install_deps python3-sqlalchemy python3-psycopg2
 make -s -j"$(nproc)" && make -s install >/dev/null
 
-WORK=$(make_workdir)
-trap 'rm -rf "$WORK"' EXIT
-tar -C . --exclude=.git --exclude=node_modules --exclude=tmp_check -cf - . | (cd "$WORK" && tar xf -)
-[ "$(id -u)" -eq 0 ] && chown -R postgres: "$WORK"
-(cd "$WORK" && as_pg make -s tap PROVE_FLAGS=-v PROVE_TESTS=bench/cap_wait.pl) >"$WORK/run.out" 2>&1 || {
-    cat "$WORK/run.out"; echo "bench/cap_wait.sh: the run failed" >&2; exit 1; }
-grep '^# sample ' "$WORK/run.out" | sed 's/^# sample //' >"$WORK/samples"
-field() { # VARIANT FIELD: the values of FIELD over the runs of VARIANT, summed
-    awk -v v="$1" -v f="$2" '$1 == v { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == f) s += kv[2] } } END { print s + 0 }' "$WORK/samples"
-}
+bench_tree
+bench_tap_samples bench/cap_wait.sh bench/cap_wait.pl
 runs=$(grep -c '^wait ' "$WORK/samples")
 {
     echo "# A cap below the pool's burst: caps that wait (on_limit = 'wait')"
@@ -32,13 +24,13 @@ runs=$(grep -c '^wait ' "$WORK/samples")
     echo
     echo "| figure (sum over $runs runs) | wait | evict_idle (baseline) | target | |"
     echo "|---|---|---|---|---|"
-    a=$(field wait refused_logins)
-    echo "| refused logins | $a | $(field evict_idle refused_logins) | 0 with wait | $([ "$a" = 0 ] && echo met || echo MISSED) |"
-    a=$(field wait failed)
-    echo "| failed requests | $a | $(field evict_idle failed) | 0 with wait | $([ "$a" = 0 ] && echo met || echo MISSED) |"
-    echo "| requests | $(field wait requests) | $(field evict_idle requests) | | |"
-    echo "| logins that waited (admitted) | $(field wait waited_logins) | $(field evict_idle waited_logins) | | |"
-    echo "| logins admitted | $(field wait logins) | $(field evict_idle logins) | | |"
+    a=$(sample_sum wait refused_logins)
+    echo "| refused logins | $a | $(sample_sum evict_idle refused_logins) | 0 with wait | $([ "$a" = 0 ] && echo met || echo MISSED) |"
+    a=$(sample_sum wait failed)
+    echo "| failed requests | $a | $(sample_sum evict_idle failed) | 0 with wait | $([ "$a" = 0 ] && echo met || echo MISSED) |"
+    echo "| requests | $(sample_sum wait requests) | $(sample_sum evict_idle requests) | | |"
+    echo "| logins that waited (admitted) | $(sample_sum wait waited_logins) | $(sample_sum evict_idle waited_logins) | | |"
+    echo "| logins admitted | $(sample_sum wait logins) | $(sample_sum evict_idle logins) | | |"
     w=$(awk -v v=wait '$1 == v { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "burst_seconds") s += kv[2] } } END { printf "%.2f", s }' "$WORK/samples")
     e=$(awk -v v=evict_idle '$1 == v { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "burst_seconds") s += kv[2] } } END { printf "%.2f", s }' "$WORK/samples")
     echo "| burst wall time, s (ratio wait / baseline: $(awk -v w="$w" -v e="$e" 'BEGIN { printf "%.2f", w / e }')) | $w | $e | | |"

@@ -5,16 +5,13 @@
 # a switchover and for a failover (the leader's node killed).  Writes bench/measured/ha.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/lib.sh
+. bench/lib.sh
 
 RUNS=${RUNS:-3}
 install_deps patroni etcd-server python3-etcd
 make -s -j"$(nproc)" && make -s install >/dev/null
 
-WORK=$(make_workdir)
-trap 'rm -rf "$WORK"' EXIT
-tar -C . --exclude=.git --exclude=node_modules --exclude=tmp_check -cf - . | (cd "$WORK" && tar xf -)
-[ "$(id -u)" -eq 0 ] && chown -R postgres: "$WORK"
+bench_tree
 
 : >"$WORK/samples"
 for r in $(seq 1 "$RUNS"); do

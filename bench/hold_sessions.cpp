@@ -4,6 +4,8 @@
 //
 //   hold_sessions CONNINFO N SECONDS [SETUP_SQL] [STAGGER_MS]
 //
+// A "%d" in CONNINFO becomes the session's number (1..N): "user=t%d" logs session i in as ti.
+//
 // Prints one line: "opened=N closed=M p50_ms=.. p99_ms=.. max_ms=.." where the times are how
 // long each closed session was idle (from its last query's end to the server closing it).
 #include <libpq-fe.h>
@@ -42,7 +44,11 @@ int main(int argc, char **argv)
 
     for (int i = 0; i < n; i++)
     {
-        PGconn *conn = PQconnectdb(conninfo);
+        std::string ci = conninfo;
+        size_t at = ci.find("%d");
+        if (at != std::string::npos)
+            ci.replace(at, 2, std::to_string(i + 1));
+        PGconn *conn = PQconnectdb(ci.c_str());
         if (PQstatus(conn) != CONNECTION_OK)
         {
             std::fprintf(stderr, "connect %d failed: %s", i, PQerrorMessage(conn));

@@ -11,7 +11,7 @@
 #   BENCH_SMOKE=1 bash bench/invalidation.sh   # 1 run of 1 s each, result file not written
 set -uo pipefail
 cd "$(dirname "$0")/.."
-. scripts/lib.sh
+. bench/lib.sh
 
 RUNS=${RUNS:-3}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
@@ -19,14 +19,7 @@ if [ "${BENCH_SMOKE:-0}" = 1 ]; then RUNS=1; SECONDS_PER_RUN=1; fi
 OUT=bench/measured/invalidation.md
 PGBENCH="$(pg_bindir)/pgbench"
 
-command -v node >/dev/null || { echo "node is required (clients/node)" >&2; exit 1; }
-[ -d clients/node/node_modules/pg ] || (cd clients/node && npm ci --no-audit --no-fund >/dev/null) || exit 1
-
-WORK=$(make_workdir)
-PORT=$(free_port)
-trap 'cluster_stop "$WORK"; rm -rf "$WORK"' EXIT
-cluster_start "$WORK" "$PORT" "fsync = on" "max_connections = 50" "poolguard.enabled = off" || exit 1
-export PGHOST=$WORK PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres
+bench_cluster
 
 psql_at "$WORK" "$PORT" -q -d postgres <<'SQL' || exit 1
 CREATE EXTENSION pg_poolguard;
@@ -35,9 +28,7 @@ INSERT INTO bench_item (id) SELECT generate_series(1, 1000);
 SQL
 # A listener that consumes both channels, as an app would (NOTIFY without listeners is cheaper,
 # and a listener that does not read would let the queue grow).
-node bench/sink.js poolguard_invalidate bench_raw >"$WORK/sink.log" 2>&1 &
-SINK=$!
-trap 'kill $SINK 2>/dev/null; cluster_stop "$WORK"; rm -rf "$WORK"' EXIT
+bench_sink poolguard_invalidate bench_raw
 
 SCRIPTS=$WORK/scripts
 mkdir -p "$SCRIPTS"
@@ -70,8 +61,6 @@ tps() {
     as_pg "$PGBENCH" -n -M prepared -h "$WORK" -p "$PORT" -U postgres -c "$2" -j "$2" -T "$SECONDS_PER_RUN" \
         -f "$SCRIPTS/$1.sql" postgres 2>/dev/null | awk '/^tps = / {print $3; exit}'
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", (b > 0 ? a / b : 0)}'; }
-median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
 # set_delay MS: poolguard.publish_delay for the publisher (reloaded).
 set_delay() {

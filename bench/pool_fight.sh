@@ -5,24 +5,13 @@
 # Writes bench/measured/pool_fight.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/lib.sh
+. bench/lib.sh
 
 install_deps libhikaricp-java libpostgresql-jdbc-java libslf4j-java default-jdk-headless
 make -s -j"$(nproc)" && make -s install >/dev/null
 
-WORK=$(make_workdir)
-trap 'rm -rf "$WORK"' EXIT
-tar -C . --exclude=.git --exclude=node_modules --exclude=tmp_check -cf - . | (cd "$WORK" && tar xf -)
-[ "$(id -u)" -eq 0 ] && chown -R postgres: "$WORK"
-(cd "$WORK" && as_pg make -s tap PROVE_FLAGS=-v PROVE_TESTS=bench/pool_fight.pl) >"$WORK/run.out" 2>&1 || {
-    cat "$WORK/run.out"; echo "bench/pool_fight.sh: the run failed" >&2; exit 1; }
-grep '^# sample ' "$WORK/run.out" | sed 's/^# sample //' >"$WORK/samples"
-field() { # VARIANT FIELD: the values of FIELD over the runs of VARIANT, summed
-    awk -v v="$1" -v f="$2" '$1 == v { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == f) s += kv[2] } } END { print s + 0 }' "$WORK/samples"
-}
-maxf() {
-    awk -v v="$1" -v f="$2" '$1 == v { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == f && kv[2] > m) m = kv[2] } } END { print m + 0 }' "$WORK/samples"
-}
+bench_tree
+bench_tap_samples bench/pool_fight.sh bench/pool_fight.pl
 runs=$(grep -c '^baseline ' "$WORK/samples")
 {
     echo "# A pool fighting a rule, and the warm floor (min_idle)"
@@ -36,14 +25,14 @@ runs=$(grep -c '^baseline ' "$WORK/samples")
     echo
     echo "| figure (sum over $runs runs; memory: largest sample) | min_idle 10 | baseline | target | |"
     echo "|---|---|---|---|---|"
-    a=$(field min_idle quiet_logins); b=$(field baseline quiet_logins)
+    a=$(sample_sum min_idle quiet_logins); b=$(sample_sum baseline quiet_logins)
     echo "| logins in quiet periods | $a | $b | 0 with min_idle | $([ "$a" = 0 ] && echo met || echo MISSED) |"
-    echo "| sessions ended by the server | $(field min_idle ended) | $(field baseline ended) | | |"
-    echo "| refills counted | $(field min_idle refills) | $(field baseline refills) | | |"
-    echo "| failed requests | $(field min_idle failed) | $(field baseline failed) | 0 | $([ "$(field min_idle failed)$(field baseline failed)" = 00 ] && echo met || echo MISSED) |"
-    s=$(maxf min_idle max_idle_sessions); m=$(maxf min_idle max_idle_private_bytes)
-    echo "| idle sessions in quiet (max) | $s | $(maxf baseline max_idle_sessions) | ≤ 10 (the floor) | $([ "$s" -le 10 ] && echo met || echo MISSED) |"
-    echo "| their private memory, bytes (max) | $m | $(maxf baseline max_idle_private_bytes) | bounded: ≤ 10 sessions | |"
+    echo "| sessions ended by the server | $(sample_sum min_idle ended) | $(sample_sum baseline ended) | | |"
+    echo "| refills counted | $(sample_sum min_idle refills) | $(sample_sum baseline refills) | | |"
+    echo "| failed requests | $(sample_sum min_idle failed) | $(sample_sum baseline failed) | 0 | $([ "$(sample_sum min_idle failed)$(sample_sum baseline failed)" = 00 ] && echo met || echo MISSED) |"
+    s=$(sample_max min_idle max_idle_sessions); m=$(sample_max min_idle max_idle_private_bytes)
+    echo "| idle sessions in quiet (max) | $s | $(sample_max baseline max_idle_sessions) | ≤ 10 (the floor) | $([ "$s" -le 10 ] && echo met || echo MISSED) |"
+    echo "| their private memory, bytes (max) | $m | $(sample_max baseline max_idle_private_bytes) | bounded: ≤ 10 sessions | |"
     echo
     echo "Raw samples:"
     echo

@@ -8,7 +8,7 @@
 #   BENCH_SMOKE=1 bash bench/track.sh   # 1 run of 1 s each, result file not written
 set -uo pipefail
 cd "$(dirname "$0")/.."
-. scripts/lib.sh
+. bench/lib.sh
 
 RUNS=${RUNS:-9}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-3}
@@ -16,14 +16,7 @@ if [ "${BENCH_SMOKE:-0}" = 1 ]; then RUNS=1; SECONDS_PER_RUN=1; fi
 OUT=bench/measured/track.md
 PGBENCH="$(pg_bindir)/pgbench"
 
-command -v node >/dev/null || { echo "node is required (clients/node)" >&2; exit 1; }
-[ -d clients/node/node_modules/pg ] || (cd clients/node && npm ci --no-audit --no-fund >/dev/null) || exit 1
-
-WORK=$(make_workdir)
-PORT=$(free_port)
-trap 'cluster_stop "$WORK"; rm -rf "$WORK"' EXIT
-cluster_start "$WORK" "$PORT" "fsync = on" "max_connections = 50" "poolguard.enabled = off" || exit 1
-export PGHOST=$WORK PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres
+bench_cluster
 
 psql_at "$WORK" "$PORT" -q -d postgres <<'SQL' || exit 1
 CREATE EXTENSION pg_poolguard;
@@ -34,9 +27,7 @@ INSERT INTO bench_tracked (id) SELECT generate_series(1, 100000);
 SELECT poolguard.track_table('bench_tracked');
 VACUUM ANALYZE bench_plain, bench_tracked;
 SQL
-node bench/sink.js poolguard_invalidate >"$WORK/sink.log" 2>&1 &
-SINK=$!
-trap 'kill $SINK 2>/dev/null; cluster_stop "$WORK"; rm -rf "$WORK"' EXIT
+bench_sink poolguard_invalidate
 
 SCRIPTS=$WORK/scripts
 mkdir -p "$SCRIPTS"
@@ -52,8 +43,6 @@ tps() {
     as_pg "$PGBENCH" -n -M prepared -h "$WORK" -p "$PORT" -U postgres -c "$2" -j "$2" -T "$SECONDS_PER_RUN" \
         -f "$SCRIPTS/$1.sql" postgres 2>/dev/null | awk '/^tps = / {print $3; exit}'
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", (b > 0 ? a / b : 0)}'; }
-median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 # CPU ms the backend spends on one UPDATE of all 100,000 rows of bench_T, its commit included
 # (/proc/self/schedstat: time on a CPU, which waiting for a loaded machine's CPUs does not inflate).
 bulk_ms() {

@@ -135,6 +135,9 @@ if [ -f clients/node/package.json ]; then
     if [ "$node_rc" -ne 0 ] || [ "${n_fail:-1}" != 0 ]; then
         status=1
         cat "$WORK/node.out"
+        # Named again last, so that a summary of this output finds them (a todo's "not ok" is none).
+        echo "failing Node.js tests:"
+        grep -E '^ *not ok ' "$WORK/node.out" | grep -v '# TODO' | sed 's/^ */  /'
         count "${n_pass:-0}" "$(( ${n_fail:-0} > 0 ? ${n_fail:-0} : 1 ))"
     else
         count "${n_pass:-0}" 0

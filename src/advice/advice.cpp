@@ -19,11 +19,10 @@
 #include "advice/advice.h"
 
 #include "enforce/enforce.h"
+#include "pg/datums.h"
 #include "pg/guard.h"
 #include "pg/guc.h"
 #include "pg/shmem.h"
-
-#include <arpa/inet.h>
 
 namespace poolguard
 {
@@ -130,31 +129,6 @@ AdviceEntry *advice_entry(const ScanAgg *a, TimestampTz now)
     if (free_entry == nullptr && oldest == nullptr)
         return nullptr; /* only overflow entries left: cannot happen with capacity > databases */
     return claim(free_entry != nullptr ? free_entry : oldest, a, other, now);
-}
-
-/* inet Datum of an address; false for Unix sockets. */
-bool inet_datum(const core::IpAddress &ip, Datum *out)
-{
-    char text[INET6_ADDRSTRLEN];
-    if (ip.family == 0 ||
-        inet_ntop(ip.family == 4 ? AF_INET : AF_INET6, ip.bytes, text, sizeof(text)) == NULL)
-        return false;
-    *out = DirectFunctionCall1(inet_in, CStringGetDatum(text));
-    return true;
-}
-
-Datum name_datum(const char *s)
-{
-    Name name = static_cast<Name>(palloc0(NAMEDATALEN));
-    namestrcpy(name, s ? s : "");
-    return NameGetDatum(name);
-}
-
-Datum interval_datum(int64 us)
-{
-    Interval *iv = static_cast<Interval *>(palloc0(sizeof(Interval)));
-    iv->time = us;
-    return IntervalPGetDatum(iv);
 }
 
 } // namespace
@@ -352,19 +326,13 @@ POOLGUARD_FUNCTION(poolguard_pool_advice_info)
     for (int i = 0; i < count; i++)
     {
         const AdviceEntry *e = &entries[i];
-        if (e->database[0] == '\0')
-            continue;
-        if (!caller_may_see(e->other ? InvalidOid : get_role_oid(e->role, true)))
+        if (!app_identity_visible(e->database, e->role, e->other))
             continue;
         core::Advice a = advice_of(e, now);
         constexpr int ncols = 19;
         Datum values[ncols];
         bool nulls[ncols] = {};
-        values[0] = name_datum(e->database);
-        values[1] = name_datum(e->role);
-        nulls[1] = e->other;
-        values[2] = CStringGetTextDatum(e->application_name);
-        nulls[2] = e->other;
+        app_identity_columns(e->database, e->role, e->application_name, e->other, values, nulls);
         nulls[3] = e->other || !inet_datum(e->client, &values[3]);
         values[4] = Int32GetDatum(e->held_now);
         values[5] = Int32GetDatum(a.held_peak);

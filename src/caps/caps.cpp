@@ -9,8 +9,9 @@
  *
  * Note about locking (every lock and the order: docs/architecture.md, "Locks"):
  *   - caps_lock (login_accounting.lock, LWLock tranche "pg_poolguard caps") guards everything
- *     in "pg_poolguard caps": the live session count of each policy name and the per-PGPROC
- *     backend slots (counted policy, login identity, evicting mark).  LW_EXCLUSIVE to change
+ *     in "pg_poolguard caps": the live session count of each policy name (with their name index,
+ *     a hash: a login finds its policy's count in O(1), not by a scan of 2 * max_policies names), the
+ *     per-PGPROC backend slots (counted policy, login identity, evicting mark).  LW_EXCLUSIVE to change
  *     anything, LW_SHARED to copy out (caps_copy_policy_sessions, caps_reconcile's read).  The per-policy
  * event counters (rejected, evicted, ...) are the stats feature's, under its own lock (stats.cpp), taken only
  * after caps_lock is released.
@@ -38,6 +39,8 @@
 #include "enforce/enforce.h"
 #include "pg/shmem.h"
 #include "stats/stats.h"
+
+#include "core/policy/name_index.h"
 
 #include <signal.h>
 
@@ -80,6 +83,8 @@ struct WaitQueue
     ConditionVariable cv; /* broadcast when a place may have freed */
     uint64 next_ticket;
     int32 waiting; /* over all policies */
+    /* The counters' name index (core/policy/name_index.h), under caps_lock like the counters. */
+    int32 first_free; /* entries below it all hold a name (names are replaced, never cleared) */
 };
 
 struct LoginAccounting
@@ -89,10 +94,13 @@ struct LoginAccounting
     int ncounters;
     PolicySessions *counters; /* 2 * max_policies: room for renamed/removed policies */
     BackendSlot *slots;       /* proc_slots() */
+    uint32 nbuckets;          /* the counters' name index: heads[nbuckets], next[ncounters] */
+    int32 *heads;
+    int32 *next;
 };
 
-LoginAccounting login_accounting = {nullptr, nullptr, 0, nullptr,
-                                    nullptr}; /* "pg_poolguard caps" in shared memory */
+LoginAccounting login_accounting = {nullptr, nullptr, 0,      nullptr, nullptr,
+                                    0,       nullptr, nullptr}; /* "pg_poolguard caps" in shared memory */
 /* caps_lock's LWLock tranche; the login slots' shared memory has the same name. */
 constexpr const char *caps_tranche = "pg_poolguard caps";
 ClientAuthentication_hook_type prev_client_auth_hook = nullptr;
@@ -113,9 +121,12 @@ int counter_capacity(void)
 
 Size caps_size(void)
 {
-    return add_size(MAXALIGN(sizeof(WaitQueue)),
-                    add_size(mul_size(sizeof(PolicySessions), counter_capacity()),
-                             mul_size(sizeof(BackendSlot), proc_slots())));
+    Size index =
+        mul_size(sizeof(int32), add_size(core::name_index_buckets(counter_capacity()), counter_capacity()));
+    return add_size(
+        add_size(MAXALIGN(sizeof(WaitQueue)), add_size(mul_size(sizeof(PolicySessions), counter_capacity()),
+                                                       mul_size(sizeof(BackendSlot), proc_slots()))),
+        index);
 }
 
 void caps_init(void)
@@ -130,8 +141,13 @@ void caps_init(void)
     login_accounting.counters = reinterpret_cast<PolicySessions *>(base);
     login_accounting.slots =
         reinterpret_cast<BackendSlot *>(base + sizeof(PolicySessions) * login_accounting.ncounters);
+    login_accounting.nbuckets = core::name_index_buckets(login_accounting.ncounters);
+    login_accounting.heads = reinterpret_cast<int32 *>(login_accounting.slots + proc_slots());
+    login_accounting.next = login_accounting.heads + login_accounting.nbuckets;
     if (!found)
     {
+        login_accounting.queue->first_free = 0;
+        core::name_index_clear(login_accounting.heads, login_accounting.nbuckets);
         ConditionVariableInit(&login_accounting.queue->cv);
         login_accounting.queue->next_ticket = 0;
         login_accounting.queue->waiting = 0;
@@ -147,27 +163,28 @@ void caps_init(void)
  */
 int find_counter(const char *name, bool create)
 {
-    int free_entry = -1, idle_entry = -1;
-    for (int i = 0; i < login_accounting.ncounters; i++)
-    {
-        PolicySessions *c = &login_accounting.counters[i];
-        if (c->name[0] == '\0')
-        {
-            if (free_entry < 0)
-                free_entry = i;
-        }
-        else if (strcmp(c->name, name) == 0)
-            return i;
-        else if (c->sessions == 0 && idle_entry < 0)
-            idle_entry = i;
-    }
-    if (!create)
-        return -1;
-    int i = free_entry >= 0 ? free_entry : idle_entry;
+    const PolicySessions *counters = login_accounting.counters;
+    int found =
+        core::name_index_find(login_accounting.heads, login_accounting.nbuckets, login_accounting.next, name,
+                              [counters](int32 i) { return counters[i].name; });
+    if (found >= 0 || !create)
+        return found;
+    /* A new name: the first free entry, else the first idle one (a linear scan only when full). */
+    int i = -1;
+    if (login_accounting.queue->first_free < login_accounting.ncounters)
+        i = login_accounting.queue->first_free++;
+    for (int k = 0; i < 0 && k < login_accounting.ncounters; k++)
+        if (login_accounting.counters[k].sessions == 0 && login_accounting.counters[k].waiting == 0)
+            i = k;
     if (i < 0)
         return -1; /* every entry holds live sessions: nothing is counted, nothing is capped */
+    if (login_accounting.counters[i].name[0] != '\0')
+        core::name_index_remove(login_accounting.heads, login_accounting.nbuckets, login_accounting.next, i,
+                                login_accounting.counters[i].name);
     memset(&login_accounting.counters[i], 0, sizeof(PolicySessions));
     strlcpy(login_accounting.counters[i].name, name, NAMEDATALEN);
+    core::name_index_insert(login_accounting.heads, login_accounting.nbuckets, login_accounting.next, i,
+                            login_accounting.counters[i].name);
     return i;
 }
 
@@ -250,9 +267,9 @@ void decide_uncounted(int procno)
     LWLockRelease(login_accounting.lock);
 }
 
-int match_login(const PolicySnapshot *snapshot, Oid *role_oids, const LoginIdentity *login)
+int match_login(const PolicySnapshot *snapshot, PolicyMatchCache *match_cache, const LoginIdentity *login)
 {
-    return policy_match(snapshot, role_oids, login->roleid,
+    return policy_match(snapshot, match_cache, login->roleid,
                         login->database_name[0] ? login->database_name : NULL, login->application_name,
                         login->client);
 }
@@ -604,16 +621,14 @@ void check_login(Port *port)
         return;
     }
 
-    PolicySnapshot snapshot;
-    policy_store_snapshot(&snapshot);
-    Oid *role_oids = policy_role_oids(&snapshot);
-    int index = match_login(&snapshot, role_oids, &login);
-    if (index < 0)
+    /* Only the policies the index lists for this login are copied out of shared memory. */
+    CompiledPolicy *policy = static_cast<CompiledPolicy *>(palloc(sizeof(CompiledPolicy)));
+    if (!policy_match_login(login.roleid, login.database_name[0] ? login.database_name : NULL,
+                            login.application_name, login.client, policy))
     {
         decide_uncounted(procno);
         return;
     }
-    const CompiledPolicy *policy = &snapshot.policies[index];
 
     LWLockAcquire(login_accounting.lock, LW_EXCLUSIVE);
     int counter = find_counter(policy->name, true);
@@ -708,7 +723,7 @@ void caps_reconcile(const SessionScan *scan)
 
     /* 2. Match each login identity against the policies now in force: catalog, no lock. */
     const PolicySnapshot *policies = &scan->policies;
-    Oid *role_oids = policy_role_oids(policies);
+    PolicyMatchCache *match_cache = policy_match_cache(policies);
     Exemptions exemptions;
     exemptions_load(&exemptions);
     for (int i = 0; i < ncopies; i++)
@@ -716,7 +731,7 @@ void caps_reconcile(const SessionScan *scan)
         SlotCopy *c = &copies[i];
         c->want = (!OidIsValid(c->login.roleid) || session_exempt(&exemptions, c->login.roleid))
                       ? -1
-                      : match_login(policies, role_oids, &c->login);
+                      : match_login(policies, match_cache, &c->login);
     }
 
     /* 3. Move the counts of the slots still held by the same logins. */
@@ -788,8 +803,41 @@ static Datum policy_status_internal(FunctionCallInfo fcinfo, int ncolumns)
     PolicyCounters *events;
     int nevents = stats_copy_policy_counters(&events);
 
-    bool *shown = static_cast<bool *>(palloc0(sizeof(bool) * login_accounting.ncounters));
-    for (int p = 0; p < npolicies + login_accounting.ncounters; p++)
+    int ncounters = login_accounting.ncounters;
+    /* Name indexes over the copies and the sessions tallied per policy: O(policies + entries + sessions). */
+    uint32 counter_buckets = core::name_index_buckets(ncounters),
+           event_buckets = core::name_index_buckets(nevents);
+    int32 *counter_heads = static_cast<int32 *>(palloc(sizeof(int32) * counter_buckets));
+    int32 *counter_next = static_cast<int32 *>(palloc(sizeof(int32) * Max(ncounters, 1)));
+    int32 *event_heads = static_cast<int32 *>(palloc(sizeof(int32) * event_buckets));
+    int32 *event_next = static_cast<int32 *>(palloc(sizeof(int32) * Max(nevents, 1)));
+    core::name_index_clear(counter_heads, counter_buckets);
+    core::name_index_clear(event_heads, event_buckets);
+    for (int i = ncounters - 1; i >= 0; i--)
+        if (counters[i].name[0] != '\0')
+            core::name_index_insert(counter_heads, counter_buckets, counter_next, i, counters[i].name);
+    for (int i = nevents - 1; i >= 0; i--) /* backwards: the first of equal names is found */
+        if (events[i].name[0] != '\0')
+            core::name_index_insert(event_heads, event_buckets, event_next, i, events[i].name);
+    int64 *tally =
+        static_cast<int64 *>(palloc0(sizeof(int64) * 3 * Max(npolicies, 1))); /* active, idle, in tx */
+    for (int r = 0; r < scan.count; r++)
+    {
+        int p = scan.rows[r].policy;
+        if (p < 0 || p >= npolicies)
+            continue;
+        core::SessionState st = scan.rows[r].state;
+        if (st == core::SessionState::active)
+            tally[3 * p]++;
+        else if (st == core::SessionState::idle)
+            tally[3 * p + 1]++;
+        else if (st == core::SessionState::idle_in_transaction ||
+                 st == core::SessionState::idle_in_transaction_aborted)
+            tally[3 * p + 2]++;
+    }
+
+    bool *shown = static_cast<bool *>(palloc0(sizeof(bool) * ncounters));
+    for (int p = 0; p < npolicies + ncounters; p++)
     {
         const char *name;
         int c = -1;
@@ -798,9 +846,8 @@ static Datum policy_status_internal(FunctionCallInfo fcinfo, int ncolumns)
         {
             policy = &scan.policies.policies[p];
             name = policy->name;
-            for (int i = 0; i < login_accounting.ncounters; i++)
-                if (counters[i].name[0] && strcmp(counters[i].name, name) == 0)
-                    c = i;
+            c = core::name_index_find(counter_heads, counter_buckets, counter_next, name,
+                                      [counters](int32 i) { return counters[i].name; });
         }
         else
         {
@@ -811,26 +858,17 @@ static Datum policy_status_internal(FunctionCallInfo fcinfo, int ncolumns)
         }
         if (c >= 0)
             shown[c] = true;
-        const PolicyCounters *counted = nullptr;
-        for (int i = 0; i < nevents && counted == nullptr; i++)
-            if (strcmp(events[i].name, name) == 0)
-                counted = &events[i];
+        int e = core::name_index_find(event_heads, event_buckets, event_next, name,
+                                      [events](int32 i) { return events[i].name; });
+        const PolicyCounters *counted = e >= 0 ? &events[e] : nullptr;
 
         int64 active = 0, idle = 0, idle_in_tx = 0;
         if (p < npolicies)
-            for (int r = 0; r < scan.count; r++)
-            {
-                if (scan.rows[r].policy != p)
-                    continue;
-                core::SessionState st = scan.rows[r].state;
-                if (st == core::SessionState::active)
-                    active++;
-                else if (st == core::SessionState::idle)
-                    idle++;
-                else if (st == core::SessionState::idle_in_transaction ||
-                         st == core::SessionState::idle_in_transaction_aborted)
-                    idle_in_tx++;
-            }
+        {
+            active = tally[3 * p];
+            idle = tally[3 * p + 1];
+            idle_in_tx = tally[3 * p + 2];
+        }
 
         Datum values[14];
         bool nulls[14];

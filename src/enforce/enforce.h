@@ -157,6 +157,17 @@ bool session_exempt(const Exemptions *exemptions, Oid userid, bool *superuser = 
  */
 bool caller_may_see(Oid role);
 
+/*
+ * An app identity (database, role, application_name) as counted per database in shared memory
+ * (app_summary, pool_advice); "other" is the database's overflow row, which names no role and no
+ * application.  app_identity_visible: may the caller see the row (caller_may_see: its own roles',
+ * or pg_read_all_stats for all, the overflow rows included); a free slot (no database) never.
+ * app_identity_columns: the row's first three columns (database, role, application_name).
+ */
+bool app_identity_visible(const char *database, const char *role, bool other);
+void app_identity_columns(const char *database, const char *role, const char *application_name, bool other,
+                          Datum *values, bool *nulls);
+
 /* Converts a backend's client address (family 0 for Unix sockets). */
 core::IpAddress client_address(const SockAddr *addr);
 

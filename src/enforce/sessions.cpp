@@ -303,8 +303,8 @@ int64 cached_private_memory(MemoryCache *cache, const SessionRow *row, Timestamp
 }
 
 /* The policy a row matches: through the worker's memo when there is one (see MemoryCache::Match). */
-int matched_policy(MemoryCache *cache, const SessionRow *row, const PolicySnapshot *policies, Oid *role_oids,
-                   DatabaseNames *databases)
+int matched_policy(MemoryCache *cache, const SessionRow *row, const PolicySnapshot *policies,
+                   PolicyMatchCache *match_cache, DatabaseNames *databases)
 {
     if (!OidIsValid(row->userid))
         return -1;
@@ -312,7 +312,7 @@ int matched_policy(MemoryCache *cache, const SessionRow *row, const PolicySnapsh
     if (m != nullptr && m->pid == row->pid && m->backend_start == row->backend_start &&
         m->policy_version == policies->version && m->role_generation == role_generation)
         return m->policy;
-    int policy = policy_match(policies, role_oids, row->userid, databases->lookup(row->dbid),
+    int policy = policy_match(policies, match_cache, row->userid, databases->lookup(row->dbid),
                               row->application_name, row->client);
     if (m != nullptr)
     {
@@ -611,7 +611,7 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
     policy_store_snapshot(&scan->policies);
 
     const PolicySnapshot *policies = &scan->policies;
-    Oid *role_oids = policy_role_oids(policies);
+    PolicyMatchCache *match_cache = policy_match_cache(policies);
     Exemptions exemptions;
     exemptions_load(&exemptions);
     core::DefaultRules defaults;
@@ -658,7 +658,7 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
         /* Shown and matched, but never signalled unless the DBA opts in. */
         if (row->walsender && !guc_signal_walsenders)
             row->exempt = true;
-        row->policy = matched_policy(cache, row, policies, role_oids, &databases);
+        row->policy = matched_policy(cache, row, policies, match_cache, &databases);
         row->rules = row->policy >= 0 ? core::effective_rules(policies->policies[row->policy].rules, defaults)
                                       : core::default_rules(defaults);
         /* The sessions view shows memory only for the rows it shows the caller. */

@@ -12,41 +12,32 @@
 #include "enforce/enforce.h"
 #include "invalidation/invalidation.h"
 #include "pg/shmem.h"
+#include "pg/datums.h"
 #include "stats/stats.h"
 
-#include <arpa/inet.h>
+namespace poolguard
+{
+
+bool app_identity_visible(const char *database, const char *role, bool other)
+{
+    if (database[0] == '\0')
+        return false;
+    return caller_may_see(other ? InvalidOid : get_role_oid(role, true));
+}
+
+void app_identity_columns(const char *database, const char *role, const char *application_name, bool other,
+                          Datum *values, bool *nulls)
+{
+    values[0] = name_datum(database);
+    values[1] = name_datum(role);
+    nulls[1] = other;
+    values[2] = CStringGetTextDatum(application_name);
+    nulls[2] = other;
+}
+
+} // namespace poolguard
 
 using namespace poolguard;
-
-namespace
-{
-
-/* inet Datum of an address; false for Unix sockets. */
-bool inet_datum(const core::IpAddress &ip, Datum *out)
-{
-    char text[INET6_ADDRSTRLEN];
-    if (ip.family == 0 ||
-        inet_ntop(ip.family == 4 ? AF_INET : AF_INET6, ip.bytes, text, sizeof(text)) == NULL)
-        return false;
-    *out = DirectFunctionCall1(inet_in, CStringGetDatum(text));
-    return true;
-}
-
-Datum interval_datum(int64 us)
-{
-    Interval *iv = static_cast<Interval *>(palloc0(sizeof(Interval)));
-    iv->time = us;
-    return IntervalPGetDatum(iv);
-}
-
-Datum name_datum(const char *s)
-{
-    Name name = static_cast<Name>(palloc0(NAMEDATALEN));
-    namestrcpy(name, s ? s : "");
-    return NameGetDatum(name);
-}
-
-} // namespace
 
 /*
  * poolguard.session_info() by SQL version, as pg_stat_statements does: each released signature
@@ -245,18 +236,12 @@ POOLGUARD_FUNCTION(poolguard_app_summary_info)
     for (int i = 0; i < count; i++)
     {
         const AppCounters *a = &apps[i];
-        if (a->database[0] == '\0')
-            continue;
-        if (!caller_may_see(a->other ? InvalidOid : get_role_oid(a->role, true)))
+        if (!app_identity_visible(a->database, a->role, a->other))
             continue;
         constexpr int ncols = 18;
         Datum values[ncols];
         bool nulls[ncols] = {};
-        values[0] = name_datum(a->database);
-        values[1] = name_datum(a->role);
-        nulls[1] = a->other;
-        values[2] = CStringGetTextDatum(a->application_name);
-        nulls[2] = a->other;
+        app_identity_columns(a->database, a->role, a->application_name, a->other, values, nulls);
         values[3] = Int64GetDatum(a->terminated);
         static const core::Reason reasons[] = {
             core::Reason::idle_timeout,       core::Reason::idle_in_transaction_timeout,

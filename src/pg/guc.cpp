@@ -27,7 +27,7 @@ bool guc_exempt_superusers = true;
 bool guc_signal_walsenders = false;
 bool guc_log_terminations = true;
 int guc_history_size = 1000;
-int guc_max_policies = 128;
+int guc_max_policies = 1000;
 int guc_max_waiting_logins = 16;
 int guc_refill_window_ms = 30000;
 char *guc_metrics_listen = nullptr;
@@ -222,7 +222,7 @@ void define_gucs(void)
             "The endpoint is unauthenticated: use a loopback address unless you mean otherwise.",
             &guc_metrics_listen, "", PGC_POSTMASTER, 0, check_metrics_listen, NULL, NULL);
         DefineCustomIntVariable("poolguard.max_policies", "Maximum number of enabled policies in force.",
-                                NULL, &guc_max_policies, 128, 1, 10000, PGC_POSTMASTER, 0, NULL, NULL, NULL);
+                                NULL, &guc_max_policies, 1000, 1, 10000, PGC_POSTMASTER, 0, NULL, NULL, NULL);
     }
 
     if (preloading)

@@ -12,6 +12,7 @@
 #include "pg/postgres_headers.h"
 
 #include "core/policy/cidr.h"
+#include "core/policy/policy_index.h"
 #include "core/policy/rules.h"
 
 namespace poolguard
@@ -44,12 +45,18 @@ struct CompiledPolicy
     bool dry_run;
 };
 
-/* A backend-local copy of the published policies (palloc'd in the current context). */
+/*
+ * A backend-local copy of the published policies (palloc'd in the current context), with the
+ * index the loader built for them (core/policy/policy_index.h: which policies a login can match).
+ */
 struct PolicySnapshot
 {
     uint64 version;
     int count;
     CompiledPolicy *policies;
+    core::PolicyIndexHeader index;
+    int32 *index_heads; /* index.nbuckets */
+    int32 *index_next;  /* count */
 };
 
 void policy_store_register(void);
@@ -85,11 +92,13 @@ int policy_store_count(void);
 bool policy_change_pending(void);
 
 /*
- * A cache of the policies' role oids for policy_match(), filled on first need (InvalidOid when
- * the role does not exist).  Made per scan or login, so roles created or granted after the
- * policy are matched from their next scan or login on.
+ * What policy_match() keeps across the calls of one scan or reconcile: the policies' role oids
+ * (looked up on first need, InvalidOid when the role does not exist) and each login role's
+ * memberships.  Made per scan, so roles created or granted after the policy are matched from
+ * their next scan or login on.
  */
-Oid *policy_role_oids(const PolicySnapshot *snapshot);
+struct PolicyMatchCache;
+PolicyMatchCache *policy_match_cache(const PolicySnapshot *snapshot);
 
 /* Is userid the role, or a member of it (superusers are not members of everything here)? */
 bool role_matches(Oid userid, Oid role);
@@ -97,13 +106,23 @@ bool role_matches(Oid userid, Oid role);
 /*
  * Index of the first policy (in match order) whose match columns all accept the session, -1 if
  * none.  database_name may be NULL (unknown database: database-bound policies do not match).
+ * Looks only at the policies the snapshot's index lists for the session (not a linear scan).
  */
-int policy_match(const PolicySnapshot *snapshot, Oid *role_oids, Oid userid, const char *database_name,
-                 const char *application_name, const core::IpAddress &client);
+int policy_match(const PolicySnapshot *snapshot, PolicyMatchCache *cache, Oid userid,
+                 const char *database_name, const char *application_name, const core::IpAddress &client);
+
+/*
+ * At login: the policy that policy_match() would find in the published policies, copied into
+ * *policy; false if none matches.  Copies only the index's candidates out of shared memory (not
+ * every policy), so a login with 10,000 policies costs about what one with a few does.
+ */
+bool policy_match_login(Oid userid, const char *database_name, const char *application_name,
+                        const core::IpAddress &client, CompiledPolicy *policy);
 
 /*
  * The oid of the extension's poolguard.policy in this database; InvalidOid while the extension
- * is not installed or when "poolguard.policy" is not the extension's own member table.
+ * is not installed or when "poolguard.policy" is not the extension's own member table.  Cached
+ * per process, invalidated by relcache invalidations (see policy_store.cpp).
  */
 Oid policy_table_oid(void);
 

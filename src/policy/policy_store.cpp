@@ -2,11 +2,14 @@
  * policy_store.cpp — loading, publishing and change tracking of compiled policies.
  *
  * Note about locking (every lock and the order: docs/architecture.md, "Locks"): the published
- * policies (count, array, version, loaded_change_count, fingerprint) are guarded by published_policies->lock
+ * policies (count, array, their index, version, loaded_change_count, fingerprint) are guarded by
+ * published_policies->lock
  * (LWLock tranche "pg_poolguard policies"): LW_EXCLUSIVE to publish, LW_SHARED to copy.  Under it only memcpy
- * of plain data happens — the SPI query, the compilation and every catalog lookup run before the lock is
- * taken.  change_count is an atomic that committing backends bump without any lock.  The lock
- * is never held while another pg_poolguard lock is taken.
+ * of plain data happens, and a login's walk of the index's hash chains (policy_index_candidates:
+ * no allocation, no error, bounded by the number of policies) — the SPI query, the compilation, the
+ * index build and every catalog lookup (role memberships too) run before the lock is taken.  change_count is
+ * an atomic that committing backends bump without any lock.  The lock is never held while another
+ * pg_poolguard lock is taken.
  *
  * Trust: the loader runs as a superuser (the worker, or reload()/reap() in a superuser's
  * session) in a database whose owner may be an ordinary role.  So the policy table is used only
@@ -36,18 +39,33 @@ struct PolicyStore
     uint64 version;                /* bumped on every publication */
     uint64 fingerprint;            /* of the table contents the published policies reflect */
     int count;
+    core::PolicyIndexHeader index; /* of policies[0..count); its arrays follow the policies */
     CompiledPolicy policies[FLEXIBLE_ARRAY_MEMBER];
+    /* then int32 index_heads[index_buckets()], int32 index_next[max_policies] */
 };
 
 PolicyStore *published_policies = nullptr; /* "pg_poolguard policies" in shared memory */
+int32 *published_heads = nullptr;          /* the index's arrays, in the same shared memory */
+int32 *published_next = nullptr;
 /* The published policies' LWLock tranche; their shared memory has the same name. */
 constexpr const char *policies_tranche = "pg_poolguard policies";
 bool change_pending = false; /* this transaction changed poolguard.policy */
 bool xact_callback_registered = false;
 
+uint32 index_buckets(void)
+{
+    return core::policy_index_buckets(guc_max_policies);
+}
+
+Size policies_size(void)
+{
+    return MAXALIGN(
+        add_size(offsetof(PolicyStore, policies), mul_size(sizeof(CompiledPolicy), guc_max_policies)));
+}
+
 Size store_size(void)
 {
-    return add_size(offsetof(PolicyStore, policies), mul_size(sizeof(CompiledPolicy), guc_max_policies));
+    return add_size(policies_size(), mul_size(sizeof(int32), add_size(index_buckets(), guc_max_policies)));
 }
 
 void store_init(void)
@@ -55,6 +73,9 @@ void store_init(void)
     bool found;
 
     published_policies = static_cast<PolicyStore *>(ShmemInitStruct(policies_tranche, store_size(), &found));
+    published_heads =
+        reinterpret_cast<int32 *>(reinterpret_cast<char *>(published_policies) + policies_size());
+    published_next = published_heads + index_buckets();
     if (!found)
     {
         published_policies->lock = &(GetNamedLWLockTranche(policies_tranche))->lock;
@@ -63,6 +84,9 @@ void store_init(void)
         published_policies->version = 0;
         published_policies->fingerprint = 0;
         published_policies->count = 0;
+        published_policies->index = core::PolicyIndexHeader();
+        published_policies->index.nbuckets = index_buckets();
+        core::policy_index_build(nullptr, 0, &published_policies->index, published_heads, published_next);
     }
 }
 
@@ -248,14 +272,42 @@ void policy_store_register(void)
 void policy_store_snapshot(PolicySnapshot *snapshot)
 {
     require_shared_memory();
-    LWLockAcquire(published_policies->lock, LW_SHARED);
-    snapshot->version = published_policies->version;
-    snapshot->count = published_policies->count;
-    snapshot->policies =
-        static_cast<CompiledPolicy *>(palloc(sizeof(CompiledPolicy) * Max(published_policies->count, 1)));
-    memcpy(snapshot->policies, published_policies->policies,
-           sizeof(CompiledPolicy) * published_policies->count);
-    LWLockRelease(published_policies->lock);
+    uint32 nbuckets = index_buckets();
+    /* Allocate for the count seen, copy under the lock if it still fits (nothing is palloc'd under it). */
+    for (;;)
+    {
+        LWLockAcquire(published_policies->lock, LW_SHARED);
+        int room = published_policies->count;
+        LWLockRelease(published_policies->lock);
+
+        CompiledPolicy *policies =
+            static_cast<CompiledPolicy *>(palloc(sizeof(CompiledPolicy) * Max(room, 1)));
+        int32 *heads = static_cast<int32 *>(palloc(sizeof(int32) * nbuckets));
+        int32 *next = static_cast<int32 *>(palloc(sizeof(int32) * Max(room, 1)));
+
+        LWLockAcquire(published_policies->lock, LW_SHARED);
+        int count = published_policies->count;
+        if (count <= room)
+        {
+            snapshot->version = published_policies->version;
+            snapshot->count = count;
+            memcpy(policies, published_policies->policies, sizeof(CompiledPolicy) * count);
+            snapshot->index = published_policies->index;
+            memcpy(heads, published_heads, sizeof(int32) * nbuckets);
+            memcpy(next, published_next, sizeof(int32) * count);
+        }
+        LWLockRelease(published_policies->lock);
+        if (count <= room)
+        {
+            snapshot->policies = policies;
+            snapshot->index_heads = heads;
+            snapshot->index_next = next;
+            return;
+        }
+        pfree(policies); /* more were published in between: again, with room for them */
+        pfree(heads);
+        pfree(next);
+    }
 }
 
 uint64 policy_store_loaded_change_count(void)
@@ -274,9 +326,35 @@ namespace
 /* A policy role not looked up yet (Oids are 32-bit; this one is never assigned). */
 constexpr Oid unresolved_role = ~(Oid)0;
 
-} // namespace
+/*
+ * policy_table_oid()'s answer, cached per process (a backend stays in one database).  Safe
+ * because every change that can alter the answer sends a relcache invalidation that reaches
+ * policy_table_relcache_callback before the next catalog access (a transaction's start, a lock,
+ * a CommandCounterIncrement in the changing transaction, its abort):
+ *   - the table created (CREATE EXTENSION) or an impostor created: a new pg_class row fires an
+ *     invalidation for its relid — so a cached "not found" is dropped on any relid;
+ *   - the table dropped (DROP EXTENSION, DROP TABLE), renamed, moved to another schema, its owner
+ *     or kind changed: its pg_class row changes, an invalidation for the cached relid;
+ *   - a lost invalidation (sinval queue overflow) resets every cache: relid InvalidOid.
+ * Two changes send no invalidation for the table: ALTER EXTENSION pg_poolguard DROP TABLE (a
+ * pg_depend change) and ALTER SCHEMA poolguard RENAME (a pg_namespace change).  They leave the
+ * cached relid in use until the next invalidation; both need the extension's owner or the
+ * schema's, a superuser (superuser = true in the control file), and the table stays the one the
+ * extension created, owned by that superuser (after a schema rename the loader's query, which
+ * names poolguard.policy, fails as it did before).  The trust rule is unchanged: only the
+ * extension's own table is ever used.
+ */
+bool table_oid_known = false;
+Oid table_oid_cached = InvalidOid;
+bool relcache_callback_registered = false;
 
-Oid policy_table_oid(void)
+void policy_table_relcache_callback(Datum arg, Oid relid)
+{
+    if (!OidIsValid(relid) || !OidIsValid(table_oid_cached) || relid == table_oid_cached)
+        table_oid_known = false;
+}
+
+Oid lookup_policy_table(void)
 {
     /*
      * Only the extension's own table: a database owner can create a schema "poolguard" and a
@@ -293,12 +371,215 @@ Oid policy_table_oid(void)
     return relid;
 }
 
-Oid *policy_role_oids(const PolicySnapshot *snapshot)
+/* The match columns of policies[0..count) as the core index sees them (palloc'd; points into them). */
+core::PolicyMatchKeys *match_keys(const CompiledPolicy *policies, int count)
 {
-    Oid *oids = static_cast<Oid *>(palloc(sizeof(Oid) * Max(snapshot->count, 1)));
+    core::PolicyMatchKeys *keys =
+        static_cast<core::PolicyMatchKeys *>(palloc(sizeof(core::PolicyMatchKeys) * Max(count, 1)));
+    for (int i = 0; i < count; i++)
+    {
+        const CompiledPolicy *p = &policies[i];
+        keys[i] = core::PolicyMatchKeys();
+        keys[i].role = p->has_role ? NameStr(p->role_name) : nullptr;
+        keys[i].database = p->has_database ? NameStr(p->database_name) : nullptr;
+        keys[i].application = p->has_application ? p->application_pattern : nullptr;
+        keys[i].client = p->has_client ? &p->client : nullptr;
+    }
+    return keys;
+}
+
+/* A login role's name and those of every role it is (recursively) a member of: palloc'd. */
+struct RoleNames
+{
+    int count;
+    const char **names;
+};
+
+/*
+ * The names the index is asked for: userid's own, every role reachable through pg_auth_members
+ * from it (all grants, whatever their INHERIT option), and — once connected to a database —
+ * pg_database_owner with what it is a member of (is_member_of_role counts the database's owner
+ * as one, and only when MyDatabaseId is set: not yet at ClientAuthentication_hook).  A superset
+ * of the roles role_matches() accepts is all the index needs: each candidate is then checked with
+ * role_matches() itself.  Catalog access: call with no LWLock held.
+ */
+RoleNames role_names_of(Oid userid)
+{
+    int capacity = 8, nroles = 0;
+    Oid *roles = static_cast<Oid *>(palloc(sizeof(Oid) * capacity));
+    roles[nroles++] = userid;
+    if (OidIsValid(MyDatabaseId) && userid != ROLE_PG_DATABASE_OWNER)
+        roles[nroles++] = ROLE_PG_DATABASE_OWNER;
+    for (int i = 0; i < nroles; i++)
+    {
+        CatCList *grants = SearchSysCacheList1(AUTHMEMMEMROLE, ObjectIdGetDatum(roles[i]));
+        for (int g = 0; g < grants->n_members; g++)
+        {
+            Oid granted = ((Form_pg_auth_members)GETSTRUCT(&grants->members[g]->tuple))->roleid;
+            bool seen = false;
+            for (int k = 0; k < nroles && !seen; k++)
+                seen = roles[k] == granted;
+            if (seen)
+                continue;
+            if (nroles == capacity)
+            {
+                capacity *= 2;
+                roles = static_cast<Oid *>(repalloc(roles, sizeof(Oid) * capacity));
+            }
+            roles[nroles++] = granted;
+        }
+        ReleaseSysCacheList(grants);
+    }
+    RoleNames result;
+    result.count = 0;
+    result.names = static_cast<const char **>(palloc(sizeof(char *) * nroles));
+    for (int i = 0; i < nroles; i++)
+    {
+        HeapTuple tuple = SearchSysCache1(AUTHOID, ObjectIdGetDatum(roles[i]));
+        if (!HeapTupleIsValid(tuple))
+            continue; /* dropped meanwhile */
+        result.names[result.count++] = pstrdup(NameStr(((Form_pg_authid)GETSTRUCT(tuple))->rolname));
+        ReleaseSysCache(tuple);
+    }
+    pfree(roles);
+    return result;
+}
+
+core::LoginKeys login_keys(const RoleNames &roles, const char *database_name, const char *application_name,
+                           const core::IpAddress &client)
+{
+    core::LoginKeys login;
+    login.role_names = roles.names;
+    login.nroles = roles.count;
+    login.database = database_name;
+    login.application = application_name != NULL ? application_name : "";
+    login.client = client;
+    return login;
+}
+
+/* Does the policy accept the login?  Its role through the catalog (role_matches), the rest in core. */
+bool accepts(const CompiledPolicy *p, Oid *role_oid, Oid userid, const core::LoginKeys &login)
+{
+    if (p->has_role)
+    {
+        if (*role_oid == unresolved_role)
+            *role_oid = get_role_oid(NameStr(p->role_name), true);
+        if (!role_matches(userid, *role_oid))
+            return false;
+    }
+    core::PolicyMatchKeys keys = core::PolicyMatchKeys();
+    keys.database = p->has_database ? NameStr(p->database_name) : nullptr;
+    keys.application = p->has_application ? p->application_pattern : nullptr;
+    keys.client = p->has_client ? &p->client : nullptr;
+    return core::policy_matches_except_role(keys, login);
+}
+
+/*
+ * The worker's (and any long-lived backend's) role names by login role, kept across scans: a
+ * scan of 5,000 sessions then resolves no membership twice.  Any change of pg_authid or
+ * pg_auth_members (a grant, a revoke, a rename, a drop) drops all of it (syscache callbacks), so
+ * a role granted into a group is matched from the next scan on, as before.
+ */
+struct RoleNamesEntry
+{
+    Oid userid; /* hash key */
+    RoleNames names;
+};
+constexpr long role_names_cache_limit =
+    20000; /* entries (about 100 bytes each); past it the cache starts over */
+MemoryContext role_names_context = nullptr;
+HTAB *role_names_cache = nullptr;
+bool role_names_valid = false;
+bool role_names_callbacks_registered = false;
+
+void role_names_invalidate(Datum arg, int cacheid, uint32 hashvalue)
+{
+    role_names_valid = false;
+}
+
+/* role_names_of(userid), from the cache when still valid (the result lives until it is dropped). */
+RoleNames cached_role_names(Oid userid)
+{
+    if (!role_names_callbacks_registered)
+    {
+        CacheRegisterSyscacheCallback(AUTHOID, role_names_invalidate, (Datum)0);
+        CacheRegisterSyscacheCallback(AUTHMEMMEMROLE, role_names_invalidate, (Datum)0);
+        role_names_callbacks_registered = true;
+    }
+    if (role_names_context == nullptr)
+        role_names_context =
+            AllocSetContextCreate(TopMemoryContext, "pg_poolguard role names", ALLOCSET_DEFAULT_SIZES);
+    if (role_names_cache != nullptr &&
+        (!role_names_valid || hash_get_num_entries(role_names_cache) >= role_names_cache_limit))
+    {
+        MemoryContextReset(role_names_context); /* the hash table lives in it too */
+        role_names_cache = nullptr;
+    }
+    if (role_names_cache == nullptr)
+    {
+        HASHCTL ctl;
+        memset(&ctl, 0, sizeof(ctl));
+        ctl.keysize = sizeof(Oid);
+        ctl.entrysize = sizeof(RoleNamesEntry);
+        ctl.hcxt = role_names_context;
+        role_names_cache =
+            hash_create("pg_poolguard role names", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+        role_names_valid = true;
+    }
+    RoleNamesEntry *entry =
+        static_cast<RoleNamesEntry *>(hash_search(role_names_cache, &userid, HASH_FIND, NULL));
+    if (entry != NULL)
+        return entry->names;
+
+    /* Resolved in the caller's context: catalog access may process an invalidation meanwhile. */
+    RoleNames names = role_names_of(userid);
+    if (!role_names_valid)
+        return names; /* stale before it was stored: not kept (the next call starts over) */
+    MemoryContext old = MemoryContextSwitchTo(role_names_context);
+    RoleNames kept;
+    kept.count = names.count;
+    kept.names = static_cast<const char **>(palloc(sizeof(char *) * Max(names.count, 1)));
+    for (int i = 0; i < names.count; i++)
+        kept.names[i] = pstrdup(names.names[i]);
+    bool found;
+    entry = static_cast<RoleNamesEntry *>(hash_search(role_names_cache, &userid, HASH_ENTER, &found));
+    entry->names = kept;
+    MemoryContextSwitchTo(old);
+    return kept;
+}
+
+} // namespace
+
+struct PolicyMatchCache
+{
+    Oid *role_oids; /* per policy, unresolved_role until needed */
+    int32 *scratch; /* candidates, room for every policy */
+};
+
+Oid policy_table_oid(void)
+{
+    if (!relcache_callback_registered)
+    {
+        CacheRegisterRelcacheCallback(policy_table_relcache_callback, (Datum)0);
+        relcache_callback_registered = true;
+    }
+    if (!table_oid_known)
+    {
+        Oid relid = lookup_policy_table(); /* may error: the cache is set only after */
+        table_oid_cached = relid;
+        table_oid_known = true;
+    }
+    return table_oid_cached;
+}
+
+PolicyMatchCache *policy_match_cache(const PolicySnapshot *snapshot)
+{
+    PolicyMatchCache *cache = static_cast<PolicyMatchCache *>(palloc0(sizeof(PolicyMatchCache)));
+    cache->role_oids = static_cast<Oid *>(palloc(sizeof(Oid) * Max(snapshot->count, 1)));
     for (int i = 0; i < snapshot->count; i++)
-        oids[i] = snapshot->policies[i].has_role ? unresolved_role : InvalidOid;
-    return oids;
+        cache->role_oids[i] = snapshot->policies[i].has_role ? unresolved_role : InvalidOid;
+    cache->scratch = static_cast<int32 *>(palloc(sizeof(int32) * Max(snapshot->count, 1)));
+    return cache;
 }
 
 bool role_matches(Oid userid, Oid role)
@@ -306,31 +587,84 @@ bool role_matches(Oid userid, Oid role)
     return OidIsValid(role) && (userid == role || is_member_of_role_nosuper(userid, role));
 }
 
-int policy_match(const PolicySnapshot *snapshot, Oid *role_oids, Oid userid, const char *database_name,
-                 const char *application_name, const core::IpAddress &client)
+int policy_match(const PolicySnapshot *snapshot, PolicyMatchCache *cache, Oid userid,
+                 const char *database_name, const char *application_name, const core::IpAddress &client)
 {
-    for (int i = 0; i < snapshot->count; i++)
+    if (snapshot->count == 0)
+        return -1;
+    /* Role names only when some policy is filed under a role (else no catalog access at all). */
+    RoleNames roles = {0, nullptr};
+    if (snapshot->index.by_role > 0)
+        roles = cached_role_names(userid);
+    core::LoginKeys login = login_keys(roles, database_name, application_name, client);
+    int n = core::policy_index_candidates(snapshot->index, snapshot->index_heads, snapshot->index_next, login,
+                                          cache->scratch);
+    /* Candidates in match order; the first the full predicate accepts is the linear scan's answer. */
+    for (int k = 0; k < n; k++)
     {
-        const CompiledPolicy *p = &snapshot->policies[i];
-        if (p->has_role)
-        {
-            /* Looked up on first need: a login that matches an early policy pays for no others. */
-            if (role_oids[i] == unresolved_role)
-                role_oids[i] = get_role_oid(NameStr(p->role_name), true);
-            if (!role_matches(userid, role_oids[i]))
-                continue;
-        }
-        if (p->has_database &&
-            (database_name == NULL || strcmp(database_name, NameStr(p->database_name)) != 0))
-            continue;
-        if (p->has_application &&
-            !core::like_match(application_name ? application_name : "", p->application_pattern))
-            continue;
-        if (p->has_client && !core::cidr_contains(p->client, client))
-            continue;
-        return i;
+        int i = cache->scratch[k];
+        if (accepts(&snapshot->policies[i], &cache->role_oids[i], userid, login))
+            return i;
     }
     return -1;
+}
+
+bool policy_match_login(Oid userid, const char *database_name, const char *application_name,
+                        const core::IpAddress &client, CompiledPolicy *policy)
+{
+    require_shared_memory();
+    /* Catalog first (memberships), no lock held — and only if some policy is filed under a role. */
+    LWLockAcquire(published_policies->lock, LW_SHARED);
+    bool need_roles = published_policies->index.by_role > 0;
+    LWLockRelease(published_policies->lock);
+    RoleNames roles = {0, nullptr};
+    if (need_roles)
+        roles = role_names_of(userid);
+    int32 *candidates = static_cast<int32 *>(palloc(sizeof(int32) * Max(guc_max_policies, 1)));
+    int room = 16; /* one role per tenant: its policy, a few catch-alls */
+    CompiledPolicy *copies = static_cast<CompiledPolicy *>(palloc(sizeof(CompiledPolicy) * room));
+    core::LoginKeys login;
+    int n;
+    for (;;)
+    {
+        login = login_keys(roles, database_name, application_name, client);
+        /* Under the lock: walk the chains (plain data, no allocation) and copy only the candidates. */
+        LWLockAcquire(published_policies->lock, LW_SHARED);
+        bool roles_missing = !need_roles && published_policies->index.by_role > 0;
+        n = roles_missing ? 0
+                          : core::policy_index_candidates(published_policies->index, published_heads,
+                                                          published_next, login, candidates);
+        bool fits = !roles_missing && n <= room;
+        if (fits)
+            for (int k = 0; k < n; k++)
+                copies[k] = published_policies->policies[candidates[k]];
+        LWLockRelease(published_policies->lock);
+        if (fits)
+            break;
+        if (roles_missing)
+        {
+            /* Policies with a role were published meanwhile: resolve the names, look again. */
+            need_roles = true;
+            roles = role_names_of(userid);
+            continue;
+        }
+        pfree(copies); /* more candidates than room (policies without a role or database): again */
+        room = Max(guc_max_policies, 1);
+        copies = static_cast<CompiledPolicy *>(palloc(sizeof(CompiledPolicy) * room));
+    }
+    bool found = false;
+    for (int k = 0; k < n && !found; k++)
+    {
+        Oid role_oid = copies[k].has_role ? unresolved_role : InvalidOid;
+        if (accepts(&copies[k], &role_oid, userid, login))
+        {
+            *policy = copies[k];
+            found = true;
+        }
+    }
+    pfree(copies);
+    pfree(candidates);
+    return found;
 }
 
 bool in_policy_database(void)
@@ -348,6 +682,9 @@ int policy_store_load(uint64 change_count)
     int total = 0, kept = 0;
     uint64 fingerprint = 0;
     CompiledPolicy *compiled = nullptr;
+    core::PolicyIndexHeader index;
+    index.nbuckets = index_buckets();
+    int32 *heads = nullptr, *next = nullptr;
     Oid table = policy_table_oid();
 
     PushActiveSnapshot(GetTransactionSnapshot());
@@ -371,6 +708,14 @@ int policy_store_load(uint64 change_count)
             compile_row(&compiled[i], SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
         SPI_finish();
         AtEOXact_GUC(true, save_nestlevel);
+        /* The index, built here (no lock): O(policies). */
+        core::PolicyMatchKeys *keys = match_keys(compiled, kept);
+        index.nbuckets = index_buckets();
+        heads =
+            static_cast<int32 *>(MemoryContextAlloc(CurTransactionContext, sizeof(int32) * index.nbuckets));
+        next = static_cast<int32 *>(MemoryContextAlloc(CurTransactionContext, sizeof(int32) * Max(kept, 1)));
+        core::policy_index_build(keys, kept, &index, heads, next);
+        pfree(keys);
         fingerprint = table_fingerprint(table); /* same snapshot as the query */
     }
     PopActiveSnapshot();
@@ -385,7 +730,15 @@ int policy_store_load(uint64 change_count)
     if (change_count >= published_policies->loaded_change_count)
     {
         if (kept > 0)
+        {
             memcpy(published_policies->policies, compiled, sizeof(CompiledPolicy) * kept);
+            memcpy(published_next, next, sizeof(int32) * kept);
+        }
+        if (heads != nullptr)
+            memcpy(published_heads, heads, sizeof(int32) * index.nbuckets);
+        else
+            core::policy_index_build(nullptr, 0, &index, published_heads, published_next); /* no table */
+        published_policies->index = index;
         published_policies->count = kept;
         published_policies->fingerprint = fingerprint;
         published_policies->version++;

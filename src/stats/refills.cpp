@@ -12,8 +12,9 @@
  *
  * Note about locking:
  *   - refill_lock (LWLock tranche "pg_poolguard refills") guards the whole "pg_poolguard refills"
- *     struct: the identity table and the per-policy windows.  LW_EXCLUSIVE to count or to decide
- *     a warning, LW_SHARED to copy out.  Under it only plain data is compared and copied: no
+ *     struct: the identity table and the per-policy windows with their name index (a hash: a
+ *     login or an end finds its policy's window in O(1), not by a scan of 2 * max_policies).  LW_EXCLUSIVE to
+ * count or to decide a warning, LW_SHARED to copy out.  Under it only plain data is compared and copied: no
  *     palloc, no catalog, nothing that can error (role names are resolved after it is released).
  *   - It is a leaf: callers hold no pg_poolguard lock, and nothing is acquired under it.  The
  *     per-policy stats counters (stats.cpp's lock) are counted after it is released.
@@ -32,6 +33,7 @@
 #include "pg/shmem.h"
 
 #include "core/policy/churn.h"
+#include "core/policy/name_index.h"
 
 namespace poolguard
 {
@@ -44,17 +46,8 @@ constexpr const char *refill_tranche = "pg_poolguard refills";
 
 struct IdentityEntry
 {
-    char policy[NAMEDATALEN]; /* "" = free */
-    Oid roleid;
-    char database_name[NAMEDATALEN];
-    char application_name[NAMEDATALEN];
-    int64 logins;
-    int64 refills;
-    int64 ended;
-    int64 ended_unused;
-    TimestampTz last_login;
-    TimestampTz last_end;
-    TimestampTz last_used; /* for reuse: the least recently used entry goes first */
+    IdentityCounters counts; /* counts.policy "" = free */
+    TimestampTz last_used;   /* for reuse: the least recently used entry goes first */
     core::RecentEnds recent_ends;
 };
 
@@ -70,12 +63,17 @@ struct PolicyWindow
 struct RefillTable
 {
     LWLock *lock;
-    int nwindows; /* 2 * max_policies */
+    int nwindows;    /* 2 * max_policies */
+    int first_free;  /* windows below it all hold a policy name (names are replaced, never cleared) */
+    uint32 nbuckets; /* the windows' name index (core/policy/name_index.h) */
     IdentityEntry identities[identity_capacity];
     PolicyWindow windows[FLEXIBLE_ARRAY_MEMBER];
+    /* then int32 heads[nbuckets], int32 next[nwindows] */
 };
 
 RefillTable *refill_table = nullptr; /* "pg_poolguard refills" in shared memory */
+int32 *window_heads = nullptr;       /* in the same shared memory */
+int32 *window_next = nullptr;
 
 /* This backend's login identity, once admitted through a policy. */
 struct MyLogin
@@ -93,17 +91,31 @@ int window_capacity(void)
     return 2 * guc_max_policies;
 }
 
+Size windows_size(void)
+{
+    return MAXALIGN(
+        add_size(offsetof(RefillTable, windows), mul_size(sizeof(PolicyWindow), window_capacity())));
+}
+
 Size refills_size(void)
 {
-    return add_size(offsetof(RefillTable, windows), mul_size(sizeof(PolicyWindow), window_capacity()));
+    return add_size(
+        windows_size(),
+        mul_size(sizeof(int32), add_size(core::name_index_buckets(window_capacity()), window_capacity())));
 }
 
 void refills_init(void)
 {
     bool found;
     refill_table = static_cast<RefillTable *>(ShmemInitStruct(refill_tranche, refills_size(), &found));
+    uint32 nbuckets = core::name_index_buckets(window_capacity());
+    window_heads = reinterpret_cast<int32 *>(reinterpret_cast<char *>(refill_table) + windows_size());
+    window_next = window_heads + nbuckets;
     if (!found)
     {
+        refill_table->first_free = 0;
+        refill_table->nbuckets = nbuckets;
+        core::name_index_clear(window_heads, nbuckets);
         for (IdentityEntry &e : refill_table->identities)
             e = IdentityEntry();
         for (int i = 0; i < window_capacity(); i++)
@@ -127,15 +139,15 @@ IdentityEntry *identity_entry(const char *policy, Oid roleid, const char *databa
     for (int i = 0; i < identity_capacity; i++)
     {
         IdentityEntry *e = &refill_table->identities[i];
-        if (e->policy[0] == '\0')
+        if (e->counts.policy[0] == '\0')
         {
             if (free_entry == nullptr)
                 free_entry = e;
             continue;
         }
-        bool db = strcmp(e->database_name, database_name) == 0;
-        if (db && e->roleid == roleid && strcmp(e->policy, policy) == 0 &&
-            strcmp(e->application_name, application_name) == 0)
+        bool db = strcmp(e->counts.database_name, database_name) == 0;
+        if (db && e->counts.roleid == roleid && strcmp(e->counts.policy, policy) == 0 &&
+            strcmp(e->counts.application_name, application_name) == 0)
             return e;
         if (db)
         {
@@ -150,10 +162,10 @@ IdentityEntry *identity_entry(const char *policy, Oid roleid, const char *databa
                        : free_entry != nullptr          ? free_entry
                                                         : oldest;
     *e = IdentityEntry();
-    strlcpy(e->policy, policy, NAMEDATALEN);
-    e->roleid = roleid;
-    strlcpy(e->database_name, database_name, NAMEDATALEN);
-    strlcpy(e->application_name, application_name, NAMEDATALEN);
+    strlcpy(e->counts.policy, policy, NAMEDATALEN);
+    e->counts.roleid = roleid;
+    strlcpy(e->counts.database_name, database_name, NAMEDATALEN);
+    strlcpy(e->counts.application_name, application_name, NAMEDATALEN);
     e->last_used = now;
     return e;
 }
@@ -161,23 +173,26 @@ IdentityEntry *identity_entry(const char *policy, Oid roleid, const char *databa
 /* Under refill_lock (exclusive).  Plain data only. */
 PolicyWindow *policy_window(const char *policy)
 {
-    PolicyWindow *free_entry = nullptr, *stalest = nullptr;
-    for (int i = 0; i < refill_table->nwindows; i++)
+    PolicyWindow *windows = refill_table->windows;
+    int found = core::name_index_find(window_heads, refill_table->nbuckets, window_next, policy,
+                                      [windows](int32 i) { return windows[i].policy; });
+    if (found >= 0)
+        return &windows[found];
+    /* A new name: the first free window, else the stalest (a scan only when all are named). */
+    int i = -1;
+    if (refill_table->first_free < refill_table->nwindows)
+        i = refill_table->first_free++;
+    else
     {
-        PolicyWindow *w = &refill_table->windows[i];
-        if (w->policy[0] == '\0')
-        {
-            if (free_entry == nullptr)
-                free_entry = w;
-        }
-        else if (strcmp(w->policy, policy) == 0)
-            return w;
-        else if (stalest == nullptr || w->window.bucket_start < stalest->window.bucket_start)
-            stalest = w;
+        for (int k = 0; k < refill_table->nwindows; k++)
+            if (i < 0 || windows[k].window.bucket_start < windows[i].window.bucket_start)
+                i = k;
+        core::name_index_remove(window_heads, refill_table->nbuckets, window_next, i, windows[i].policy);
     }
-    PolicyWindow *w = free_entry != nullptr ? free_entry : stalest;
+    PolicyWindow *w = &windows[i];
     *w = PolicyWindow();
     strlcpy(w->policy, policy, NAMEDATALEN);
+    core::name_index_insert(window_heads, refill_table->nbuckets, window_next, i, w->policy);
     return w;
 }
 
@@ -209,13 +224,13 @@ void refills_count_login(const char *policy, Oid roleid, const char *database_na
     TimestampTz now = GetCurrentTimestamp();
     LWLockAcquire(refill_table->lock, LW_EXCLUSIVE);
     IdentityEntry *e = identity_entry(policy, roleid, my_login.database_name, my_login.application_name, now);
-    e->logins++;
-    e->last_login = now;
+    e->counts.logins++;
+    e->counts.last_login = now;
     e->last_used = now;
     bool refill = core::take_refill(e->recent_ends, now, window_us());
     if (refill)
     {
-        e->refills++;
+        e->counts.refills++;
         PolicyWindow *w = policy_window(policy);
         core::count_refill(w->window, now, window_us());
         w->last_refill_role = roleid;
@@ -239,10 +254,10 @@ void refills_count_end(const char *policy, core::Reason reason)
     /* Counted under the policy that ended it (a reload may have moved the session). */
     IdentityEntry *e =
         identity_entry(policy, my_login.roleid, my_login.database_name, my_login.application_name, now);
-    e->ended++;
+    e->counts.ended++;
     if (unused)
-        e->ended_unused++;
-    e->last_end = now;
+        e->counts.ended_unused++;
+    e->counts.last_end = now;
     e->last_used = now;
     core::note_end(e->recent_ends, now);
     core::count_end(policy_window(policy)->window, now, window_us(), reason, unused);
@@ -341,19 +356,9 @@ int refills_copy_identities(IdentityCounters **rows)
     for (int i = 0; i < identity_capacity; i++)
     {
         const IdentityEntry *e = &refill_table->identities[i];
-        if (e->policy[0] == '\0')
+        if (e->counts.policy[0] == '\0')
             continue;
-        IdentityCounters *r = &out[n++];
-        strlcpy(r->policy, e->policy, NAMEDATALEN);
-        r->roleid = e->roleid;
-        strlcpy(r->database_name, e->database_name, NAMEDATALEN);
-        strlcpy(r->application_name, e->application_name, NAMEDATALEN);
-        r->logins = e->logins;
-        r->refills = e->refills;
-        r->ended = e->ended;
-        r->ended_unused = e->ended_unused;
-        r->last_login = e->last_login;
-        r->last_end = e->last_end;
+        out[n++] = e->counts;
     }
     LWLockRelease(refill_table->lock);
     *rows = out;
@@ -368,7 +373,7 @@ void refills_reset(void)
     for (int i = 0; i < identity_capacity; i++)
     {
         IdentityEntry *e = &refill_table->identities[i];
-        e->logins = e->refills = e->ended = e->ended_unused = 0;
+        e->counts.logins = e->counts.refills = e->counts.ended = e->counts.ended_unused = 0;
         e->recent_ends = core::RecentEnds(); /* ends before the reset are no refills after it */
     }
     for (int i = 0; i < refill_table->nwindows; i++)

@@ -5,8 +5,9 @@
  *   - The global counters ("pg_poolguard stats") are 64-bit atomics, read and written with no
  *     lock; a reader may see counters of a scan half-recorded, never a torn value.
  *   - The per-policy counters ("pg_poolguard policy stats", 2 * max_policies names) are guarded
- *     by the LWLock of tranche "pg_poolguard policy stats": LW_EXCLUSIVE to count or reset,
- *     LW_SHARED to copy out.  Under it only plain data is compared and copied (no palloc, nothing
+ *     by the LWLock of tranche "pg_poolguard policy stats", with their name index (a hash, so that a
+ *     count finds its entry in O(1), not by a scan of 2 * max_policies names): LW_EXCLUSIVE to count
+ *     or reset, LW_SHARED to copy out.  Under it only plain data is compared and copied (no palloc, nothing
  *     that can error).  It is a leaf: nothing is acquired under it, and callers hold no other
  *     pg_poolguard lock when they take it.
  *   - reset_stats() zeroes the atomics one by one, then the per-policy counters under their lock.
@@ -16,6 +17,8 @@
 #include "pg/guard.h"
 #include "pg/guc.h"
 #include "pg/shmem.h"
+
+#include "core/policy/name_index.h"
 
 namespace poolguard
 {
@@ -38,11 +41,16 @@ constexpr const char *policy_stats_tranche = "pg_poolguard policy stats";
 struct PolicyStatsTable
 {
     LWLock *lock;
-    int capacity; /* 2 * max_policies: room for renamed and removed policies */
+    int capacity;    /* 2 * max_policies: room for renamed and removed policies */
+    int first_free;  /* entries below it all hold a name (names are replaced, never cleared) */
+    uint32 nbuckets; /* the entries' name index (core/policy/name_index.h), under lock */
     PolicyCounters entries[FLEXIBLE_ARRAY_MEMBER];
+    /* then int32 heads[nbuckets], int32 next[capacity] */
 };
 
 PolicyStatsTable *policy_stats = nullptr;
+int32 *policy_stats_heads = nullptr; /* in the same shared memory */
+int32 *policy_stats_next = nullptr;
 
 Size stats_size(void)
 {
@@ -54,10 +62,17 @@ int policy_stats_capacity(void)
     return 2 * guc_max_policies;
 }
 
+Size policy_stats_entries_size(void)
+{
+    return MAXALIGN(add_size(offsetof(PolicyStatsTable, entries),
+                             mul_size(sizeof(PolicyCounters), policy_stats_capacity())));
+}
+
 Size policy_stats_size(void)
 {
-    return add_size(offsetof(PolicyStatsTable, entries),
-                    mul_size(sizeof(PolicyCounters), policy_stats_capacity()));
+    return add_size(policy_stats_entries_size(),
+                    mul_size(sizeof(int32), add_size(core::name_index_buckets(policy_stats_capacity()),
+                                                     policy_stats_capacity())));
 }
 
 void policy_stats_init(void)
@@ -66,11 +81,18 @@ void policy_stats_init(void)
 
     policy_stats =
         static_cast<PolicyStatsTable *>(ShmemInitStruct(policy_stats_tranche, policy_stats_size(), &found));
+    uint32 nbuckets = core::name_index_buckets(policy_stats_capacity());
+    policy_stats_heads =
+        reinterpret_cast<int32 *>(reinterpret_cast<char *>(policy_stats) + policy_stats_entries_size());
+    policy_stats_next = policy_stats_heads + nbuckets;
     if (!found)
     {
         policy_stats->lock = &(GetNamedLWLockTranche(policy_stats_tranche))->lock;
         policy_stats->capacity = policy_stats_capacity();
+        policy_stats->first_free = 0;
+        policy_stats->nbuckets = nbuckets;
         memset(policy_stats->entries, 0, sizeof(PolicyCounters) * policy_stats->capacity);
+        core::name_index_clear(policy_stats_heads, nbuckets);
     }
 }
 
@@ -86,23 +108,27 @@ int64 events_of(const PolicyCounters *c)
  */
 PolicyCounters *policy_entry(const char *name)
 {
-    PolicyCounters *free_entry = nullptr, *fewest = nullptr;
-    for (int i = 0; i < policy_stats->capacity; i++)
+    PolicyCounters *entries = policy_stats->entries;
+    int found = core::name_index_find(policy_stats_heads, policy_stats->nbuckets, policy_stats_next, name,
+                                      [entries](int32 i) { return entries[i].name; });
+    if (found >= 0)
+        return &entries[found];
+    /* A new name: the first free entry, else the one with the fewest events (a scan only when full). */
+    int i = -1;
+    if (policy_stats->first_free < policy_stats->capacity)
+        i = policy_stats->first_free++;
+    if (i < 0)
     {
-        PolicyCounters *c = &policy_stats->entries[i];
-        if (c->name[0] == '\0')
-        {
-            if (free_entry == nullptr)
-                free_entry = c;
-        }
-        else if (strcmp(c->name, name) == 0)
-            return c;
-        else if (fewest == nullptr || events_of(c) < events_of(fewest))
-            fewest = c;
+        for (int k = 0; k < policy_stats->capacity; k++)
+            if (i < 0 || events_of(&entries[k]) < events_of(&entries[i]))
+                i = k;
+        core::name_index_remove(policy_stats_heads, policy_stats->nbuckets, policy_stats_next, i,
+                                entries[i].name);
     }
-    PolicyCounters *c = free_entry != nullptr ? free_entry : fewest;
+    PolicyCounters *c = &entries[i];
     memset(c, 0, sizeof(PolicyCounters));
     strlcpy(c->name, name, NAMEDATALEN);
+    core::name_index_insert(policy_stats_heads, policy_stats->nbuckets, policy_stats_next, i, c->name);
     return c;
 }
 

@@ -99,12 +99,13 @@ sub policy_sessions
         "SELECT sessions = $count FROM poolguard.policy_status WHERE policy = '$policy'");
 }
 
-# login(NODE, CONNSTR_SUFFIX [, SQL]): one short session; returns (exit code, stderr).
+# login(NODE, CONNSTR_SUFFIX [, SQL]): one short session; returns (exit code, stderr).  The SQL
+# goes by -c, not stdin: a refused login's psql exits before reading stdin, and writing to it
+# then died with "Broken pipe" (seen once under load).
 sub login
 {
     my ($node, $connstr, $sql) = @_;
-    my ($ret, $out, $err) = $node->psql('postgres', $sql // 'SELECT 1',
-        extra_params => [ '-d', $node->connstr('postgres') . " $connstr" ]);
+    my ($ret, $err) = finish_login(start_login($node, $connstr, $sql));
     return ($ret, $err);
 }
 

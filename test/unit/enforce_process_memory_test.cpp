@@ -14,15 +14,56 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
 using namespace poolguard::core;
 
 namespace
 {
 
-const char *const reader_4k = R"(Name:	postgres
+/*
+ * The lines the five texts share: a status text is head + its own lines + tail.  The tail is the
+ * reader's; after CoreDumping the others differed only in signal masks and queue, and context
+ * switch counters, none of which is read.
+ */
+const std::string status_head = R"(Name:	postgres
 Umask:	0077
 State:	S (sleeping)
-Tgid:	27657
+)";
+const std::string status_tail = R"(CoreDumping:	0
+THP_enabled:	1
+untag_mask:	0xffffffffffffffff
+Threads:	1
+SigQ:	3/96367
+SigPnd:	0000000000000000
+ShdPnd:	0000000000000000
+SigBlk:	0000000000400000
+SigIgn:	0000000001701800
+SigCgt:	0000000020006287
+CapInh:	0000000000000000
+CapPrm:	0000000000000000
+CapEff:	0000000000000000
+CapBnd:	000001fffeffffff
+CapAmb:	0000000000000000
+NoNewPrivs:	0
+Seccomp:	0
+Seccomp_filters:	0
+Speculation_Store_Bypass:	vulnerable
+SpeculationIndirectBranch:	always enabled
+Cpus_allowed:	3
+Cpus_allowed_list:	0-1
+Mems_allowed:	00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000001
+Mems_allowed_list:	0
+voluntary_ctxt_switches:	6
+nonvoluntary_ctxt_switches:	69
+)";
+
+std::string status(const char *own_lines)
+{
+    return status_head + own_lines + status_tail;
+}
+
+const std::string reader_4k = status(R"(Tgid:	27657
 Ngid:	0
 Pid:	27657
 PPid:	15168
@@ -52,38 +93,9 @@ VmLib:	   16324 kB
 VmPTE:	     476 kB
 VmSwap:	       0 kB
 HugetlbPages:	       0 kB
-CoreDumping:	0
-THP_enabled:	1
-untag_mask:	0xffffffffffffffff
-Threads:	1
-SigQ:	3/96367
-SigPnd:	0000000000000000
-ShdPnd:	0000000000000000
-SigBlk:	0000000000400000
-SigIgn:	0000000001701800
-SigCgt:	0000000020006287
-CapInh:	0000000000000000
-CapPrm:	0000000000000000
-CapEff:	0000000000000000
-CapBnd:	000001fffeffffff
-CapAmb:	0000000000000000
-NoNewPrivs:	0
-Seccomp:	0
-Seccomp_filters:	0
-Speculation_Store_Bypass:	vulnerable
-SpeculationIndirectBranch:	always enabled
-Cpus_allowed:	3
-Cpus_allowed_list:	0-1
-Mems_allowed:	00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000001
-Mems_allowed_list:	0
-voluntary_ctxt_switches:	6
-nonvoluntary_ctxt_switches:	69
-)";
+)");
 
-const char *const holder_4k = R"(Name:	postgres
-Umask:	0077
-State:	S (sleeping)
-Tgid:	27659
+const std::string holder_4k = status(R"(Tgid:	27659
 Ngid:	0
 Pid:	27659
 PPid:	15168
@@ -113,38 +125,9 @@ VmLib:	   16324 kB
 VmPTE:	     248 kB
 VmSwap:	       0 kB
 HugetlbPages:	       0 kB
-CoreDumping:	0
-THP_enabled:	1
-untag_mask:	0xffffffffffffffff
-Threads:	1
-SigQ:	3/96367
-SigPnd:	0000000000000000
-ShdPnd:	0000000000000000
-SigBlk:	0000000000400000
-SigIgn:	0000000001701800
-SigCgt:	0000000020006287
-CapInh:	0000000000000000
-CapPrm:	0000000000000000
-CapEff:	0000000000000000
-CapBnd:	000001fffeffffff
-CapAmb:	0000000000000000
-NoNewPrivs:	0
-Seccomp:	0
-Seccomp_filters:	0
-Speculation_Store_Bypass:	vulnerable
-SpeculationIndirectBranch:	always enabled
-Cpus_allowed:	3
-Cpus_allowed_list:	0-1
-Mems_allowed:	00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000001
-Mems_allowed_list:	0
-voluntary_ctxt_switches:	6
-nonvoluntary_ctxt_switches:	66
-)";
+)");
 
-const char *const postmaster_4k = R"(Name:	postgres
-Umask:	0077
-State:	S (sleeping)
-Tgid:	15168
+const std::string postmaster_4k = status(R"(Tgid:	15168
 Ngid:	0
 Pid:	15168
 PPid:	1
@@ -174,39 +157,9 @@ VmLib:	   16324 kB
 VmPTE:	     264 kB
 VmSwap:	       0 kB
 HugetlbPages:	       0 kB
-CoreDumping:	0
-THP_enabled:	1
-untag_mask:	0xffffffffffffffff
-Threads:	1
-SigQ:	3/96367
-SigPnd:	0000000000000000
-ShdPnd:	0000000000000000
-SigBlk:	0000000000000000
-SigIgn:	0000000001703000
-SigCgt:	0000000000014a07
-CapInh:	0000000000000000
-CapPrm:	0000000000000000
-CapEff:	0000000000000000
-CapBnd:	000001fffeffffff
-CapAmb:	0000000000000000
-NoNewPrivs:	0
-Seccomp:	0
-Seccomp_filters:	0
-Speculation_Store_Bypass:	vulnerable
-SpeculationIndirectBranch:	always enabled
-Cpus_allowed:	3
-Cpus_allowed_list:	0-1
-Mems_allowed:	00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000001
-Mems_allowed_list:	0
-voluntary_ctxt_switches:	1789
-nonvoluntary_ctxt_switches:	613
-)";
+)");
 
-/* huge_pages = on: the segment is hugetlb (HugetlbPages), never RssAnon. */
-const char *const reader_hugetlb = R"(Name:	postgres
-Umask:	0077
-State:	S (sleeping)
-Tgid:	28241
+const std::string reader_hugetlb = status(R"(Tgid:	28241
 Ngid:	0
 Pid:	28241
 PPid:	28139
@@ -236,38 +189,9 @@ VmLib:	   16324 kB
 VmPTE:	     124 kB
 VmSwap:	       0 kB
 HugetlbPages:	   26624 kB
-CoreDumping:	0
-THP_enabled:	1
-untag_mask:	0xffffffffffffffff
-Threads:	1
-SigQ:	5/96367
-SigPnd:	0000000000000000
-ShdPnd:	0000000000000000
-SigBlk:	0000000000400000
-SigIgn:	0000000001701800
-SigCgt:	0000000020006287
-CapInh:	0000000000000000
-CapPrm:	0000000000000000
-CapEff:	0000000000000000
-CapBnd:	000001fffeffffff
-CapAmb:	0000000000000000
-NoNewPrivs:	0
-Seccomp:	0
-Seccomp_filters:	0
-Speculation_Store_Bypass:	vulnerable
-SpeculationIndirectBranch:	always enabled
-Cpus_allowed:	3
-Cpus_allowed_list:	0-1
-Mems_allowed:	00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000001
-Mems_allowed_list:	0
-voluntary_ctxt_switches:	201
-nonvoluntary_ctxt_switches:	25
-)";
+)");
 
-const char *const holder_hugetlb = R"(Name:	postgres
-Umask:	0077
-State:	S (sleeping)
-Tgid:	28229
+const std::string holder_hugetlb = status(R"(Tgid:	28229
 Ngid:	0
 Pid:	28229
 PPid:	28139
@@ -297,38 +221,12 @@ VmLib:	   16324 kB
 VmPTE:	     172 kB
 VmSwap:	       0 kB
 HugetlbPages:	   28672 kB
-CoreDumping:	0
-THP_enabled:	1
-untag_mask:	0xffffffffffffffff
-Threads:	1
-SigQ:	4/96367
-SigPnd:	0000000000000000
-ShdPnd:	0000000000000000
-SigBlk:	0000000000400000
-SigIgn:	0000000001701800
-SigCgt:	0000000020006287
-CapInh:	0000000000000000
-CapPrm:	0000000000000000
-CapEff:	0000000000000000
-CapBnd:	000001fffeffffff
-CapAmb:	0000000000000000
-NoNewPrivs:	0
-Seccomp:	0
-Seccomp_filters:	0
-Speculation_Store_Bypass:	vulnerable
-SpeculationIndirectBranch:	always enabled
-Cpus_allowed:	3
-Cpus_allowed_list:	0-1
-Mems_allowed:	00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000000,00000001
-Mems_allowed_list:	0
-voluntary_ctxt_switches:	9
-nonvoluntary_ctxt_switches:	126
-)";
+)");
 
-ProcessMemory parsed(const char *text)
+ProcessMemory parsed(const std::string &text)
 {
     ProcessMemory m;
-    EXPECT_TRUE(parse_process_status(text, &m));
+    EXPECT_TRUE(parse_process_status(text.c_str(), &m));
     return m;
 }
 
