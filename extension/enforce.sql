@@ -6,10 +6,11 @@ CREATE FUNCTION poolguard.session_info(
         OUT pid integer, OUT role_name name, OUT database_name name, OUT application_name text,
         OUT client_addr inet, OUT backend_start timestamptz, OUT state text,
         OUT state_change timestamptz, OUT idle_for interval, OUT private_memory bigint,
-        OUT policy text, OUT verdict text, OUT deadline timestamptz, OUT exempt_reason text)
+        OUT policy text, OUT verdict text, OUT deadline timestamptz, OUT exempt_reason text,
+        OUT memory_sampled_at timestamptz)
     RETURNS SETOF record
     LANGUAGE c
-    AS 'MODULE_PATHNAME', 'poolguard_session_info_1_1';
+    AS 'MODULE_PATHNAME', 'poolguard_session_info_1_2';
 -- Everyone, for the rows of roles whose privileges they have (pg_read_all_stats: all rows).
 REVOKE ALL ON FUNCTION poolguard.session_info() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION poolguard.session_info() TO PUBLIC;
@@ -18,6 +19,15 @@ CREATE VIEW poolguard.sessions AS SELECT * FROM poolguard.session_info();
 COMMENT ON VIEW poolguard.sessions IS 'client sessions, the policy each matches, and what the reaper would do now';
 REVOKE ALL ON poolguard.sessions FROM PUBLIC;
 GRANT SELECT ON poolguard.sessions TO PUBLIC;
+
+-- One session's private memory read now (the view serves the worker's sample and its time).
+CREATE FUNCTION poolguard.session_memory(pid integer) RETURNS bigint
+    LANGUAGE c STRICT VOLATILE
+    AS 'MODULE_PATHNAME', 'poolguard_session_memory';
+COMMENT ON FUNCTION poolguard.session_memory(integer) IS 'private memory of one client session, read now (NULL unless the caller may see the session in poolguard.sessions)';
+-- Everyone, for the sessions of roles whose privileges they have (pg_read_all_stats: all).
+REVOKE ALL ON FUNCTION poolguard.session_memory(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION poolguard.session_memory(integer) TO PUBLIC;
 
 CREATE FUNCTION poolguard.termination_history(
         OUT at timestamptz, OUT pid integer, OUT role_name name, OUT database_name name,

@@ -40,6 +40,7 @@ extern "C" void _PG_init(void)
     actions_register();
     memory_register();
     sessions_register();
+    samples_register();
     stats_register();
     advice_register();
     caps_register();

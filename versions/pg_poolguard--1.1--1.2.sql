@@ -43,6 +43,42 @@ BEGIN
 END
 $check_schema$;
 
+-- ---------------------------------------------------------------------------------------------
+-- Issue 22: session_info() gains OUT memory_sampled_at (private_memory is now the worker's
+-- sample, served with its time): a new signature, so a new C entry point
+-- (poolguard_session_info_1_2); the view is dropped and created again (here, before app_summary,
+-- which reads it, is created).  session_memory(pid) reads one session afresh.
+-- ---------------------------------------------------------------------------------------------
+DROP VIEW poolguard.sessions;
+DROP FUNCTION poolguard.session_info();
+
+CREATE FUNCTION poolguard.session_info(
+        OUT pid integer, OUT role_name name, OUT database_name name, OUT application_name text,
+        OUT client_addr inet, OUT backend_start timestamptz, OUT state text,
+        OUT state_change timestamptz, OUT idle_for interval, OUT private_memory bigint,
+        OUT policy text, OUT verdict text, OUT deadline timestamptz, OUT exempt_reason text,
+        OUT memory_sampled_at timestamptz)
+    RETURNS SETOF record
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'poolguard_session_info_1_2';
+-- Everyone, for the rows of roles whose privileges they have (pg_read_all_stats: all rows).
+REVOKE ALL ON FUNCTION poolguard.session_info() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION poolguard.session_info() TO PUBLIC;
+
+CREATE VIEW poolguard.sessions AS SELECT * FROM poolguard.session_info();
+COMMENT ON VIEW poolguard.sessions IS 'client sessions, the policy each matches, and what the reaper would do now';
+REVOKE ALL ON poolguard.sessions FROM PUBLIC;
+GRANT SELECT ON poolguard.sessions TO PUBLIC;
+
+-- One session's private memory read now (the view serves the worker's sample and its time).
+CREATE FUNCTION poolguard.session_memory(pid integer) RETURNS bigint
+    LANGUAGE c STRICT VOLATILE
+    AS 'MODULE_PATHNAME', 'poolguard_session_memory';
+COMMENT ON FUNCTION poolguard.session_memory(integer) IS 'private memory of one client session, read now (NULL unless the caller may see the session in poolguard.sessions)';
+-- Everyone, for the sessions of roles whose privileges they have (pg_read_all_stats: all).
+REVOKE ALL ON FUNCTION poolguard.session_memory(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION poolguard.session_memory(integer) TO PUBLIC;
+
 -- Per-app summary (extension/stats.sql, issue 25): app_summary_info() and the app_summary view.
 CREATE FUNCTION poolguard.app_summary_info(
         OUT database_name name, OUT role_name name, OUT application_name text,

@@ -9,6 +9,7 @@
  *   actions.cpp   re-check and signal, client notes (emit_log_hook), history, act_on_scan
  *   views.cpp     poolguard.session_info() and poolguard.termination_history()
  *   memory.cpp    the server memory picture: poolguard.memory_info() and its /metrics families
+ *   samples.cpp   the worker's samples of each session's private memory (served by the views)
  */
 #ifndef POOLGUARD_ENFORCE_H
 #define POOLGUARD_ENFORCE_H
@@ -43,12 +44,12 @@ struct BackendStatusRow
 
 /*
  * The one walk of PostgreSQL's backend-status array: takes a fresh snapshot
- * (pgstat_clear_snapshot) and copies every backend that has a pid (palloc'd in
- * CurrentMemoryContext); returns how many.  The scan, the re-check fallback and evict_idle's
- * candidates all read backends through it.  The application_name of a client backend or SQL
+ * (pgstat_clear_snapshot; fresh = false: this transaction's, if it has one) and copies every backend that has
+ * a pid (palloc'd in CurrentMemoryContext); returns how many.  The scan, the re-check fallback and
+ * evict_idle's candidates all read backends through it.  The application_name of a client backend or SQL
  * walsender is the one it gave at login (sessions_note_login), never the one it SET since.
  */
-int backend_status_snapshot(BackendStatusRow **rows);
+int backend_status_snapshot(BackendStatusRow **rows, bool fresh = true);
 
 /* One client backend as seen by a scan; plain data. */
 struct SessionRow
@@ -71,6 +72,7 @@ struct SessionRow
     core::Rules rules;
     core::Verdict verdict; /* reason none if exempt */
     int64 private_memory;  /* bytes, -1 = not measured */
+    TimestampTz memory_at; /* when private_memory was read (a sample: by the worker); 0 = not measured */
     bool server_budget;    /* ended for poolguard.idle_memory_budget (not its policy's budget) */
 };
 
@@ -85,9 +87,9 @@ struct SessionScan
 
 enum class MemoryReads
 {
-    as_rules_need, /* only idle candidates of max_idle_memory and of the idle-memory budgets */
-    all_visible,   /* every session the caller may see (the sessions view); none it may not */
-    all,           /* every session (the memory picture: aggregates only) */
+    as_rules_need,   /* read /proc now for the idle candidates of max_idle_memory and the budgets only */
+    samples_visible, /* no /proc read: the worker's samples of the sessions the caller may see (the view) */
+    samples_all,     /* no /proc read: the worker's samples of every session (the memory picture) */
 };
 
 /*
@@ -169,6 +171,37 @@ void app_identity_columns(const char *database, const char *role, const char *ap
 /* Converts a backend's client address (family 0 for Unix sockets). */
 core::IpAddress client_address(const SockAddr *addr);
 
+/* ---- the worker's memory samples (samples.cpp) ---- */
+
+/* One session's sampled private memory, as copied out of shared memory. */
+struct MemorySample
+{
+    int pid;
+    TimestampTz backend_start; /* of the process it was read from */
+    int64 bytes;
+    TimestampTz sampled_at;
+};
+
+/* Registers the sample slots (from _PG_init). */
+void samples_register(void);
+
+/*
+ * The worker, after each scan: reads its share of the scan's sessions (about each once per
+ * poolguard.memory_sample_interval, a bounded number per cycle, round-robin over PGPROC
+ * numbers) and publishes them.  A row a rule read this cycle is published without a new read.
+ */
+void memory_samples_take(const SessionScan *scan);
+
+/* Copies every published sample (palloc'd, sorted by pid, for memory_sample_find); the count. */
+int memory_samples_copy(MemorySample **out);
+
+/* The sample of the process (pid, backend_start), or NULL: never another process's figure. */
+const MemorySample *memory_sample_find(const MemorySample *samples, int count, int pid,
+                                       TimestampTz backend_start);
+
+/* How old a served sample can be at this many sessions (µs) while the worker runs; -1 = sampling off. */
+int64 memory_sample_age_bound(int sessions);
+
 /* ---- the server memory picture (memory.cpp) ---- */
 
 /* Which part of the server's memory a figure is. */
@@ -196,7 +229,7 @@ struct MemoryFigure
 
 struct MemoryPicture
 {
-    SessionScan scan; /* scanned with MemoryReads::all */
+    SessionScan scan; /* scanned with MemoryReads::samples_all */
     int count;
     MemoryFigure *figures; /* palloc'd: the segment, then clients by policy and state, then the rest */
 };

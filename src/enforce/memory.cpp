@@ -4,9 +4,9 @@
  * free, pg_poolguard's own processes and every other server process.  Behind poolguard.memory
  * and the memory families of /metrics.
  *
- * It reads the backend status snapshot, /proc/<pid>/status of each server process
- * (read_private_memory, the one definition), /proc/self/maps and mincore() on this process's
- * mapping of the segment.
+ * It reads the backend status snapshot, the worker's samples of each client session's private
+ * memory (samples.cpp), /proc/<pid>/status of every other server process (read_private_memory,
+ * the one definition), /proc/self/maps and mincore() on this process's mapping of the segment.
  *
  * Note about locking: "pg_poolguard segment sample" (the latest residency of the segment, which
  * costs a mincore() walk of the whole segment: the worker takes it every
@@ -241,7 +241,8 @@ void memory_picture(MemoryPicture *picture)
     seg_size.measured_at = seg_resident.measured_at = sample.measured_at;
 
     SessionScan *scan = &picture->scan;
-    scan_sessions(scan, MemoryReads::all, nullptr);
+    scan_sessions(scan, MemoryReads::samples_all, nullptr);
+    /* Client figures sum the worker's samples: each is as old as the oldest sample in it. */
     TimestampTz clients_at = GetCurrentTimestamp();
     const int npolicies = scan->policies.count + 1; /* the last: sessions no policy matches */
     MemoryFigure *clients = static_cast<MemoryFigure *>(palloc0(sizeof(MemoryFigure) * npolicies * nstates));
@@ -263,22 +264,26 @@ void memory_picture(MemoryPicture *picture)
         f->processes++;
         if (row->private_memory > 0)
             f->bytes += row->private_memory;
+        if (row->memory_at != 0)
+            f->measured_at = Min(f->measured_at, row->memory_at);
         /* What reaping could return: idle sessions it may end (never exempt ones, nor the caller). */
         if (row->state == core::SessionState::idle && !row->exempt && !row->is_self)
         {
             idle.processes++;
             if (row->private_memory > 0)
                 idle.bytes += row->private_memory;
+            if (row->memory_at != 0)
+                idle.measured_at = Min(idle.measured_at, row->memory_at);
         }
     }
 
     MemoryFigure own = {MemoryPart::pg_poolguard, -1, core::SessionState::other, 0, 0, 0};
     MemoryFigure other = {MemoryPart::other_processes, -1, core::SessionState::other, 0, 0, 0};
     BackendStatusRow *backends;
-    int n = backend_status_snapshot(&backends);
+    int n = backend_status_snapshot(&backends); /* every process (the scan read only client sessions) */
     for (int i = 0; i < n; i++)
     {
-        if (backends[i].client_backend)
+        if (backends[i].client_backend || backends[i].sql_walsender)
             continue;
         MemoryFigure *f = is_pg_poolguard_process(&backends[i]) ? &own : &other;
         int64 bytes = read_private_memory(backends[i].pid);

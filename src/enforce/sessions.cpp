@@ -1,5 +1,6 @@
 /*
- * sessions.cpp — the scan: backend status snapshot → matched policy → rules → verdict.
+ * sessions.cpp — the scan: the sessions' live backend-status entries → matched policy → rules →
+ * verdict.
  *
  * Note about locking:
  *   - The scan runs under no lock of ours: it copies the policies (policy_store_snapshot takes
@@ -17,6 +18,7 @@
 #include "pg/shmem.h"
 
 #include "core/enforce/process_memory.h"
+#include "core/enforce/sampling.h"
 #include "core/policy/churn.h"
 
 #include <fcntl.h>
@@ -34,9 +36,37 @@ struct MemoryCache
         TimestampTz read_at;
         int64 value;
     };
+    /*
+     * The policy a session matched: it depends only on what the session logged in with (role,
+     * database, login application_name, client), on the policies (their version) and on the
+     * roles and databases (role_generation, bumped by syscache callbacks on role membership, roles
+     * and databases), so the worker matches each session once, not each scan.
+     */
+    struct Match
+    {
+        int pid;
+        TimestampTz backend_start;
+        uint64 policy_version;
+        uint64 role_generation;
+        int policy;
+    };
     int size;
     Entry *entries; /* direct-mapped by pid: a collision only costs an extra read */
+    Match *matches; /* direct-mapped by pid: a collision only costs an extra match */
 };
+
+namespace
+{
+
+/* Bumped when a role, a role membership or a database changes (this process's syscache). */
+uint64 role_generation = 1;
+
+void bump_role_generation(Datum arg, int cacheid, uint32 hashvalue)
+{
+    role_generation++;
+}
+
+} // namespace
 
 namespace
 {
@@ -77,12 +107,6 @@ void login_names_init(void)
     }
 }
 
-int compare_login_names(const void *a, const void *b)
-{
-    int x = static_cast<const LoginName *>(a)->pid, y = static_cast<const LoginName *>(b)->pid;
-    return x < y ? -1 : x > y;
-}
-
 /*
  * Puts each session's login application_name in place of its current one: the rows of client
  * backends and SQL walsenders get what their login said ("" when no login was recorded).
@@ -96,21 +120,30 @@ void use_login_names(BackendStatusRow *rows, int n)
     LWLockAcquire(login_names->lock, LW_SHARED);
     memcpy(copy, login_names->entries, sizeof(LoginName) * slots);
     LWLockRelease(login_names->lock);
-    qsort(copy, slots, sizeof(LoginName), compare_login_names);
+    /* pid → entry: one pass over the slots (a sort of them cost more, each scan, than the rest). */
+    size_t capacity = core::PidIndex::capacity_for(slots);
+    core::PidIndex::Slot *storage =
+        static_cast<core::PidIndex::Slot *>(palloc(sizeof(core::PidIndex::Slot) * capacity));
+    core::PidIndex index(storage, capacity);
+    for (int e = 0; e < slots; e++)
+    {
+        /* A pid in two slots (one entry left by an earlier process): the later login wins. */
+        int seen = index.find(copy[e].pid);
+        if (seen < 0 || copy[seen].backend_start < copy[e].backend_start)
+            index.assign(copy[e].pid, e);
+    }
     for (int i = 0; i < n; i++)
     {
         BackendStatusRow *row = &rows[i];
         if (!row->client_backend && !row->sql_walsender)
             continue;
-        LoginName key;
-        key.pid = row->pid;
-        const LoginName *found = static_cast<const LoginName *>(
-            bsearch(&key, copy, slots, sizeof(LoginName), compare_login_names));
-        if (found != nullptr && found->backend_start == row->backend_start)
-            strlcpy(row->application_name, found->application_name, NAMEDATALEN);
+        int e = index.find(row->pid);
+        if (e >= 0 && copy[e].backend_start == row->backend_start)
+            strlcpy(row->application_name, copy[e].application_name, NAMEDATALEN);
         else
             row->application_name[0] = '\0';
     }
+    pfree(storage);
     pfree(copy);
 }
 
@@ -207,6 +240,53 @@ struct DatabaseNames
     }
 };
 
+/*
+ * Each role's exemption, decided once per scan (superuser_arg and the exempt_roles memberships
+ * are catalog lookups; thousands of sessions share a few roles).  Open addressing by role OID.
+ */
+struct ExemptionMemo
+{
+    struct Entry
+    {
+        Oid role; /* InvalidOid = empty */
+        bool exempt;
+        bool superuser;
+    };
+    Entry *entries;
+    uint32 mask;
+
+    void init(int sessions)
+    {
+        uint32 capacity = 16;
+        while (capacity < 2 * (uint32)Max(sessions, 1))
+            capacity *= 2;
+        entries = static_cast<Entry *>(palloc0(sizeof(Entry) * capacity));
+        mask = capacity - 1;
+    }
+
+    bool exempt(const Exemptions *exemptions, Oid role, bool *superuser)
+    {
+        if (!OidIsValid(role))
+            return session_exempt(exemptions, role, superuser);
+        for (uint32 at = (role * 2654435761u) & mask;; at = (at + 1) & mask)
+        {
+            Entry *e = &entries[at];
+            if (e->role == role)
+            {
+                *superuser = e->superuser;
+                return e->exempt;
+            }
+            if (!OidIsValid(e->role))
+            {
+                e->exempt = session_exempt(exemptions, role, &e->superuser);
+                e->role = role;
+                *superuser = e->superuser;
+                return e->exempt;
+            }
+        }
+    }
+};
+
 int64 cached_private_memory(MemoryCache *cache, const SessionRow *row, TimestampTz now)
 {
     if (cache == nullptr)
@@ -220,6 +300,29 @@ int64 cached_private_memory(MemoryCache *cache, const SessionRow *row, Timestamp
     e->read_at = now;
     e->value = read_private_memory(row->pid);
     return e->value;
+}
+
+/* The policy a row matches: through the worker's memo when there is one (see MemoryCache::Match). */
+int matched_policy(MemoryCache *cache, const SessionRow *row, const PolicySnapshot *policies,
+                   PolicyMatchCache *match_cache, DatabaseNames *databases)
+{
+    if (!OidIsValid(row->userid))
+        return -1;
+    MemoryCache::Match *m = cache != nullptr ? &cache->matches[row->pid % cache->size] : nullptr;
+    if (m != nullptr && m->pid == row->pid && m->backend_start == row->backend_start &&
+        m->policy_version == policies->version && m->role_generation == role_generation)
+        return m->policy;
+    int policy = policy_match(policies, match_cache, row->userid, databases->lookup(row->dbid),
+                              row->application_name, row->client);
+    if (m != nullptr)
+    {
+        m->pid = row->pid;
+        m->backend_start = row->backend_start;
+        m->policy_version = policies->version;
+        m->role_generation = role_generation;
+        m->policy = policy;
+    }
+    return policy;
 }
 
 } // namespace
@@ -249,6 +352,11 @@ MemoryCache *memory_cache_create(void)
     cache->size = 2 * MaxBackends + 1;
     cache->entries = static_cast<MemoryCache::Entry *>(
         MemoryContextAllocZero(TopMemoryContext, sizeof(MemoryCache::Entry) * cache->size));
+    cache->matches = static_cast<MemoryCache::Match *>(
+        MemoryContextAllocZero(TopMemoryContext, sizeof(MemoryCache::Match) * cache->size));
+    CacheRegisterSyscacheCallback(AUTHOID, bump_role_generation, (Datum)0);
+    CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, bump_role_generation, (Datum)0);
+    CacheRegisterSyscacheCallback(DATABASEOID, bump_role_generation, (Datum)0);
     return cache;
 }
 
@@ -345,9 +453,10 @@ const char *row_policy_name(const SessionScan *scan, const SessionRow *row)
     return row->policy >= 0 ? scan->policies.policies[row->policy].name : "";
 }
 
-int backend_status_snapshot(BackendStatusRow **rows)
+int backend_status_snapshot(BackendStatusRow **rows, bool fresh)
 {
-    pgstat_clear_snapshot();
+    if (fresh)
+        pgstat_clear_snapshot();
     int n = pgstat_fetch_stat_numbackends();
     BackendStatusRow *out = static_cast<BackendStatusRow *>(palloc(sizeof(BackendStatusRow) * Max(n, 1)));
     int count = 0;
@@ -379,6 +488,63 @@ int backend_status_snapshot(BackendStatusRow **rows)
 
 namespace
 {
+
+/*
+ * The client sessions (client backends and SQL walsenders) read straight from their live
+ * backend-status entries (the first MaxBackends of the shared array), each copied under its
+ * change count as pgstat does: no snapshot of every slot, no copy of any activity, host name or
+ * application_name string (the scan uses the login names).  -1 when the array cannot be located
+ * (then the caller takes a snapshot).
+ */
+int backend_status_live(BackendStatusRow **rows)
+{
+    volatile PgBackendStatus *array = poolguard_status_array();
+    if (array == NULL)
+        return -1;
+    BackendStatusRow *out =
+        static_cast<BackendStatusRow *>(palloc(sizeof(BackendStatusRow) * Max(MaxBackends, 1)));
+    int count = 0;
+    for (int slot = 0; slot < MaxBackends; slot++)
+    {
+        volatile PgBackendStatus *entry = &array[slot];
+        if (entry->st_procpid <= 0)
+            continue; /* unused (a peek: read properly below) */
+        BackendStatusRow row;
+        bool complete = false;
+        for (int attempt = 0; attempt < 1000 && !complete; attempt++)
+        {
+            int before, after;
+            pgstat_begin_read_activity(entry, before);
+            row.pid = entry->st_procpid;
+            row.backend_type = entry->st_backendType;
+            row.userid = entry->st_userid;
+            row.dbid = entry->st_databaseid;
+            row.backend_start = entry->st_proc_start_timestamp;
+            row.state_change = entry->st_state_start_timestamp;
+            row.query_start = entry->st_activity_start_timestamp;
+            row.state = entry->st_state;
+            SockAddr addr;
+            memcpy(&addr, (const void *)&entry->st_clientaddr, sizeof(addr));
+            pgstat_end_read_activity(entry, after);
+            complete = pgstat_read_activity_complete(before, after);
+            if (complete)
+                row.client = client_address(&addr);
+            else
+                CHECK_FOR_INTERRUPTS();
+        }
+        if (!complete || row.pid <= 0)
+            continue; /* never settled, or no longer in use */
+        row.client_backend = row.backend_type == B_BACKEND;
+        row.sql_walsender = row.backend_type == B_WAL_SENDER && OidIsValid(row.dbid);
+        if (!row.client_backend && !row.sql_walsender)
+            continue;
+        row.application_name[0] = '\0';
+        out[count++] = row;
+    }
+    use_login_names(out, count);
+    *rows = out;
+    return count;
+}
 
 /*
  * One idle-memory budget over the idle, non-exempt sessions of policy p (-1: every policy and
@@ -457,9 +623,17 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
     databases.count = 0;
 
     BackendStatusRow *backends;
-    int n = backend_status_snapshot(&backends);
+    int n = backend_status_live(&backends);
+    if (n < 0)
+        n = backend_status_snapshot(&backends);
     scan->rows = static_cast<SessionRow *>(palloc0(sizeof(SessionRow) * Max(n, 1)));
     scan->count = 0;
+    ExemptionMemo exemption_memo;
+    exemption_memo.init(n);
+    /* The views and the memory picture read no /proc: they serve the worker's samples. */
+    MemorySample *samples = nullptr;
+    int nsamples = reads == MemoryReads::as_rules_need ? 0 : memory_samples_copy(&samples);
+    const bool rules_read = reads == MemoryReads::as_rules_need;
 
     for (int i = 0; i < n; i++)
     {
@@ -480,34 +654,45 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
         strlcpy(row->application_name, be->application_name, NAMEDATALEN);
         row->client = be->client;
         row->is_self = row->pid == MyProcPid;
-        row->exempt = session_exempt(&exemptions, row->userid, &row->superuser);
+        row->exempt = exemption_memo.exempt(&exemptions, row->userid, &row->superuser);
         /* Shown and matched, but never signalled unless the DBA opts in. */
         if (row->walsender && !guc_signal_walsenders)
             row->exempt = true;
-        row->policy = OidIsValid(row->userid)
-                          ? policy_match(policies, match_cache, row->userid, databases.lookup(row->dbid),
-                                         row->application_name, row->client)
-                          : -1;
+        row->policy = matched_policy(cache, row, policies, match_cache, &databases);
         row->rules = row->policy >= 0 ? core::effective_rules(policies->policies[row->policy].rules, defaults)
                                       : core::default_rules(defaults);
-        /* The sessions view reads /proc only for the rows it shows the caller. */
-        bool may_read = reads != MemoryReads::all_visible || caller_may_see(row->userid);
-        bool read_now = reads == MemoryReads::all || (reads == MemoryReads::all_visible && may_read);
-        row->private_memory = read_now ? read_private_memory(row->pid) : -1;
+        /* The sessions view shows memory only for the rows it shows the caller. */
+        bool may_read = reads != MemoryReads::samples_visible || caller_may_see(row->userid);
+        row->private_memory = -1;
+        row->memory_at = 0;
+        if (!rules_read && may_read)
+        {
+            const MemorySample *sample = memory_sample_find(samples, nsamples, row->pid, row->backend_start);
+            if (sample != nullptr)
+            {
+                row->private_memory = sample->bytes;
+                row->memory_at = sample->sampled_at;
+            }
+        }
 
         row->verdict = core::Verdict();
         if (row->exempt || row->is_self)
             continue;
         row->verdict = core::evaluate(facts_of(row), row->rules, scan->now, grace);
-        if (row->verdict.wants_memory && row->private_memory < 0 && may_read)
+        /* Memory rules act on a figure read now (at most one naptime old), never on a sample. */
+        if (row->verdict.wants_memory && row->private_memory < 0 && rules_read)
         {
             row->private_memory = cached_private_memory(cache, row, scan->now);
+            row->memory_at = scan->now;
             row->verdict = core::evaluate(facts_of(row), row->rules, scan->now, grace);
         }
         /* An idle-memory budget counts every idle session under it, graced or not. */
-        if (row->state == core::SessionState::idle && row->private_memory < 0 && may_read &&
+        if (row->state == core::SessionState::idle && row->private_memory < 0 && rules_read &&
             (server_budget > 0 || row->rules.idle_memory_budget > 0))
+        {
             row->private_memory = cached_private_memory(cache, row, scan->now);
+            row->memory_at = scan->now;
+        }
         scan->next_deadline = Min(scan->next_deadline, row->verdict.deadline);
     }
 

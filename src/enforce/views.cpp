@@ -44,12 +44,22 @@ using namespace poolguard;
  * keeps its own C entry point, so a library newer than the installed SQL still serves it.
  *   1.0  poolguard_sessions          13 columns
  *   1.1  poolguard_session_info_1_1  14 columns (+ exempt_reason)
+ *   1.2  poolguard_session_info_1_2  15 columns (+ memory_sampled_at)
+ * private_memory is the worker's sample (samples.cpp) in every version: no entry point reads /proc.
  */
 enum class SessionsApi
 {
     v1_0,
-    v1_1
+    v1_1,
+    v1_2
 };
+
+static const char *sessions_entry_point(SessionsApi api)
+{
+    return api == SessionsApi::v1_0   ? "poolguard_sessions"
+           : api == SessionsApi::v1_1 ? "poolguard_session_info_1_1"
+                                      : "poolguard_session_info_1_2";
+}
 
 static Datum sessions_internal(FunctionCallInfo fcinfo, SessionsApi api)
 {
@@ -58,26 +68,28 @@ static Datum sessions_internal(FunctionCallInfo fcinfo, SessionsApi api)
     InitMaterializedSRF(fcinfo, 0);
 
     /* The declared row must be the one this entry point was released with. */
-    const int expected = api == SessionsApi::v1_0 ? 13 : 14;
+    const int expected = api == SessionsApi::v1_0 ? 13 : api == SessionsApi::v1_1 ? 14 : 15;
     if (rsinfo->setDesc->natts != expected)
         ereport(
             ERROR,
             (errcode(ERRCODE_DATATYPE_MISMATCH),
              errmsg("expected %d output columns, not %d", expected, rsinfo->setDesc->natts),
              errdetail("C entry point %s serves session_info() of pg_poolguard %s.",
-                       api == SessionsApi::v1_0 ? "poolguard_sessions" : "poolguard_session_info_1_1",
-                       api == SessionsApi::v1_0 ? "1.0" : "1.1"),
+                       sessions_entry_point(api),
+                       api == SessionsApi::v1_0   ? "1.0"
+                       : api == SessionsApi::v1_1 ? "1.1"
+                                                  : "1.2"),
              errhint("Run ALTER EXTENSION pg_poolguard UPDATE so that the SQL objects match the library.")));
 
     SessionScan scan;
-    scan_sessions(&scan, MemoryReads::all_visible, nullptr);
+    scan_sessions(&scan, MemoryReads::samples_visible, nullptr);
 
     for (int i = 0; i < scan.count; i++)
     {
         const SessionRow *row = &scan.rows[i];
         if (!caller_may_see(row->userid))
             continue;
-        constexpr int ncols = 14;
+        constexpr int ncols = 15;
         Datum values[ncols];
         bool nulls[ncols];
         memset(nulls, 0, sizeof(nulls));
@@ -137,7 +149,11 @@ static Datum sessions_internal(FunctionCallInfo fcinfo, SessionsApi api)
         }
         if (!row->exempt)
             nulls[13] = true;
-        /* 1.0's row ends at deadline: the first 13 values are the same. */
+        if (row->memory_at != 0)
+            values[14] = TimestampTzGetDatum(row->memory_at);
+        else
+            nulls[14] = true;
+        /* 1.0's row ends at deadline, 1.1's at exempt_reason: the first values are the same. */
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
     return (Datum)0;
@@ -152,6 +168,11 @@ POOLGUARD_FUNCTION(poolguard_sessions)
 POOLGUARD_FUNCTION(poolguard_session_info_1_1)
 {
     return sessions_internal(fcinfo, SessionsApi::v1_1);
+}
+
+POOLGUARD_FUNCTION(poolguard_session_info_1_2)
+{
+    return sessions_internal(fcinfo, SessionsApi::v1_2);
 }
 
 POOLGUARD_FUNCTION(poolguard_termination_history)

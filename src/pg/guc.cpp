@@ -21,6 +21,7 @@ int guc_idle_in_transaction_timeout_ms = 0;
 int guc_idle_grace_ms = 5000;
 int guc_idle_memory_budget = 0;
 int guc_advice_window_s = 3600;
+int guc_memory_sample_interval_ms = 60000;
 char *guc_exempt_roles = nullptr;
 bool guc_exempt_superusers = true;
 bool guc_signal_walsenders = false;
@@ -183,6 +184,14 @@ void define_gucs(void)
         "Time over which poolguard.pool_advice reads each app's concurrently active sessions.",
         "The worker samples every scan into 64 slots spanning this window; older samples are forgotten.",
         &guc_advice_window_s, 3600, 10, 7 * 86400, PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+    DefineCustomIntVariable(
+        "poolguard.memory_sample_interval",
+        "How often the pg_poolguard worker re-reads each client session's private memory for the views.",
+        "poolguard.sessions, poolguard.memory and the metrics serve these samples with their age; the worker "
+        "spreads the reads over the interval, at most 500 a cycle. Memory rules always read afresh. 0 turns "
+        "sampling off.",
+        &guc_memory_sample_interval_ms, 60000, 0, 86400 * 1000, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
     DefineCustomStringVariable(
         "poolguard.exempt_roles", "Roles (and their members) pg_poolguard never ends, cancels or refuses.",

@@ -21,6 +21,7 @@ extern int guc_idle_in_transaction_timeout_ms; /* poolguard.idle_in_transaction_
 extern int guc_idle_grace_ms;                  /* poolguard.idle_grace */
 extern int guc_idle_memory_budget;             /* poolguard.idle_memory_budget (bytes) */
 extern int guc_advice_window_s;                /* poolguard.advice_window (seconds) */
+extern int guc_memory_sample_interval_ms;      /* poolguard.memory_sample_interval, 0 = off */
 extern char *guc_exempt_roles;                 /* poolguard.exempt_roles: comma list */
 extern bool guc_exempt_superusers;             /* poolguard.exempt_superusers */
 extern bool guc_signal_walsenders;             /* poolguard.signal_walsenders */

@@ -122,6 +122,25 @@ static inline volatile PgBackendStatus *poolguard_status_entry(PGPROC *proc)
 #endif
 }
 
+/*
+ * The first element of the shared backend-status array (the entries of regular backends are its
+ * first MaxBackends elements, one per backend id — proc number from 17 on), or NULL when this
+ * process has no entry to derive it from.  Read entries only with pgstat_begin_read_activity /
+ * pgstat_end_read_activity; an entry with st_procpid 0 is unused.
+ */
+static inline volatile PgBackendStatus *poolguard_status_array(void)
+{
+#if PG_VERSION_NUM >= 170000
+    if (MyBEEntry == NULL || MyProcNumber == INVALID_PROC_NUMBER || MyProcNumber >= MaxBackends)
+        return NULL;
+    return MyBEEntry - MyProcNumber;
+#else
+    if (MyBEEntry == NULL || MyBackendId == InvalidBackendId || MyBackendId > MaxBackends)
+        return NULL;
+    return MyBEEntry - (MyBackendId - 1);
+#endif
+}
+
 /* Wakes the WAL writer (no-op when it is not running); PostgreSQL 18 keeps its proc number, not its latch. */
 static inline void poolguard_wake_walwriter(void)
 {

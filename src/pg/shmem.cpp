@@ -7,7 +7,8 @@
  *     history" (actions.cpp), "pg_poolguard caps" (caps.cpp), "pg_poolguard policy stats"
  *     (stats.cpp), "pg_poolguard app stats" (app_stats.cpp), "pg_poolguard advice" (advice.cpp),
  *     "pg_poolguard invalidation" (invalidation_shmem.cpp), "pg_poolguard feed"
- *     (invalidation_feed.cpp).  One nesting exists: a committing backend takes the feed lock
+ *     (invalidation_feed.cpp).  "pg_poolguard memory samples" (samples.cpp) takes no lock: a change
+ *     counter per slot, one writer.  One nesting exists: a committing backend takes the feed lock
  *     while it holds the invalidation lock (order: invalidation, then feed).  Every other lock is
  *     a leaf, never held while another is taken.  The whole order: docs/architecture.md, "Locks".
  *   - worker_state->latch_mutex (spinlock) guards worker_state->worker_latch.  Held only to store or copy

@@ -98,6 +98,8 @@ long reaper_cycle(void)
         caps_reconcile(&scan);
     /* Sampled before acting: what the apps held and used, whatever the policies then end. */
     advice_sample(&scan, memory_cache);
+    /* Memory figures for the views and /metrics: a bounded share of the sessions each cycle. */
+    memory_samples_take(&scan);
     if (guc_enabled)
         (void)act_on_scan(&scan, false, action_memo, nullptr, nullptr);
     refills_warn_fights();

@@ -71,7 +71,7 @@ $node->safe_psql('postgres', 'DROP FUNCTION public.sessions_wrong_shape()');
 $node->safe_psql('postgres', 'ALTER EXTENSION pg_poolguard UPDATE');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_attribute
                                   WHERE attrelid = 'poolguard.sessions'::regclass AND attnum > 0}),
-    '14', 'after the update sessions has 14 columns');
+    '15', 'after the update sessions has 15 columns (1.2: memory_sampled_at)');
 is($node->safe_psql('postgres', q{SELECT count(*) >= 0 FROM poolguard.publisher_pids()}), 't',
     'publisher_pids() exists after the update');
 

@@ -13,7 +13,9 @@ use Test::More;
 
 # A table of ~110 MB, under a quarter of shared_buffers, so that a sequential scan keeps every
 # page it reads in shared buffers (larger tables are read through a small ring of buffers).
-my $node = poolguard_node('memory', "shared_buffers = '512MB'", "poolguard.idle_grace = '1s'");
+# (the worker re-reads each session's memory for the views every second: poolguard.memory below)
+my $node = poolguard_node('memory', "shared_buffers = '512MB'", "poolguard.idle_grace = '1s'",
+    "poolguard.memory_sample_interval = '1s'");
 # PostgreSQL 18 reads through I/O worker processes by default: they map the buffers too, so the
 # kernel would no longer count them as the reader's own ("Private") pages. Reading in the backend
 # itself keeps the precondition of the old defect.
@@ -67,10 +69,11 @@ sub server_anonymous
     }
     return $sum;
 }
+# The figure read now (poolguard.sessions serves the worker's sample of it, issue 22).
 sub shown
 {
     my ($pid) = @_;
-    return $node->safe_psql('postgres', "SELECT private_memory FROM poolguard.sessions WHERE pid = $pid");
+    return $node->safe_psql('postgres', "SELECT poolguard.session_memory($pid)");
 }
 sub within
 {
@@ -111,6 +114,14 @@ within($holder_shown, rollup($holder->[1], 'Anonymous', 'Swap'), 0.2,
 cmp_ok($holder_shown, '>', 30_000_000, 'temp-buffer holder: its temp buffers count');
 
 my $clients_sql = "SELECT sum(bytes) FROM poolguard.memory WHERE figure = 'client_backends'";
+# poolguard.memory sums the worker's samples: wait until both sessions were sampled since they
+# filled their memory, and the view shows about the figure read now.
+my $filled_at = $node->safe_psql('postgres', 'SELECT now()');
+ok($node->poll_query_until('postgres', "SELECT count(*) = 2 FROM poolguard.sessions
+        WHERE application_name LIKE 'mem-%' AND memory_sampled_at > '$filled_at'"),
+    'the worker sampled both sessions again');
+within($node->safe_psql('postgres', "SELECT private_memory FROM poolguard.sessions WHERE pid = $holder->[1]"),
+    $holder_shown, 0.2, 'poolguard.sessions serves about the figure read now');
 # (psql, not safe_psql: without the view, as before issue 27, the max_idle_memory checks still run)
 my (undef, $clients_before) = $node->psql('postgres', $clients_sql);
 my $server_before = server_anonymous();

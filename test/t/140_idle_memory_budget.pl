@@ -33,7 +33,7 @@ sub holder
 sub shown
 {
     my ($pid) = @_;
-    return $node->safe_psql('postgres', "SELECT private_memory FROM poolguard.sessions WHERE pid = $pid");
+    return $node->safe_psql('postgres', "SELECT poolguard.session_memory($pid)"); # read now
 }
 my $MB = 1024 * 1024;
 
