@@ -47,9 +47,14 @@ void refresh_and_scan(SessionScan *scan, bool force, MemoryCache *cache)
  */
 bool refresh_keeping_last_good(void)
 {
+    /* After a failed load, every cycle tries again; otherwise only when there is something to see. */
+    static bool last_load_failed = false;
+    if (!last_load_failed && !policy_store_refresh_due())
+        return false;
     bool loaded = false;
     MemoryContext context = CurrentMemoryContext;
     ErrorData *error = run_in_subtransaction(context, [&loaded]() { loaded = policy_store_refresh(false); });
+    last_load_failed = error != nullptr;
     if (error == nullptr)
         return loaded;
     int in_force = policy_store_count();
