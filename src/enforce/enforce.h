@@ -100,13 +100,6 @@ enum class MemoryReads
 struct MemoryCache;
 void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache);
 
-/*
- * The idle-memory budgets (each policy's idle_memory_budget, then poolguard.idle_memory_budget
- * over every idle session): marks the victims of an over-budget total.  Called by scan_sessions
- * once every other rule has judged.
- */
-void apply_idle_memory_budgets(SessionScan *scan, int64 server_budget, core::Micros grace);
-
 /* Registers the shared table of the worker's memory readings and the login names. */
 void sessions_register(void);
 
