@@ -13,6 +13,13 @@
  * of the target's backend status is compared (core::still_as_judged) with what the decision
  * saw, and kill() follows with only the process-array check in between.
  *
+ * A scan's actions go out in three passes (act_on_scan), so that when a thousand sessions are
+ * due together the last is signalled about as soon as the first: prepare every target (its
+ * memory figure, from the worker's samples where there is one, and its client note), then
+ * re-check and signal each in a tight loop (targets found through one ProcIndex, not two walks of
+ * the process array each), then record, count and log what was done — the catalog lookups and
+ * LOG lines of a thousand actions come after the last signal, not between the signals.
+ *
  * Note about locking (every lock and the order: docs/architecture.md, "Locks"):
  *   - client_notes[i].mutex (spinlock, one per PGPROC slot) guards that slot's note.  Held only
  *     to copy the plain fields in or out: the timestamp is taken before, nothing is allocated, logged
@@ -29,6 +36,9 @@
 #include "pg/shmem.h"
 #include "stats/stats.h"
 
+#include "core/enforce/sampling.h"
+
+#include <new>
 #include <signal.h>
 
 namespace poolguard
@@ -331,18 +341,24 @@ const char *action_policy_name(const SessionScan *scan, const SessionRow *row)
     return row->server_budget ? "" : row_policy_name(scan, row);
 }
 
-void fill_record(ActionRecord *rec, const SessionScan *scan, const SessionRow *row, Action action)
+/*
+ * The record of an action taken at `at` (the moment of the signal, or of a dry run's check): its
+ * state_duration and backend_age are measured to that moment, so that state_duration minus the
+ * limit is how late the session was ended (what bench/reaper_scale.sh reports).
+ */
+void fill_record(ActionRecord *rec, const SessionScan *scan, const SessionRow *row, Action action,
+                 TimestampTz at)
 {
     *rec = ActionRecord();
-    rec->at = GetCurrentTimestamp();
+    rec->at = at;
     record_identity(rec, row->pid, row->userid, row->dbid, row->application_name, row->client);
     rec->reason = row->verdict.reason;
     rec->action = action;
     rec->state = row->raw_state;
     strlcpy(rec->policy, action_policy_name(scan, row), NAMEDATALEN);
     rec->state_duration =
-        scan->now - (row->state == core::SessionState::active ? row->query_start : row->state_change);
-    rec->backend_age = scan->now - row->backend_start;
+        at - (row->state == core::SessionState::active ? row->query_start : row->state_change);
+    rec->backend_age = at - row->backend_start;
     rec->private_memory = row->private_memory;
 }
 
@@ -430,7 +446,43 @@ core::BackendFacts facts_of_backend(const BackendStatusRow *be)
     return f;
 }
 
+/* The PGPROC of pid: the caller's hint while it still carries pid, else the process array's. */
+PGPROC *target_proc(int pid, PGPROC *hint)
+{
+    if (hint != NULL && ((volatile PGPROC *)hint)->pid == pid)
+        return hint;
+    return BackendPidGetProc(pid);
+}
+
 } // namespace
+
+struct ProcIndex
+{
+    core::PidIndex pids; /* pid → PGPROC number */
+    ProcIndex(core::PidIndex::Slot *slots, size_t capacity) : pids(slots, capacity)
+    {
+    }
+};
+
+ProcIndex *proc_index_build(void)
+{
+    int n = (int)ProcGlobal->allProcCount;
+    size_t capacity = core::PidIndex::capacity_for(n);
+    core::PidIndex::Slot *slots =
+        static_cast<core::PidIndex::Slot *>(palloc(sizeof(core::PidIndex::Slot) * capacity));
+    ProcIndex *index = new (palloc(sizeof(ProcIndex))) ProcIndex(slots, capacity);
+    for (int procno = 0; procno < n; procno++)
+        index->pids.insert(((volatile PGPROC *)&ProcGlobal->allProcs[procno])->pid, procno);
+    return index;
+}
+
+PGPROC *proc_index_find(const ProcIndex *index, int pid)
+{
+    if (index == nullptr || pid <= 0)
+        return NULL;
+    int procno = index->pids.find(pid);
+    return procno < 0 ? NULL : &ProcGlobal->allProcs[procno];
+}
 
 core::BackendFacts judged_facts(int pid, Oid userid, TimestampTz backend_start, BackendState state,
                                 TimestampTz state_change, TimestampTz query_start)
@@ -447,7 +499,7 @@ core::BackendFacts judged_facts(int pid, Oid userid, TimestampTz backend_start, 
 }
 
 SignalOutcome recheck_and_signal(const core::BackendFacts &judged, core::Watch watch, int signal,
-                                 bool allow_superuser)
+                                 bool allow_superuser, PGPROC *hint)
 {
     /* Rules that need the catalog are settled first (the role of a backend never changes). */
     if (judged.pid <= 0 || judged.pid == MyProcPid || !judged.client_backend)
@@ -455,7 +507,7 @@ SignalOutcome recheck_and_signal(const core::BackendFacts &judged, core::Watch w
     if (!allow_superuser && superuser_arg(judged.userid))
         return SignalOutcome::changed;
 
-    PGPROC *proc = BackendPidGetProc(judged.pid);
+    PGPROC *proc = target_proc(judged.pid, hint);
     if (proc == NULL)
         return SignalOutcome::gone;
 
@@ -530,9 +582,9 @@ ActionMemo *action_memo_create(void)
 }
 
 bool leave_client_note(int pid, Action action, core::Reason reason, const char *policy, int64 limit,
-                       int64 observed)
+                       int64 observed, PGPROC *hint)
 {
-    PGPROC *proc = BackendPidGetProc(pid);
+    PGPROC *proc = target_proc(pid, hint);
     if (proc == NULL)
         return false;
     int slot = procno_of(proc);
@@ -613,10 +665,29 @@ int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink si
         return 0;
 
     /*
-     * Each target: measure and leave the note first (slow, and may fail), then re-check and
-     * signal in one step; a target that changed meanwhile is skipped and its note withdrawn.
+     * 1. Prepare every target: what it holds (before the signal frees it), and the note its client
+     *    will be shown.  Slow steps and steps that may fail come here, before any signal.
      */
-    int actions = 0;
+    struct Target
+    {
+        SessionRow *row;
+        Action action;
+        bool cancel;
+        PGPROC *proc;
+        TimestampTz at; /* when it was signalled (or checked, dry run); 0 = not acted on */
+    };
+    Target *prepared = static_cast<Target *>(palloc(sizeof(Target) * ntargets));
+    int nprepared = 0;
+    ProcIndex *procs = proc_index_build();
+    /* Copied first: from here to the signals nothing can fail and strand a note. */
+    MemorySample *samples = nullptr;
+    int nsamples = 0;
+    for (int t = 0; t < ntargets; t++)
+        if (scan->rows[targets[t]].private_memory < 0)
+        {
+            nsamples = memory_samples_copy(&samples);
+            break;
+        }
     for (int t = 0; t < ntargets; t++)
     {
         SessionRow *row = &scan->rows[targets[t]];
@@ -624,23 +695,51 @@ int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink si
             dry_run || guc_dry_run || (row->policy >= 0 && scan->policies.policies[row->policy].dry_run);
         bool cancel = row->verdict.reason == core::Reason::max_query_duration;
         Action action = row_dry_run ? Action::dry_run : cancel ? Action::cancel : Action::terminate;
+        PGPROC *proc = proc_index_find(procs, row->pid);
 
-        /* Actions are rare: measure what the session holds, before the signal frees it. */
+        /*
+         * The figure recorded: the one a memory rule acted on, else the worker's latest sample of
+         * this process (memory_samples_take: at most about memory_sample_interval old), else one
+         * read now — a /proc read per target would put tens of milliseconds between the first and
+         * the last of a thousand signals.
+         */
         if (row->private_memory < 0)
-            row->private_memory = read_private_memory(row->pid);
+        {
+            const MemorySample *sample = memory_sample_find(samples, nsamples, row->pid, row->backend_start);
+            row->private_memory = sample != nullptr ? sample->bytes : read_private_memory(row->pid);
+        }
         if (action != Action::dry_run &&
             !leave_client_note(row->pid, action, row->verdict.reason, action_policy_name(scan, row),
-                               row->verdict.limit, observed_value(scan, row)))
+                               row->verdict.limit, observed_value(scan, row), proc))
             continue;
+        prepared[nprepared++] = {row, action, cancel, proc, 0};
+    }
+
+    /* 2. Re-check and signal, one target after the other, with nothing else in between. */
+    for (int t = 0; t < nprepared; t++)
+    {
+        Target *target = &prepared[t];
+        SessionRow *row = target->row;
         core::BackendFacts judged = judged_facts(row->pid, row->userid, row->backend_start, row->raw_state,
                                                  row->state_change, row->query_start);
         SignalOutcome outcome =
-            recheck_and_signal(judged, cancel ? core::Watch::query_start : core::Watch::state_change,
-                               action == Action::dry_run ? 0
-                               : cancel                  ? SIGINT
-                                                         : SIGTERM,
-                               caller_is_superuser);
-        if (outcome != SignalOutcome::signalled)
+            recheck_and_signal(judged, target->cancel ? core::Watch::query_start : core::Watch::state_change,
+                               target->action == Action::dry_run ? 0
+                               : target->cancel                  ? SIGINT
+                                                                 : SIGTERM,
+                               caller_is_superuser, target->proc);
+        if (outcome == SignalOutcome::signalled)
+            target->at = GetCurrentTimestamp();
+    }
+
+    /* 3. What was done: the memo, the history, the counters, the LOG lines, the caller's sink. */
+    int actions = 0;
+    for (int t = 0; t < nprepared; t++)
+    {
+        Target *target = &prepared[t];
+        SessionRow *row = target->row;
+        Action action = target->action;
+        if (target->at == 0)
         {
             if (action != Action::dry_run)
                 withdraw_client_note(row->pid);
@@ -649,7 +748,7 @@ int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink si
         memo_remember(memo, row, scan->now);
 
         ActionRecord rec;
-        fill_record(&rec, scan, row, action);
+        fill_record(&rec, scan, row, action, target->at);
         record_action(&rec);
         if (action != Action::dry_run)
         {

@@ -24,6 +24,10 @@ namespace
 
 MemoryCache *memory_cache = nullptr;
 ActionMemo *action_memo = nullptr;
+/* When the worker last did its housekeeping (advice sample, memory samples, refill warnings). */
+TimestampTz housekept_at = 0;
+/* How long housekeeping may yield to due deadlines (reaper_cycle). */
+constexpr int64 housekeeping_max_delay_ms = 1000;
 
 /*
  * The one load → scan → reconcile sequence of reload() and reap() (the worker's cycle does the
@@ -96,13 +100,32 @@ long reaper_cycle(void)
     scan_sessions(&scan, MemoryReads::as_rules_need, memory_cache);
     if (loaded)
         caps_reconcile(&scan);
-    /* Sampled before acting: what the apps held and used, whatever the policies then end. */
-    advice_sample(&scan, memory_cache);
-    /* Memory figures for the views and /metrics: a bounded share of the sessions each cycle. */
-    memory_samples_take(&scan);
+    /*
+     * Act first: nothing whose cost grows with the sessions (the advice's pass over them, up to
+     * max_per_cycle /proc reads for the memory samples) stands between a deadline and its signal.
+     */
     if (guc_enabled)
         (void)act_on_scan(&scan, false, action_memo, nullptr, nullptr);
-    refills_warn_fights();
+    /*
+     * Housekeeping yields to a deadline already due: when sessions come due one after the other
+     * (a thousand going idle over a few hundred milliseconds), the next scan runs at once and the
+     * housekeeping waits for a cycle with time to spare, at most housekeeping_max_delay_ms.
+     */
+    TimestampTz acted = GetCurrentTimestamp();
+    bool due_now = scan.next_deadline != DT_NOEND && scan.next_deadline <= acted;
+    if (!due_now || acted - housekept_at >= housekeeping_max_delay_ms * 1000 || acted < housekept_at)
+    {
+        housekept_at = acted;
+        /*
+         * From the scan's rows, taken before acting: what the apps held and used, whatever the
+         * policies just ended (the memory samples of the ended ones are still published: the next
+         * memory_samples_take clears them).
+         */
+        advice_sample(&scan, memory_cache);
+        /* Memory figures for the views and /metrics: a bounded share of the sessions each cycle. */
+        memory_samples_take(&scan);
+        refills_warn_fights();
+    }
     CommitTransactionCommand();
     TimestampTz finished = GetCurrentTimestamp();
     stats_scan_done(finished, finished - started);
