@@ -696,6 +696,27 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
         scan->next_deadline = Min(scan->next_deadline, row->verdict.deadline);
     }
 
+    /*
+     * The rows of each policy, in scan order (a counting sort): max_idle and min_idle visit each
+     * policy's own rows, not every row once per policy (1,000 policies × 5,000 sessions was 5
+     * million visits per rule per scan, before the first signal).
+     */
+    int *by_policy = static_cast<int *>(palloc(sizeof(int) * Max(scan->count, 1)));
+    int *policy_start = static_cast<int *>(palloc0(sizeof(int) * (policies->count + 1)));
+    for (int i = 0; i < scan->count; i++)
+        if (scan->rows[i].policy >= 0)
+            policy_start[scan->rows[i].policy + 1]++;
+    for (int p = 0; p < policies->count; p++)
+        policy_start[p + 1] += policy_start[p];
+    {
+        int *fill = static_cast<int *>(palloc(sizeof(int) * Max(policies->count, 1)));
+        memcpy(fill, policy_start, sizeof(int) * policies->count);
+        for (int i = 0; i < scan->count; i++)
+            if (scan->rows[i].policy >= 0)
+                by_policy[fill[scan->rows[i].policy]++] = i;
+        pfree(fill);
+    }
+
     /* max_idle: decided across the idle sessions of each policy. */
     core::IdleCandidate *candidates =
         static_cast<core::IdleCandidate *>(palloc(sizeof(core::IdleCandidate) * Max(scan->count, 1)));
@@ -703,8 +724,9 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
     {
         int count = 0;
         int64 max_idle = 0;
-        for (int i = 0; i < scan->count; i++)
+        for (int k = policy_start[p]; k < policy_start[p + 1]; k++)
         {
+            int i = by_policy[k];
             SessionRow *row = &scan->rows[i];
             if (row->policy != p || row->state != core::SessionState::idle || row->exempt || row->is_self)
                 continue;
@@ -736,8 +758,9 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
     {
         int count = 0;
         int64 min_idle = 0;
-        for (int i = 0; i < scan->count; i++)
+        for (int k = policy_start[p]; k < policy_start[p + 1]; k++)
         {
+            int i = by_policy[k];
             SessionRow *row = &scan->rows[i];
             if (row->policy != p || row->state != core::SessionState::idle || row->exempt || row->is_self)
                 continue;
@@ -759,6 +782,8 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
             }
     }
     pfree(warm);
+    pfree(policy_start);
+    pfree(by_policy);
     apply_idle_memory_budgets(scan, server_budget, grace);
 }
 
