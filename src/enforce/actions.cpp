@@ -13,7 +13,7 @@
  * of the target's backend status is compared (core::still_as_judged) with what the decision
  * saw, and kill() follows with only the process-array check in between.
  *
- * A scan's actions go out in three passes (act_on_scan), so that when a thousand sessions are
+ * A scan's actions go out in three passes (act_signal, act_record), so that when a thousand sessions are
  * due together the last is signalled about as soon as the first: prepare every target (its
  * memory figure, from the worker's samples where there is one, and its client note), then
  * re-check and signal each in a tight loop (targets found through one ProcIndex, not two walks of
@@ -346,8 +346,7 @@ const char *action_policy_name(const SessionScan *scan, const SessionRow *row)
  * state_duration and backend_age are measured to that moment, so that state_duration minus the
  * limit is how late the session was ended (what bench/reaper_scale.sh reports).
  */
-void fill_record(ActionRecord *rec, const SessionScan *scan, const SessionRow *row, Action action,
-                 TimestampTz at)
+void fill_record(ActionRecord *rec, const SessionRow *row, const char *policy, Action action, TimestampTz at)
 {
     *rec = ActionRecord();
     rec->at = at;
@@ -355,7 +354,7 @@ void fill_record(ActionRecord *rec, const SessionScan *scan, const SessionRow *r
     rec->reason = row->verdict.reason;
     rec->action = action;
     rec->state = row->raw_state;
-    strlcpy(rec->policy, action_policy_name(scan, row), NAMEDATALEN);
+    strlcpy(rec->policy, policy, NAMEDATALEN);
     rec->state_duration =
         at - (row->state == core::SessionState::active ? row->query_start : row->state_change);
     rec->backend_age = at - row->backend_start;
@@ -641,8 +640,34 @@ int history_copy(ActionRecord **records)
     return count;
 }
 
-int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink sink, void *sink_arg)
+/* One target of a batch: a copy of its row (the scan may be gone by pass 3) and what is done. */
+struct ActionBatch
 {
+    struct Target
+    {
+        SessionRow row;
+        char policy[NAMEDATALEN]; /* the policy charged ("" = the server's settings) */
+        Action action;
+        bool cancel;
+        PGPROC *proc;   /* a hint (ProcIndex) */
+        TimestampTz at; /* when it was signalled (or checked, dry run); 0 = not acted on */
+    };
+    MemoryContext context; /* where targets grows */
+    Target *targets;       /* signalled (or dry-run checked) ones, waiting for act_record */
+    int count;
+    int capacity;
+};
+
+ActionBatch *action_batch_create(void)
+{
+    ActionBatch *batch = static_cast<ActionBatch *>(palloc0(sizeof(ActionBatch)));
+    batch->context = CurrentMemoryContext;
+    return batch;
+}
+
+void act_signal(ActionBatch *batch, SessionScan *scan, bool dry_run, ActionMemo *memo)
+{
+    using Target = ActionBatch::Target;
     int *targets = static_cast<int *>(palloc(sizeof(int) * Max(scan->count, 1)));
     int ntargets = 0;
     bool caller_is_superuser = superuser();
@@ -662,21 +687,25 @@ int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink si
         targets[ntargets++] = i;
     }
     if (ntargets == 0)
-        return 0;
+    {
+        pfree(targets);
+        return;
+    }
+    if (batch->count + ntargets > batch->capacity)
+    {
+        int capacity = Max(batch->capacity * 2, batch->count + ntargets);
+        Size size = sizeof(Target) * capacity;
+        batch->targets =
+            static_cast<Target *>(batch->targets == nullptr ? MemoryContextAlloc(batch->context, size)
+                                                            : repalloc(batch->targets, size));
+        batch->capacity = capacity;
+    }
 
     /*
      * 1. Prepare every target: what it holds (before the signal frees it), and the note its client
      *    will be shown.  Slow steps and steps that may fail come here, before any signal.
      */
-    struct Target
-    {
-        SessionRow *row;
-        Action action;
-        bool cancel;
-        PGPROC *proc;
-        TimestampTz at; /* when it was signalled (or checked, dry run); 0 = not acted on */
-    };
-    Target *prepared = static_cast<Target *>(palloc(sizeof(Target) * ntargets));
+    Target *prepared = &batch->targets[batch->count];
     int nprepared = 0;
     ProcIndex *procs = proc_index_build();
     /* Copied first: from here to the signals nothing can fail and strand a note. */
@@ -708,18 +737,25 @@ int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink si
             const MemorySample *sample = memory_sample_find(samples, nsamples, row->pid, row->backend_start);
             row->private_memory = sample != nullptr ? sample->bytes : read_private_memory(row->pid);
         }
+        const char *policy = action_policy_name(scan, row);
         if (action != Action::dry_run &&
-            !leave_client_note(row->pid, action, row->verdict.reason, action_policy_name(scan, row),
-                               row->verdict.limit, observed_value(scan, row), proc))
+            !leave_client_note(row->pid, action, row->verdict.reason, policy, row->verdict.limit,
+                               observed_value(scan, row), proc))
             continue;
-        prepared[nprepared++] = {row, action, cancel, proc, 0};
+        Target *target = &prepared[nprepared++];
+        target->row = *row;
+        strlcpy(target->policy, policy, NAMEDATALEN);
+        target->action = action;
+        target->cancel = cancel;
+        target->proc = proc;
+        target->at = 0;
     }
 
     /* 2. Re-check and signal, one target after the other, with nothing else in between. */
     for (int t = 0; t < nprepared; t++)
     {
         Target *target = &prepared[t];
-        SessionRow *row = target->row;
+        const SessionRow *row = &target->row;
         core::BackendFacts judged = judged_facts(row->pid, row->userid, row->backend_start, row->raw_state,
                                                  row->state_change, row->query_start);
         SignalOutcome outcome =
@@ -732,23 +768,37 @@ int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink si
             target->at = GetCurrentTimestamp();
     }
 
-    /* 3. What was done: the memo, the history, the counters, the LOG lines, the caller's sink. */
-    int actions = 0;
+    /* The ones not signalled after all: their notes taken back; the others wait for act_record. */
+    int kept = 0;
     for (int t = 0; t < nprepared; t++)
     {
         Target *target = &prepared[t];
-        SessionRow *row = target->row;
-        Action action = target->action;
         if (target->at == 0)
         {
-            if (action != Action::dry_run)
-                withdraw_client_note(row->pid);
+            if (target->action != Action::dry_run)
+                withdraw_client_note(target->row.pid);
             continue;
         }
-        memo_remember(memo, row, scan->now);
+        memo_remember(memo, &target->row, scan->now);
+        prepared[kept++] = *target;
+    }
+    batch->count += kept;
+    pfree(targets);
+    if (samples != nullptr)
+        pfree(samples);
+}
+
+int act_record(ActionBatch *batch, ActionSink sink, void *sink_arg)
+{
+    /* 3. What was done: the history, the counters, the LOG lines, the caller's sink. */
+    for (int t = 0; t < batch->count; t++)
+    {
+        const ActionBatch::Target *target = &batch->targets[t];
+        const SessionRow *row = &target->row;
+        Action action = target->action;
 
         ActionRecord rec;
-        fill_record(&rec, scan, row, action, target->at);
+        fill_record(&rec, row, target->policy, action, target->at);
         record_action(&rec);
         if (action != Action::dry_run)
         {
@@ -767,9 +817,17 @@ int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink si
         log_action(&rec, row->verdict.limit);
         if (sink)
             sink(&rec, sink_arg);
-        actions++;
     }
+    int actions = batch->count;
+    batch->count = 0;
     return actions;
+}
+
+int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink sink, void *sink_arg)
+{
+    ActionBatch *batch = action_batch_create();
+    act_signal(batch, scan, dry_run, memo);
+    return act_record(batch, sink, sink_arg);
 }
 
 void actions_register(void)

@@ -294,6 +294,20 @@ typedef void (*ActionSink)(const ActionRecord *record, void *arg);
  */
 int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink sink, void *sink_arg);
 
+/*
+ * act_on_scan in its two steps, for the worker: act_signal() prepares and signals the targets of a
+ * scan (adding what it did to the batch; several scans in a row may add to one batch), and
+ * act_record() records, counts, logs and hands to sink everything the batch holds, then empties
+ * it; it returns how many actions that was.  So sessions that come due while the worker signals
+ * are scanned and signalled before the bookkeeping of the ones before them.  A batch lives in the
+ * memory context current at its creation; its targets are copies (a scan may be freed after
+ * act_signal).
+ */
+struct ActionBatch;
+ActionBatch *action_batch_create(void);
+void act_signal(ActionBatch *batch, SessionScan *scan, bool dry_run, ActionMemo *memo);
+int act_record(ActionBatch *batch, ActionSink sink, void *sink_arg);
+
 /* Records an action in the history ring and counts it (caps use it for evict_idle). */
 void record_action(const ActionRecord *record);
 
