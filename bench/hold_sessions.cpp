@@ -84,6 +84,15 @@ int main(int argc, char **argv)
         control_exec(std::string("SELECT pg_advisory_lock(") + lock_key + ")");
     }
 
+    // One descriptor per session: runuser (the scripts run this as postgres) resets the soft
+    // limit to 1,024, the hard one stays where the script set it.
+    struct rlimit files;
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max)
+    {
+        files.rlim_cur = files.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &files);
+    }
+
     struct Session
     {
         PGconn *conn;
