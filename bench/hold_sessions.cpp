@@ -48,13 +48,6 @@ int main(int argc, char **argv)
     bool together = stagger_ms < 0;
     const char *lock_key = "7254022";
 
-    struct rlimit files;
-    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max)
-    {
-        files.rlim_cur = files.rlim_max;
-        (void)setrlimit(RLIMIT_NOFILE, &files);
-    }
-
     /* together: the control session holds the lock the sessions wait for. */
     PGconn *control = nullptr;
     auto control_exec = [&](const std::string &sql) -> std::string
