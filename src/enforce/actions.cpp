@@ -13,12 +13,12 @@
  * of the target's backend status is compared (core::still_as_judged) with what the decision
  * saw, and kill() follows with only the process-array check in between.
  *
- * A scan's actions go out in three passes (act_signal, act_record), so that when a thousand sessions are
- * due together the last is signalled about as soon as the first: prepare every target (its
- * memory figure, from the worker's samples where there is one, and its client note), then
- * re-check and signal each in a tight loop (targets found through one ProcIndex, not two walks of
- * the process array each), then record, count and log what was done — the catalog lookups and
- * LOG lines of a thousand actions come after the last signal, not between the signals.
+ * A scan's actions go out in three passes (act_signal: 1 and 2; act_record: 3), so that when a
+ * thousand sessions are due together the last is signalled about as soon as the first: 1. prepare
+ * every target (its memory figure, from the worker's samples where there is one, and its client
+ * note), 2. re-check and signal each in a tight loop (targets found through one ProcIndex, not two
+ * walks of the process array each), 3. record, count and log what was done — the catalog lookups
+ * and LOG lines of a thousand actions come after the last signal, not between the signals.
  *
  * Note about locking (every lock and the order: docs/architecture.md, "Locks"):
  *   - client_notes[i].mutex (spinlock, one per PGPROC slot) guards that slot's note.  Held only
