@@ -170,9 +170,11 @@ long reaper_cycle(void)
     TimestampTz acted = GetCurrentTimestamp();
     bool due_now = next_deadline != DT_NOEND && next_deadline <= acted;
     int64 since = acted - housekept_at;
+    bool housekeeping_owed = true;
     if ((!due_now && since >= housekeeping_min_interval_ms * 1000) ||
         since >= housekeeping_max_delay_ms * 1000 || since < 0)
     {
+        housekeeping_owed = false;
         housekept_at = acted;
         /*
          * From the scan's rows, taken before acting: what the apps held and used, whatever the
@@ -193,6 +195,12 @@ long reaper_cycle(void)
         wait_ms = Max((long)((next_deadline - GetCurrentTimestamp() + 999) / 1000), 0L);
     if (publisher_retry_ms >= 0)
         wait_ms = Min(wait_ms, publisher_retry_ms);
+    /* Housekeeping put off: a cycle when it is allowed (a reload() or a wake-up may come early). */
+    if (housekeeping_owed)
+        wait_ms =
+            Min(wait_ms,
+                Max((long)((housekept_at - GetCurrentTimestamp()) / 1000 + housekeeping_min_interval_ms + 1),
+                    1L));
     return wait_ms;
 }
 
