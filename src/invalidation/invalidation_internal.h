@@ -95,6 +95,7 @@ struct InvalidationShared
     uint64 seed;              /* the counter's value at server start */
     pg_atomic_uint64 floor;   /* every generation read is at least this (raised at start and promotion) */
     pg_atomic_uint32 floor_pending; /* the floor must be raised once recovery is over */
+    pg_atomic_uint64 walwriter_woken_at; /* TimestampTz of the last wake of the WAL writer for a record */
     uint64 replayed;                /* the last generation redo applied (the startup process only) */
     core::HashSecret hash_secret;   /* keys the slot hash; random at start, never shown */
     unsigned char cdc_secret[32];   /* the cluster's logical-message key (invalidation_wal.cpp) */

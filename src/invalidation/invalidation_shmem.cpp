@@ -125,6 +125,7 @@ void invalidation_shmem_init(void)
     invalidation_shared->replayed = invalidation_shared->seed;
     /* Raised again by the first reader once recovery is over (a standby: at its promotion). */
     pg_atomic_init_u32(&invalidation_shared->floor_pending, 1);
+    pg_atomic_init_u64(&invalidation_shared->walwriter_woken_at, 0);
     /*
      * The slot hash's secret: a role that cannot read shared memory cannot find keys of its own
      * that share another database's slot (core/invalidation/invalidation_key.h).
@@ -452,7 +453,7 @@ void invalidation_raise_floor_after_recovery(void)
     invalidation_feed_unlock();
     pg_write_barrier();
     pg_atomic_write_u32(&invalidation_shared->floor_pending, 0);
-    invalidation_wal_finish(lsn, failed);
+    invalidation_wal_finish(lsn, failed, GetCurrentTimestamp());
     invalidation_feed_wake();
 }
 
@@ -713,7 +714,7 @@ void invalidation_publish_committed(const PendingInvalidation *items, int count)
         stats_count_app_event(MyProcPort->database_name, MyProcPort->user_name, application_name,
                               AppEvent::invalidations, core::Reason::none, count);
 
-    invalidation_wal_finish(wal_end, wal_failed);
+    invalidation_wal_finish(wal_end, wal_failed, now);
     invalidation_feed_wake();
     if (wake != nullptr)
         SetLatch(wake);

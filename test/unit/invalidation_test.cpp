@@ -257,3 +257,17 @@ TEST(Payload, BatchesNeverExceedTheLimit)
     EXPECT_GE(payloads, 4); /* ~340 bytes an item: about 23 per payload */
     EXPECT_LE(payloads, 5);
 }
+
+TEST(WalWriterWake, AtMostOncePerInterval)
+{
+    const std::int64_t delay = 200000; /* wal_writer_delay = 200ms, in microseconds */
+    EXPECT_TRUE(walwriter_wake_due(5000000, 0, delay)) << "the first record of the start wakes it";
+    EXPECT_FALSE(walwriter_wake_due(5000001, 5000000, delay)) << "a commit right after: no second wake";
+    EXPECT_FALSE(walwriter_wake_due(5000000 + delay - 1, 5000000, delay));
+    EXPECT_TRUE(walwriter_wake_due(5000000 + delay, 5000000, delay)) << "one interval later it may flush again";
+    /* Commits read the clock before the lock: a slightly older `now` than the last wake is no wake. */
+    EXPECT_FALSE(walwriter_wake_due(4999990, 5000000, delay));
+    /* A clock that went back by more than the interval does not hold wakes off until it catches up. */
+    EXPECT_TRUE(walwriter_wake_due(5000000 - delay, 5000000, delay));
+    EXPECT_TRUE(walwriter_wake_due(1000, 5000000, delay));
+}
