@@ -167,7 +167,7 @@ void atomic_max(pg_atomic_uint64 *slot, uint64 v)
  */
 ScopeStats *scope_stats(const char *scope, int scope_len)
 {
-    uint64 h = invalidation_key_hash(MyDatabaseId, scope, scope_len, nullptr, 0);
+    uint64 h = invalidation_scope_hash(scope, scope_len);
     for (int probe = 0; probe < max_scope_stats; probe++)
     {
         ScopeStats *s = &invalidation_shared->scopes[(h + probe) & (max_scope_stats - 1)];
@@ -374,6 +374,14 @@ uint64 invalidation_key_hash(Oid database, const char *scope, int scope_len, con
 {
     return core::invalidation_hash(invalidation_shared->hash_secret, database, scope, (std::size_t)scope_len,
                                    key, key == nullptr ? 0 : (std::size_t)key_len);
+}
+
+uint64 invalidation_scope_hash(const char *scope, int scope_len)
+{
+    /* Backend-local: this backend's last scope (the secret is fixed while shared memory lives). */
+    static core::ScopeHashMemo memo;
+    return core::scope_hash(memo, invalidation_shared->hash_secret, MyDatabaseId, scope,
+                            (std::size_t)scope_len);
 }
 
 uint64 invalidation_seed(void)
@@ -589,8 +597,8 @@ uint64 invalidation_current_generation(const char *scope, int scope_len, const c
 {
     invalidation_raise_floor_after_recovery();
     uint64 slots = invalidation_shared->slots;
-    uint64 scope_gen = pg_atomic_read_u64(&inval_generations[core::slot_of(
-        invalidation_key_hash(MyDatabaseId, scope, scope_len, nullptr, 0), slots)]);
+    uint64 scope_gen = pg_atomic_read_u64(
+        &inval_generations[core::slot_of(invalidation_scope_hash(scope, scope_len), slots)]);
     uint64 key_gen = scope_gen;
     if (key != nullptr)
         key_gen = pg_atomic_read_u64(&inval_generations[core::slot_of(
