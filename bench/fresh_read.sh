@@ -4,13 +4,13 @@
 # authorization query every time), side by side in one process on a throwaway cluster, with
 # the plain cached read for reference.  Target: a fresh read costs at most half a bypass read.
 # Writes bench/measured/fresh_read.md.
-#   BENCH_SMOKE=1 bash bench/fresh_read.sh   # 1 short round, result file not written
+#   SMOKE=1 bash bench/fresh_read.sh   # 1 short round, result file not written
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 export ROUNDS=${ROUNDS:-5} READS=${READS:-4000} CONCURRENCY=${CONCURRENCY:-16}
-if [ "${BENCH_SMOKE:-0}" = 1 ]; then ROUNDS=1; READS=500; fi
+if [ "${SMOKE:-0}" = 1 ]; then ROUNDS=1; READS=500; fi
 OUT=bench/measured/fresh_read.md
 
 command -v node >/dev/null || { echo "node is required (clients/node)" >&2; exit 1; }
@@ -36,7 +36,7 @@ SQL
 
 json=$(node bench/fresh_read.js "$PWD/clients/node") || exit 1
 echo "$json"
-[ "${BENCH_SMOKE:-0}" = 1 ] && exit 0
+[ "${SMOKE:-0}" = 1 ] && exit 0
 {
     echo "## Node.js client: reads that cannot be stale (fresh) vs the bypass"
     echo

@@ -10,6 +10,7 @@
 // long each closed session was idle (from its last query's end to the server closing it).
 #include <libpq-fe.h>
 #include <poll.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -33,6 +34,15 @@ int main(int argc, char **argv)
     double seconds = std::atof(argv[3]);
     std::string setup = argc > 4 ? argv[4] : "";
     int stagger_ms = argc > 5 ? std::atoi(argv[5]) : 0;
+
+    // One descriptor per session: runuser (the scripts run this as postgres) resets the soft
+    // limit to 1,024, the hard one stays where the script set it.
+    struct rlimit files;
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max)
+    {
+        files.rlim_cur = files.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &files);
+    }
 
     struct Session
     {

@@ -10,7 +10,7 @@
 #      standby vs LISTEN/NOTIFY on the primary (commit returned -> reader has the item).
 # Each figure is the median of RUNS runs; throwaway clusters, loopback, fsync on.  Writes
 # bench/measured/replication.md.  Needs the extension installed and clients/node's dependencies.
-#   BENCH_SMOKE=1 bash bench/replication.sh   # 1 short run, result file not written
+#   SMOKE=1 bash bench/replication.sh   # 1 short run, result file not written
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -19,7 +19,7 @@ RUNS=${RUNS:-3}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
 PROBES=${PROBES:-200}
 SLICES=${SLICES:-4}
-if [ "${BENCH_SMOKE:-0}" = 1 ]; then RUNS=1; SECONDS_PER_RUN=1; PROBES=50; SLICES=1; fi
+if [ "${SMOKE:-0}" = 1 ]; then RUNS=1; SECONDS_PER_RUN=1; PROBES=50; SLICES=1; fi
 OUT=bench/measured/replication.md
 PGBENCH="$(pg_bindir)/pgbench"
 
@@ -239,7 +239,7 @@ report() {
     echo "mean a generation before its data."
 }
 
-if [ "${BENCH_SMOKE:-0}" = 1 ]; then
+if [ "${SMOKE:-0}" = 1 ]; then
     report
 else
     mkdir -p bench/measured

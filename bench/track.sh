@@ -5,14 +5,14 @@
 # Each figure is the median of RUNS runs of SECONDS seconds on a throwaway cluster (loopback,
 # fsync on).  A listener consumes the notifications, as an app would.  Writes bench/measured/track.md.
 # Needs the extension installed (make install) and node + clients/node's npm dependencies.
-#   BENCH_SMOKE=1 bash bench/track.sh   # 1 run of 1 s each, result file not written
+#   SMOKE=1 bash bench/track.sh   # 1 run of 1 s each, result file not written
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 
 RUNS=${RUNS:-9}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-3}
-if [ "${BENCH_SMOKE:-0}" = 1 ]; then RUNS=1; SECONDS_PER_RUN=1; fi
+if [ "${SMOKE:-0}" = 1 ]; then RUNS=1; SECONDS_PER_RUN=1; fi
 OUT=bench/measured/track.md
 PGBENCH="$(pg_bindir)/pgbench"
 
@@ -108,7 +108,7 @@ report() {
     echo "(every cache entry re-checked) rather than one item per row: see docs on bulk writes."
 }
 
-if [ "${BENCH_SMOKE:-0}" = 1 ]; then
+if [ "${SMOKE:-0}" = 1 ]; then
     report
 else
     mkdir -p bench/measured

@@ -138,10 +138,17 @@ for deb in $(echo "$debs" | grep -v dbgsym); do
     root="$WORK/deb/root-$major"
     dpkg-deb -x "$deb" "$root"
     symbols=$(nm -D --defined-only "$root/usr/lib/postgresql/$major/lib/pg_poolguard.so" 2>/dev/null)
-    if grep -qw poolguard_sessions <<<"$symbols" && grep -qw poolguard_session_info_1_1 <<<"$symbols" &&
+    # Every C entry point a shipped script names (1.0's, each step's) must be exported: a
+    # database still at an older version calls the older script's functions.
+    missing=""
+    for f in $(grep -ho "MODULE_PATHNAME', *'[a-z_0-9]*'" "$root/$ext"/pg_poolguard--*.sql | sed "s/.*'\([a-z_0-9]*\)'$/\1/" | sort -u); do
+        grep -qw "$f" <<<"$symbols" || missing="$missing $f"
+    done
+    [ -z "$missing" ] || echo "# $pkg: not exported:$missing"
+    if [ -z "$missing" ] && grep -qw poolguard_session_info_1_2 <<<"$symbols" &&
         grep -q "default_version = '$extversion'" "$root/$ext/pg_poolguard.control" &&
         [ "$(sha256sum <"$root/$ext/pg_poolguard--1.0.sql" | cut -d' ' -f1)" = "$sha_10" ]; then
-        ok "$pkg: library serves 1.0 and $extversion entry points; default_version $extversion; 1.0 script as released"
+        ok "$pkg: library exports every entry point of every shipped script; default_version $extversion; 1.0 script as released"
     else
         notok "$pkg: entry points, default_version or the 1.0 script"
     fi
