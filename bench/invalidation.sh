@@ -61,6 +61,11 @@ cat >"$SCRIPTS/generation.sql" <<'SQL'
 \set id random(1, 1000)
 SELECT poolguard.cache_generation('item', :id::text);
 SQL
+# (info) a built-in function with the same argument: what PostgreSQL itself spends on the call.
+cat >"$SCRIPTS/length.sql" <<'SQL'
+\set id random(1, 1000)
+SELECT length(:id::text);
+SQL
 cat >"$SCRIPTS/select1.sql" <<'SQL'
 \set id random(1, 1000)
 SELECT 1;
@@ -115,10 +120,11 @@ for run in $(seq "$RUNS"); do
     samples[rp]+="$(ratio "$last_invalidate_1" "$last_plain_1") "
     samples[rw]+="$(ratio "$last_invalidate_1" "$last_walloff_invalidate_1") "
     # Reads are CPU-bound and the machine is shared: alternate 1-second slices and compare sums.
-    gsum=0; ssum=0
+    gsum=0; ssum=0; lsum=0
     for slice in $(seq 5); do
         gsum=$(awk -v a="$gsum" -v b="$(SECONDS_PER_RUN=1 tps generation 2)" 'BEGIN {print a + b}')
         ssum=$(awk -v a="$ssum" -v b="$(SECONDS_PER_RUN=1 tps select1 2)" 'BEGIN {print a + b}')
+        lsum=$(awk -v a="$lsum" -v b="$(SECONDS_PER_RUN=1 tps length 2)" 'BEGIN {print a + b}')
     done
     last_generation_2=$(awk -v a="$gsum" 'BEGIN {print a / 5}')
     last_select1_2=$(awk -v a="$ssum" 'BEGIN {print a / 5}')
@@ -126,6 +132,8 @@ for run in $(seq "$RUNS"); do
     samples[generation:2]+="$last_generation_2 "
     samples[select1:2]+="$last_select1_2 "
     samples[rg]+="$(ratio "$last_generation_2" "$last_select1_2") "
+    samples[length:2]+="$(awk -v a="$lsum" 'BEGIN {print a / 5}') "
+    samples[rl]+="$(ratio "$(awk -v a="$lsum" 'BEGIN {print a / 5}')" "$last_select1_2") "
     samples[rd]+="$(ratio "$last_delay1ms_invalidate_1" "$last_notify_1") "
     # Latency under load: 8 invalidating writers for the probe's duration.
     probe_count=$((SECONDS_PER_RUN * 40))
@@ -154,7 +162,7 @@ med() { echo "${samples[$1]}" | tr ' ' '\n' | grep -v '^$' | median; }
 verdict() { awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN {ok = (op == ">=" ? v >= t : op == ">" ? v > t : v < t); print ok ? "met" : "MISSED"}'; }
 
 i1=$(med invalidate:1); n1=$(med notify:1); i8=$(med invalidate:8); n8=$(med notify:8)
-g=$(med generation:2); s=$(med select1:2); p50=$(med p50); p99=$(med p99)
+g=$(med generation:2); s=$(med select1:2); l=$(med length:2); rl=$(med rl); p50=$(med p50); p99=$(med p99)
 d1=$(med delay1ms/invalidate:1); cg=$(med call_generation); cl=$(med call_length)
 r1=$(med r1); r8=$(med r8); rg=$(med rg); rd=$(med rd); rp=$(med rp); rw=$(med rw)
 p1=$(med plain:1); w1=$(med walloff/invalidate:1)
@@ -179,13 +187,14 @@ report() {
     echo "| write tps, 1 writer, vs the same write with no invalidation | $i1 (invalidate) | $p1 (\`BEGIN; UPDATE; COMMIT\`) | $rp | ≥ 0.90 | $(verdict "$rp" ">=" 0.90) |"
     echo "| write tps, 1 writer, WAL record on vs off | $i1 (\`wal_invalidations = on\`) | $w1 (\`off\`) | $rw | ≥ 0.95 | $(verdict "$rw" ">=" 0.95) |"
     echo "| read tps, 2 clients | $g (cache_generation) | $s (SELECT 1) | $rg | ≥ 0.95 | $(verdict "$rg" ">=" 0.95) |"
+    echo "| (info) read tps, 2 clients, a built-in of the same shape | $l (\`SELECT length(:id::text)\`) | $s (SELECT 1) | $rl | | |"
     echo "| (info) write tps, 1 writer, \`poolguard.publish_delay = 1ms\` | $d1 (invalidate) | $n1 (pg_notify) | $rd | | |"
     echo "| (info) in-server cost per call, ns (a million calls in one query) | $cg (\`cache_generation('item', i::text)\`) | $cl (\`length(i::text)\`) | | | |"
     echo "| commit → listener latency under 8 invalidating writers | p50 $p50 ms, p99 $p99 ms | | | p99 < 20 ms | $(verdict "$p99" "<" 20) |"
     echo
     echo "Raw samples (tps or ms per run):"
     echo
-    for k in $cases generation:2 select1:2 p50 p99 r1 r8 rp rw rg rd call_generation call_length; do echo "- $k: ${samples[$k]}"; done
+    for k in $cases generation:2 select1:2 length:2 p50 p99 r1 r8 rp rw rg rl rd call_generation call_length; do echo "- $k: ${samples[$k]}"; done
     echo
     echo "publish_delay is 0 (the default: publish as soon as possible) except in the (info) row."
 }
