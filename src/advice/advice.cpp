@@ -160,7 +160,8 @@ void advice_sample(const SessionScan *scan, MemoryCache *cache)
      * Group by identity (database, role by OID; application_name; client) through a hash, then
      * look the names up once per group, with no lock held (catalog lookups).
      */
-    ScanAgg *aggs = static_cast<ScanAgg *>(palloc0(sizeof(ScanAgg) * Max(scan->count, 1)));
+    /* Not zeroed: an entry is written when its identity is first seen (a scan has few identities). */
+    ScanAgg *aggs = static_cast<ScanAgg *>(palloc(sizeof(ScanAgg) * Max(scan->count, 1)));
     uint32 mask = 15;
     while (mask + 1 < 2 * (uint32)Max(scan->count, 1))
         mask = mask * 2 + 1;
@@ -194,6 +195,7 @@ void advice_sample(const SessionScan *scan, MemoryCache *cache)
             a->userid = row->userid;
             strlcpy(a->application_name, row->application_name, NAMEDATALEN);
             a->client = row->client;
+            a->held = a->active = a->idle = 0;
             a->memory = -1;
         }
         ScanAgg *a = &aggs[k];

@@ -13,6 +13,13 @@
  * of the target's backend status is compared (core::still_as_judged) with what the decision
  * saw, and kill() follows with only the process-array check in between.
  *
+ * A scan's actions go out in three passes (act_signal: 1 and 2; act_record: 3), so that when a
+ * thousand sessions are due together the last is signalled about as soon as the first: 1. prepare
+ * every target (its memory figure, from the worker's samples where there is one, and its client
+ * note), 2. re-check and signal each in a tight loop (targets found through one ProcIndex, not two
+ * walks of the process array each), 3. record, count and log what was done — the catalog lookups
+ * and LOG lines of a thousand actions come after the last signal, not between the signals.
+ *
  * Note about locking (every lock and the order: docs/architecture.md, "Locks"):
  *   - client_notes[i].mutex (spinlock, one per PGPROC slot) guards that slot's note.  Held only
  *     to copy the plain fields in or out: the timestamp is taken before, nothing is allocated, logged
@@ -29,6 +36,9 @@
 #include "pg/shmem.h"
 #include "stats/stats.h"
 
+#include "core/enforce/sampling.h"
+
+#include <new>
 #include <signal.h>
 
 namespace poolguard
@@ -331,18 +341,23 @@ const char *action_policy_name(const SessionScan *scan, const SessionRow *row)
     return row->server_budget ? "" : row_policy_name(scan, row);
 }
 
-void fill_record(ActionRecord *rec, const SessionScan *scan, const SessionRow *row, Action action)
+/*
+ * The record of an action taken at `at` (the moment of the signal, or of a dry run's check): its
+ * state_duration and backend_age are measured to that moment, so that state_duration minus the
+ * limit is how late the session was ended (what bench/reaper_scale.sh reports).
+ */
+void fill_record(ActionRecord *rec, const SessionRow *row, const char *policy, Action action, TimestampTz at)
 {
     *rec = ActionRecord();
-    rec->at = GetCurrentTimestamp();
+    rec->at = at;
     record_identity(rec, row->pid, row->userid, row->dbid, row->application_name, row->client);
     rec->reason = row->verdict.reason;
     rec->action = action;
     rec->state = row->raw_state;
-    strlcpy(rec->policy, action_policy_name(scan, row), NAMEDATALEN);
+    strlcpy(rec->policy, policy, NAMEDATALEN);
     rec->state_duration =
-        scan->now - (row->state == core::SessionState::active ? row->query_start : row->state_change);
-    rec->backend_age = scan->now - row->backend_start;
+        at - (row->state == core::SessionState::active ? row->query_start : row->state_change);
+    rec->backend_age = at - row->backend_start;
     rec->private_memory = row->private_memory;
 }
 
@@ -430,7 +445,43 @@ core::BackendFacts facts_of_backend(const BackendStatusRow *be)
     return f;
 }
 
+/* The PGPROC of pid: the caller's hint while it still carries pid, else the process array's. */
+PGPROC *target_proc(int pid, PGPROC *hint)
+{
+    if (hint != NULL && ((volatile PGPROC *)hint)->pid == pid)
+        return hint;
+    return BackendPidGetProc(pid);
+}
+
 } // namespace
+
+struct ProcIndex
+{
+    core::PidIndex pids; /* pid → PGPROC number */
+    ProcIndex(core::PidIndex::Slot *slots, size_t capacity) : pids(slots, capacity)
+    {
+    }
+};
+
+ProcIndex *proc_index_build(void)
+{
+    int n = (int)ProcGlobal->allProcCount;
+    size_t capacity = core::PidIndex::capacity_for(n);
+    core::PidIndex::Slot *slots =
+        static_cast<core::PidIndex::Slot *>(palloc(sizeof(core::PidIndex::Slot) * capacity));
+    ProcIndex *index = new (palloc(sizeof(ProcIndex))) ProcIndex(slots, capacity);
+    for (int procno = 0; procno < n; procno++)
+        index->pids.insert(((volatile PGPROC *)&ProcGlobal->allProcs[procno])->pid, procno);
+    return index;
+}
+
+PGPROC *proc_index_find(const ProcIndex *index, int pid)
+{
+    if (index == nullptr || pid <= 0)
+        return NULL;
+    int procno = index->pids.find(pid);
+    return procno < 0 ? NULL : &ProcGlobal->allProcs[procno];
+}
 
 core::BackendFacts judged_facts(int pid, Oid userid, TimestampTz backend_start, BackendState state,
                                 TimestampTz state_change, TimestampTz query_start)
@@ -447,7 +498,7 @@ core::BackendFacts judged_facts(int pid, Oid userid, TimestampTz backend_start, 
 }
 
 SignalOutcome recheck_and_signal(const core::BackendFacts &judged, core::Watch watch, int signal,
-                                 bool allow_superuser)
+                                 bool allow_superuser, PGPROC *hint)
 {
     /* Rules that need the catalog are settled first (the role of a backend never changes). */
     if (judged.pid <= 0 || judged.pid == MyProcPid || !judged.client_backend)
@@ -455,7 +506,7 @@ SignalOutcome recheck_and_signal(const core::BackendFacts &judged, core::Watch w
     if (!allow_superuser && superuser_arg(judged.userid))
         return SignalOutcome::changed;
 
-    PGPROC *proc = BackendPidGetProc(judged.pid);
+    PGPROC *proc = target_proc(judged.pid, hint);
     if (proc == NULL)
         return SignalOutcome::gone;
 
@@ -530,9 +581,9 @@ ActionMemo *action_memo_create(void)
 }
 
 bool leave_client_note(int pid, Action action, core::Reason reason, const char *policy, int64 limit,
-                       int64 observed)
+                       int64 observed, PGPROC *hint)
 {
-    PGPROC *proc = BackendPidGetProc(pid);
+    PGPROC *proc = target_proc(pid, hint);
     if (proc == NULL)
         return false;
     int slot = procno_of(proc);
@@ -589,8 +640,34 @@ int history_copy(ActionRecord **records)
     return count;
 }
 
-int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink sink, void *sink_arg)
+/* One target of a batch: a copy of its row (the scan may be gone by pass 3) and what is done. */
+struct ActionBatch
 {
+    struct Target
+    {
+        SessionRow row;
+        char policy[NAMEDATALEN]; /* the policy charged ("" = the server's settings) */
+        Action action;
+        bool cancel;
+        PGPROC *proc;   /* a hint (ProcIndex) */
+        TimestampTz at; /* when it was signalled (or checked, dry run); 0 = not acted on */
+    };
+    MemoryContext context; /* where targets grows */
+    Target *targets;       /* signalled (or dry-run checked) ones, waiting for act_record */
+    int count;
+    int capacity;
+};
+
+ActionBatch *action_batch_create(void)
+{
+    ActionBatch *batch = static_cast<ActionBatch *>(palloc0(sizeof(ActionBatch)));
+    batch->context = CurrentMemoryContext;
+    return batch;
+}
+
+void act_signal(ActionBatch *batch, SessionScan *scan, bool dry_run, ActionMemo *memo)
+{
+    using Target = ActionBatch::Target;
     int *targets = static_cast<int *>(palloc(sizeof(int) * Max(scan->count, 1)));
     int ntargets = 0;
     bool caller_is_superuser = superuser();
@@ -610,13 +687,36 @@ int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink si
         targets[ntargets++] = i;
     }
     if (ntargets == 0)
-        return 0;
+    {
+        pfree(targets);
+        return;
+    }
+    if (batch->count + ntargets > batch->capacity)
+    {
+        int capacity = Max(batch->capacity * 2, batch->count + ntargets);
+        Size size = sizeof(Target) * capacity;
+        batch->targets =
+            static_cast<Target *>(batch->targets == nullptr ? MemoryContextAlloc(batch->context, size)
+                                                            : repalloc(batch->targets, size));
+        batch->capacity = capacity;
+    }
 
     /*
-     * Each target: measure and leave the note first (slow, and may fail), then re-check and
-     * signal in one step; a target that changed meanwhile is skipped and its note withdrawn.
+     * 1. Prepare every target: what it holds (before the signal frees it), and the note its client
+     *    will be shown.  Slow steps and steps that may fail come here, before any signal.
      */
-    int actions = 0;
+    Target *prepared = &batch->targets[batch->count];
+    int nprepared = 0;
+    ProcIndex *procs = proc_index_build();
+    /* Copied first: from here to the signals nothing can fail and strand a note. */
+    MemorySample *samples = nullptr;
+    int nsamples = 0;
+    for (int t = 0; t < ntargets; t++)
+        if (scan->rows[targets[t]].private_memory < 0)
+        {
+            nsamples = memory_samples_copy(&samples);
+            break;
+        }
     for (int t = 0; t < ntargets; t++)
     {
         SessionRow *row = &scan->rows[targets[t]];
@@ -624,32 +724,81 @@ int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink si
             dry_run || guc_dry_run || (row->policy >= 0 && scan->policies.policies[row->policy].dry_run);
         bool cancel = row->verdict.reason == core::Reason::max_query_duration;
         Action action = row_dry_run ? Action::dry_run : cancel ? Action::cancel : Action::terminate;
+        PGPROC *proc = proc_index_find(procs, row->pid);
 
-        /* Actions are rare: measure what the session holds, before the signal frees it. */
+        /*
+         * The figure recorded: the one a memory rule acted on, else the worker's latest sample of
+         * this process (memory_samples_take: at most about memory_sample_interval old), else one
+         * read now — a /proc read per target would put tens of milliseconds between the first and
+         * the last of a thousand signals.
+         */
         if (row->private_memory < 0)
-            row->private_memory = read_private_memory(row->pid);
+        {
+            const MemorySample *sample = memory_sample_find(samples, nsamples, row->pid, row->backend_start);
+            row->private_memory = sample != nullptr ? sample->bytes : read_private_memory(row->pid);
+        }
+        const char *policy = action_policy_name(scan, row);
         if (action != Action::dry_run &&
-            !leave_client_note(row->pid, action, row->verdict.reason, action_policy_name(scan, row),
-                               row->verdict.limit, observed_value(scan, row)))
+            !leave_client_note(row->pid, action, row->verdict.reason, policy, row->verdict.limit,
+                               observed_value(scan, row), proc))
             continue;
+        Target *target = &prepared[nprepared++];
+        target->row = *row;
+        strlcpy(target->policy, policy, NAMEDATALEN);
+        target->action = action;
+        target->cancel = cancel;
+        target->proc = proc;
+        target->at = 0;
+    }
+
+    /* 2. Re-check and signal, one target after the other, with nothing else in between. */
+    for (int t = 0; t < nprepared; t++)
+    {
+        Target *target = &prepared[t];
+        const SessionRow *row = &target->row;
         core::BackendFacts judged = judged_facts(row->pid, row->userid, row->backend_start, row->raw_state,
                                                  row->state_change, row->query_start);
         SignalOutcome outcome =
-            recheck_and_signal(judged, cancel ? core::Watch::query_start : core::Watch::state_change,
-                               action == Action::dry_run ? 0
-                               : cancel                  ? SIGINT
-                                                         : SIGTERM,
-                               caller_is_superuser);
-        if (outcome != SignalOutcome::signalled)
+            recheck_and_signal(judged, target->cancel ? core::Watch::query_start : core::Watch::state_change,
+                               target->action == Action::dry_run ? 0
+                               : target->cancel                  ? SIGINT
+                                                                 : SIGTERM,
+                               caller_is_superuser, target->proc);
+        if (outcome == SignalOutcome::signalled)
+            target->at = GetCurrentTimestamp();
+    }
+
+    /* The ones not signalled after all: their notes taken back; the others wait for act_record. */
+    int kept = 0;
+    for (int t = 0; t < nprepared; t++)
+    {
+        Target *target = &prepared[t];
+        if (target->at == 0)
         {
-            if (action != Action::dry_run)
-                withdraw_client_note(row->pid);
+            if (target->action != Action::dry_run)
+                withdraw_client_note(target->row.pid);
             continue;
         }
-        memo_remember(memo, row, scan->now);
+        memo_remember(memo, &target->row, scan->now);
+        prepared[kept++] = *target;
+    }
+    batch->count += kept;
+    pfree(targets);
+    if (samples != nullptr)
+        pfree(samples);
+}
+
+int act_record(ActionBatch *batch, ActionSink sink, void *sink_arg)
+{
+    /* 3. What was done: the history, the counters, the LOG lines, the caller's sink. */
+    for (int t = 0; t < batch->count; t++)
+    {
+        const ActionBatch::Target *target = &batch->targets[t];
+        const SessionRow *row = &target->row;
+        Action action = target->action;
 
         ActionRecord rec;
-        fill_record(&rec, scan, row, action);
+        fill_record(&rec, row, target->policy, action, target->at);
         record_action(&rec);
         if (action != Action::dry_run)
         {
@@ -668,9 +817,17 @@ int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink si
         log_action(&rec, row->verdict.limit);
         if (sink)
             sink(&rec, sink_arg);
-        actions++;
     }
+    int actions = batch->count;
+    batch->count = 0;
     return actions;
+}
+
+int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink sink, void *sink_arg)
+{
+    ActionBatch *batch = action_batch_create();
+    act_signal(batch, scan, dry_run, memo);
+    return act_record(batch, sink, sink_arg);
 }
 
 void actions_register(void)

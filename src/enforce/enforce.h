@@ -100,13 +100,6 @@ enum class MemoryReads
 struct MemoryCache;
 void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache);
 
-/*
- * The idle-memory budgets (each policy's idle_memory_budget, then poolguard.idle_memory_budget
- * over every idle session): marks the victims of an over-budget total.  Called by scan_sessions
- * once every other rule has judged.
- */
-void apply_idle_memory_budgets(SessionScan *scan, int64 server_budget, core::Micros grace);
-
 /* Registers the shared table of the worker's memory readings and the login names. */
 void sessions_register(void);
 
@@ -294,6 +287,20 @@ typedef void (*ActionSink)(const ActionRecord *record, void *arg);
  */
 int act_on_scan(SessionScan *scan, bool dry_run, ActionMemo *memo, ActionSink sink, void *sink_arg);
 
+/*
+ * act_on_scan in its two steps, for the worker: act_signal() prepares and signals the targets of a
+ * scan (adding what it did to the batch; several scans in a row may add to one batch), and
+ * act_record() records, counts, logs and hands to sink everything the batch holds, then empties
+ * it; it returns how many actions that was.  So sessions that come due while the worker signals
+ * are scanned and signalled before the bookkeeping of the ones before them.  A batch lives in the
+ * memory context current at its creation; its targets are copies (a scan may be freed after
+ * act_signal).
+ */
+struct ActionBatch;
+ActionBatch *action_batch_create(void);
+void act_signal(ActionBatch *batch, SessionScan *scan, bool dry_run, ActionMemo *memo);
+int act_record(ActionBatch *batch, ActionSink sink, void *sink_arg);
+
 /* Records an action in the history ring and counts it (caps use it for evict_idle). */
 void record_action(const ActionRecord *record);
 
@@ -322,13 +329,28 @@ core::BackendFacts judged_facts(int pid, Oid userid, TimestampTz backend_start, 
  * only if core::still_as_judged() holds — with nothing between that check and kill() but the
  * process-array lookup.  signal 0 = check only (dry run).  Do every slow or failing step
  * (catalog, /proc, client note) before; call it under no lock.
+ *
+ * proc: the target's PGPROC when the caller already found it (ProcIndex), else NULL.  Only a
+ * hint: used only while it still carries judged.pid, else the pid is looked up in the process
+ * array; either way the target's own status entry is what is re-checked.
  */
 SignalOutcome recheck_and_signal(const core::BackendFacts &judged, core::Watch watch, int signal,
-                                 bool allow_superuser);
+                                 bool allow_superuser, PGPROC *proc = nullptr);
 
-/* Leaves the note a signalled backend will show its client; false if the pid is gone. */
+/* Leaves the note a signalled backend will show its client; false if the pid is gone.  proc: as
+ * for recheck_and_signal. */
 bool leave_client_note(int pid, Action action, core::Reason reason, const char *policy, int64 limit,
-                       int64 observed);
+                       int64 observed, PGPROC *proc = nullptr);
+
+/*
+ * pid → PGPROC of every process now, from one unlocked pass over the PGPROC array: a batch of
+ * signals finds each target in O(1) instead of walking the process array (under ProcArrayLock,
+ * which exiting backends take exclusively) twice per target.  A found PGPROC is a hint only (see
+ * recheck_and_signal): its process may have exited since.
+ */
+struct ProcIndex;
+ProcIndex *proc_index_build(void);
+PGPROC *proc_index_find(const ProcIndex *index, int pid);
 
 /* Takes back the note of a signal that was not sent after all. */
 void withdraw_client_note(int pid);

@@ -547,19 +547,53 @@ int backend_status_live(BackendStatusRow **rows)
 }
 
 /*
+ * The scan's rows grouped by policy, in row order within each group: the rows of policy p are
+ * order[first[p]] .. order[first[p + 1] - 1].  The rules decided across a policy's sessions
+ * (max_idle, min_idle, idle_memory_budget) walk only their own policy's rows, so a scan costs
+ * sessions + policies, not sessions × policies (10,000 policies, 5,000 sessions).
+ */
+struct RowsByPolicy
+{
+    int *first; /* policies.count + 1 entries */
+    int *order; /* row indexes, grouped */
+};
+
+RowsByPolicy group_rows_by_policy(const SessionScan *scan)
+{
+    int npolicies = scan->policies.count;
+    RowsByPolicy groups;
+    groups.first = static_cast<int *>(palloc0(sizeof(int) * (npolicies + 1)));
+    groups.order = static_cast<int *>(palloc(sizeof(int) * Max(scan->count, 1)));
+    for (int i = 0; i < scan->count; i++)
+        if (scan->rows[i].policy >= 0)
+            groups.first[scan->rows[i].policy + 1]++;
+    for (int p = 0; p < npolicies; p++)
+        groups.first[p + 1] += groups.first[p];
+    int *next = static_cast<int *>(palloc(sizeof(int) * Max(npolicies, 1)));
+    memcpy(next, groups.first, sizeof(int) * npolicies);
+    for (int i = 0; i < scan->count; i++)
+        if (scan->rows[i].policy >= 0)
+            groups.order[next[scan->rows[i].policy]++] = i;
+    pfree(next);
+    return groups;
+}
+
+/*
  * One idle-memory budget over the idle, non-exempt sessions of policy p (-1: every policy and
  * none, for the server's budget): the victims get reason idle_memory_budget.  Sessions another
  * rule already ends count as gone.
  */
-void apply_budget(SessionScan *scan, core::BudgetCandidate *candidates, int p, int64 budget,
-                  core::Micros grace)
+void apply_budget(SessionScan *scan, core::BudgetCandidate *candidates, int p, const RowsByPolicy &groups,
+                  int64 budget, core::Micros grace)
 {
     int count = 0;
-    for (int i = 0; i < scan->count; i++)
+    int from = p >= 0 ? groups.first[p] : 0;
+    int to = p >= 0 ? groups.first[p + 1] : scan->count;
+    for (int k = from; k < to; k++)
     {
+        int i = p >= 0 ? groups.order[k] : k;
         SessionRow *row = &scan->rows[i];
-        if ((p >= 0 && row->policy != p) || row->state != core::SessionState::idle || row->exempt ||
-            row->is_self)
+        if (row->state != core::SessionState::idle || row->exempt || row->is_self)
             continue;
         candidates[count].index = i;
         candidates[count].idle_since = row->state_change;
@@ -580,9 +614,13 @@ void apply_budget(SessionScan *scan, core::BudgetCandidate *candidates, int p, i
         }
 }
 
-} // namespace
-
-void apply_idle_memory_budgets(SessionScan *scan, int64 server_budget, core::Micros grace)
+/*
+ * The idle-memory budgets (each policy's idle_memory_budget, then poolguard.idle_memory_budget
+ * over every idle session): marks the victims of an over-budget total.  Called by scan_sessions
+ * once every other rule has judged.
+ */
+void apply_idle_memory_budgets(SessionScan *scan, const RowsByPolicy &groups, int64 server_budget,
+                               core::Micros grace)
 {
     core::BudgetCandidate *candidates =
         static_cast<core::BudgetCandidate *>(palloc(sizeof(core::BudgetCandidate) * Max(scan->count, 1)));
@@ -592,12 +630,14 @@ void apply_idle_memory_budgets(SessionScan *scan, int64 server_budget, core::Mic
         int64 budget =
             core::effective_rules(scan->policies.policies[p].rules, core::DefaultRules()).idle_memory_budget;
         if (budget > 0)
-            apply_budget(scan, candidates, p, budget, grace);
+            apply_budget(scan, candidates, p, groups, budget, grace);
     }
     if (server_budget > 0)
-        apply_budget(scan, candidates, -1, server_budget, grace);
+        apply_budget(scan, candidates, -1, groups, server_budget, grace);
     pfree(candidates);
 }
+
+} // namespace
 
 int64 session_private_memory(MemoryCache *cache, const SessionRow *row, TimestampTz now)
 {
@@ -626,7 +666,8 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
     int n = backend_status_live(&backends);
     if (n < 0)
         n = backend_status_snapshot(&backends);
-    scan->rows = static_cast<SessionRow *>(palloc0(sizeof(SessionRow) * Max(n, 1)));
+    /* Not zeroed (the worker scans every naptime): the loop below writes every field of a row. */
+    scan->rows = static_cast<SessionRow *>(palloc(sizeof(SessionRow) * Max(n, 1)));
     scan->count = 0;
     ExemptionMemo exemption_memo;
     exemption_memo.init(n);
@@ -665,6 +706,7 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
         bool may_read = reads != MemoryReads::samples_visible || caller_may_see(row->userid);
         row->private_memory = -1;
         row->memory_at = 0;
+        row->server_budget = false;
         if (!rules_read && may_read)
         {
             const MemorySample *sample = memory_sample_find(samples, nsamples, row->pid, row->backend_start);
@@ -696,6 +738,8 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
         scan->next_deadline = Min(scan->next_deadline, row->verdict.deadline);
     }
 
+    RowsByPolicy groups = group_rows_by_policy(scan);
+
     /* max_idle: decided across the idle sessions of each policy. */
     core::IdleCandidate *candidates =
         static_cast<core::IdleCandidate *>(palloc(sizeof(core::IdleCandidate) * Max(scan->count, 1)));
@@ -703,10 +747,11 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
     {
         int count = 0;
         int64 max_idle = 0;
-        for (int i = 0; i < scan->count; i++)
+        for (int k = groups.first[p]; k < groups.first[p + 1]; k++)
         {
+            int i = groups.order[k];
             SessionRow *row = &scan->rows[i];
-            if (row->policy != p || row->state != core::SessionState::idle || row->exempt || row->is_self)
+            if (row->state != core::SessionState::idle || row->exempt || row->is_self)
                 continue;
             max_idle = row->rules.max_idle;
             candidates[count].index = i;
@@ -736,10 +781,11 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
     {
         int count = 0;
         int64 min_idle = 0;
-        for (int i = 0; i < scan->count; i++)
+        for (int k = groups.first[p]; k < groups.first[p + 1]; k++)
         {
+            int i = groups.order[k];
             SessionRow *row = &scan->rows[i];
-            if (row->policy != p || row->state != core::SessionState::idle || row->exempt || row->is_self)
+            if (row->state != core::SessionState::idle || row->exempt || row->is_self)
                 continue;
             min_idle = row->rules.min_idle;
             warm[count].index = i;
@@ -759,7 +805,9 @@ void scan_sessions(SessionScan *scan, MemoryReads reads, MemoryCache *cache)
             }
     }
     pfree(warm);
-    apply_idle_memory_budgets(scan, server_budget, grace);
+    apply_idle_memory_budgets(scan, groups, server_budget, grace);
+    pfree(groups.first);
+    pfree(groups.order);
 }
 
 } // namespace poolguard

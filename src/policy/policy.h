@@ -79,6 +79,13 @@ int policy_store_load(uint64 change_count);
  */
 bool policy_store_refresh(bool force);
 
+/*
+ * Would policy_store_refresh(false) have anything to look at: a change committed or requested
+ * since the last load, or this process's last read of the table's fingerprint a second old or
+ * more.  Reads no catalog and cannot fail: the worker asks before it opens a subtransaction.
+ */
+bool policy_store_refresh_due(void);
+
 /* Asks for a load (the worker's next cycle, or policy_store_refresh); returns the request's number. */
 uint64 policy_store_request_load(void);
 

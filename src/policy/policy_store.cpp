@@ -258,6 +258,16 @@ uint64 table_fingerprint(Oid relid)
     return digest ^ hash_bytes_uint32_extended((uint32)rows, 2);
 }
 
+/*
+ * How often, at most, this process reads the whole table for its fingerprint when no change was
+ * committed or requested.  The fingerprint catches only what no trigger reports (a COMMIT
+ * PREPARED in another session, triggers disabled), so those changes apply within this long;
+ * every other change applies at the next cycle.  With a short naptime the worker would
+ * otherwise read every policy row each cycle (the largest fixed cost of a scan).
+ */
+constexpr long fingerprint_interval_ms = 1000;
+TimestampTz fingerprint_read_at = 0;
+
 /* search_path while the loader's query runs: nothing a database owner creates comes first. */
 constexpr const char *pinned_search_path = "pg_catalog, pg_temp";
 
@@ -717,6 +727,7 @@ int policy_store_load(uint64 change_count)
         core::policy_index_build(keys, kept, &index, heads, next);
         pfree(keys);
         fingerprint = table_fingerprint(table); /* same snapshot as the query */
+        fingerprint_read_at = GetCurrentTimestamp();
     }
     PopActiveSnapshot();
     if (total > kept)
@@ -762,6 +773,7 @@ bool policy_store_refresh(bool force)
         PushActiveSnapshot(GetTransactionSnapshot());
         uint64 fingerprint = table_fingerprint(policy_table_oid());
         PopActiveSnapshot();
+        fingerprint_read_at = GetCurrentTimestamp();
         LWLockAcquire(published_policies->lock, LW_SHARED);
         bool current = published_policies->loaded_change_count >= wanted &&
                        published_policies->fingerprint == fingerprint;
@@ -772,6 +784,17 @@ bool policy_store_refresh(bool force)
     int n = policy_store_load(wanted);
     ereport(DEBUG1, (errmsg("pg_poolguard loaded %d policies", n)));
     return true;
+}
+
+bool policy_store_refresh_due(void)
+{
+    require_shared_memory();
+    uint64 wanted = pg_atomic_read_u64(&published_policies->change_count);
+    LWLockAcquire(published_policies->lock, LW_SHARED);
+    bool current = published_policies->loaded_change_count >= wanted;
+    LWLockRelease(published_policies->lock);
+    return !current || TimestampDifferenceExceeds(fingerprint_read_at, GetCurrentTimestamp(),
+                                                  (int)fingerprint_interval_ms);
 }
 
 bool policy_change_pending(void)

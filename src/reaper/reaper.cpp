@@ -24,6 +24,12 @@ namespace
 
 MemoryCache *memory_cache = nullptr;
 ActionMemo *action_memo = nullptr;
+/* When the worker last did its housekeeping (advice sample, memory samples, refill warnings). */
+TimestampTz housekept_at = 0;
+/* How long housekeeping may yield to due deadlines (reaper_cycle). */
+constexpr int64 housekeeping_max_delay_ms = 1000;
+/* Scans a cycle adds for sessions that came due while it signalled (reaper_cycle). */
+constexpr int max_rescans = 16;
 
 /*
  * The one load → scan → reconcile sequence of reload() and reap() (the worker's cycle does the
@@ -47,9 +53,14 @@ void refresh_and_scan(SessionScan *scan, bool force, MemoryCache *cache)
  */
 bool refresh_keeping_last_good(void)
 {
+    /* After a failed load, every cycle tries again; otherwise only when there is something to see. */
+    static bool last_load_failed = false;
+    if (!last_load_failed && !policy_store_refresh_due())
+        return false;
     bool loaded = false;
     MemoryContext context = CurrentMemoryContext;
     ErrorData *error = run_in_subtransaction(context, [&loaded]() { loaded = policy_store_refresh(false); });
+    last_load_failed = error != nullptr;
     if (error == nullptr)
         return loaded;
     int in_force = policy_store_count();
@@ -96,20 +107,81 @@ long reaper_cycle(void)
     scan_sessions(&scan, MemoryReads::as_rules_need, memory_cache);
     if (loaded)
         caps_reconcile(&scan);
-    /* Sampled before acting: what the apps held and used, whatever the policies then end. */
-    advice_sample(&scan, memory_cache);
-    /* Memory figures for the views and /metrics: a bounded share of the sessions each cycle. */
-    memory_samples_take(&scan);
+    /*
+     * Act first: nothing whose cost grows with the sessions (the advice's pass over them, up to
+     * max_per_cycle /proc reads for the memory samples) stands between a deadline and its signal.
+     * Sessions that came due meanwhile are scanned and signalled at once, before the bookkeeping
+     * of the ones signalled before them (at most max_rescans times a cycle).
+     */
+    TimestampTz next_deadline = scan.next_deadline;
     if (guc_enabled)
-        (void)act_on_scan(&scan, false, action_memo, nullptr, nullptr);
-    refills_warn_fights();
+    {
+        ActionBatch *batch = action_batch_create();
+        act_signal(batch, &scan, false, action_memo);
+        if (next_deadline != DT_NOEND && next_deadline <= GetCurrentTimestamp())
+        {
+            /* In a subtransaction: a failed rescan must not cost the records of what was signalled. */
+            MemoryContext outer = CurrentMemoryContext;
+            MemoryContext rescan_context =
+                AllocSetContextCreate(outer, "pg_poolguard rescan", ALLOCSET_DEFAULT_SIZES);
+            ErrorData *error = run_in_subtransaction(
+                outer,
+                [&]()
+                {
+                    for (int rescans = 0; rescans < max_rescans && next_deadline != DT_NOEND &&
+                                          next_deadline <= GetCurrentTimestamp();
+                         rescans++)
+                    {
+                        MemoryContextReset(rescan_context);
+                        MemoryContextSwitchTo(rescan_context);
+                        SessionScan again;
+                        scan_sessions(&again, MemoryReads::as_rules_need, memory_cache);
+                        act_signal(batch, &again, false, action_memo);
+                        next_deadline = again.next_deadline;
+                        MemoryContextSwitchTo(outer);
+                    }
+                });
+            MemoryContextSwitchTo(outer);
+            MemoryContextDelete(rescan_context);
+            if (error != nullptr)
+            {
+                ereport(
+                    WARNING,
+                    (errcode(error->sqlerrcode),
+                     errmsg("pg_poolguard worker could not scan again for sessions due: %s", error->message),
+                     errdetail("The sessions signalled so far are recorded; the next cycle scans again.")));
+                FreeErrorData(error);
+            }
+        }
+        (void)act_record(batch, nullptr, nullptr);
+    }
+    /*
+     * Housekeeping yields to a deadline already due: when sessions come due one after the other
+     * (a thousand going idle over a few hundred milliseconds), the next scan runs at once and the
+     * housekeeping waits for a cycle with time to spare, at most housekeeping_max_delay_ms.
+     */
+    TimestampTz acted = GetCurrentTimestamp();
+    bool due_now = next_deadline != DT_NOEND && next_deadline <= acted;
+    if (!due_now || acted - housekept_at >= housekeeping_max_delay_ms * 1000 || acted < housekept_at)
+    {
+        housekept_at = acted;
+        /*
+         * From the scan's rows, taken before acting: what the apps held and used, whatever the
+         * policies just ended (the memory samples of the ended ones are still published: the next
+         * memory_samples_take clears them).
+         */
+        advice_sample(&scan, memory_cache);
+        /* Memory figures for the views and /metrics: a bounded share of the sessions each cycle. */
+        memory_samples_take(&scan);
+        refills_warn_fights();
+    }
     CommitTransactionCommand();
     TimestampTz finished = GetCurrentTimestamp();
     stats_scan_done(finished, finished - started);
 
     long wait_ms = guc_naptime_ms;
-    if (scan.next_deadline != DT_NOEND)
-        wait_ms = Max((long)((scan.next_deadline - GetCurrentTimestamp() + 999) / 1000), 0L);
+    if (next_deadline != DT_NOEND)
+        wait_ms = Max((long)((next_deadline - GetCurrentTimestamp() + 999) / 1000), 0L);
     if (publisher_retry_ms >= 0)
         wait_ms = Min(wait_ms, publisher_retry_ms);
     return wait_ms;

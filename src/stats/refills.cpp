@@ -309,10 +309,19 @@ void refills_warn_fights(void)
     if (refill_table == nullptr)
         return;
     TimestampTz now = GetCurrentTimestamp();
-    int n = refill_table->nwindows;
+    /*
+     * Only the windows below first_free hold a policy (it only grows): the worker runs this each
+     * cycle, so it must cost what the policies that ended sessions cost, not 2 × max_policies.
+     */
+    LWLockAcquire(refill_table->lock, LW_SHARED);
+    int n = refill_table->first_free;
+    LWLockRelease(refill_table->lock);
+    if (n == 0)
+        return;
     Fight *fights = static_cast<Fight *>(palloc(sizeof(Fight) * n));
     int nfights = 0;
     LWLockAcquire(refill_table->lock, LW_EXCLUSIVE);
+    n = Min(n, refill_table->first_free);
     for (int i = 0; i < n; i++)
     {
         PolicyWindow *w = &refill_table->windows[i];
