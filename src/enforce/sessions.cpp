@@ -523,8 +523,9 @@ int backend_status_live(BackendStatusRow **rows)
             row.state_change = entry->st_state_start_timestamp;
             row.query_start = entry->st_activity_start_timestamp;
             row.state = entry->st_state;
+            /* Only the head that client_address() reads (an IPv6 address at most), not the 132 bytes. */
             SockAddr addr;
-            memcpy(&addr, (const void *)&entry->st_clientaddr, sizeof(addr));
+            memcpy(&addr.addr, (const void *)&entry->st_clientaddr.addr, sizeof(struct sockaddr_in6));
             pgstat_end_read_activity(entry, after);
             complete = pgstat_read_activity_complete(before, after);
             if (complete)

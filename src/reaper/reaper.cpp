@@ -28,6 +28,12 @@ ActionMemo *action_memo = nullptr;
 TimestampTz housekept_at = 0;
 /* How long housekeeping may yield to due deadlines (reaper_cycle). */
 constexpr int64 housekeeping_max_delay_ms = 1000;
+/*
+ * How often, at most, the housekeeping runs: its figures are per second or slower (advice
+ * windows, a memory sample per session per poolguard.memory_sample_interval), and with a short
+ * naptime it would otherwise cost more than the scan itself.
+ */
+constexpr int64 housekeeping_min_interval_ms = 100;
 /* Scans a cycle adds for sessions that came due while it signalled (reaper_cycle). */
 constexpr int max_rescans = 16;
 
@@ -158,11 +164,14 @@ long reaper_cycle(void)
     /*
      * Housekeeping yields to a deadline already due: when sessions come due one after the other
      * (a thousand going idle over a few hundred milliseconds), the next scan runs at once and the
-     * housekeeping waits for a cycle with time to spare, at most housekeeping_max_delay_ms.
+     * housekeeping waits for a cycle with time to spare, at most housekeeping_max_delay_ms.  It
+     * runs at most every housekeeping_min_interval_ms.
      */
     TimestampTz acted = GetCurrentTimestamp();
     bool due_now = next_deadline != DT_NOEND && next_deadline <= acted;
-    if (!due_now || acted - housekept_at >= housekeeping_max_delay_ms * 1000 || acted < housekept_at)
+    int64 since = acted - housekept_at;
+    if ((!due_now && since >= housekeeping_min_interval_ms * 1000) ||
+        since >= housekeeping_max_delay_ms * 1000 || since < 0)
     {
         housekept_at = acted;
         /*
