@@ -100,6 +100,10 @@ struct InvalidationShared
     unsigned char cdc_secret[32];   /* the cluster's logical-message key (invalidation_wal.cpp) */
     uint32 slots;                   /* entries in the generation table */
     uint32 queue_size;              /* entries in the queue */
+
+    /* TimestampTz of the last wake of the WAL writer for a record (invalidation_wal_finish). */
+    pg_atomic_uint64 walwriter_woken_at;
+
     core::EntryList free_entries;
     uint64 unslotted;        /* invalidations whose database found no free publisher slot */
     ScopeStats other_scopes; /* scopes past max_scope_stats, counted together */
@@ -171,6 +175,9 @@ void invalidation_connect_failed(Oid database);
 
 /* The keyed hash of (database, scope, key) that places it in the generation table. */
 uint64 invalidation_key_hash(Oid database, const char *scope, int scope_len, const char *key, int key_len);
+
+/* invalidation_key_hash(MyDatabaseId, scope, scope_len, nullptr, 0), memoized for the last scope. */
+uint64 invalidation_scope_hash(const char *scope, int scope_len);
 
 /* The counter's value at server start (every generation before it is unknown here). */
 uint64 invalidation_seed(void);

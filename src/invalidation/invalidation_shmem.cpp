@@ -125,6 +125,7 @@ void invalidation_shmem_init(void)
     invalidation_shared->replayed = invalidation_shared->seed;
     /* Raised again by the first reader once recovery is over (a standby: at its promotion). */
     pg_atomic_init_u32(&invalidation_shared->floor_pending, 1);
+    pg_atomic_init_u64(&invalidation_shared->walwriter_woken_at, 0);
     /*
      * The slot hash's secret: a role that cannot read shared memory cannot find keys of its own
      * that share another database's slot (core/invalidation/invalidation_key.h).
@@ -166,7 +167,7 @@ void atomic_max(pg_atomic_uint64 *slot, uint64 v)
  */
 ScopeStats *scope_stats(const char *scope, int scope_len)
 {
-    uint64 h = invalidation_key_hash(MyDatabaseId, scope, scope_len, nullptr, 0);
+    uint64 h = invalidation_scope_hash(scope, scope_len);
     for (int probe = 0; probe < max_scope_stats; probe++)
     {
         ScopeStats *s = &invalidation_shared->scopes[(h + probe) & (max_scope_stats - 1)];
@@ -375,6 +376,14 @@ uint64 invalidation_key_hash(Oid database, const char *scope, int scope_len, con
                                    key, key == nullptr ? 0 : (std::size_t)key_len);
 }
 
+uint64 invalidation_scope_hash(const char *scope, int scope_len)
+{
+    /* Backend-local: this backend's last scope (the secret is fixed while shared memory lives). */
+    static core::ScopeHashMemo memo;
+    return core::scope_hash(memo, invalidation_shared->hash_secret, MyDatabaseId, scope,
+                            (std::size_t)scope_len);
+}
+
 uint64 invalidation_seed(void)
 {
     return invalidation_shared->seed;
@@ -452,7 +461,7 @@ void invalidation_raise_floor_after_recovery(void)
     invalidation_feed_unlock();
     pg_write_barrier();
     pg_atomic_write_u32(&invalidation_shared->floor_pending, 0);
-    invalidation_wal_finish(lsn, failed);
+    invalidation_wal_finish(lsn, failed, GetCurrentTimestamp());
     invalidation_feed_wake();
 }
 
@@ -588,8 +597,8 @@ uint64 invalidation_current_generation(const char *scope, int scope_len, const c
 {
     invalidation_raise_floor_after_recovery();
     uint64 slots = invalidation_shared->slots;
-    uint64 scope_gen = pg_atomic_read_u64(&inval_generations[core::slot_of(
-        invalidation_key_hash(MyDatabaseId, scope, scope_len, nullptr, 0), slots)]);
+    uint64 scope_gen = pg_atomic_read_u64(
+        &inval_generations[core::slot_of(invalidation_scope_hash(scope, scope_len), slots)]);
     uint64 key_gen = scope_gen;
     if (key != nullptr)
         key_gen = pg_atomic_read_u64(&inval_generations[core::slot_of(
@@ -713,7 +722,7 @@ void invalidation_publish_committed(const PendingInvalidation *items, int count)
         stats_count_app_event(MyProcPort->database_name, MyProcPort->user_name, application_name,
                               AppEvent::invalidations, core::Reason::none, count);
 
-    invalidation_wal_finish(wal_end, wal_failed);
+    invalidation_wal_finish(wal_end, wal_failed, now);
     invalidation_feed_wake();
     if (wake != nullptr)
         SetLatch(wake);

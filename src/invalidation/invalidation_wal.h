@@ -41,8 +41,11 @@ XLogRecPtr invalidation_wal_log_committed(uint64 first, const PendingInvalidatio
 /* Writes a FLOOR record (never raises an error; sets *failed instead). */
 XLogRecPtr invalidation_wal_log_floor(uint64 floor, bool *failed);
 
-/* After the locks are released: has the WAL writer flush lsn soon; reports a failure. */
-void invalidation_wal_finish(XLogRecPtr lsn, bool failed);
+/*
+ * After the locks are released: has the WAL writer flush lsn soon (waking it at most once per
+ * wal_writer_delay; now is the caller's clock reading); reports a failure.
+ */
+void invalidation_wal_finish(XLogRecPtr lsn, bool failed, TimestampTz now);
 
 } // namespace poolguard
 

@@ -77,5 +77,30 @@ my ($floor) = ($floors[0] // '') =~ /(\d+)$/;
 ok(defined $floor && $after >= $floor && $floor > $school,
     'the floor is above every generation before the restart, and cache_generation() reads it');
 
+# ---- the WAL writer is woken at most once per wal_writer_delay for these records ----
+# Each invalidating commit writes its record after its own flush.  Waking the WAL writer for
+# every one only made it write() the page again (it flushes at most once per wal_writer_delay):
+# about one more WAL write per commit.  With a long wal_writer_delay, N invalidating commits
+# must cost about N WAL writes (each commit's own flush), not 2N.
+$node->append_conf('postgresql.conf', "wal_writer_delay = '10s'");
+$node->reload;
+$node->safe_psql('postgres', 'CREATE TABLE wake_t (id int PRIMARY KEY, v int NOT NULL DEFAULT 0);
+    INSERT INTO wake_t VALUES (1)');
+# PostgreSQL 18 moved the WAL write counts from pg_stat_wal to pg_stat_io.
+my $wal_writes = $node->pg_version >= 18
+  ? "SELECT sum(writes)::bigint FROM pg_stat_io WHERE object = 'wal'"
+  : 'SELECT wal_write FROM pg_stat_wal';
+my $commits = 200;
+my $writes_before = $node->safe_psql('postgres', $wal_writes);
+# One session (its WAL statistics are reported when it ends), one client round trip per
+# statement as an application's (the WAL writer, woken, has the time to write the page before
+# the next commit flushes it).
+$node->safe_psql('postgres',
+    join('', map { "BEGIN; UPDATE wake_t SET v = v + 1 WHERE id = 1; SELECT poolguard.invalidate('wake', '$_'); COMMIT;\n" }
+          1 .. $commits));
+my $writes = $node->safe_psql('postgres', $wal_writes) - $writes_before;
+ok($writes <= $commits * 1.25 + 10,
+    "$commits invalidating commits took $writes WAL writes: about one each, the WAL writer not woken for every record");
+
 $node->stop;
 done_testing();

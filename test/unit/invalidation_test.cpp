@@ -257,3 +257,42 @@ TEST(Payload, BatchesNeverExceedTheLimit)
     EXPECT_GE(payloads, 4); /* ~340 bytes an item: about 23 per payload */
     EXPECT_LE(payloads, 5);
 }
+
+TEST(WalWriterWake, AtMostOncePerInterval)
+{
+    const std::int64_t delay = 200000; /* wal_writer_delay = 200ms, in microseconds */
+    EXPECT_TRUE(walwriter_wake_due(5000000, 0, delay)) << "the first record of the start wakes it";
+    EXPECT_FALSE(walwriter_wake_due(5000001, 5000000, delay)) << "a commit right after: no second wake";
+    EXPECT_FALSE(walwriter_wake_due(5000000 + delay - 1, 5000000, delay));
+    EXPECT_TRUE(walwriter_wake_due(5000000 + delay, 5000000, delay))
+        << "one interval later it may flush again";
+    /* Commits read the clock before the lock: a slightly older `now` than the last wake is no wake. */
+    EXPECT_FALSE(walwriter_wake_due(4999990, 5000000, delay));
+    /* A clock that went back by more than the interval does not hold wakes off until it catches up. */
+    EXPECT_TRUE(walwriter_wake_due(5000000 - delay, 5000000, delay));
+    EXPECT_TRUE(walwriter_wake_due(1000, 5000000, delay));
+}
+
+TEST(ScopeHashMemo, SameAsTheScopeWideHash)
+{
+    ScopeHashMemo memo{};
+    const HashSecret other{1, 2};
+    struct
+    {
+        std::uint32_t db;
+        const char *scope;
+        const HashSecret *secret;
+    } calls[] = {{5, "item", &test_secret}, {5, "item", &test_secret}, {5, "items", &test_secret},
+                 {5, "ite", &test_secret},  {6, "ite", &test_secret},  {6, "ite", &other},
+                 {6, "ite", &test_secret},  {5, "", &test_secret},     {5, "item", &test_secret}};
+    for (const auto &c : calls)
+        EXPECT_EQ(scope_hash(memo, *c.secret, c.db, c.scope, std::strlen(c.scope)),
+                  invalidation_hash(*c.secret, c.db, c.scope, std::strlen(c.scope), nullptr, 0))
+            << c.db << "/" << c.scope;
+    /* Longer than the limit: cut as invalidation_hash cuts it, and never read past the memo. */
+    std::string long_scope(max_scope_bytes + 10, 'x');
+    EXPECT_EQ(scope_hash(memo, test_secret, 5, long_scope.data(), long_scope.size()),
+              invalidation_hash(test_secret, 5, long_scope.data(), long_scope.size(), nullptr, 0));
+    EXPECT_EQ(scope_hash(memo, test_secret, 5, long_scope.data(), max_scope_bytes),
+              invalidation_hash(test_secret, 5, long_scope.data(), max_scope_bytes, nullptr, 0));
+}

@@ -53,6 +53,20 @@ constexpr bool generation_is_fresh(std::uint64_t tagged, std::uint64_t current)
     return current <= tagged;
 }
 
+/*
+ * Whether a committing backend should wake the WAL writer to flush its INVALIDATIONS record, when
+ * the last such wake (by any backend) was at `last_wake` and it is now `now` (microseconds), and
+ * the WAL writer flushes at most once per `interval` (wal_writer_delay) when woken.  A wake less
+ * than `interval` after the last one would only make the WAL writer write() the page again (it
+ * flushes no more often than that): the record is flushed by the next commit's flush or by the
+ * WAL writer's own next round, as early as a wake could have.  A clock that went back by more than
+ * `interval` makes a wake due (a wake is never held off for longer than that).
+ */
+constexpr bool walwriter_wake_due(std::int64_t now, std::int64_t last_wake, std::int64_t interval)
+{
+    return last_wake == 0 || now - last_wake >= interval || now - last_wake <= -interval;
+}
+
 } // namespace core
 } // namespace poolguard
 

@@ -121,5 +121,24 @@ std::uint64_t invalidation_hash(const HashSecret &secret, std::uint32_t database
     return siphash24(secret, buf, n);
 }
 
+std::uint64_t scope_hash(ScopeHashMemo &memo, const HashSecret &secret, std::uint32_t database,
+                         const char *scope, std::size_t scope_len)
+{
+    if (scope_len > max_scope_bytes)
+        scope_len = max_scope_bytes; /* as invalidation_hash cuts it */
+    if (memo.valid && memo.database == database && memo.scope_len == scope_len &&
+        memo.secret.k0 == secret.k0 && memo.secret.k1 == secret.k1 &&
+        (scope_len == 0 || std::memcmp(memo.scope, scope, scope_len) == 0))
+        return memo.hash;
+    memo.hash = invalidation_hash(secret, database, scope, scope_len, nullptr, 0);
+    memo.secret = secret;
+    memo.database = database;
+    memo.scope_len = scope_len;
+    if (scope_len > 0)
+        std::memcpy(memo.scope, scope, scope_len);
+    memo.valid = true;
+    return memo.hash;
+}
+
 } // namespace core
 } // namespace poolguard

@@ -44,6 +44,25 @@ std::uint64_t siphash24(const HashSecret &secret, const void *data, std::size_t 
 std::uint64_t invalidation_hash(const HashSecret &secret, std::uint32_t database, const char *scope,
                                 std::size_t scope_len, const char *key, std::size_t key_len);
 
+/*
+ * The last scope-wide hash a backend computed (cache_generation() reads a scope's slot on every
+ * call, and an application reads few scopes): scope_hash returns invalidation_hash(secret,
+ * database, scope, scope_len, nullptr, 0), from the memo when it is the same secret, database and
+ * scope, saving one SipHash per call.  Zero-initialized: empty.
+ */
+struct ScopeHashMemo
+{
+    bool valid;
+    HashSecret secret;
+    std::uint32_t database;
+    std::size_t scope_len;
+    std::uint64_t hash;
+    char scope[max_scope_bytes];
+};
+
+std::uint64_t scope_hash(ScopeHashMemo &memo, const HashSecret &secret, std::uint32_t database,
+                         const char *scope, std::size_t scope_len);
+
 /* True when n is a power of two (n > 0): table sizes must be, so a mask replaces a modulo. */
 constexpr bool is_power_of_two(std::uint64_t n)
 {
