@@ -13,14 +13,14 @@
 # Each figure is the median of RUNS runs of SECONDS seconds, on a throwaway cluster (loopback,
 # fsync on: what production commits pay).  Writes bench/measured/invalidation.md.
 # Needs the extension installed (make install) and node + clients/node's npm dependencies.
-#   BENCH_SMOKE=1 bash bench/invalidation.sh   # 1 run of 1 s each, result file not written
+#   SMOKE=1 bash bench/invalidation.sh   # 1 run of 1 s each, result file not written
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 
 RUNS=${RUNS:-3}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
-if [ "${BENCH_SMOKE:-0}" = 1 ]; then RUNS=1; SECONDS_PER_RUN=1; fi
+if [ "${SMOKE:-0}" = 1 ]; then RUNS=1; SECONDS_PER_RUN=1; fi
 OUT=bench/measured/invalidation.md
 PGBENCH="$(pg_bindir)/pgbench"
 
@@ -199,7 +199,7 @@ report() {
     echo "publish_delay is 0 (the default: publish as soon as possible) except in the (info) row."
 }
 
-if [ "${BENCH_SMOKE:-0}" = 1 ]; then
+if [ "${SMOKE:-0}" = 1 ]; then
     report
 else
     mkdir -p bench/measured

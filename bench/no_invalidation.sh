@@ -11,7 +11,7 @@
 # has no executor, planner or utility hook; what remains is the worker's and the metrics
 # process's own CPU.
 # Writes bench/measured/no_invalidation.md.
-#   BENCH_SMOKE=1 bash bench/no_invalidation.sh   # 1 run of 1 s each, result file not written
+#   SMOKE=1 bash bench/no_invalidation.sh   # 1 run of 1 s each, result file not written
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 SCALE=${SCALE:-10}
-if [ "${BENCH_SMOKE:-0}" = 1 ]; then RUNS=1; SECONDS_PER_RUN=1; SCALE=1; fi
+if [ "${SMOKE:-0}" = 1 ]; then RUNS=1; SECONDS_PER_RUN=1; SCALE=1; fi
 OUT=bench/measured/no_invalidation.md
 PGBENCH="$(pg_bindir)/pgbench"
 
@@ -88,7 +88,7 @@ report() {
     for k in LOADED:1 PLAIN:1 r1 LOADED:8 PLAIN:8 r8; do echo "- $k: ${samples[$k]}"; done
 }
 
-if [ "${BENCH_SMOKE:-0}" = 1 ]; then
+if [ "${SMOKE:-0}" = 1 ]; then
     report
 else
     mkdir -p bench/measured
