@@ -32,20 +32,34 @@ eval { $h->{stdin} .= "SELECT 1;\n\\q\n"; $h->{run}->finish; };
 
 my $text = $node->safe_psql('postgres', 'SELECT poolguard.metrics()');
 
-# Format: every family has HELP and TYPE, every sample belongs to a declared family.
-my (%help, %type, @bad);
-for my $line (split /\n/, $text)
+# Format: every family has HELP and TYPE, every sample belongs to a declared family.  A value is
+# a float as Go's ParseFloat reads it: a scan of 72 µs is 7.2e-05 (the first version of this
+# check refused a negative exponent, and failed whenever a scan took under 0.1 ms).
+my (%help, %type);
+sub exposition_problems
 {
-    if ($line =~ /^# HELP (\S+) .+$/) { $help{$1} = 1; next; }
-    if ($line =~ /^# TYPE (\S+) (gauge|counter)$/) { $type{$1} = $2; next; }
-    if ($line =~ /^([a-z_][a-z0-9_]*)(\{(?:[a-z_]+="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+]+|NaN|[+-]Inf)$/)
+    my ($text) = @_;
+    my @bad;
+    for my $line (split /\n/, $text)
     {
-        push @bad, "undeclared $1" unless $type{$1} && $help{$1};
-        next;
+        if ($line =~ /^# HELP (\S+) .+$/) { $help{$1} = 1; next; }
+        if ($line =~ /^# TYPE (\S+) (gauge|counter)$/) { $type{$1} = $2; next; }
+        if ($line =~ /^([a-z_][a-z0-9_]*)(\{(?:[a-z_]+="(?:[^"\\]|\\.)*",?)*\})? ([-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|NaN|[+-]Inf)$/)
+        {
+            push @bad, "undeclared $1" unless $type{$1} && $help{$1};
+            next;
+        }
+        push @bad, "malformed: $line";
     }
-    push @bad, "malformed: $line";
+    return \@bad;
 }
-is_deeply(\@bad, [], 'metrics text is valid exposition format 0.0.4');
+is_deeply(exposition_problems("# HELP poolguard_check_seconds A check.\n# TYPE poolguard_check_seconds gauge\n"
+        . "poolguard_check_seconds 7.2e-05\npoolguard_check_seconds 1.5e+20\npoolguard_check_seconds 0.25\n"),
+    [], 'the check accepts exponents, negative ones too');
+is_deeply(exposition_problems("# HELP poolguard_check A check.\n# TYPE poolguard_check gauge\npoolguard_check 1e\n"),
+    ['malformed: poolguard_check 1e'], 'the check refuses a value that is no float');
+%help = (); %type = ();
+is_deeply(exposition_problems($text), [], 'metrics text is valid exposition format 0.0.4');
 ok((grep { $type{$_} eq 'counter' && $_ !~ /_total$/ } keys %type) == 0, 'every counter ends in _total');
 ok((grep { !/^poolguard_/ } keys %type) == 0, 'every family has the poolguard_ prefix');
 like($text, qr/^poolguard_terminations_total\{policy="web \\"quoted\\"",reason="idle_timeout"\} 1$/m,
