@@ -158,8 +158,6 @@ for i in 1 2 3; do
     samples[call_length]+="$(per_call_ns "length(i::text)") "
 done
 
-med() { echo "${samples[$1]}" | tr ' ' '\n' | grep -v '^$' | median; }
-verdict() { awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN {ok = (op == ">=" ? v >= t : op == ">" ? v > t : v < t); print ok ? "met" : "MISSED"}'; }
 
 i1=$(med invalidate:1); n1=$(med notify:1); i8=$(med invalidate:8); n8=$(med notify:8)
 g=$(med generation:2); s=$(med select1:2); l=$(med length:2); rl=$(med rl); p50=$(med p50); p99=$(med p99)

@@ -57,3 +57,7 @@ bench_sink() {
 # ratio A B: A / B to three decimals (0 when B is 0).  median: of the numbers on stdin.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", (b > 0 ? a / b : 0)}'; }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+# med KEY: the median of the numbers (space-separated) in the caller's associative array samples[KEY].
+med() { echo "${samples[$1]}" | tr ' ' '\n' | grep -v '^$' | median; }
+# verdict VALUE OP TARGET: "met" when VALUE OP TARGET holds (OP: >=, >, <= or <), else "MISSED".
+verdict() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {ok = (op == ">=" ? v >= t : op == ">" ? v > t : op == "<=" ? v <= t : v < t); print ok ? "met" : "MISSED"}'; }

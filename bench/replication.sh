@@ -13,7 +13,7 @@
 #   SMOKE=1 bash bench/replication.sh   # 1 short run, result file not written
 set -uo pipefail
 cd "$(dirname "$0")/.."
-. scripts/lib.sh
+. bench/lib.sh
 
 RUNS=${RUNS:-3}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
@@ -93,8 +93,6 @@ tps() {
     as_pg "$PGBENCH" -n -M prepared -h "$WORK/primary" -p "$P1" -U postgres -c "$1" -j "$1" -T "$SECONDS_PER_RUN" \
         -f "$SCRIPTS/invalidate.sql" postgres 2>/dev/null | awk '/^tps = / {print $3; exit}'
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", (b > 0 ? a / b : 0)}'; }
-median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 # wal on|off|flush|wwd: poolguard.wal_invalidations; "flush": poolguard.wal_flush = on; "wwd":
 # wal_writer_delay = 10ms (the default is 200ms) (reloaded).
 wal() {
@@ -189,8 +187,6 @@ for run in $(seq "$RUNS"); do
     wal on
 done
 
-med() { echo "${samples[$1]}" | tr ' ' '\n' | grep -v '^$' | median; }
-verdict() { awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN {ok = (op == ">=" ? v >= t : op == ">" ? v > t : v < t); print ok ? "met" : "MISSED"}'; }
 
 report() {
     echo "# Generations replicated through WAL"
